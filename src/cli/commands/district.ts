@@ -1,0 +1,125 @@
+import type { Command } from "commander";
+import type { CliContext } from "../cli-context.ts";
+import type { DistrictView } from "../../districts/district-service.ts";
+import type { Rosterdock } from "../../service.ts";
+import { emit, table, type OutputOptions } from "../output.ts";
+
+async function connectionDetails(rd: Rosterdock) {
+  const keys = await rd.hostKeys();
+  return {
+    host: rd.config.publicHost,
+    port: rd.config.sftpPort,
+    hostKeys: keys.map((k) => ({ algorithm: k.algorithm, sha256: k.sha256, md5: k.md5 })),
+  };
+}
+
+function describe(d: DistrictView): string {
+  return [
+    `District   ${d.name} (${d.slug})`,
+    `Status     ${d.status}`,
+    `Username   ${d.sftpUsername}`,
+    `Allowed    ${d.allowIps.length ? d.allowIps.join(", ") : "any address"}`,
+    `Created    ${d.createdAt}`,
+  ].join("\n");
+}
+
+function credentialsText(c: { host: string; port: number; hostKeys: { algorithm: string; sha256: string; md5: string }[] }, username: string, password: string): string {
+  return [
+    "SFTP connection for the district's PowerSchool Remote Connection Manager:",
+    `  Host      ${c.host}`,
+    `  Port      ${c.port}`,
+    `  Username  ${username}`,
+    `  Password  ${password}`,
+    "  (The password is shown only now. Hand it over securely; rotate it if it leaks.)",
+    "Host key fingerprints (what PowerSchool shows at \"Yes, Accept Host Key\"):",
+    ...c.hostKeys.map((k) => `  ${k.algorithm.padEnd(20)} ${k.sha256}\n  ${"".padEnd(20)} ${k.md5}`),
+  ].join("\n");
+}
+
+export function registerDistrictCommands(program: Command, ctx: CliContext): void {
+  const district = program.command("district").description("Create and manage districts and their SFTP accounts");
+
+  district
+    .command("create <slug>")
+    .description("Create a district with its own SFTP username and password (shown once)")
+    .requiredOption("--name <name>", "the district's display name")
+    .option("--allow-ip <cidr>", "only accept SFTP logins from this address or range (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--json", "print JSON only")
+    .action(async (slug: string, options: OutputOptions & { name: string; allowIp: string[] }) => {
+      await ctx.with(async (rd) => {
+        const created = await rd.districts.create({ slug, name: options.name, allowIps: options.allowIp }, ctx.actor);
+        const connection = await connectionDetails(rd);
+        const sftp = { host: connection.host, port: connection.port, username: created.district.sftpUsername, password: created.password };
+        emit(options, { slug: created.district.slug, name: created.district.name, sftp, hostKeys: connection.hostKeys }, () =>
+          [`Created district ${created.district.name} (${created.district.slug}).`, "", credentialsText(connection, sftp.username, sftp.password)].join("\n"),
+        );
+      });
+    });
+
+  district
+    .command("list")
+    .description("List districts")
+    .option("--json", "print JSON only")
+    .action(async (options: OutputOptions) => {
+      await ctx.with(async (rd) => {
+        const districts = await rd.districts.list();
+        emit(options, districts, () =>
+          districts.length === 0
+            ? "No districts yet. Create one with: rosterdock district create SLUG --name NAME"
+            : table([["SLUG", "NAME", "STATUS", "USERNAME"], ...districts.map((d) => [d.slug, d.name, d.status, d.sftpUsername])]),
+        );
+      });
+    });
+
+  district
+    .command("show <slug>")
+    .description("Show a district and how it connects")
+    .option("--json", "print JSON only")
+    .action(async (slug: string, options: OutputOptions) => {
+      await ctx.with(async (rd) => {
+        const d = await rd.districts.show(slug);
+        const connection = await connectionDetails(rd);
+        const open = await rd.deliveries.openDelivery(d.id);
+        emit(options, { ...d, sftp: { host: connection.host, port: connection.port, username: d.sftpUsername }, hostKeys: connection.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null }, () =>
+          [describe(d), `SFTP       ${connection.host}:${connection.port}`, open ? `Receiving  a delivery since ${open.opened_at} (last upload ${open.last_upload_at})` : ""].filter(Boolean).join("\n"),
+        );
+      });
+    });
+
+  district
+    .command("rotate-password <slug>")
+    .description("Replace the district's SFTP password (the old one stops working at once)")
+    .option("--json", "print JSON only")
+    .action(async (slug: string, options: OutputOptions) => {
+      await ctx.with(async (rd) => {
+        const rotated = await rd.districts.rotatePassword(slug, ctx.actor);
+        const connection = await connectionDetails(rd);
+        const sftp = { host: connection.host, port: connection.port, username: rotated.district.sftpUsername, password: rotated.password };
+        emit(options, { slug: rotated.district.slug, name: rotated.district.name, sftp, hostKeys: connection.hostKeys }, () =>
+          [`New password for ${rotated.district.slug}. Update the district's Remote Connection Manager entry.`, "", credentialsText(connection, sftp.username, sftp.password)].join("\n"),
+        );
+      });
+    });
+
+  district
+    .command("disable <slug>")
+    .description("Refuse the district's SFTP logins from now on (its data stays)")
+    .option("--json", "print JSON only")
+    .action(async (slug: string, options: OutputOptions) => {
+      await ctx.with(async (rd) => {
+        const d = await rd.districts.disable(slug, ctx.actor);
+        emit(options, d, () => `District ${d.slug} is disabled: its SFTP logins are refused.`);
+      });
+    });
+
+  district
+    .command("add-key <slug> <public-key>")
+    .description("Let the district log in with an SSH public key (`ssh-ed25519 AAAA…`) besides its password")
+    .option("--json", "print JSON only")
+    .action(async (slug: string, publicKey: string, options: OutputOptions) => {
+      await ctx.with(async (rd) => {
+        await rd.districts.addPublicKey(slug, publicKey, ctx.actor);
+        emit(options, { slug, added: true }, () => `Public key added for ${slug}.`);
+      });
+    });
+}

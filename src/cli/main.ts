@@ -1,0 +1,39 @@
+import { Command, CommanderError } from "commander";
+import { EXIT_CODES, isRosterdockError } from "../errors.ts";
+import { CliContext } from "./cli-context.ts";
+import { registerDistrictCommands } from "./commands/district.ts";
+import { registerHostKeyCommands } from "./commands/hostkey.ts";
+import { registerServeCommand } from "./commands/serve.ts";
+import { registerSyncsCommand } from "./commands/syncs.ts";
+import { registerTokenCommands } from "./commands/token.ts";
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command("rosterdock")
+    .description("Receive districts' nightly roster exports over SFTP and keep a trustworthy roster.")
+    .showHelpAfterError()
+    .exitOverride();
+  registerServeCommand(program, ctx);
+  registerDistrictCommands(program, ctx);
+  registerHostKeyCommands(program, ctx);
+  registerSyncsCommand(program, ctx);
+  registerTokenCommands(program, ctx);
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram(new CliContext());
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    if (isRosterdockError(error)) {
+      process.stderr.write(`rosterdock: ${error.message} [${error.code}]\n`);
+      return EXIT_CODES[error.category];
+    }
+    process.stderr.write(`rosterdock: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv);

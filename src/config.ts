@@ -1,0 +1,192 @@
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { RosterdockError } from "./errors.ts";
+
+/** The whole server configuration: read once from the environment, validated, then frozen. */
+export interface Config {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly sftpPort: number;
+  readonly httpPort: number;
+  readonly publicHost: string;
+  readonly publicUrl: string;
+  readonly quietSeconds: number;
+  readonly databaseUrl: string | undefined;
+  readonly allowSshRsa: boolean;
+  readonly logLevel: string;
+  readonly maxUploadBytes: number;
+  readonly maxFilesPerDistrict: number;
+  readonly maxOutstandingWriteBytes: number;
+}
+
+interface Setting<K extends keyof Config> {
+  key: K;
+  env: string;
+  description: string;
+  defaultText: string;
+  parse(raw: string | undefined, partial: Partial<Config>): Config[K];
+}
+
+class SettingError extends Error {}
+
+function wholeNumber(min: number, max: number, fallback: number) {
+  return (raw: string | undefined): number => {
+    if (raw === undefined || raw.trim() === "") return fallback;
+    if (!/^\d+$/.test(raw.trim())) throw new SettingError(`must be a whole number, got "${raw}"`);
+    const value = Number(raw.trim());
+    if (value < min || value > max) throw new SettingError(`must be between ${min} and ${max}, got ${value}`);
+    return value;
+  };
+}
+
+function port(fallback: number) {
+  return wholeNumber(0, 65535, fallback);
+}
+
+function boolean(fallback: boolean) {
+  return (raw: string | undefined): boolean => {
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const value = raw.trim().toLowerCase();
+    if (["1", "true", "yes", "on"].includes(value)) return true;
+    if (["0", "false", "no", "off"].includes(value)) return false;
+    throw new SettingError(`must be true or false, got "${raw}"`);
+  };
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+/** Ordered: later settings may derive their default from earlier ones. Also drives the README table. */
+export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
+  {
+    key: "dataDir",
+    env: "ROSTERDOCK_DATA_DIR",
+    description: "Folder for the SQLite database and spooled uploads.",
+    defaultText: "`./data`",
+    parse: (raw) => resolve(raw?.trim() || "./data"),
+  },
+  {
+    key: "host",
+    env: "ROSTERDOCK_HOST",
+    description: "Address the SFTP and HTTP servers bind to.",
+    defaultText: "`0.0.0.0`",
+    parse: (raw) => raw?.trim() || "0.0.0.0",
+  },
+  {
+    key: "sftpPort",
+    env: "ROSTERDOCK_SFTP_PORT",
+    description: "SFTP port districts connect to (0 picks a free port).",
+    defaultText: "`2222`",
+    parse: port(2222),
+  },
+  {
+    key: "httpPort",
+    env: "ROSTERDOCK_HTTP_PORT",
+    description: "HTTP port of the health endpoint, console and APIs (0 picks a free port).",
+    defaultText: "`8080`",
+    parse: port(8080),
+  },
+  {
+    key: "publicHost",
+    env: "ROSTERDOCK_PUBLIC_HOST",
+    description: "Host name districts are told to connect to.",
+    defaultText: "the machine's host name",
+    parse: (raw) => {
+      const value = raw?.trim() || hostname();
+      if (!/^[A-Za-z0-9.:\-[\]]+$/.test(value)) throw new SettingError(`must be a host name or IP address, got "${raw}"`);
+      return value;
+    },
+  },
+  {
+    key: "publicUrl",
+    env: "ROSTERDOCK_PUBLIC_URL",
+    description: "Base URL of the console and APIs as users reach it.",
+    defaultText: "`http://PUBLIC_HOST:HTTP_PORT`",
+    parse: (raw, partial) => {
+      const value = raw?.trim() || `http://${partial.publicHost}:${partial.httpPort}`;
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        throw new SettingError(`must be an http(s) URL, got "${raw}"`);
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new SettingError(`must be an http(s) URL, got "${raw}"`);
+      return url.toString().replace(/\/$/, "");
+    },
+  },
+  {
+    key: "quietSeconds",
+    env: "ROSTERDOCK_QUIET_SECONDS",
+    description: "A delivery closes after this many seconds without a new upload.",
+    defaultText: "`300`",
+    parse: wholeNumber(1, 7 * 24 * 3600, 300),
+  },
+  {
+    key: "databaseUrl",
+    env: "ROSTERDOCK_DATABASE_URL",
+    description: "PostgreSQL URL (`postgres://…`); unset keeps SQLite in the data folder.",
+    defaultText: "unset (SQLite)",
+    parse: (raw) => {
+      const value = raw?.trim();
+      if (!value) return undefined;
+      if (!/^postgres(ql)?:\/\//.test(value)) throw new SettingError("must start with postgres:// or postgresql://");
+      return value;
+    },
+  },
+  {
+    key: "allowSshRsa",
+    env: "ROSTERDOCK_ALLOW_SSH_RSA",
+    description: "Offer SHA-1 `ssh-rsa` host-key signatures, which old Java SSH clients (PowerSchool) need.",
+    defaultText: "`true`",
+    parse: boolean(true),
+  },
+  {
+    key: "logLevel",
+    env: "ROSTERDOCK_LOG_LEVEL",
+    description: "Log level: fatal, error, warn, info, debug, trace or silent.",
+    defaultText: "`info`",
+    parse: (raw) => {
+      const value = raw?.trim().toLowerCase() || "info";
+      if (!LOG_LEVELS.includes(value)) throw new SettingError(`must be one of ${LOG_LEVELS.join(", ")}, got "${raw}"`);
+      return value;
+    },
+  },
+  {
+    key: "maxUploadBytes",
+    env: "ROSTERDOCK_MAX_UPLOAD_BYTES",
+    description: "Largest file a district may upload.",
+    defaultText: "`4294967296` (4 GiB)",
+    parse: wholeNumber(1, Number.MAX_SAFE_INTEGER, 4 * 1024 ** 3),
+  },
+  {
+    key: "maxFilesPerDistrict",
+    env: "ROSTERDOCK_MAX_FILES_PER_DISTRICT",
+    description: "Most files a district's SFTP space may hold at once.",
+    defaultText: "`1000`",
+    parse: wholeNumber(1, 1_000_000, 1000),
+  },
+  {
+    key: "maxOutstandingWriteBytes",
+    env: "ROSTERDOCK_MAX_OUTSTANDING_WRITE_BYTES",
+    description: "Per SFTP session, bytes of unacknowledged writes buffered before the server stops reading from the client.",
+    defaultText: "`8388608` (8 MiB)",
+    parse: wholeNumber(64 * 1024, 1024 ** 3, 8 * 1024 * 1024),
+  },
+];
+
+/** Reads every setting, reporting all bad values at once, and returns a frozen Config. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const partial: Partial<Record<keyof Config, unknown>> = {};
+  const problems: string[] = [];
+  for (const setting of SETTINGS) {
+    try {
+      partial[setting.key] = setting.parse(env[setting.env], partial as Partial<Config>);
+    } catch (error) {
+      if (!(error instanceof SettingError)) throw error;
+      problems.push(`${setting.env} ${error.message}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new RosterdockError("ERR_CONFIG_INVALID", `Invalid configuration:\n  ${problems.join("\n  ")}`, { problems });
+  }
+  return Object.freeze(partial as Config);
+}

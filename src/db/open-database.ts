@@ -1,0 +1,56 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import SqliteDatabase from "better-sqlite3";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from "kysely";
+import pg from "pg";
+import type { Config } from "../config.ts";
+import { POSTGRES_DIALECT, SQLITE_DIALECT, type DialectInfo } from "./dialect-info.ts";
+import { migrationProvider } from "./migrations/index.ts";
+import type { Database } from "./schema.ts";
+
+export interface RosterDatabase {
+  readonly db: Kysely<Database>;
+  readonly dialect: DialectInfo;
+  /** The raw SQLite handle, for bulk staging where kysely's per-statement overhead matters. */
+  readonly sqlite: SqliteDatabase.Database | undefined;
+  close(): Promise<void>;
+}
+
+/** Opens the configured database (SQLite in the data folder unless a PostgreSQL URL is set) and migrates it. */
+export async function openDatabase(config: Pick<Config, "dataDir" | "databaseUrl">): Promise<RosterDatabase> {
+  const opened = config.databaseUrl ? openPostgres(config.databaseUrl) : openSqlite(config.dataDir);
+  try {
+    await migrate(opened.db, opened.dialect);
+  } catch (error) {
+    await opened.close();
+    throw error;
+  }
+  return opened;
+}
+
+function openSqlite(dataDir: string): RosterDatabase {
+  mkdirSync(dataDir, { recursive: true });
+  const sqlite = new SqliteDatabase(join(dataDir, "rosterdock.sqlite"));
+  sqlite.pragma("journal_mode = WAL");
+  sqlite.pragma("busy_timeout = 10000");
+  sqlite.pragma("synchronous = NORMAL");
+  sqlite.pragma("foreign_keys = ON");
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, dialect: SQLITE_DIALECT, sqlite, close: () => db.destroy() };
+}
+
+function openPostgres(url: string): RosterDatabase {
+  // int8 (counts, sizes) fits in a JS number for any roster we accept.
+  pg.types.setTypeParser(20, (value) => Number(value));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }) });
+  return { db, dialect: POSTGRES_DIALECT, sqlite: undefined, close: () => db.destroy() };
+}
+
+async function migrate(db: Kysely<Database>, dialect: DialectInfo): Promise<void> {
+  const migrator = new Migrator({ db, provider: migrationProvider(dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === "Error");
+  if (error || failed) {
+    throw new Error(`Database migration ${failed?.migrationName ?? ""} failed: ${String(error)}`, { cause: error });
+  }
+}

@@ -1,0 +1,230 @@
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { Database, Delivery, UploadStatus } from "../db/schema.ts";
+import { isoNow, type Clock } from "../clock.ts";
+import type { JobQueue } from "../jobs/job-queue.ts";
+import type { LocalStorage } from "../storage/local-storage.ts";
+
+export interface FinishedUpload {
+  districtId: number;
+  /** Path inside the district's space, as the client named it, e.g. `/students.csv`. */
+  path: string;
+  /** The finished, fsynced file in the incoming folder. */
+  tempPath: string;
+  size: number;
+  sha256: string;
+  clientIp: string;
+  clientVersion: string;
+  startedAt: string;
+}
+
+export interface PartialUpload {
+  districtId: number;
+  path: string;
+  size: number;
+  clientIp: string;
+  clientVersion: string;
+  startedAt: string;
+  reason: string;
+}
+
+export interface UploadView {
+  id: number;
+  path: string;
+  status: UploadStatus;
+  size: number;
+  sha256: string | null;
+  deliveryId: number | null;
+  clientIp: string;
+  clientVersion: string;
+  startedAt: string;
+  finishedAt: string;
+  reason: string | null;
+}
+
+export interface ClosedDelivery {
+  deliveryId: number;
+  districtId: number;
+  syncId: number;
+  files: number;
+}
+
+/**
+ * Groups a district's uploads into deliveries. A delivery opens with the first upload and
+ * closes after `quietSeconds` without another; closing it creates a `waiting` sync and a
+ * durable job in the same transaction, so a crash between the two cannot lose either.
+ */
+export class DeliveryService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly storage: LocalStorage,
+    private readonly jobs: JobQueue,
+    private readonly clock: Clock,
+    private readonly quietSeconds: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Archives a finished upload and records it in the district's open delivery. Returns the upload id. */
+  async accept(upload: FinishedUpload): Promise<number> {
+    const storedPath = await this.storage.archive(upload.districtId, upload.tempPath);
+    const now = isoNow(this.clock);
+    const { uploadId, deliveryId } = await this.db.transaction().execute(async (trx) => {
+      let delivery = await trx
+        .selectFrom("deliveries")
+        .select("id")
+        .where("district_id", "=", upload.districtId)
+        .where("status", "=", "open")
+        .executeTakeFirst();
+      if (delivery) {
+        await trx.updateTable("deliveries").set({ last_upload_at: now }).where("id", "=", delivery.id).execute();
+      } else {
+        delivery = await trx
+          .insertInto("deliveries")
+          .values({ district_id: upload.districtId, status: "open", opened_at: now, last_upload_at: now, closed_at: null })
+          .returning("id")
+          .executeTakeFirstOrThrow();
+      }
+      const row = await trx
+        .insertInto("uploads")
+        .values({
+          district_id: upload.districtId,
+          delivery_id: delivery.id,
+          path: upload.path,
+          size: upload.size,
+          sha256: upload.sha256,
+          status: "accepted",
+          stored_path: storedPath,
+          client_ip: upload.clientIp,
+          client_version: upload.clientVersion,
+          started_at: upload.startedAt,
+          finished_at: now,
+          reason: null,
+        })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      return { uploadId: row.id, deliveryId: delivery.id };
+    });
+    this.logger.info(
+      { event: "sftp.upload.closed", districtId: upload.districtId, uploadId, deliveryId, path: upload.path, size: upload.size, sha256: upload.sha256 },
+      "upload closed",
+    );
+    return uploadId;
+  }
+
+  /** A transfer the client never finished: kept on record, never processed. */
+  async recordPartial(upload: PartialUpload): Promise<void> {
+    await this.db
+      .insertInto("uploads")
+      .values({
+        district_id: upload.districtId,
+        delivery_id: null,
+        path: upload.path,
+        size: upload.size,
+        sha256: null,
+        status: "partial",
+        stored_path: null,
+        client_ip: upload.clientIp,
+        client_version: upload.clientVersion,
+        started_at: upload.startedAt,
+        finished_at: isoNow(this.clock),
+        reason: upload.reason,
+      })
+      .execute();
+    this.logger.warn(
+      { event: "sftp.upload.partial", districtId: upload.districtId, path: upload.path, size: upload.size, reason: upload.reason },
+      "partial upload discarded",
+    );
+  }
+
+  /** A file renamed while its delivery is still open keeps its place in the delivery under the new name. */
+  async renamed(districtId: number, from: string, to: string): Promise<void> {
+    const open = await this.openDelivery(districtId);
+    if (!open) return;
+    await this.db
+      .updateTable("uploads")
+      .set({ path: to })
+      .where("delivery_id", "=", open.id)
+      .where("path", "=", from)
+      .where("status", "=", "accepted")
+      .execute();
+  }
+
+  async listUploads(districtId: number, limit: number): Promise<UploadView[]> {
+    const rows = await this.db.selectFrom("uploads").selectAll().where("district_id", "=", districtId).orderBy("id", "desc").limit(limit).execute();
+    return rows.map((u) => ({
+      id: u.id,
+      path: u.path,
+      status: u.status,
+      size: Number(u.size),
+      sha256: u.sha256,
+      deliveryId: u.delivery_id,
+      clientIp: u.client_ip,
+      clientVersion: u.client_version,
+      startedAt: u.started_at,
+      finishedAt: u.finished_at,
+      reason: u.reason,
+    }));
+  }
+
+  async openDelivery(districtId: number): Promise<Delivery | undefined> {
+    return this.db.selectFrom("deliveries").selectAll().where("district_id", "=", districtId).where("status", "=", "open").executeTakeFirst();
+  }
+
+  /** Closes every delivery that has been quiet long enough. */
+  async closeQuietDeliveries(): Promise<ClosedDelivery[]> {
+    const cutoff = new Date(this.clock.now().getTime() - this.quietSeconds * 1000).toISOString();
+    const due = await this.db
+      .selectFrom("deliveries")
+      .select("id")
+      .where("status", "=", "open")
+      .where("last_upload_at", "<=", cutoff)
+      .orderBy("id")
+      .execute();
+    const closed: ClosedDelivery[] = [];
+    for (const { id } of due) {
+      const result = await this.close(id, cutoff);
+      if (result) closed.push(result);
+    }
+    return closed;
+  }
+
+  private async close(deliveryId: number, cutoff: string): Promise<ClosedDelivery | undefined> {
+    const now = isoNow(this.clock);
+    const result = await this.db.transaction().execute(async (trx) => {
+      // Re-checked inside the transaction: an upload may have arrived since the scan.
+      const updated = await trx
+        .updateTable("deliveries")
+        .set({ status: "closed", closed_at: now })
+        .where("id", "=", deliveryId)
+        .where("status", "=", "open")
+        .where("last_upload_at", "<=", cutoff)
+        .returning("district_id")
+        .executeTakeFirst();
+      if (!updated) return undefined;
+      const uploads = await trx
+        .selectFrom("uploads")
+        .select(["id", "path", "size", "sha256", "stored_path"])
+        .where("delivery_id", "=", deliveryId)
+        .where("status", "=", "accepted")
+        .orderBy("id")
+        .execute();
+      // The same name sent twice in one delivery: the later upload wins.
+      const latest = new Map(uploads.map((u) => [u.path, u]));
+      const sync = await trx
+        .insertInto("syncs")
+        .values({ district_id: updated.district_id, delivery_id: deliveryId, source: "sftp", status: "waiting", created_at: now, updated_at: now, counts: "{}", summary: "{}" })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      for (const u of latest.values()) {
+        await trx
+          .insertInto("sync_files")
+          .values({ sync_id: sync.id, name: u.path.replace(/^\/+/, ""), size: u.size, sha256: u.sha256 ?? "", stored_path: u.stored_path ?? "" })
+          .execute();
+      }
+      await this.jobs.enqueue("process-sync", { syncId: sync.id }, trx);
+      return { deliveryId, districtId: updated.district_id, syncId: sync.id, files: latest.size };
+    });
+    if (result) this.logger.info({ event: "delivery.closed", ...result }, "delivery closed");
+    return result;
+  }
+}

@@ -1,0 +1,190 @@
+import ssh2 from "ssh2";
+import type { Kysely } from "kysely";
+import type { Database, District } from "../db/schema.ts";
+import type { Clock } from "../clock.ts";
+import { isoNow } from "../clock.ts";
+import { RosterdockError } from "../errors.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+import { generatePassword, hashSecret, randomToken, verifySecret } from "../security/secrets.ts";
+import { isAddressAllowed, parseCidr } from "./ip-allow-list.ts";
+
+const SLUG = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
+
+export interface DistrictView {
+  id: number;
+  slug: string;
+  name: string;
+  status: "active" | "disabled";
+  allowIps: string[];
+  sftpUsername: string;
+  createdAt: string;
+}
+
+export interface CreatedDistrict {
+  district: DistrictView;
+  password: string;
+}
+
+export type LoginResult =
+  | { ok: true; district: DistrictView }
+  | { ok: false; reason: "unknown_user" | "bad_password" | "disabled" | "address_not_allowed" | "bad_key" };
+
+/** Districts and their SFTP credentials. The one place that knows how logins are checked. */
+export class DistrictService {
+  private readonly dummyHash: Promise<string>;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly clock: Clock,
+    private readonly audit: AuditLog,
+  ) {
+    this.dummyHash = hashSecret(randomToken(16));
+  }
+
+  async create(input: { slug: string; name: string; allowIps?: string[] }, actor: string): Promise<CreatedDistrict> {
+    const slug = input.slug.trim();
+    if (slug.length < 2 || slug.length > 40 || !SLUG.test(slug)) throw new RosterdockError("ERR_INVALID_SLUG", undefined, { slug });
+    const name = input.name.trim();
+    if (!name) throw new RosterdockError("ERR_INVALID_ARGUMENT", "A district needs a name.");
+    const allowIps = (input.allowIps ?? []).map(parseCidr);
+    const password = generatePassword();
+    const secretHash = await hashSecret(password);
+    const now = isoNow(this.clock);
+    const id = await this.db.transaction().execute(async (trx) => {
+      const existing = await trx.selectFrom("districts").select("id").where("slug", "=", slug).executeTakeFirst();
+      if (existing) throw new RosterdockError("ERR_DISTRICT_EXISTS", `A district named "${slug}" already exists.`, { slug });
+      const row = await trx
+        .insertInto("districts")
+        .values({ slug, name, status: "active", allow_ips: JSON.stringify(allowIps), settings: "{}", created_at: now, updated_at: now })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      await trx
+        .insertInto("credentials")
+        .values({ district_id: row.id, kind: "password", username: slug, secret_hash: secretHash, public_key: null, created_at: now, revoked_at: null })
+        .execute();
+      await this.audit.record({ actor, action: "district.created", districtId: row.id, details: { slug, allowIps } }, trx);
+      return row.id;
+    });
+    return { district: await this.showById(id), password };
+  }
+
+  async list(): Promise<DistrictView[]> {
+    const rows = await this.db.selectFrom("districts").selectAll().orderBy("slug").execute();
+    return rows.map(toView);
+  }
+
+  async show(slug: string): Promise<DistrictView> {
+    return toView(await this.requireRow(slug));
+  }
+
+  async showById(id: number): Promise<DistrictView> {
+    const row = await this.db.selectFrom("districts").selectAll().where("id", "=", id).executeTakeFirst();
+    if (!row) throw new RosterdockError("ERR_DISTRICT_NOT_FOUND");
+    return toView(row);
+  }
+
+  async requireRow(slug: string): Promise<District> {
+    const row = await this.db.selectFrom("districts").selectAll().where("slug", "=", slug).executeTakeFirst();
+    if (!row) throw new RosterdockError("ERR_DISTRICT_NOT_FOUND", `No district is named "${slug}". \`rosterdock district list\` shows them.`, { slug });
+    return row;
+  }
+
+  /** Replaces the SFTP password; the old one stops working at once. */
+  async rotatePassword(slug: string, actor: string): Promise<CreatedDistrict> {
+    const district = await this.requireRow(slug);
+    const password = generatePassword();
+    const secretHash = await hashSecret(password);
+    const now = isoNow(this.clock);
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable("credentials")
+        .set({ revoked_at: now })
+        .where("district_id", "=", district.id)
+        .where("kind", "=", "password")
+        .where("revoked_at", "is", null)
+        .execute();
+      await trx
+        .insertInto("credentials")
+        .values({ district_id: district.id, kind: "password", username: district.slug, secret_hash: secretHash, public_key: null, created_at: now, revoked_at: null })
+        .execute();
+      await this.audit.record({ actor, action: "district.password_rotated", districtId: district.id }, trx);
+    });
+    return { district: toView(district), password };
+  }
+
+  async disable(slug: string, actor: string): Promise<DistrictView> {
+    const district = await this.requireRow(slug);
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable("districts").set({ status: "disabled", updated_at: isoNow(this.clock) }).where("id", "=", district.id).execute();
+      await this.audit.record({ actor, action: "district.disabled", districtId: district.id }, trx);
+    });
+    return this.show(slug);
+  }
+
+  /** Checks an SFTP password login; every outcome takes one scrypt, so timing reveals nothing. */
+  async loginWithPassword(username: string, password: string, address: string): Promise<LoginResult> {
+    const credential = await this.db
+      .selectFrom("credentials")
+      .innerJoin("districts", "districts.id", "credentials.district_id")
+      .select(["credentials.secret_hash", "districts.slug"])
+      .where("credentials.username", "=", username)
+      .where("credentials.kind", "=", "password")
+      .where("credentials.revoked_at", "is", null)
+      .executeTakeFirst();
+    if (!credential?.secret_hash) {
+      await verifySecret(password, await this.dummyHash);
+      return { ok: false, reason: "unknown_user" };
+    }
+    if (!(await verifySecret(password, credential.secret_hash))) return { ok: false, reason: "bad_password" };
+    return this.admit(await this.show(credential.slug), address);
+  }
+
+  /** Public keys registered for a district (`ssh-ed25519 AAAA…` lines). */
+  async publicKeys(username: string): Promise<{ district: DistrictView; keys: string[] } | undefined> {
+    const rows = await this.db
+      .selectFrom("credentials")
+      .innerJoin("districts", "districts.id", "credentials.district_id")
+      .select(["credentials.public_key", "districts.slug"])
+      .where("credentials.username", "=", username)
+      .where("credentials.kind", "=", "public_key")
+      .where("credentials.revoked_at", "is", null)
+      .execute();
+    const first = rows[0];
+    if (!first) return undefined;
+    return { district: await this.show(first.slug), keys: rows.flatMap((r) => (r.public_key ? [r.public_key] : [])) };
+  }
+
+  async addPublicKey(slug: string, publicKey: string, actor: string): Promise<void> {
+    const district = await this.requireRow(slug);
+    const parsed = ssh2.utils.parseKey(publicKey.trim());
+    if (parsed instanceof Error || parsed.isPrivateKey()) {
+      throw new RosterdockError("ERR_INVALID_ARGUMENT", "That is not an SSH public key; give one line such as `ssh-ed25519 AAAA… comment`.");
+    }
+    const now = isoNow(this.clock);
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto("credentials")
+        .values({ district_id: district.id, kind: "public_key", username: district.slug, secret_hash: null, public_key: publicKey.trim(), created_at: now, revoked_at: null })
+        .execute();
+      await this.audit.record({ actor, action: "district.public_key_added", districtId: district.id }, trx);
+    });
+  }
+
+  admit(district: DistrictView, address: string): LoginResult {
+    if (district.status !== "active") return { ok: false, reason: "disabled" };
+    if (!isAddressAllowed(district.allowIps, address)) return { ok: false, reason: "address_not_allowed" };
+    return { ok: true, district };
+  }
+}
+
+function toView(row: District): DistrictView {
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    status: row.status,
+    allowIps: JSON.parse(row.allow_ips) as string[],
+    sftpUsername: row.slug,
+    createdAt: row.created_at,
+  };
+}

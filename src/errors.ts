@@ -1,0 +1,67 @@
+/**
+ * The error catalogue. Every error a user can meet has a stable code, a default message
+ * and a category; each boundary (HTTP, SFTP, CLI) maps the category once.
+ * Bad roster rows are not errors: they are `Issue` data (see src/intake/issue.ts).
+ */
+export type ErrorCategory =
+  | "invalid_input"
+  | "not_found"
+  | "conflict"
+  | "unauthenticated"
+  | "forbidden"
+  | "limit"
+  | "unavailable"
+  | "internal";
+
+export const ERROR_CATALOGUE = {
+  ERR_CONFIG_INVALID: { category: "invalid_input", message: "The configuration is invalid." },
+  ERR_DISTRICT_NOT_FOUND: { category: "not_found", message: "No district has that slug." },
+  ERR_DISTRICT_EXISTS: { category: "conflict", message: "A district with that slug already exists." },
+  ERR_DISTRICT_DISABLED: { category: "forbidden", message: "The district is disabled." },
+  ERR_INVALID_SLUG: {
+    category: "invalid_input",
+    message: "A slug is 2-40 lowercase letters, digits and single hyphens, starting with a letter.",
+  },
+  ERR_INVALID_CIDR: { category: "invalid_input", message: "An allowed address must be an IP address or CIDR range." },
+  ERR_SYNC_NOT_FOUND: { category: "not_found", message: "No sync has that id." },
+  ERR_SYNC_STATE: { category: "conflict", message: "The sync is not in a state that allows this." },
+  ERR_PATH_OUTSIDE_JAIL: { category: "forbidden", message: "That path is outside the district's space." },
+  ERR_NOT_FOUND: { category: "not_found", message: "No such file or folder." },
+  ERR_UPLOAD_TOO_LARGE: { category: "limit", message: "The upload is larger than the allowed size." },
+  ERR_TOO_MANY_FILES: { category: "limit", message: "The district's space holds the maximum number of files." },
+  ERR_UNSUPPORTED: { category: "invalid_input", message: "That operation is not supported." },
+  ERR_INVALID_ARGUMENT: { category: "invalid_input", message: "An argument is invalid." },
+  ERR_INTERNAL: { category: "internal", message: "Something went wrong inside Rosterdock." },
+} as const satisfies Record<string, { category: ErrorCategory; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export class RosterdockError extends Error {
+  readonly code: ErrorCode;
+  readonly category: ErrorCategory;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>, options?: ErrorOptions) {
+    super(message ?? ERROR_CATALOGUE[code].message, options);
+    this.name = "RosterdockError";
+    this.code = code;
+    this.category = ERROR_CATALOGUE[code].category;
+    this.details = details;
+  }
+}
+
+export function isRosterdockError(error: unknown): error is RosterdockError {
+  return error instanceof RosterdockError;
+}
+
+/** CLI exit codes, one per category (sysexits-inspired). */
+export const EXIT_CODES: Record<ErrorCategory, number> = {
+  invalid_input: 2,
+  not_found: 3,
+  conflict: 4,
+  unauthenticated: 5,
+  forbidden: 5,
+  limit: 6,
+  unavailable: 7,
+  internal: 1,
+};

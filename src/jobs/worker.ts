@@ -1,0 +1,64 @@
+import type { Logger } from "pino";
+import type { Job } from "../db/schema.ts";
+import type { DeliveryService } from "../deliveries/delivery-service.ts";
+import type { JobQueue } from "./job-queue.ts";
+
+export type JobHandler = (job: Job) => Promise<void>;
+
+/**
+ * The background loop of `serve`: closes quiet deliveries and runs durable jobs. Only kinds
+ * with a registered handler are taken; others wait in the queue for a version that has one.
+ */
+export class Worker {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly deliveries: DeliveryService,
+    private readonly jobs: JobQueue,
+    private readonly handlers: ReadonlyMap<string, JobHandler>,
+    private readonly logger: Logger,
+    private readonly intervalMs = 1000,
+  ) {}
+
+  async start(): Promise<void> {
+    const requeued = await this.jobs.requeueInterrupted();
+    if (requeued > 0) this.logger.warn({ event: "jobs.requeued", count: requeued }, "jobs interrupted by a restart will run again");
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One pass: close what is due, then run every ready job. */
+  async tick(): Promise<void> {
+    await this.deliveries.closeQuietDeliveries();
+    for (;;) {
+      if (this.stopped) return;
+      const job = await this.jobs.claim([...this.handlers.keys()]);
+      if (!job) return;
+      const handler = this.handlers.get(job.kind)!;
+      try {
+        await handler(job);
+        await this.jobs.complete(job.id);
+      } catch (error) {
+        this.logger.error({ event: "job.failed", jobId: job.id, kind: job.kind, err: error }, "job failed");
+        await this.jobs.fail(job, error instanceof Error ? error.message : String(error));
+      }
+    }
+  }
+
+  private schedule(delay: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.tick()
+        .catch((error: unknown) => this.logger.error({ event: "worker.error", err: error }, "worker pass failed"))
+        .finally(() => this.schedule(this.intervalMs));
+    }, delay);
+  }
+}

@@ -1,0 +1,116 @@
+import type { Logger } from "pino";
+import type { Config } from "./config.ts";
+import { systemClock, type Clock } from "./clock.ts";
+import { openDatabase, type RosterDatabase } from "./db/open-database.ts";
+import { AuditLog } from "./audit/audit-log.ts";
+import { DistrictService } from "./districts/district-service.ts";
+import { DeliveryService } from "./deliveries/delivery-service.ts";
+import { JobQueue } from "./jobs/job-queue.ts";
+import { Worker, type JobHandler } from "./jobs/worker.ts";
+import { LocalStorage } from "./storage/local-storage.ts";
+import { ensureHostKeys, type HostKey } from "./sftp/host-keys.ts";
+import { SftpServer } from "./sftp/sftp-server.ts";
+import { SyncService } from "./sync/sync-service.ts";
+import { TokenService } from "./tokens/token-service.ts";
+import { buildHttpApp } from "./api/http-app.ts";
+import { createLogger } from "./logger.ts";
+
+/** Everything Rosterdock is made of, wired once: config → database → storage → services. */
+export interface Rosterdock {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly database: RosterDatabase;
+  readonly storage: LocalStorage;
+  readonly audit: AuditLog;
+  readonly districts: DistrictService;
+  readonly deliveries: DeliveryService;
+  readonly jobs: JobQueue;
+  readonly syncs: SyncService;
+  readonly tokens: TokenService;
+  hostKeys(): Promise<HostKey[]>;
+  close(): Promise<void>;
+}
+
+export async function createRosterdock(config: Config, options: { logger?: Logger; clock?: Clock } = {}): Promise<Rosterdock> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const clock = options.clock ?? systemClock;
+  const database = await openDatabase(config);
+  const { db } = database;
+  const storage = new LocalStorage(config.dataDir);
+  const audit = new AuditLog(db, clock);
+  const districts = new DistrictService(db, clock, audit);
+  const jobs = new JobQueue(db, clock);
+  const deliveries = new DeliveryService(db, storage, jobs, clock, config.quietSeconds, logger);
+  let hostKeys: Promise<HostKey[]> | undefined;
+  return {
+    config,
+    logger,
+    clock,
+    database,
+    storage,
+    audit,
+    districts,
+    deliveries,
+    jobs,
+    syncs: new SyncService(db, districts),
+    tokens: new TokenService(db, clock, audit),
+    hostKeys: () => (hostKeys ??= ensureHostKeys(db, clock)),
+    close: () => database.close(),
+  };
+}
+
+export interface RunningServer {
+  readonly sftpPort: number;
+  readonly httpPort: number;
+  stop(): Promise<void>;
+}
+
+/** `rosterdock serve`: SFTP, HTTP and the background worker in one process. */
+export async function startServer(rd: Rosterdock): Promise<RunningServer> {
+  const { config, logger } = rd;
+  const sftp = new SftpServer(
+    {
+      host: config.host,
+      port: config.sftpPort,
+      hostKeys: await rd.hostKeys(),
+      allowSshRsa: config.allowSshRsa,
+      limits: {
+        maxUploadBytes: config.maxUploadBytes,
+        maxFilesPerDistrict: config.maxFilesPerDistrict,
+        maxOutstandingWriteBytes: config.maxOutstandingWriteBytes,
+      },
+    },
+    rd.districts,
+    rd.deliveries,
+    rd.storage,
+    logger.child({ component: "sftp" }),
+  );
+  let sftpListening = false;
+  const sftpPort = await sftp.listen();
+  sftpListening = true;
+  const http = buildHttpApp({ db: rd.database.db, logger, sftpListening: () => sftpListening });
+  try {
+    await http.listen({ host: config.host, port: config.httpPort });
+  } catch (error) {
+    await sftp.close();
+    throw error;
+  }
+  const address = http.server.address();
+  const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
+  logger.info({ event: "http.listening", host: config.host, port: httpPort }, "HTTP server listening");
+
+  const handlers = new Map<string, JobHandler>();
+  const worker = new Worker(rd.deliveries, rd.jobs, handlers, logger.child({ component: "worker" }));
+  await worker.start();
+
+  return {
+    sftpPort,
+    httpPort,
+    async stop() {
+      sftpListening = false;
+      await worker.stop();
+      await Promise.allSettled([sftp.close(), http.close()]);
+    },
+  };
+}

@@ -1,0 +1,489 @@
+import { createHash, type Hash } from "node:crypto";
+import { createReadStream, type Stats } from "node:fs";
+import * as fs from "node:fs";
+import { copyFile, lstat, mkdir, open, readdir, rename, rmdir, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
+import type { Attributes, SFTPWrapper } from "ssh2";
+import ssh2 from "ssh2";
+import type { Logger } from "pino";
+import type { DeliveryService } from "../deliveries/delivery-service.ts";
+import type { LocalStorage } from "../storage/local-storage.ts";
+import { RosterdockError } from "../errors.ts";
+import { longName, toAttributes } from "./attributes.ts";
+import { Jail } from "./jail.ts";
+import { sftpStatusFor } from "./sftp-status.ts";
+
+const { OPEN_MODE, STATUS_CODE } = ssh2.utils.sftp;
+
+/** Contiguous WRITEs are gathered into writes of this size (measured: far fewer syscalls, no slower). */
+const COALESCE_BYTES = 1024 * 1024;
+const MAX_READ_BYTES = 256 * 1024;
+const MAX_OPEN_HANDLES = 64;
+const READDIR_BATCH = 100;
+
+export interface SessionLimits {
+  maxUploadBytes: number;
+  maxFilesPerDistrict: number;
+  maxOutstandingWriteBytes: number;
+}
+
+export interface SessionContext {
+  districtId: number;
+  districtSlug: string;
+  clientIp: string;
+  clientVersion: string;
+}
+
+interface WriteHandle {
+  kind: "write";
+  path: string;
+  realPath: string;
+  tempPath: string;
+  fd: number;
+  startedAt: string;
+  size: number;
+  append: boolean;
+  /** Hashing as we go works only while writes arrive in order; otherwise hash on close. */
+  hash: Hash | undefined;
+  hashedUpTo: number;
+  pending: { buffer: Buffer; start: number; length: number; reqIds: number[] } | undefined;
+  flushScheduled: boolean;
+  failure: RosterdockError | Error | undefined;
+  times: { atime: number; mtime: number } | undefined;
+}
+
+interface ReadHandle {
+  kind: "read";
+  path: string;
+  file: FileHandle;
+}
+
+interface DirHandle {
+  kind: "dir";
+  path: string;
+  realPath: string;
+  names: string[] | undefined;
+  position: number;
+}
+
+type Handle = WriteHandle | ReadHandle | DirHandle;
+
+/**
+ * One SFTP session of one district: a jailed file system over the district's home folder.
+ * Uploads go to a hidden temporary file and become visible (and part of a delivery) only
+ * when the client closes the handle; a handle still open when the connection ends is a
+ * partial upload and is discarded.
+ */
+export class SftpSession {
+  private readonly handles = new Map<number, Handle>();
+  private nextHandle = 1;
+  private pendingWriteBytes = 0;
+  private closed = false;
+
+  constructor(
+    private readonly sftp: SFTPWrapper,
+    private readonly jail: Jail,
+    private readonly context: SessionContext,
+    private readonly storage: LocalStorage,
+    private readonly deliveries: DeliveryService,
+    private readonly limits: SessionLimits,
+    private readonly logger: Logger,
+  ) {
+    this.bind();
+  }
+
+  private bind(): void {
+    const s = this.sftp;
+    const run = (reqId: number, work: () => Promise<void>) => {
+      work().catch((error: unknown) => this.fail(reqId, error));
+    };
+    s.on("OPEN", (reqId, filename, flags, attrs) => run(reqId, () => this.open(reqId, filename, flags, attrs)));
+    s.on("WRITE", (reqId, handle, offset, data) => this.write(reqId, handle, offset, data));
+    s.on("READ", (reqId, handle, offset, length) => run(reqId, () => this.read(reqId, handle, offset, length)));
+    s.on("CLOSE", (reqId, handle) => run(reqId, () => this.close(reqId, handle)));
+    s.on("FSTAT", (reqId, handle) => run(reqId, () => this.fstat(reqId, handle)));
+    s.on("FSETSTAT", (reqId, handle, attrs) => run(reqId, () => this.fsetstat(reqId, handle, attrs)));
+    s.on("OPENDIR", (reqId, path) => run(reqId, () => this.opendir(reqId, path)));
+    s.on("READDIR", (reqId, handle) => run(reqId, () => this.readdir(reqId, handle)));
+    s.on("STAT", (reqId, path) => run(reqId, () => this.stat(reqId, path)));
+    s.on("LSTAT", (reqId, path) => run(reqId, () => this.stat(reqId, path)));
+    s.on("SETSTAT", (reqId, path, attrs) => run(reqId, () => this.setstat(reqId, path, attrs)));
+    s.on("REALPATH", (reqId, path) => run(reqId, () => this.realpath(reqId, path)));
+    s.on("MKDIR", (reqId, path) => run(reqId, () => this.mkdir(reqId, path)));
+    s.on("RMDIR", (reqId, path) => run(reqId, () => this.rmdir(reqId, path)));
+    s.on("REMOVE", (reqId, path) => run(reqId, () => this.remove(reqId, path)));
+    s.on("RENAME", (reqId, from, to) => run(reqId, () => this.rename(reqId, from, to)));
+    // The OpenSSH client waits for the server to end the stream before it exits.
+    s.on("end", () => s.end());
+  }
+
+  // ---- handles -------------------------------------------------------------------------
+
+  private addHandle(handle: Handle): Buffer {
+    if (this.handles.size >= MAX_OPEN_HANDLES) throw new RosterdockError("ERR_UNSUPPORTED", `At most ${MAX_OPEN_HANDLES} files may be open at once.`);
+    const id = this.nextHandle++;
+    this.handles.set(id, handle);
+    const buffer = Buffer.alloc(4);
+    buffer.writeUInt32BE(id);
+    return buffer;
+  }
+
+  private handleId(buffer: Buffer): number {
+    return buffer.length === 4 ? buffer.readUInt32BE() : -1;
+  }
+
+  private lookup(buffer: Buffer): Handle | undefined {
+    return this.handles.get(this.handleId(buffer));
+  }
+
+  // ---- open / write / close ------------------------------------------------------------
+
+  private async open(reqId: number, filename: string, flags: number, _attrs: Attributes): Promise<void> {
+    const path = this.jail.virtual(filename);
+    const realPath = this.jail.real(filename);
+    await this.jail.assertInside(realPath);
+    const existing = await lstat(realPath).catch(() => undefined);
+    if (existing && !existing.isFile()) {
+      return this.status(reqId, STATUS_CODE.FAILURE, `${path} is a folder, not a file.`);
+    }
+    if (!(flags & OPEN_MODE.WRITE) && !(flags & OPEN_MODE.APPEND)) {
+      if (!existing) return this.status(reqId, STATUS_CODE.NO_SUCH_FILE, `${path} does not exist.`);
+      const file = await open(realPath, "r");
+      this.sftp.handle(reqId, this.addHandle({ kind: "read", path, file }));
+      return;
+    }
+    if (existing && flags & OPEN_MODE.EXCL) return this.status(reqId, STATUS_CODE.FAILURE, `${path} already exists.`);
+    const parent = await stat(realPath.slice(0, realPath.lastIndexOf("/")) || "/").catch(() => undefined);
+    if (!parent?.isDirectory()) return this.status(reqId, STATUS_CODE.NO_SUCH_FILE, `The folder for ${path} does not exist.`);
+    if (!existing && (await this.countFiles(this.jail.root, this.limits.maxFilesPerDistrict)) >= this.limits.maxFilesPerDistrict) {
+      throw new RosterdockError("ERR_TOO_MANY_FILES", `This space already holds ${this.limits.maxFilesPerDistrict} files: remove old ones first.`);
+    }
+    const tempPath = await this.storage.incomingPath(this.context.districtId);
+    const keepContent = existing && !(flags & OPEN_MODE.TRUNC);
+    if (keepContent) await copyFile(realPath, tempPath);
+    const fd = fs.openSync(tempPath, keepContent ? "r+" : "w", 0o640);
+    const size = keepContent ? existing.size : 0;
+    this.sftp.handle(
+      reqId,
+      this.addHandle({
+        kind: "write",
+        path,
+        realPath,
+        tempPath,
+        fd,
+        startedAt: new Date().toISOString(),
+        size,
+        append: Boolean(flags & OPEN_MODE.APPEND),
+        hash: keepContent ? undefined : createHash("sha256"),
+        hashedUpTo: 0,
+        pending: undefined,
+        flushScheduled: false,
+        failure: undefined,
+        times: undefined,
+      }),
+    );
+  }
+
+  private write(reqId: number, handleBuffer: Buffer, offset: number, data: Buffer): void {
+    const handle = this.lookup(handleBuffer);
+    if (handle?.kind !== "write") return this.status(reqId, STATUS_CODE.FAILURE, "That handle is not open for writing.");
+    if (handle.failure) return this.status(reqId, STATUS_CODE.FAILURE, handle.failure.message);
+    const position = handle.append ? handle.size : offset;
+    if (position + data.length > this.limits.maxUploadBytes) {
+      handle.failure = new RosterdockError("ERR_UPLOAD_TOO_LARGE", `Files may be at most ${this.limits.maxUploadBytes} bytes.`);
+      return this.status(reqId, STATUS_CODE.FAILURE, handle.failure.message);
+    }
+    let pending = handle.pending;
+    if (pending && (pending.start + pending.length !== position || pending.length + data.length > COALESCE_BYTES)) {
+      this.flush(handle);
+      pending = undefined;
+    }
+    if (data.length >= COALESCE_BYTES) {
+      this.writeNow(handle, data, position, [reqId]);
+      return;
+    }
+    if (!pending) {
+      pending = { buffer: Buffer.allocUnsafe(COALESCE_BYTES), start: position, length: 0, reqIds: [] };
+      handle.pending = pending;
+    }
+    data.copy(pending.buffer, pending.length);
+    pending.length += data.length;
+    pending.reqIds.push(reqId);
+    this.pendingWriteBytes += data.length;
+    handle.size = Math.max(handle.size, position + data.length);
+    if (pending.length >= COALESCE_BYTES || this.pendingWriteBytes >= this.limits.maxOutstandingWriteBytes) {
+      this.flushAll();
+    } else if (!handle.flushScheduled) {
+      // Everything that arrived in this read from the socket is written together.
+      handle.flushScheduled = true;
+      setImmediate(() => {
+        handle.flushScheduled = false;
+        this.flush(handle);
+      });
+    }
+  }
+
+  private flushAll(): void {
+    for (const handle of this.handles.values()) if (handle.kind === "write") this.flush(handle);
+  }
+
+  private flush(handle: WriteHandle): void {
+    const pending = handle.pending;
+    if (!pending) return;
+    handle.pending = undefined;
+    this.pendingWriteBytes -= pending.length;
+    this.writeNow(handle, pending.buffer.subarray(0, pending.length), pending.start, pending.reqIds);
+  }
+
+  /**
+   * Writes synchronously, then acknowledges: on two cores this beat the thread pool, and it
+   * bounds what the server holds for a client to what one socket read delivers.
+   */
+  private writeNow(handle: WriteHandle, data: Buffer, position: number, reqIds: number[]): void {
+    if (this.closed || handle.failure) {
+      for (const id of reqIds) this.status(id, STATUS_CODE.FAILURE, handle.failure?.message ?? "The session is closing.");
+      return;
+    }
+    try {
+      let written = 0;
+      while (written < data.length) written += fs.writeSync(handle.fd, data, written, data.length - written, position + written);
+      handle.size = Math.max(handle.size, position + data.length);
+      if (handle.hash && position === handle.hashedUpTo) {
+        handle.hash.update(data);
+        handle.hashedUpTo += data.length;
+      } else {
+        handle.hash = undefined;
+      }
+      for (const id of reqIds) this.sftp.status(id, STATUS_CODE.OK);
+    } catch (error) {
+      handle.failure = error as Error;
+      this.logger.error({ event: "sftp.write.failed", err: error, path: handle.path }, "write failed");
+      for (const id of reqIds) this.status(id, STATUS_CODE.FAILURE, "The server could not store the data.");
+    }
+  }
+
+  private async close(reqId: number, handleBuffer: Buffer): Promise<void> {
+    const id = this.handleId(handleBuffer);
+    const handle = this.handles.get(id);
+    if (!handle) return this.status(reqId, STATUS_CODE.FAILURE, "That handle is not open.");
+    this.handles.delete(id);
+    if (handle.kind === "read") {
+      await handle.file.close();
+      return this.sftp.status(reqId, STATUS_CODE.OK);
+    }
+    if (handle.kind === "dir") return this.sftp.status(reqId, STATUS_CODE.OK);
+    this.flush(handle);
+    if (handle.failure) {
+      fs.closeSync(handle.fd);
+      await this.storage.discard(handle.tempPath);
+      await this.deliveries.recordPartial({ ...this.uploadContext(handle), reason: `upload failed: ${handle.failure.message}` });
+      return this.status(reqId, STATUS_CODE.FAILURE, handle.failure.message);
+    }
+    await new Promise<void>((resolve, reject) => fs.fsync(handle.fd, (error) => (error ? reject(error) : resolve())));
+    fs.closeSync(handle.fd);
+    const size = fs.statSync(handle.tempPath).size;
+    const sha256 = handle.hash && handle.hashedUpTo === size ? handle.hash.digest("hex") : await hashFile(handle.tempPath);
+    await this.deliveries.accept({
+      districtId: this.context.districtId,
+      path: handle.path,
+      tempPath: handle.tempPath,
+      size,
+      sha256,
+      clientIp: this.context.clientIp,
+      clientVersion: this.context.clientVersion,
+      startedAt: handle.startedAt,
+    });
+    // Becomes visible under its name only now; an earlier file of that name is replaced.
+    await rename(handle.tempPath, handle.realPath);
+    if (handle.times) await utimes(handle.realPath, handle.times.atime, handle.times.mtime);
+    this.sftp.status(reqId, STATUS_CODE.OK);
+  }
+
+  private uploadContext(handle: WriteHandle) {
+    return {
+      districtId: this.context.districtId,
+      path: handle.path,
+      size: handle.size,
+      clientIp: this.context.clientIp,
+      clientVersion: this.context.clientVersion,
+      startedAt: handle.startedAt,
+    };
+  }
+
+  /** The connection ended: files still open were cut off mid-transfer. */
+  async dispose(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [id, handle] of this.handles) {
+      this.handles.delete(id);
+      if (handle.kind === "read") await handle.file.close().catch(() => undefined);
+      if (handle.kind !== "write") continue;
+      handle.pending = undefined;
+      fs.closeSync(handle.fd);
+      await this.storage.discard(handle.tempPath);
+      await this.deliveries
+        .recordPartial({ ...this.uploadContext(handle), reason: "The connection ended before the file was closed: the transfer was cut off." })
+        .catch((error: unknown) => this.logger.error({ err: error }, "could not record a partial upload"));
+    }
+  }
+
+  // ---- read ----------------------------------------------------------------------------
+
+  private async read(reqId: number, handleBuffer: Buffer, offset: number, length: number): Promise<void> {
+    const handle = this.lookup(handleBuffer);
+    if (handle?.kind !== "read") return this.status(reqId, STATUS_CODE.FAILURE, "That handle is not open for reading.");
+    const buffer = Buffer.allocUnsafe(Math.min(length, MAX_READ_BYTES));
+    const { bytesRead } = await handle.file.read(buffer, 0, buffer.length, offset);
+    if (bytesRead === 0) return this.sftp.status(reqId, STATUS_CODE.EOF);
+    this.sftp.data(reqId, buffer.subarray(0, bytesRead));
+  }
+
+  // ---- attributes ----------------------------------------------------------------------
+
+  private async fstat(reqId: number, handleBuffer: Buffer): Promise<void> {
+    const handle = this.lookup(handleBuffer);
+    if (!handle) return this.status(reqId, STATUS_CODE.FAILURE, "That handle is not open.");
+    if (handle.kind === "write") {
+      this.flush(handle);
+      return this.sftp.attrs(reqId, toAttributes(fs.fstatSync(handle.fd)));
+    }
+    if (handle.kind === "read") return this.sftp.attrs(reqId, toAttributes(await handle.file.stat()));
+    return this.sftp.attrs(reqId, toAttributes(await stat(handle.realPath)));
+  }
+
+  private async fsetstat(reqId: number, handleBuffer: Buffer, attrs: Attributes): Promise<void> {
+    const handle = this.lookup(handleBuffer);
+    if (!handle) return this.status(reqId, STATUS_CODE.FAILURE, "That handle is not open.");
+    if (handle.kind === "write") {
+      if (attrs.size !== undefined) {
+        this.flush(handle);
+        fs.ftruncateSync(handle.fd, attrs.size);
+        handle.size = attrs.size;
+        handle.hash = undefined;
+      }
+      if (attrs.mtime !== undefined) handle.times = { atime: attrs.atime ?? attrs.mtime, mtime: attrs.mtime };
+    }
+    // Permissions and ownership are the server's to decide; accepting them keeps clients quiet.
+    this.sftp.status(reqId, STATUS_CODE.OK);
+  }
+
+  private async stat(reqId: number, clientPath: string): Promise<void> {
+    const realPath = this.jail.real(clientPath);
+    await this.jail.assertInside(realPath);
+    const stats = await lstat(realPath);
+    if (stats.isSymbolicLink()) throw new RosterdockError("ERR_PATH_OUTSIDE_JAIL");
+    this.sftp.attrs(reqId, toAttributes(stats));
+  }
+
+  private async setstat(reqId: number, clientPath: string, attrs: Attributes): Promise<void> {
+    const realPath = this.jail.real(clientPath);
+    await this.jail.assertInside(realPath);
+    await lstat(realPath);
+    if (attrs.size !== undefined) return this.status(reqId, STATUS_CODE.OP_UNSUPPORTED, "Changing a file's size is not supported.");
+    if (attrs.mtime !== undefined) await utimes(realPath, attrs.atime ?? attrs.mtime, attrs.mtime);
+    this.sftp.status(reqId, STATUS_CODE.OK);
+  }
+
+  private async realpath(reqId: number, clientPath: string): Promise<void> {
+    const path = this.jail.virtual(clientPath);
+    const stats = await lstat(this.jail.real(path)).catch(() => undefined);
+    this.sftp.name(reqId, [{ filename: path, longname: stats ? longName(path, stats) : path, attrs: stats ? toAttributes(stats) : ({} as Attributes) }]);
+  }
+
+  // ---- directories ---------------------------------------------------------------------
+
+  private async opendir(reqId: number, clientPath: string): Promise<void> {
+    const realPath = this.jail.real(clientPath);
+    await this.jail.assertInside(realPath);
+    const stats = await stat(realPath);
+    if (!stats.isDirectory()) return this.status(reqId, STATUS_CODE.FAILURE, `${this.jail.virtual(clientPath)} is not a folder.`);
+    this.sftp.handle(reqId, this.addHandle({ kind: "dir", path: this.jail.virtual(clientPath), realPath, names: undefined, position: 0 }));
+  }
+
+  private async readdir(reqId: number, handleBuffer: Buffer): Promise<void> {
+    const handle = this.lookup(handleBuffer);
+    if (handle?.kind !== "dir") return this.status(reqId, STATUS_CODE.FAILURE, "That handle is not an open folder.");
+    if (!handle.names) handle.names = [".", "..", ...(await readdir(handle.realPath)).sort()];
+    if (handle.position >= handle.names.length) return this.sftp.status(reqId, STATUS_CODE.EOF);
+    const batch = handle.names.slice(handle.position, handle.position + READDIR_BATCH);
+    handle.position += batch.length;
+    const entries = [];
+    for (const name of batch) {
+      const path = name === ".." ? handle.realPath.slice(0, handle.realPath.lastIndexOf("/")) : name === "." ? handle.realPath : `${handle.realPath}/${name}`;
+      const stats: Stats | undefined = await lstat(name === ".." && handle.path === "/" ? handle.realPath : path).catch(() => undefined);
+      if (!stats || stats.isSymbolicLink()) continue;
+      entries.push({ filename: name, longname: longName(name, stats), attrs: toAttributes(stats) });
+    }
+    this.sftp.name(reqId, entries);
+  }
+
+  private async mkdir(reqId: number, clientPath: string): Promise<void> {
+    const realPath = this.jail.real(clientPath);
+    await this.jail.assertInside(realPath);
+    await mkdir(realPath);
+    this.sftp.status(reqId, STATUS_CODE.OK);
+  }
+
+  private async rmdir(reqId: number, clientPath: string): Promise<void> {
+    if (this.jail.virtual(clientPath) === "/") return this.status(reqId, STATUS_CODE.PERMISSION_DENIED, "The top folder cannot be removed.");
+    const realPath = this.jail.real(clientPath);
+    await this.jail.assertInside(realPath);
+    await rmdir(realPath);
+    this.sftp.status(reqId, STATUS_CODE.OK);
+  }
+
+  private async remove(reqId: number, clientPath: string): Promise<void> {
+    const realPath = this.jail.real(clientPath);
+    await this.jail.assertInside(realPath);
+    const stats = await lstat(realPath);
+    if (stats.isDirectory()) return this.status(reqId, STATUS_CODE.FAILURE, `${this.jail.virtual(clientPath)} is a folder: remove it with rmdir.`);
+    await unlink(realPath);
+    this.sftp.status(reqId, STATUS_CODE.OK);
+  }
+
+  private async rename(reqId: number, fromPath: string, toPath: string): Promise<void> {
+    const from = this.jail.real(fromPath);
+    const to = this.jail.real(toPath);
+    if (this.jail.virtual(fromPath) === "/") return this.status(reqId, STATUS_CODE.PERMISSION_DENIED, "The top folder cannot be renamed.");
+    await this.jail.assertInside(from);
+    await this.jail.assertInside(to);
+    const source = await lstat(from);
+    const target = await lstat(to).catch(() => undefined);
+    if (target?.isDirectory()) return this.status(reqId, STATUS_CODE.FAILURE, `${this.jail.virtual(toPath)} is an existing folder.`);
+    if (target && source.isDirectory()) return this.status(reqId, STATUS_CODE.FAILURE, `${this.jail.virtual(toPath)} already exists.`);
+    await rename(from, to);
+    if (source.isFile()) await this.deliveries.renamed(this.context.districtId, this.jail.virtual(fromPath), this.jail.virtual(toPath));
+    this.sftp.status(reqId, STATUS_CODE.OK);
+  }
+
+  // ---- helpers -------------------------------------------------------------------------
+
+  private async countFiles(dir: string, stopAt: number): Promise<number> {
+    let count = 0;
+    const entries = await readdir(dir, { withFileTypes: true });
+    for (const entry of entries) {
+      count += entry.isDirectory() ? await this.countFiles(`${dir}/${entry.name}`, stopAt - count) : 1;
+      if (count >= stopAt) break;
+    }
+    return count;
+  }
+
+  private status(reqId: number, code: number, message: string): void {
+    if (!this.closed) this.sftp.status(reqId, code, message);
+  }
+
+  private fail(reqId: number, error: unknown): void {
+    const { code, message, unexpected } = sftpStatusFor(error);
+    if (unexpected) this.logger.error({ event: "sftp.request.failed", err: error, district: this.context.districtSlug }, "SFTP request failed");
+    this.status(reqId, code, message);
+  }
+}
+
+function hashFile(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash("sha256");
+    createReadStream(path)
+      .on("data", (chunk) => hash.update(chunk))
+      .on("error", reject)
+      .on("end", () => resolve(hash.digest("hex")));
+  });
+}

@@ -1,0 +1,68 @@
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { link, mkdir, open, rm } from "node:fs/promises";
+import { join, relative } from "node:path";
+
+/**
+ * Where district files live on disk, under the data folder:
+ *   districts/<id>/home/      what the district sees as `/` over SFTP
+ *   districts/<id>/incoming/  uploads still being written (never visible, never processed)
+ *   districts/<id>/archive/   every accepted upload, immutable, as the delivery saw it
+ */
+export class LocalStorage {
+  constructor(private readonly dataDir: string) {}
+
+  private districtDir(districtId: number): string {
+    return join(this.dataDir, "districts", String(districtId));
+  }
+
+  async homeDir(districtId: number): Promise<string> {
+    const dir = join(this.districtDir(districtId), "home");
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /** A fresh path for an upload in progress. */
+  async incomingPath(districtId: number): Promise<string> {
+    const dir = join(this.districtDir(districtId), "incoming");
+    await mkdir(dir, { recursive: true });
+    return join(dir, `${Date.now()}-${randomBytes(6).toString("hex")}.part`);
+  }
+
+  /**
+   * Keeps an immutable copy of a finished upload by hard-linking it into the archive (no copy,
+   * and later replacement or removal of the visible file cannot touch it). Returns the path
+   * relative to the data folder, as recorded in the database.
+   */
+  async archive(districtId: number, finishedPath: string): Promise<string> {
+    const dir = join(this.districtDir(districtId), "archive");
+    await mkdir(dir, { recursive: true });
+    const target = join(dir, `${new Date().toISOString().slice(0, 10)}-${randomBytes(8).toString("hex")}`);
+    await link(finishedPath, target);
+    await syncDir(dir);
+    return relative(this.dataDir, target);
+  }
+
+  absolute(storedPath: string): string {
+    return join(this.dataDir, storedPath);
+  }
+
+  async discard(path: string): Promise<void> {
+    await rm(path, { force: true });
+  }
+
+  /** Removes uploads left half-written by a crash; they were never acknowledged to the client. */
+  async clearIncoming(districtId: number): Promise<void> {
+    await rm(join(this.districtDir(districtId), "incoming"), { recursive: true, force: true });
+  }
+}
+
+/** Makes a new directory entry durable. */
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,53 @@
+import type { Kysely } from "kysely";
+import type { Database } from "../db/schema.ts";
+import { isoNow, type Clock } from "../clock.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+import { RosterdockError } from "../errors.ts";
+import { hashSecret, randomToken, verifySecret } from "../security/secrets.ts";
+
+export const TOKEN_SCOPES = ["admin", "roster.readonly"] as const;
+export type TokenScope = (typeof TOKEN_SCOPES)[number];
+
+export interface VerifiedToken {
+  id: number;
+  name: string;
+  scopes: TokenScope[];
+}
+
+/**
+ * API bearer tokens `rdk_<lookup>_<secret>`: the lookup part finds the row, the secret is
+ * checked against its scrypt hash. The whole token is shown once and never stored.
+ */
+export class TokenService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly clock: Clock,
+    private readonly audit: AuditLog,
+  ) {}
+
+  async create(name: string, scopes: readonly string[], actor: string): Promise<{ id: number; token: string; scopes: TokenScope[] }> {
+    const trimmed = name.trim();
+    if (!trimmed) throw new RosterdockError("ERR_INVALID_ARGUMENT", "A token needs a name, e.g. --name lms-sync.");
+    const unknown = scopes.filter((s) => !(TOKEN_SCOPES as readonly string[]).includes(s));
+    if (unknown.length > 0 || scopes.length === 0) {
+      throw new RosterdockError("ERR_INVALID_ARGUMENT", `Scopes are ${TOKEN_SCOPES.join(" and ")}; got ${scopes.join(", ") || "none"}.`);
+    }
+    const lookup = randomToken(9);
+    const secret = randomToken(32);
+    const row = await this.db
+      .insertInto("api_tokens")
+      .values({ name: trimmed, lookup, secret_hash: await hashSecret(secret), scopes: JSON.stringify(scopes), created_at: isoNow(this.clock), last_used_at: null, revoked_at: null })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    await this.audit.record({ actor, action: "token.created", details: { id: row.id, name: trimmed, scopes } });
+    return { id: row.id, token: `rdk_${lookup}_${secret}`, scopes: scopes as TokenScope[] };
+  }
+
+  async verify(token: string): Promise<VerifiedToken | undefined> {
+    const match = /^rdk_([A-Za-z0-9_-]{12})_([A-Za-z0-9_-]{43})$/.exec(token);
+    if (!match) return undefined;
+    const row = await this.db.selectFrom("api_tokens").selectAll().where("lookup", "=", match[1]!).where("revoked_at", "is", null).executeTakeFirst();
+    if (!row || !(await verifySecret(match[2]!, row.secret_hash))) return undefined;
+    return { id: row.id, name: row.name, scopes: JSON.parse(row.scopes) as TokenScope[] };
+  }
+}
