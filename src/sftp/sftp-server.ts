@@ -45,6 +45,8 @@ export class SftpServer {
     return {
       hostKeys: this.options.hostKeys.map((k) => k.privateKey),
       ident: "Rosterdock",
+      // Protocol traces at log level trace: what a district's client negotiated and why it failed.
+      debug: this.logger.isLevelEnabled("trace") ? (message: string) => this.logger.trace({ event: "ssh.debug" }, message) : undefined,
       banner: undefined,
       algorithms: {
         serverHostKey: ["ssh-ed25519", "ecdsa-sha2-nistp256", ...rsa] as never,
@@ -125,25 +127,24 @@ export class SftpServer {
       client.on("session", (acceptSession) => {
         const session = acceptSession();
         session.on("sftp", (acceptSftp) => {
-          this.storage.homeDir(current.id).then(
-            (home) => {
-              const sftp = acceptSftp();
-              sessions.add(
-                new SftpSession(
-                  sftp,
-                  new Jail(home),
-                  { districtId: current.id, districtSlug: current.slug, clientIp: address, clientVersion },
-                  this.storage,
-                  this.deliveries,
-                  this.options.limits,
-                  this.logger.child({ district: current.slug }),
-                ),
-              );
-            },
-            (error: unknown) => {
-              this.logger.error({ err: error }, "could not open the district's space");
-              client.end();
-            },
+          // Accepted synchronously: the client's first SFTP packet is already on its way.
+          let home: string;
+          try {
+            home = this.storage.homeDir(current.id);
+          } catch (error) {
+            this.logger.error({ err: error }, "could not open the district's space");
+            return client.end();
+          }
+          sessions.add(
+            new SftpSession(
+              acceptSftp(),
+              new Jail(home),
+              { districtId: current.id, districtSlug: current.slug, clientIp: address, clientVersion },
+              this.storage,
+              this.deliveries,
+              this.options.limits,
+              this.logger.child({ district: current.slug }),
+            ),
           );
         });
         // Only the SFTP subsystem: no shell, no commands, no forwarding.

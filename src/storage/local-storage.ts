@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
+import { constants, mkdirSync } from "node:fs";
 import { link, mkdir, open, rm } from "node:fs/promises";
 import { join, relative } from "node:path";
 
@@ -16,9 +16,10 @@ export class LocalStorage {
     return join(this.dataDir, "districts", String(districtId));
   }
 
-  async homeDir(districtId: number): Promise<string> {
+  /** Synchronous on purpose: an SFTP client pipelines its first request right behind the subsystem request. */
+  homeDir(districtId: number): string {
     const dir = join(this.districtDir(districtId), "home");
-    await mkdir(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true });
     return dir;
   }
 

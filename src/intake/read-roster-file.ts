@@ -1,0 +1,204 @@
+import type { CanonicalRecords, EntityName } from "../spec/roster-spec.ts";
+import { decodeText, detectEncoding } from "./decode.ts";
+import type { EncodingDetection } from "./decode.ts";
+import { DuplicateKeyTracker } from "./duplicate-keys.ts";
+import { makeIssue } from "./issue.ts";
+import type { Issue, IssueCode, IssueSink } from "./issue.ts";
+import { acceptedLabels, matchHeaders, notAHeaderReason } from "./match-headers.ts";
+import { DelimitedTextParser, ParseError } from "./parse.ts";
+import type { Delimiter } from "./parse.ts";
+import type { RecognisedFile } from "./recognise-file.ts";
+import type { RosterSource } from "./unpack.ts";
+import { RowValidator, emptyRowCounts } from "./validate-row.ts";
+import type { RowCounts } from "./validate-row.ts";
+
+/** Records in file order; `rows[i]` is the spreadsheet row of `records[i]`. */
+export interface RecordBatch<R> {
+  rows: number[];
+  records: R[];
+}
+
+export interface FileStats extends RowCounts {
+  /** The file-level error that failed the file, if any: records already yielded must then be discarded. */
+  failed: IssueCode | null;
+  encoding: EncodingDetection["encoding"] | null;
+  delimiter: Delimiter | null;
+  /** The header's labels as written (trailing empty label removed). */
+  header: string[];
+}
+
+export function emptyFileStats(): FileStats {
+  return { ...emptyRowCounts(), failed: null, encoding: null, delimiter: null, header: [] };
+}
+
+export interface ReadRosterFileOptions {
+  /** Filled in while reading; complete when the generator finishes. */
+  stats?: FileStats;
+  /** Share a tracker across a delivery to catch keys repeated across files; null leaves duplicates to the database. */
+  duplicates?: DuplicateKeyTracker | null;
+  maxRecordChars?: number;
+}
+
+class StopFile extends Error {}
+
+/**
+ * Reads one roster file: decode → parse → match headers → normalise and validate, streaming.
+ * Yields batches of canonical records (one per decoded chunk, ~1 MB of text). Problems go to
+ * `issues`; a file-level error ends the file early and sets `stats.failed`.
+ */
+export async function* readRosterFile<E extends EntityName>(
+  source: RosterSource,
+  file: RecognisedFile & { entity: E },
+  issues: IssueSink,
+  options: ReadRosterFileOptions = {},
+): AsyncGenerator<RecordBatch<CanonicalRecords[E]>, FileStats> {
+  const stats = options.stats ?? emptyFileStats();
+  const fail = (issue: Issue): never => {
+    issues.add(issue);
+    stats.failed = issue.code;
+    throw new StopFile();
+  };
+  const detection = await detectEncoding(source, issues);
+  if ("failed" in detection) {
+    stats.failed = detection.failed;
+    return stats;
+  }
+  stats.encoding = detection.encoding;
+  const parser = new DelimitedTextParser(options.maxRecordChars === undefined ? {} : { maxRecordChars: options.maxRecordChars });
+  const rowReader = new RowReader(source.name, file, issues, stats, options.duplicates === undefined ? new DuplicateKeyTracker() : options.duplicates, fail);
+  let batch = newBatch<CanonicalRecords[E]>();
+  const onRow = (fields: string[], row: number) => {
+    const record = rowReader.read(fields, row);
+    if (record !== null) {
+      batch.rows.push(row);
+      batch.records.push(record as CanonicalRecords[E]);
+    }
+  };
+  try {
+    for await (const text of decodeText(source, detection)) {
+      parser.push(text, onRow);
+      if (batch.records.length > 0) {
+        yield batch;
+        batch = newBatch();
+      }
+    }
+    parser.end(onRow);
+    if (batch.records.length > 0) yield batch;
+    stats.delimiter = parser.delimiter;
+    rowReader.finish();
+  } catch (error) {
+    rowReader.copyCounts();
+    if (error instanceof ParseError) {
+      issues.add(makeIssue("UNCLOSED_QUOTE", { file: source.name, row: error.row, detail: error.detail }));
+      stats.failed = "UNCLOSED_QUOTE";
+    } else if (!(error instanceof StopFile)) {
+      issues.add(makeIssue("UNREADABLE_FILE", { file: source.name, detail: error instanceof Error ? error.message : String(error) }));
+      stats.failed = "UNREADABLE_FILE";
+    }
+  }
+  stats.delimiter ??= parser.delimiter;
+  return stats;
+}
+
+function newBatch<R>(): RecordBatch<R> {
+  return { rows: [], records: [] };
+}
+
+/** The header row first, then data rows through the validator it compiles. */
+class RowReader {
+  #validator: RowValidator | null = null;
+
+  constructor(
+    private readonly fileName: string,
+    private readonly file: RecognisedFile,
+    private readonly issues: IssueSink,
+    private readonly stats: FileStats,
+    private readonly duplicates: DuplicateKeyTracker | null,
+    private readonly fail: (issue: Issue) => never,
+  ) {}
+
+  read(fields: string[], row: number) {
+    if (this.#validator !== null) return this.#validator.validate(fields, row);
+    if (fields.every((f) => f.trim() === "")) return null;
+    this.#validator = this.#readHeader(fields, row);
+    return null;
+  }
+
+  #readHeader(fields: string[], row: number): RowValidator {
+    const labels = withoutTrailingEmpty(fields.map((label) => label.replace(/^\uFEFF/, "")));
+    this.stats.header = labels;
+    const match = matchHeaders(labels, this.file);
+    const notHeader = notAHeaderReason(labels, match);
+    if (notHeader !== null) {
+      this.fail(makeIssue("NO_HEADER_ROW", { file: this.fileName, row, value: fields.join(" | "), detail: notHeader }));
+    }
+    if (match.missing.length > 0) {
+      for (const column of match.missing.slice(1)) this.issues.add(missingColumn(this.fileName, column));
+      this.fail(missingColumn(this.fileName, match.missing[0]!));
+    }
+    for (const [label, earlier] of match.duplicates) {
+      this.issues.add(makeIssue("DUPLICATE_COLUMN", { file: this.fileName, column: label, expected: earlier }));
+    }
+    const unused = match.unused.map((label) => (label.trim() === "" ? "(a column with no name)" : label));
+    if (unused.length > 0) {
+      this.issues.add(makeIssue("UNUSED_COLUMN", { file: this.fileName, count: unused.length, value: unused.join(", ") }));
+    }
+    return new RowValidator(this.fileName, this.file, match, labels.length, this.issues, { duplicates: this.duplicates });
+  }
+
+  finish(): void {
+    const validator = this.#validator;
+    if (validator === null) {
+      this.fail(makeIssue("EMPTY_FILE", { file: this.fileName }));
+      return;
+    }
+    this.copyCounts();
+    const { counts } = validator;
+    if (counts.rows === 0) this.issues.add(makeIssue("NO_DATA_ROWS", { file: this.fileName }));
+    if (counts.dropped > 0) {
+      this.issues.add(makeIssue("DROPPED_ENROLLMENTS", { file: this.fileName, count: counts.dropped, column: validator.ruleLabel("drop-if-negative") }));
+    }
+    if (counts.skipped > 0) {
+      this.issues.add(makeIssue("INACTIVE_STUDENTS_SKIPPED", { file: this.fileName, count: counts.skipped, column: validator.ruleLabel("skip-unless-zero") }));
+    }
+  }
+
+  copyCounts(): void {
+    if (this.#validator !== null) Object.assign(this.stats, this.#validator.counts);
+  }
+}
+
+function missingColumn(fileName: string, column: { name: string } & Parameters<typeof acceptedLabels>[0]): Issue {
+  const labels = acceptedLabels(column);
+  const expected = labels.length === 1 ? `a column named ${labels[0]}` : `one of the fields ${labels.join(", ")}`;
+  return makeIssue("MISSING_REQUIRED_COLUMN", { file: fileName, column: column.name, expected });
+}
+
+/** A delimiter closing every line leaves an empty last label: AutoSend does this. */
+function withoutTrailingEmpty(labels: string[]): string[] {
+  let end = labels.length;
+  while (end > 1 && labels[end - 1]!.trim() === "") end--;
+  return end === labels.length ? labels : labels.slice(0, end);
+}
+
+export interface BadRowLimit {
+  /** Share of data rows that may be bad before the file fails. */
+  maxShare: number;
+}
+
+export const DEFAULT_BAD_ROW_LIMIT: Readonly<BadRowLimit> = Object.freeze({ maxShare: 0.05 });
+
+/**
+ * The TOO_MANY_BAD_ROWS error when a file's bad rows exceed the limit, else null. The caller
+ * applies it once it knows every bad row: add duplicate keys the database found to `badRows`.
+ */
+export function badRowLimitIssue(fileName: string, counts: Pick<RowCounts, "rows" | "badRows">, limit: BadRowLimit = DEFAULT_BAD_ROW_LIMIT): Issue | null {
+  if (counts.badRows === 0 || counts.badRows <= counts.rows * limit.maxShare) return null;
+  const share = (100 * counts.badRows) / Math.max(1, counts.rows);
+  return makeIssue("TOO_MANY_BAD_ROWS", {
+    file: fileName,
+    count: counts.badRows,
+    limit: counts.rows,
+    detail: `${share.toFixed(1)}%, the limit is ${+(limit.maxShare * 100).toFixed(2)}%`,
+  });
+}

@@ -1,0 +1,304 @@
+/**
+ * The roster file format as data: the one source of truth from which header matching,
+ * file recognition, normalisation, validation and docs/file-format.md are derived.
+ * Change the format here, then run `npm run docs`.
+ */
+
+export const ROLES = ["student", "teacher", "administrator", "aide"] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Student and staff ids are separate PowerSchool sequences, so user keys are scoped. */
+export const SCOPES = ["student", "staff"] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export function scopeOfRole(role: Role): Scope {
+  return role === "student" ? "student" : "staff";
+}
+
+export const COLUMN_TYPES = {
+  id: "Text identifier, 1-255 characters, kept exactly as sent apart from surrounding spaces.",
+  string: "Text, up to 255 characters.",
+  integer: "Whole number, for example `0` or `-1`.",
+  date: "A date as `MM/DD/YYYY`, `M/D/YY` or `YYYY-MM-DD`. `0/0/0`, `00/00/0000` and `01/01/1900` mean no date.",
+  role: "One of `student`, `teacher`, `administrator`, `aide`, in any case.",
+  grade: "A grade level such as `-2`…`13` (PowerSchool) or a code such as `K`, `PK`, `01`, up to 8 characters.",
+  email: "An email address (`name@domain`).",
+} as const;
+export type ColumnType = keyof typeof COLUMN_TYPES;
+
+export interface ColumnSpec {
+  readonly name: string;
+  readonly type: ColumnType;
+  /** A row without a value here is skipped; a file without the column fails. */
+  readonly required: boolean;
+  readonly description: string;
+  /** Other labels for the column, PowerSchool's first. Matched like the name (see match-headers.ts). */
+  readonly aliases: readonly string[];
+  /** Read to apply a rule, never stored in the record. */
+  readonly inputOnly?: boolean;
+}
+
+export interface FileStemSpec {
+  readonly stem: string;
+  /** Values every record of such a file gets when its own column is absent or empty. */
+  readonly implied?: Readonly<Record<string, string>>;
+  readonly note?: string;
+}
+
+export interface ReferenceSpec {
+  readonly columns: readonly string[];
+  readonly entity: EntityName;
+  readonly targetColumns: readonly string[];
+  /** For references to users: which key scope the id belongs to. */
+  readonly targetScope?: Scope;
+  readonly note?: string;
+}
+
+export type RuleSpec =
+  | {
+      readonly kind: "skip-unless-zero";
+      readonly column: string;
+      readonly issue: "INACTIVE_STUDENTS_SKIPPED";
+      readonly description: string;
+    }
+  | {
+      readonly kind: "drop-if-negative";
+      readonly column: string;
+      readonly issue: "DROPPED_ENROLLMENTS";
+      readonly description: string;
+    }
+  | {
+      readonly kind: "derive-class-name";
+      readonly column: string;
+      readonly description: string;
+    };
+
+export interface EntitySpec {
+  readonly name: string;
+  readonly description: string;
+  /** An optional file may be absent from every delivery; a missing file never deletes anything. */
+  readonly optionalFile: boolean;
+  readonly fileStems: readonly FileStemSpec[];
+  /** Unique key. For users the derived `scope` is part of it. */
+  readonly key: readonly string[];
+  readonly columns: readonly ColumnSpec[];
+  readonly references: readonly ReferenceSpec[];
+  readonly rules: readonly RuleSpec[];
+}
+
+export const ENTITY_NAMES = ["schools", "users", "classes", "enrollments", "courses", "terms"] as const;
+export type EntityName = (typeof ENTITY_NAMES)[number];
+
+export const FILE_EXTENSIONS = [".csv", ".txt", ".tsv"] as const;
+export const DELIMITERS = [",", "\t", "|", ";"] as const;
+
+export const ROSTER_SPEC = {
+  entities: {
+    schools: {
+      name: "schools",
+      description: "One row per school.",
+      optionalFile: false,
+      fileStems: [{ stem: "schools" }],
+      key: ["school_id"],
+      columns: [
+        { name: "school_id", type: "id", required: true, description: "The school's number; every `school_id` elsewhere points here.", aliases: ["School_Number"] },
+        { name: "school_name", type: "string", required: true, description: "The school's name.", aliases: ["Name"] },
+        { name: "school_number", type: "string", required: false, description: "Another number for the school (used only when `school_id` is present too).", aliases: [] },
+        { name: "state_id", type: "string", required: false, description: "The school's state identifier.", aliases: [] },
+        { name: "low_grade", type: "grade", required: false, description: "Lowest grade taught.", aliases: [] },
+        { name: "high_grade", type: "grade", required: false, description: "Highest grade taught.", aliases: [] },
+      ],
+      references: [],
+      rules: [],
+    },
+    users: {
+      name: "users",
+      description:
+        "Students and staff. Student and staff ids are separate sequences (PowerSchool's Students.ID and Teachers.ID can hold the same number), so a user is identified by its scope (`student` for students, `staff` for every other role) and `district_user_id`.",
+      optionalFile: false,
+      fileStems: [
+        { stem: "users" },
+        { stem: "students", implied: { role: "student" } },
+        { stem: "teachers", implied: { role: "teacher" }, note: "A teacher at two schools appears twice, with two ids and the same teacher number." },
+        { stem: "staff", implied: { role: "teacher" } },
+      ],
+      key: ["scope", "district_user_id"],
+      columns: [
+        { name: "district_user_id", type: "id", required: true, description: "The user's id within its scope (PowerSchool Students.ID or Teachers.ID).", aliases: ["ID"] },
+        { name: "first_name", type: "string", required: true, description: "Given name.", aliases: [] },
+        { name: "last_name", type: "string", required: true, description: "Family name.", aliases: [] },
+        { name: "role", type: "role", required: true, description: "Implied by the file name for `students`, `teachers` and `staff` files.", aliases: [] },
+        { name: "middle_name", type: "string", required: false, description: "Middle name.", aliases: [] },
+        { name: "email", type: "email", required: false, description: "Email address.", aliases: ["Email_Addr"] },
+        { name: "username", type: "string", required: false, description: "Login name.", aliases: [] },
+        { name: "school_id", type: "id", required: false, description: "The user's school (`school_id` of schools).", aliases: [] },
+        { name: "grade", type: "grade", required: false, description: "Grade level of a student.", aliases: ["Grade_Level"] },
+        { name: "student_number", type: "string", required: false, description: "The student number staff see.", aliases: [] },
+        { name: "teacher_number", type: "string", required: false, description: "The staff member's number, the same at every school.", aliases: [] },
+        { name: "state_id", type: "string", required: false, description: "State identifier.", aliases: ["State_StudentNumber"] },
+        { name: "birth_date", type: "date", required: false, description: "Date of birth.", aliases: ["DOB"] },
+        { name: "enroll_status", type: "integer", required: false, inputOnly: true, description: "PowerSchool's enrollment status; read, not stored (see rules).", aliases: [] },
+      ],
+      references: [{ columns: ["school_id"], entity: "schools", targetColumns: ["school_id"] }],
+      rules: [
+        {
+          kind: "skip-unless-zero",
+          column: "enroll_status",
+          issue: "INACTIVE_STUDENTS_SKIPPED",
+          description:
+            "A user whose `enroll_status` is present and not `0` (-1 pre-registered, 1 inactive, 2 transferred out, 3 graduated, 4 historical) is skipped and counted, not created.",
+        },
+      ],
+    },
+    classes: {
+      name: "classes",
+      description: "One row per class (PowerSchool section).",
+      optionalFile: false,
+      fileStems: [{ stem: "classes" }, { stem: "sections" }],
+      key: ["class_id"],
+      columns: [
+        { name: "class_id", type: "id", required: true, description: "The class's id (PowerSchool Sections.ID).", aliases: ["ID"] },
+        { name: "class_name", type: "string", required: false, description: "The class's name; when absent it is built from the course (see rules).", aliases: [] },
+        { name: "school_id", type: "id", required: true, description: "The class's school.", aliases: [] },
+        { name: "course_id", type: "id", required: true, description: "The class's course.", aliases: ["Course_Number"] },
+        { name: "teacher_id", type: "id", required: true, description: "The lead teacher: a staff `district_user_id` (PowerSchool Teachers.ID).", aliases: ["Teacher"] },
+        { name: "term_id", type: "id", required: false, description: "The class's term.", aliases: [] },
+        { name: "section_number", type: "string", required: false, description: "Section number within the course.", aliases: [] },
+        { name: "period", type: "string", required: false, description: "Period or meeting time.", aliases: [] },
+        { name: "room", type: "string", required: false, description: "Room.", aliases: [] },
+      ],
+      references: [
+        { columns: ["school_id"], entity: "schools", targetColumns: ["school_id"] },
+        { columns: ["teacher_id"], entity: "users", targetColumns: ["district_user_id"], targetScope: "staff" },
+        { columns: ["course_id"], entity: "courses", targetColumns: ["course_id"] },
+        { columns: ["term_id"], entity: "terms", targetColumns: ["term_id"], note: "matched together with the class's `school_id` when terms carry one" },
+      ],
+      rules: [
+        {
+          kind: "derive-class-name",
+          column: "class_name",
+          description:
+            "A class without `class_name` is named `<course_name> - <section_number>` from the courses file, else `<course_id> - <section_number>` (without ` - <section_number>` when that is empty).",
+        },
+      ],
+    },
+    enrollments: {
+      name: "enrollments",
+      description: "One row per student in a class (PowerSchool CC).",
+      optionalFile: false,
+      fileStems: [{ stem: "enrollments" }, { stem: "cc" }],
+      key: ["class_id", "student_id"],
+      columns: [
+        { name: "class_id", type: "id", required: true, description: "The class (PowerSchool CC.SectionID).", aliases: ["SectionID"] },
+        { name: "student_id", type: "id", required: true, description: "The student: a student `district_user_id` (PowerSchool Students.ID, not Student_Number).", aliases: [] },
+        { name: "start_date", type: "date", required: false, description: "First day in the class.", aliases: ["DateEnrolled"] },
+        { name: "end_date", type: "date", required: false, description: "Day after the last day in the class (exclusive).", aliases: ["DateLeft"] },
+      ],
+      references: [
+        { columns: ["class_id"], entity: "classes", targetColumns: ["class_id"] },
+        { columns: ["student_id"], entity: "users", targetColumns: ["district_user_id"], targetScope: "student" },
+      ],
+      rules: [
+        {
+          kind: "drop-if-negative",
+          column: "class_id",
+          issue: "DROPPED_ENROLLMENTS",
+          description:
+            "A row whose `class_id` is a negative number is a dropped enrollment (PowerSchool negates SectionID on a drop): not in the roster, not an error, counted. It never cancels an active row for the same class and student.",
+        },
+      ],
+    },
+    courses: {
+      name: "courses",
+      description: "One row per course. Optional: used to name classes.",
+      optionalFile: true,
+      fileStems: [{ stem: "courses" }],
+      key: ["course_id"],
+      columns: [
+        { name: "course_id", type: "id", required: true, description: "The course number.", aliases: ["Course_Number"] },
+        { name: "course_name", type: "string", required: true, description: "The course's name.", aliases: [] },
+        { name: "school_id", type: "id", required: false, description: "The school offering the course.", aliases: [] },
+      ],
+      references: [{ columns: ["school_id"], entity: "schools", targetColumns: ["school_id"] }],
+      rules: [],
+    },
+    terms: {
+      name: "terms",
+      description: "One row per term and school. Optional.",
+      optionalFile: true,
+      fileStems: [{ stem: "terms" }],
+      key: ["term_id", "school_id"],
+      columns: [
+        { name: "term_id", type: "id", required: true, description: "The term's id (PowerSchool Terms.ID, e.g. 3600 for 2026-27).", aliases: ["ID"] },
+        { name: "term_name", type: "string", required: true, description: "The term's name.", aliases: ["Name"] },
+        { name: "start_date", type: "date", required: true, description: "First day.", aliases: ["FirstDay"] },
+        { name: "end_date", type: "date", required: true, description: "Last day.", aliases: ["LastDay"] },
+        { name: "school_id", type: "id", required: false, description: "The school; PowerSchool repeats each term per school.", aliases: [] },
+      ],
+      references: [{ columns: ["school_id"], entity: "schools", targetColumns: ["school_id"] }],
+      rules: [],
+    },
+  },
+  /** Aliases that hold in every file whose entity has the target column. */
+  commonAliases: {
+    school_id: ["SchoolID"],
+    course_id: ["Course_Number"],
+    term_id: ["TermID"],
+  },
+} as const satisfies {
+  entities: { readonly [E in EntityName]: EntitySpec & { readonly name: E } };
+  commonAliases: Readonly<Record<string, readonly string[]>>;
+};
+
+export function entitySpec(entity: EntityName): EntitySpec {
+  return ROSTER_SPEC.entities[entity];
+}
+
+/** Every label a column answers to: its name, its own aliases, and the common aliases. */
+export function columnLabels(column: ColumnSpec): readonly string[] {
+  const common: readonly string[] =
+    (ROSTER_SPEC.commonAliases as Readonly<Record<string, readonly string[]>>)[column.name] ?? [];
+  return [column.name, ...column.aliases, ...common.filter((alias) => !column.aliases.includes(alias))];
+}
+
+// ---- record types, derived from the spec ----
+
+type Entities = typeof ROSTER_SPEC.entities;
+type ColumnOf<E extends EntityName> = Entities[E]["columns"][number];
+type StoredColumnOf<E extends EntityName> = Exclude<ColumnOf<E>, { inputOnly: true }>;
+type ValueOfType<T extends ColumnType> = T extends "integer" ? number : T extends "role" ? Role : string;
+
+export type RecordOf<E extends EntityName> = {
+  [C in StoredColumnOf<E> as C["name"]]: C["required"] extends true ? ValueOfType<C["type"]> : ValueOfType<C["type"]> | null;
+};
+
+export type SchoolRecord = RecordOf<"schools">;
+/** `scope` is derived from `role`; (scope, district_user_id) is the key. */
+export type UserRecord = RecordOf<"users"> & { scope: Scope };
+/**
+ * `class_name` is null when the file has none: the staging layer fills it from the course
+ * (`<course_name> - <section_number>`), see the derive-class-name rule.
+ */
+export type ClassRecord = RecordOf<"classes">;
+/** `student_id` is a student-scope user key; `class_id` never negative (dropped rows are removed). */
+export type EnrollmentRecord = RecordOf<"enrollments">;
+export type CourseRecord = RecordOf<"courses">;
+export type TermRecord = RecordOf<"terms">;
+
+export interface CanonicalRecords {
+  schools: SchoolRecord;
+  users: UserRecord;
+  classes: ClassRecord;
+  enrollments: EnrollmentRecord;
+  courses: CourseRecord;
+  terms: TermRecord;
+}
+export type CanonicalRecord = CanonicalRecords[EntityName];
+
+/** Column names of an entity's stored record, in spec order (plus `scope` for users). */
+export function recordColumns(entity: EntityName): readonly string[] {
+  const names = entitySpec(entity)
+    .columns.filter((column) => !column.inputOnly)
+    .map((column) => column.name);
+  return entity === "users" ? [...names, "scope"] : names;
+}
