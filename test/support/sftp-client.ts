@@ -1,0 +1,70 @@
+import { spawn, spawnSync } from "node:child_process";
+import { chmod, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** In CI every tool the tests need must be there: a missing one fails instead of skipping. */
+export function requireTool(command: string, args: string[] = ["-V"]): string | undefined {
+  const found = spawnSync(command, args, { stdio: "ignore" }).error === undefined;
+  if (found) return undefined;
+  if (process.env.CI === "true") throw new Error(`${command} is required (installed by .ci/run)`);
+  return `${command} is not installed`;
+}
+
+export interface SftpRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface SftpLogin {
+  port: number;
+  username: string;
+  password: string;
+}
+
+/** A password-answering SSH_ASKPASS script, since OpenSSH reads passwords only from a terminal or askpass. */
+async function askpass(password: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "rosterdock-askpass-"));
+  const script = join(dir, "askpass.sh");
+  await writeFile(script, `#!/bin/sh\nprintf '%s\\n' '${password.replace(/'/g, "'\\''")}'\n`);
+  await chmod(script, 0o700);
+  return script;
+}
+
+export function sftpArgs(login: SftpLogin, extra: string[] = []): string[] {
+  return [
+    "-o", "BatchMode=no",
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "PreferredAuthentications=password",
+    "-o", "LogLevel=ERROR",
+    "-P", String(login.port),
+    ...extra,
+  ];
+}
+
+/** Runs OpenSSH's `sftp -b` with the password method, in `cwd`. */
+export async function runSftp(login: SftpLogin, commands: string[], options: { cwd?: string; extra?: string[]; onSpawn?: (pid: number) => void } = {}): Promise<SftpRun> {
+  const script = await askpass(login.password);
+  const batch = join(await mkdtemp(join(tmpdir(), "rosterdock-batch-")), "batch");
+  await writeFile(batch, commands.join("\n") + "\n");
+  return new Promise((resolve) => {
+    const child = spawn("sftp", [...sftpArgs(login, options.extra), "-b", batch, `${login.username}@127.0.0.1`], {
+      cwd: options.cwd,
+      env: { ...process.env, SSH_ASKPASS: script, SSH_ASKPASS_REQUIRE: "force", DISPLAY: "rosterdock-test" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    if (child.pid) options.onSpawn?.(child.pid);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+  });
+}
