@@ -31,6 +31,7 @@ export const ERROR_CATALOGUE = {
   ERR_TOO_MANY_FILES: { category: "limit", message: "The district's space holds the maximum number of files." },
   ERR_UNSUPPORTED: { category: "invalid_input", message: "That operation is not supported." },
   ERR_INVALID_ARGUMENT: { category: "invalid_input", message: "An argument is invalid." },
+  ERR_PORT_IN_USE: { category: "unavailable", message: "A port Rosterdock needs is already in use." },
   ERR_INTERNAL: { category: "internal", message: "Something went wrong inside Rosterdock." },
 } as const satisfies Record<string, { category: ErrorCategory; message: string }>;
 
@@ -65,3 +66,15 @@ export const EXIT_CODES: Record<ErrorCategory, number> = {
   unavailable: 7,
   internal: 1,
 };
+
+/** Turns a listen failure into a message an operator can act on. */
+export function listenError(error: unknown, what: string, host: string, port: number): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "EADDRINUSE") {
+    return new RosterdockError("ERR_PORT_IN_USE", `The ${what} port ${port} on ${host} is already in use: stop what uses it or choose another port.`, { port }, { cause: error });
+  }
+  if (code === "EACCES") {
+    return new RosterdockError("ERR_PORT_IN_USE", `The ${what} port ${port} on ${host} needs privileges: choose a port above 1023.`, { port }, { cause: error });
+  }
+  return error;
+}

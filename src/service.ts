@@ -14,6 +14,7 @@ import { SyncService } from "./sync/sync-service.ts";
 import { TokenService } from "./tokens/token-service.ts";
 import { buildHttpApp } from "./api/http-app.ts";
 import { createLogger } from "./logger.ts";
+import { listenError } from "./errors.ts";
 
 /** Everything Rosterdock is made of, wired once: config → database → storage → services. */
 export interface Rosterdock {
@@ -94,7 +95,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
     await http.listen({ host: config.host, port: config.httpPort });
   } catch (error) {
     await sftp.close();
-    throw error;
+    throw listenError(error, "HTTP", config.host, config.httpPort);
   }
   const address = http.server.address();
   const httpPort = typeof address === "object" && address ? address.port : config.httpPort;

@@ -12,7 +12,7 @@ export interface HttpAppDeps {
 
 /** Builds the HTTP app without listening, so tests can drive it with real requests or `inject`. */
 export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
-  const app = Fastify({ loggerInstance: deps.logger.child({ component: "http" }) as FastifyBaseLogger, disableRequestLogging: true });
+  const app = Fastify({ loggerInstance: deps.logger.child({ component: "http" }) as FastifyBaseLogger });
 
   app.get("/healthz", async (_request, reply) => {
     let database = "ok";

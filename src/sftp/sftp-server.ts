@@ -7,6 +7,7 @@ import type { DeliveryService } from "../deliveries/delivery-service.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
 import type { HostKey } from "./host-keys.ts";
 import { Jail } from "./jail.ts";
+import { listenError } from "../errors.ts";
 import { SftpSession, type SessionLimits } from "./sftp-session.ts";
 
 const { Server, utils } = ssh2;
@@ -37,7 +38,6 @@ export class SftpServer {
     private readonly logger: Logger,
   ) {
     this.server = new Server(this.serverConfig(), (client, info) => this.onConnection(client, info));
-    this.server.on("error", (error: Error) => this.logger.error({ event: "sftp.server.error", err: error }, "SFTP server error"));
   }
 
   private serverConfig(): ServerConfig {
@@ -76,9 +76,10 @@ export class SftpServer {
 
   async listen(): Promise<number> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
+      this.server.once("error", (error: Error) => reject(listenError(error, "SFTP", this.options.host, this.options.port)));
       this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off("error", reject);
+        this.server.removeAllListeners("error");
+        this.server.on("error", (error: Error) => this.logger.error({ event: "sftp.server.error", err: error }, "SFTP server error"));
         resolve();
       });
     });

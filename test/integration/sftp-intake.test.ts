@@ -154,7 +154,7 @@ describe("deliveries", { skip: missing }, () => {
     const zip = new yazl.ZipFile();
     zip.addBuffer(Buffer.from("school_id,school_name\n1,Lincoln High\n"), "schools.csv");
     zip.end();
-    await new Promise((resolve) => zip.outputStream.pipe(createWriteStream(join(dir, "roster.zip"))).on("close", resolve));
+    await new Promise<void>((resolve) => zip.outputStream.pipe(createWriteStream(join(dir, "roster.zip"))).on("close", () => resolve()));
     assert.equal((await runSftp(login, ["put roster.zip"], { cwd: dir })).code, 0);
     const syncs = await waitFor(async () => {
       const list = await home.json(["syncs", "madison"]);
