@@ -190,3 +190,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return Object.freeze(partial as Config);
 }
+
+/** The configuration table of the README, derived from SETTINGS. */
+export function renderConfigurationTable(): string {
+  const rows = SETTINGS.map((s) => `| \`${s.env}\` | ${s.defaultText} | ${s.description} |`);
+  return ["| variable | default | meaning |", "|---|---|---|", ...rows].join("\n");
+}
