@@ -27,7 +27,7 @@ export interface CreatedDistrict {
 
 export type LoginResult =
   | { ok: true; district: DistrictView }
-  | { ok: false; reason: "unknown_user" | "bad_password" | "disabled" | "address_not_allowed" | "bad_key" };
+  | { ok: false; reason: "unknown_user" | "bad_password" | "disabled" | "address_not_allowed" | "bad_key" | "too_many_failures" };
 
 /** Districts and their SFTP credentials. The one place that knows how logins are checked. */
 export class DistrictService {

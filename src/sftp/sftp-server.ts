@@ -7,6 +7,7 @@ import type { DeliveryService } from "../deliveries/delivery-service.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
 import type { HostKey } from "./host-keys.ts";
 import { Jail } from "./jail.ts";
+import { LoginThrottle } from "./login-throttle.ts";
 import { listenError } from "../errors.ts";
 import { SftpSession, type SessionLimits } from "./sftp-session.ts";
 
@@ -29,6 +30,7 @@ export class SftpServer {
   private readonly server: InstanceType<typeof Server>;
   private readonly clients = new Set<Connection>();
   private readonly disposals = new Set<Promise<void>>();
+  private readonly throttle = new LoginThrottle();
 
   constructor(
     private readonly options: SftpServerOptions,
@@ -170,6 +172,9 @@ export class SftpServer {
   private async authenticate(ctx: AuthContext, address: string): Promise<LoginResult | undefined> {
     const username = ctx.username;
     const methods = ["password", "publickey", "keyboard-interactive"] as const;
+    if (ctx.method !== "none" && this.throttle.isBlocked(address)) {
+      return this.finish(ctx, username, address, { ok: false, reason: "too_many_failures" });
+    }
     switch (ctx.method) {
       case "password":
         return this.finish(ctx, username, address, await this.districts.loginWithPassword(username, ctx.password, address));
@@ -204,7 +209,11 @@ export class SftpServer {
   }
 
   private async finish(ctx: AuthContext, username: string, address: string, result: LoginResult): Promise<LoginResult | undefined> {
-    if (result.ok) return result;
+    if (result.ok) {
+      this.throttle.recordSuccess(address);
+      return result;
+    }
+    if (result.reason !== "too_many_failures") this.throttle.recordFailure(address);
     this.logger.warn({ event: "sftp.login.failed", username, ip: address, method: ctx.method, reason: result.reason }, "login failed");
     await new Promise((resolve) => setTimeout(resolve, this.options.failedLoginDelayMs ?? 500));
     ctx.reject(["password", "publickey", "keyboard-interactive"]);

@@ -2,7 +2,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -94,11 +94,15 @@ describe("SFTP intake", { skip: missing }, () => {
 
   it("supports folders, rename and remove inside the space", async () => {
     const dir = await workDir({ "a.csv": "x\n" });
-    const result = await runSftp(jefferson, ["mkdir in", "put a.csv in/a.csv", "rename in/a.csv in/b.csv", "ls in", "rm in/b.csv", "rmdir in", "ls /"], { cwd: dir });
+    await utimes(join(dir, "a.csv"), new Date("2026-01-02T03:04:05Z"), new Date("2026-01-02T03:04:05Z"));
+    const result = await runSftp(jefferson, ["mkdir in", "put -p a.csv in/a.csv", "rename in/a.csv in/b.csv", "ls in", "rm in/b.csv", "rmdir in", "ls /"], { cwd: dir });
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /in\/b\.csv/);
     const lastListing = result.stdout.split("sftp> ls /")[1] ?? "";
     assert.doesNotMatch(lastListing, /\bin\b/);
+    // `put -p` sets the file's times (SETSTAT); they survive the upload's rename into view.
+    const kept = await runSftp(jefferson, ["put -p a.csv kept.csv", "ls -l kept.csv"], { cwd: dir });
+    assert.match(kept.stdout, /Jan  2 {2}2026 kept\.csv|Jan  2 03:04 kept\.csv/);
   });
 
   it("lets JSch 0.1.55 (an old Java client like PowerSchool's) log in with a password and upload", async () => {
