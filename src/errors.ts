@@ -32,6 +32,9 @@ export const ERROR_CATALOGUE = {
   ERR_UNSUPPORTED: { category: "invalid_input", message: "That operation is not supported." },
   ERR_INVALID_ARGUMENT: { category: "invalid_input", message: "An argument is invalid." },
   ERR_PORT_IN_USE: { category: "unavailable", message: "A port Rosterdock needs is already in use." },
+  ERR_UNAUTHENTICATED: { category: "unauthenticated", message: "A valid bearer token is required: send `Authorization: Bearer <token>`." },
+  ERR_FORBIDDEN: { category: "forbidden", message: "The token does not grant access to this." },
+  ERR_ROUTE_NOT_FOUND: { category: "not_found", message: "No such route." },
   ERR_INTERNAL: { category: "internal", message: "Something went wrong inside Rosterdock." },
 } as const satisfies Record<string, { category: ErrorCategory; message: string }>;
 

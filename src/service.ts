@@ -90,7 +90,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   let sftpListening = false;
   const sftpPort = await sftp.listen();
   sftpListening = true;
-  const http = buildHttpApp({ db: rd.database.db, logger, sftpListening: () => sftpListening });
+  const http = await buildHttpApp(rd, { sftpListening: () => sftpListening });
   try {
     await http.listen({ host: config.host, port: config.httpPort });
   } catch (error) {

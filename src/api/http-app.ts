@@ -1,40 +1,67 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import type { Logger } from "pino";
-import { sql, type Kysely } from "kysely";
-import type { Database } from "../db/schema.ts";
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import { sql } from "kysely";
+import type { Rosterdock } from "../service.ts";
+import { Authenticator, type Principal } from "./authenticator.ts";
+import { registerAdminRoutes } from "./admin-routes.ts";
+import { registerErrorHandler } from "./http-errors.ts";
 
-export interface HttpAppDeps {
-  db: Kysely<Database>;
-  logger: Logger;
+declare module "fastify" {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+export interface HttpAppOptions {
   /** Reports whether the SFTP front end is accepting connections. */
   sftpListening: () => boolean;
 }
 
 /** Builds the HTTP app without listening, so tests can drive it with real requests or `inject`. */
-export function buildHttpApp(deps: HttpAppDeps): FastifyInstance {
-  const app = Fastify({ loggerInstance: deps.logger.child({ component: "http" }) as FastifyBaseLogger });
+export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: rd.logger.child({ component: "http" }) as FastifyBaseLogger, disableRequestLogging: true });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandler(app);
+  app.decorateRequest("principal", undefined);
 
-  app.get("/healthz", async (_request, reply) => {
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: { title: "Rosterdock API", version: "1", description: "Administer districts and syncs. Authenticate with `Authorization: Bearer <token>` (`rosterdock token create`)." },
+      servers: [{ url: rd.config.publicUrl }],
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: "/api/v1/docs" });
+  app.get("/api/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  app.get("/healthz", { schema: { hide: true } }, async (_request, reply) => {
     let database = "ok";
     try {
-      await sql`select 1`.execute(deps.db);
+      await sql`select 1`.execute(rd.database.db);
     } catch {
       database = "unavailable";
     }
-    const sftp = deps.sftpListening() ? "ok" : "unavailable";
+    const sftp = options.sftpListening() ? "ok" : "unavailable";
     const healthy = database === "ok" && sftp === "ok";
     return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "degraded", database, sftp });
   });
 
-  app.get("/", async (_request, reply) =>
+  app.get("/", { schema: { hide: true } }, async (_request, reply) =>
     reply
       .type("text/html; charset=utf-8")
       .send(
         `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Rosterdock</title></head>` +
-          `<body><h1>Rosterdock</h1><p>Roster intake server. The SFTP service receives districts' nightly exports; ` +
-          `health is at <a href="/healthz">/healthz</a>.</p></body></html>`,
+          `<body><h1>Rosterdock</h1><p>Roster intake server. The SFTP service receives districts' nightly exports.</p>` +
+          `<ul><li><a href="/healthz">Health</a></li><li><a href="/api/v1/docs">API reference</a></li></ul></body></html>`,
       ),
   );
 
+  registerAdminRoutes(app, rd, new Authenticator(rd.tokens));
   return app;
 }

@@ -112,6 +112,27 @@ export class DistrictService {
     return { district: toView(district), password };
   }
 
+  /** Changes what an operator may change after creation: the name and the SFTP allow-list. */
+  async update(slug: string, changes: { name?: string; allowIps?: string[] }, actor: string): Promise<DistrictView> {
+    const district = await this.requireRow(slug);
+    const allowIps = changes.allowIps?.map(parseCidr);
+    const name = changes.name?.trim();
+    if (name === "") throw new RosterdockError("ERR_INVALID_ARGUMENT", "A district needs a name.");
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable("districts")
+        .set({
+          ...(name ? { name } : {}),
+          ...(allowIps ? { allow_ips: JSON.stringify(allowIps) } : {}),
+          updated_at: isoNow(this.clock),
+        })
+        .where("id", "=", district.id)
+        .execute();
+      await this.audit.record({ actor, action: "district.updated", districtId: district.id, details: { name, allowIps } }, trx);
+    });
+    return this.show(slug);
+  }
+
   async disable(slug: string, actor: string): Promise<DistrictView> {
     const district = await this.requireRow(slug);
     await this.db.transaction().execute(async (trx) => {

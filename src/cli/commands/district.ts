@@ -3,14 +3,10 @@ import type { CliContext } from "../cli-context.ts";
 import type { DistrictView } from "../../districts/district-service.ts";
 import type { Rosterdock } from "../../service.ts";
 import { emit, table, type OutputOptions } from "../output.ts";
+import { connectionDetails, credentialsView, type ConnectionDetails } from "../../districts/connection-details.ts";
 
-async function connectionDetails(rd: Rosterdock) {
-  const keys = await rd.hostKeys();
-  return {
-    host: rd.config.publicHost,
-    port: rd.config.sftpPort,
-    hostKeys: keys.map((k) => ({ algorithm: k.algorithm, sha256: k.sha256, md5: k.md5 })),
-  };
+async function connection(rd: Rosterdock): Promise<ConnectionDetails> {
+  return connectionDetails(rd.config, await rd.hostKeys());
 }
 
 function describe(d: DistrictView): string {
@@ -23,7 +19,7 @@ function describe(d: DistrictView): string {
   ].join("\n");
 }
 
-function credentialsText(c: { host: string; port: number; hostKeys: { algorithm: string; sha256: string; md5: string }[] }, username: string, password: string): string {
+function credentialsText(c: ConnectionDetails, username: string, password: string): string {
   return [
     "SFTP connection for the district's PowerSchool Remote Connection Manager:",
     `  Host      ${c.host}`,
@@ -48,10 +44,10 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
     .action(async (slug: string, options: OutputOptions & { name: string; allowIp: string[] }) => {
       await ctx.with(async (rd) => {
         const created = await rd.districts.create({ slug, name: options.name, allowIps: options.allowIp }, ctx.actor);
-        const connection = await connectionDetails(rd);
-        const sftp = { host: connection.host, port: connection.port, username: created.district.sftpUsername, password: created.password };
-        emit(options, { slug: created.district.slug, name: created.district.name, sftp, hostKeys: connection.hostKeys }, () =>
-          [`Created district ${created.district.name} (${created.district.slug}).`, "", credentialsText(connection, sftp.username, sftp.password)].join("\n"),
+        const details = await connection(rd);
+        const view = credentialsView(created, details);
+        emit(options, view, () =>
+          [`Created district ${view.name} (${view.slug}).`, "", credentialsText(details, view.sftp.username, view.sftp.password)].join("\n"),
         );
       });
     });
@@ -78,10 +74,10 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
     .action(async (slug: string, options: OutputOptions) => {
       await ctx.with(async (rd) => {
         const d = await rd.districts.show(slug);
-        const connection = await connectionDetails(rd);
+        const details = await connection(rd);
         const open = await rd.deliveries.openDelivery(d.id);
-        emit(options, { ...d, sftp: { host: connection.host, port: connection.port, username: d.sftpUsername }, hostKeys: connection.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null }, () =>
-          [describe(d), `SFTP       ${connection.host}:${connection.port}`, open ? `Receiving  a delivery since ${open.opened_at} (last upload ${open.last_upload_at})` : ""].filter(Boolean).join("\n"),
+        emit(options, { ...d, sftp: { host: details.host, port: details.port, username: d.sftpUsername }, hostKeys: details.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null }, () =>
+          [describe(d), `SFTP       ${details.host}:${details.port}`, open ? `Receiving  a delivery since ${open.opened_at} (last upload ${open.last_upload_at})` : ""].filter(Boolean).join("\n"),
         );
       });
     });
@@ -93,10 +89,10 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
     .action(async (slug: string, options: OutputOptions) => {
       await ctx.with(async (rd) => {
         const rotated = await rd.districts.rotatePassword(slug, ctx.actor);
-        const connection = await connectionDetails(rd);
-        const sftp = { host: connection.host, port: connection.port, username: rotated.district.sftpUsername, password: rotated.password };
-        emit(options, { slug: rotated.district.slug, name: rotated.district.name, sftp, hostKeys: connection.hostKeys }, () =>
-          [`New password for ${rotated.district.slug}. Update the district's Remote Connection Manager entry.`, "", credentialsText(connection, sftp.username, sftp.password)].join("\n"),
+        const details = await connection(rd);
+        const view = credentialsView(rotated, details);
+        emit(options, view, () =>
+          [`New password for ${view.slug}. Update the district's Remote Connection Manager entry.`, "", credentialsText(details, view.sftp.username, view.sftp.password)].join("\n"),
         );
       });
     });

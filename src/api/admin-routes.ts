@@ -1,0 +1,122 @@
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Rosterdock } from "../service.ts";
+import type { Authenticator } from "./authenticator.ts";
+import { connectionDetails, credentialsView } from "../districts/connection-details.ts";
+import { TOKEN_SCOPES } from "../tokens/token-service.ts";
+
+const ErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) }).describe("An error from the catalogue (docs/errors.md)");
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema };
+
+const HostKeySchema = z.object({ algorithm: z.string(), sha256: z.string(), md5: z.string() });
+const DistrictSchema = z.object({
+  id: z.number().int(),
+  slug: z.string(),
+  name: z.string(),
+  status: z.enum(["active", "disabled"]),
+  allowIps: z.array(z.string()),
+  sftpUsername: z.string(),
+  createdAt: z.string(),
+});
+const CredentialsSchema = z.object({
+  slug: z.string(),
+  name: z.string(),
+  sftp: z.object({ host: z.string(), port: z.number().int(), username: z.string(), password: z.string() }),
+  hostKeys: z.array(HostKeySchema),
+});
+const CountsSchema = z.object({ created: z.number(), updated: z.number(), deleted: z.number(), unchanged: z.number() });
+export const SyncSchema = z.object({
+  id: z.number().int(),
+  status: z.enum(["waiting", "processing", "applied", "held", "failed", "discarded", "rolled_back"]),
+  createdAt: z.string(),
+  files: z.array(z.object({ name: z.string(), size: z.number(), sha256: z.string() })),
+  counts: z.record(z.string(), CountsSchema),
+  issues: z.array(z.unknown()),
+});
+const SlugParams = z.object({ slug: z.string().describe("The district's slug") });
+
+/** `/api/v1`: what the CLI does, for operators' scripts and the console. Scope `admin`. */
+export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: Authenticator): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  const actor = (name: string) => `api:${name}`;
+  app.addHook("onRequest", async (request) => {
+    if (request.url.startsWith("/api/v1/") && !request.url.startsWith("/api/v1/openapi.json") && !request.url.startsWith("/api/v1/docs")) {
+      request.principal = await auth.require(request, "admin");
+    }
+  });
+
+  api.get("/api/v1/districts", { schema: { tags: ["districts"], summary: "List districts", response: { 200: z.array(DistrictSchema), ...errors } } }, async () => rd.districts.list());
+
+  api.post(
+    "/api/v1/districts",
+    {
+      schema: {
+        tags: ["districts"],
+        summary: "Create a district with its SFTP account; the password is in this response only",
+        body: z.object({ slug: z.string(), name: z.string(), allowIps: z.array(z.string()).optional() }),
+        response: { 201: CredentialsSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const created = await rd.districts.create(request.body, actor(request.principal!.name));
+      return reply.code(201).send(credentialsView(created, connectionDetails(rd.config, await rd.hostKeys())));
+    },
+  );
+
+  api.get("/api/v1/districts/:slug", { schema: { tags: ["districts"], summary: "Show a district", params: SlugParams, response: { 200: DistrictSchema, ...errors } } }, async (request) =>
+    rd.districts.show(request.params.slug),
+  );
+
+  api.patch(
+    "/api/v1/districts/:slug",
+    {
+      schema: {
+        tags: ["districts"],
+        summary: "Change a district's name or SFTP allow-list",
+        params: SlugParams,
+        body: z.object({ name: z.string().optional(), allowIps: z.array(z.string()).optional() }),
+        response: { 200: DistrictSchema, ...errors },
+      },
+    },
+    async (request) => rd.districts.update(request.params.slug, request.body, actor(request.principal!.name)),
+  );
+
+  api.post(
+    "/api/v1/districts/:slug/rotate-password",
+    { schema: { tags: ["districts"], summary: "Replace the SFTP password; the new one is in this response only", params: SlugParams, response: { 200: CredentialsSchema, ...errors } } },
+    async (request) => credentialsView(await rd.districts.rotatePassword(request.params.slug, actor(request.principal!.name)), connectionDetails(rd.config, await rd.hostKeys())),
+  );
+
+  api.post(
+    "/api/v1/districts/:slug/disable",
+    { schema: { tags: ["districts"], summary: "Refuse the district's SFTP logins", params: SlugParams, response: { 200: DistrictSchema, ...errors } } },
+    async (request) => rd.districts.disable(request.params.slug, actor(request.principal!.name)),
+  );
+
+  api.get(
+    "/api/v1/districts/:slug/syncs",
+    { schema: { tags: ["syncs"], summary: "The district's syncs, newest first (as `rosterdock syncs SLUG --json`)", params: SlugParams, querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }), response: { 200: z.array(SyncSchema), ...errors } } },
+    async (request) => rd.syncs.list(request.params.slug, request.query.limit),
+  );
+
+  api.get("/api/v1/host-keys", { schema: { tags: ["server"], summary: "Host-key fingerprints districts accept once", response: { 200: z.array(HostKeySchema), ...errors } } }, async () =>
+    connectionDetails(rd.config, await rd.hostKeys()).hostKeys,
+  );
+
+  api.post(
+    "/api/v1/tokens",
+    {
+      schema: {
+        tags: ["tokens"],
+        summary: "Create an API token; it is in this response only",
+        body: z.object({ name: z.string(), scopes: z.array(z.enum(TOKEN_SCOPES)).default(["admin"]) }),
+        response: { 201: z.object({ token: z.string() }), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const created = await rd.tokens.create(request.body.name, request.body.scopes, actor(request.principal!.name));
+      return reply.code(201).send({ token: created.token });
+    },
+  );
+}

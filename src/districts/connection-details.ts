@@ -1,0 +1,34 @@
+import type { Config } from "../config.ts";
+import type { HostKey } from "../sftp/host-keys.ts";
+import type { CreatedDistrict } from "./district-service.ts";
+
+export interface HostKeyView {
+  algorithm: string;
+  sha256: string;
+  md5: string;
+}
+
+export interface ConnectionDetails {
+  host: string;
+  port: number;
+  hostKeys: HostKeyView[];
+}
+
+/** What a district's SFTP client needs to connect, besides its credentials. */
+export function connectionDetails(config: Pick<Config, "publicHost" | "sftpPort">, hostKeys: readonly HostKey[]): ConnectionDetails {
+  return {
+    host: config.publicHost,
+    port: config.sftpPort,
+    hostKeys: hostKeys.map((k) => ({ algorithm: k.algorithm, sha256: k.sha256, md5: k.md5 })),
+  };
+}
+
+/** The contract of `district create --json` and `POST /api/v1/districts`: the password appears only here, once. */
+export function credentialsView(created: CreatedDistrict, connection: ConnectionDetails) {
+  return {
+    slug: created.district.slug,
+    name: created.district.name,
+    sftp: { host: connection.host, port: connection.port, username: created.district.sftpUsername, password: created.password },
+    hostKeys: connection.hostKeys,
+  };
+}
