@@ -12,6 +12,8 @@ import { ensureHostKeys, type HostKey } from "./sftp/host-keys.ts";
 import { SftpServer } from "./sftp/sftp-server.ts";
 import { SyncService } from "./sync/sync-service.ts";
 import { TokenService } from "./tokens/token-service.ts";
+import { ClientService } from "./tokens/client-service.ts";
+import { WebhookService, WEBHOOK_MAX_ATTEMPTS } from "./webhooks/webhook-service.ts";
 import { buildHttpApp } from "./api/http-app.ts";
 import { createLogger } from "./logger.ts";
 import { listenError } from "./errors.ts";
@@ -29,6 +31,8 @@ export interface Rosterdock {
   readonly jobs: JobQueue;
   readonly syncs: SyncService;
   readonly tokens: TokenService;
+  readonly clients: ClientService;
+  readonly webhooks: WebhookService;
   hostKeys(): Promise<HostKey[]>;
   close(): Promise<void>;
 }
@@ -43,6 +47,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
   const districts = new DistrictService(db, clock, audit);
   const jobs = new JobQueue(db, clock);
   const deliveries = new DeliveryService(db, storage, jobs, clock, config.quietSeconds, logger);
+  const tokens = new TokenService(db, clock, audit);
   let hostKeys: Promise<HostKey[]> | undefined;
   return {
     config,
@@ -55,7 +60,9 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     deliveries,
     jobs,
     syncs: new SyncService(db, districts),
-    tokens: new TokenService(db, clock, audit),
+    tokens,
+    clients: new ClientService(db, tokens, districts, clock, audit),
+    webhooks: new WebhookService(db, jobs, districts, clock, audit, logger.child({ component: "webhooks" })),
     hostKeys: () => (hostKeys ??= ensureHostKeys(db, clock)),
     close: () => database.close(),
   };
@@ -101,7 +108,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
   logger.info({ event: "http.listening", host: config.host, port: httpPort }, "HTTP server listening");
 
-  const handlers = new Map<string, JobHandler>();
+  const handlers = new Map<string, JobHandler>([["deliver-webhook", { run: (job) => rd.webhooks.deliver(job), maxAttempts: WEBHOOK_MAX_ATTEMPTS }]]);
   const worker = new Worker(rd.deliveries, rd.jobs, handlers, logger.child({ component: "worker" }));
   await worker.start();
 

@@ -5,9 +5,9 @@ import type { Rosterdock } from "../service.ts";
 import type { Authenticator } from "./authenticator.ts";
 import { connectionDetails, credentialsView } from "../districts/connection-details.ts";
 import { TOKEN_SCOPES } from "../tokens/token-service.ts";
+import { apiErrors } from "./api-schemas.ts";
 
-const ErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) }).describe("An error from the catalogue (docs/errors.md)");
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema };
+const errors = apiErrors;
 
 const HostKeySchema = z.object({ algorithm: z.string(), sha256: z.string(), md5: z.string() });
 const DistrictSchema = z.object({

@@ -32,7 +32,7 @@ export class Authenticator {
     let entry = this.cache.get(key);
     if (!entry || entry.until < now) {
       const verified = await this.tokens.verify(token);
-      entry = { principal: verified ? { name: verified.name, scopes: verified.scopes, districts: undefined } : undefined, until: now + CACHE_MS };
+      entry = { principal: verified ? { name: verified.name, scopes: verified.scopes, districts: verified.districts } : undefined, until: now + CACHE_MS };
       if (this.cache.size >= CACHE_MAX) this.cache.clear();
       this.cache.set(key, entry);
     }

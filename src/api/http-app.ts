@@ -7,6 +7,9 @@ import type { Rosterdock } from "../service.ts";
 import { Authenticator, type Principal } from "./authenticator.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { registerErrorHandler } from "./http-errors.ts";
+import fastifyFormbody from "@fastify/formbody";
+import { registerOAuthRoutes } from "./oauth-routes.ts";
+import { registerWebhookAndClientRoutes } from "./webhook-routes.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -62,6 +65,9 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
       ),
   );
 
+  await app.register(fastifyFormbody);
+  registerOAuthRoutes(app, rd);
   registerAdminRoutes(app, rd, new Authenticator(rd.tokens));
+  registerWebhookAndClientRoutes(app, rd);
   return app;
 }

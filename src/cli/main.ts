@@ -6,6 +6,8 @@ import { registerHostKeyCommands } from "./commands/hostkey.ts";
 import { registerServeCommand } from "./commands/serve.ts";
 import { registerSyncsCommand } from "./commands/syncs.ts";
 import { registerTokenCommands } from "./commands/token.ts";
+import { registerClientCommands } from "./commands/client.ts";
+import { registerWebhookCommands } from "./commands/webhook.ts";
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command("rosterdock")
@@ -17,6 +19,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerHostKeyCommands(program, ctx);
   registerSyncsCommand(program, ctx);
   registerTokenCommands(program, ctx);
+  registerClientCommands(program, ctx);
+  registerWebhookCommands(program, ctx);
   return program;
 }
 

@@ -2,7 +2,7 @@ import type { Kysely, Transaction } from "kysely";
 import type { Database, Job } from "../db/schema.ts";
 import { isoNow, type Clock } from "../clock.ts";
 
-export type JobKind = "process-sync";
+export type JobKind = "process-sync" | "deliver-webhook";
 
 /** Durable work items in the database: whatever was enqueued before a crash runs after restart. */
 export class JobQueue {

@@ -3,7 +3,11 @@ import type { Job } from "../db/schema.ts";
 import type { DeliveryService } from "../deliveries/delivery-service.ts";
 import type { JobQueue } from "./job-queue.ts";
 
-export type JobHandler = (job: Job) => Promise<void>;
+export interface JobHandler {
+  run(job: Job): Promise<void>;
+  /** Attempts before the job is given up (backoff doubles from 10 s). */
+  maxAttempts?: number;
+}
 
 /**
  * The background loop of `serve`: closes quiet deliveries and runs durable jobs. Only kinds
@@ -44,11 +48,11 @@ export class Worker {
       if (!job) return;
       const handler = this.handlers.get(job.kind)!;
       try {
-        await handler(job);
+        await handler.run(job);
         await this.jobs.complete(job.id);
       } catch (error) {
         this.logger.error({ event: "job.failed", jobId: job.id, kind: job.kind, err: error }, "job failed");
-        await this.jobs.fail(job, error instanceof Error ? error.message : String(error));
+        await this.jobs.fail(job, error instanceof Error ? error.message : String(error), handler.maxAttempts);
       }
     }
   }

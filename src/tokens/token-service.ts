@@ -12,6 +12,8 @@ export interface VerifiedToken {
   id: number;
   name: string;
   scopes: TokenScope[];
+  /** District slugs the token may read; undefined = all. */
+  districts: string[] | undefined;
 }
 
 /**
@@ -32,15 +34,36 @@ export class TokenService {
     if (unknown.length > 0 || scopes.length === 0) {
       throw new RosterdockError("ERR_INVALID_ARGUMENT", `Scopes are ${TOKEN_SCOPES.join(" and ")}; got ${scopes.join(", ") || "none"}.`);
     }
+    const { id, token } = await this.insert({ name: trimmed, scopes: scopes as TokenScope[] });
+    await this.audit.record({ actor, action: "token.created", details: { id, name: trimmed, scopes } });
+    return { id, token, scopes: scopes as TokenScope[] };
+  }
+
+  /** A short-lived token for an OAuth client. */
+  async issueAccessToken(input: { name: string; scopes: TokenScope[]; clientId: number; districts: string[] | undefined; expiresAt: string }): Promise<string> {
+    return (await this.insert(input)).token;
+  }
+
+  private async insert(input: { name: string; scopes: TokenScope[]; clientId?: number; districts?: string[] | undefined; expiresAt?: string }) {
     const lookup = randomToken(9);
     const secret = randomToken(32);
     const row = await this.db
       .insertInto("api_tokens")
-      .values({ name: trimmed, lookup, secret_hash: await hashSecret(secret), scopes: JSON.stringify(scopes), created_at: isoNow(this.clock), last_used_at: null, revoked_at: null })
+      .values({
+        name: input.name,
+        lookup,
+        secret_hash: await hashSecret(secret),
+        scopes: JSON.stringify(input.scopes),
+        created_at: isoNow(this.clock),
+        last_used_at: null,
+        revoked_at: null,
+        expires_at: input.expiresAt ?? null,
+        client_id: input.clientId ?? null,
+        districts: input.districts ? JSON.stringify(input.districts) : null,
+      })
       .returning("id")
       .executeTakeFirstOrThrow();
-    await this.audit.record({ actor, action: "token.created", details: { id: row.id, name: trimmed, scopes } });
-    return { id: row.id, token: `rdk_${lookup}_${secret}`, scopes: scopes as TokenScope[] };
+    return { id: row.id, token: `rdk_${lookup}_${secret}` };
   }
 
   async verify(token: string): Promise<VerifiedToken | undefined> {
@@ -48,6 +71,12 @@ export class TokenService {
     if (!match) return undefined;
     const row = await this.db.selectFrom("api_tokens").selectAll().where("lookup", "=", match[1]!).where("revoked_at", "is", null).executeTakeFirst();
     if (!row || !(await verifySecret(match[2]!, row.secret_hash))) return undefined;
-    return { id: row.id, name: row.name, scopes: JSON.parse(row.scopes) as TokenScope[] };
+    if (row.expires_at !== null && row.expires_at <= isoNow(this.clock)) return undefined;
+    return {
+      id: row.id,
+      name: row.name,
+      scopes: JSON.parse(row.scopes) as TokenScope[],
+      districts: row.districts ? (JSON.parse(row.districts) as string[]) : undefined,
+    };
   }
 }

@@ -1,0 +1,66 @@
+import type { Kysely } from "kysely";
+import type { Database } from "../db/schema.ts";
+import { isoNow, type Clock } from "../clock.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+import type { DistrictService } from "../districts/district-service.ts";
+import { RosterdockError } from "../errors.ts";
+import { hashSecret, randomToken, verifySecret } from "../security/secrets.ts";
+import { TOKEN_SCOPES, type TokenScope, type TokenService } from "./token-service.ts";
+
+export const ACCESS_TOKEN_SECONDS = 3600;
+
+/** OAuth 2.0 client credentials for vendor apps: a client id and secret exchanged for short-lived bearer tokens. */
+export class ClientService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly tokens: TokenService,
+    private readonly districts: DistrictService,
+    private readonly clock: Clock,
+    private readonly audit: AuditLog,
+  ) {}
+
+  async create(input: { name: string; scopes: string[]; districts?: string[] }, actor: string): Promise<{ clientId: string; clientSecret: string }> {
+    const name = input.name.trim();
+    if (!name) throw new RosterdockError("ERR_INVALID_ARGUMENT", "A client needs a name, e.g. --name gradebook.");
+    const scopes = input.scopes.length ? input.scopes : ["roster.readonly"];
+    const unknown = scopes.filter((s) => !(TOKEN_SCOPES as readonly string[]).includes(s));
+    if (unknown.length) throw new RosterdockError("ERR_INVALID_ARGUMENT", `Scopes are ${TOKEN_SCOPES.join(" and ")}; got ${unknown.join(", ")}.`);
+    for (const slug of input.districts ?? []) await this.districts.requireRow(slug);
+    const clientId = `rdc_${randomToken(12)}`;
+    const clientSecret = randomToken(32);
+    await this.db
+      .insertInto("oauth_clients")
+      .values({
+        client_id: clientId,
+        secret_hash: await hashSecret(clientSecret),
+        name,
+        scopes: JSON.stringify(scopes),
+        districts: input.districts?.length ? JSON.stringify(input.districts) : null,
+        created_at: isoNow(this.clock),
+        revoked_at: null,
+      })
+      .execute();
+    await this.audit.record({ actor, action: "client.created", details: { clientId, name, scopes, districts: input.districts ?? null } });
+    return { clientId, clientSecret };
+  }
+
+  /** The client-credentials grant. Returns undefined for a wrong id or secret (the caller answers invalid_client). */
+  async issueToken(clientId: string, clientSecret: string, requestedScope?: string) {
+    const client = await this.db.selectFrom("oauth_clients").selectAll().where("client_id", "=", clientId).where("revoked_at", "is", null).executeTakeFirst();
+    if (!client || !(await verifySecret(clientSecret, client.secret_hash))) return undefined;
+    const allowed = JSON.parse(client.scopes) as TokenScope[];
+    const requested = requestedScope ? (requestedScope.split(/\s+/).filter(Boolean) as TokenScope[]) : allowed;
+    if (requested.some((s) => !allowed.includes(s))) {
+      throw new RosterdockError("ERR_FORBIDDEN", `This client may request only: ${allowed.join(" ")}.`);
+    }
+    const expiresAt = new Date(this.clock.now().getTime() + ACCESS_TOKEN_SECONDS * 1000).toISOString();
+    const issued = await this.tokens.issueAccessToken({
+      name: client.name,
+      scopes: requested,
+      clientId: client.id,
+      districts: client.districts ? (JSON.parse(client.districts) as string[]) : undefined,
+      expiresAt,
+    });
+    return { access_token: issued, token_type: "Bearer" as const, expires_in: ACCESS_TOKEN_SECONDS, scope: requested.join(" ") };
+  }
+}
