@@ -135,7 +135,7 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
   {
     key: "allowSshRsa",
     env: "ROSTERDOCK_ALLOW_SSH_RSA",
-    description: "Offer SHA-1 `ssh-rsa` host-key signatures, which old Java SSH clients (PowerSchool) need.",
+    description: "Offer the RSA host key, signing with SHA-1 `ssh-rsa` as old Java SSH clients (PowerSchool) need; `false` leaves RSA out (Ed25519 and ECDSA remain).",
     defaultText: "`true`",
     parse: boolean(true),
   },
@@ -167,7 +167,7 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
   {
     key: "maxOutstandingWriteBytes",
     env: "ROSTERDOCK_MAX_OUTSTANDING_WRITE_BYTES",
-    description: "Per SFTP session, bytes of unacknowledged writes buffered before the server stops reading from the client.",
+    description: "Per SFTP session, bytes of received upload data held before it is written to disk (the server writes before it reads more).",
     defaultText: "`8388608` (8 MiB)",
     parse: wholeNumber(64 * 1024, 1024 ** 3, 8 * 1024 * 1024),
   },

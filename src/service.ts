@@ -10,7 +10,8 @@ import { Worker, type JobHandler } from "./jobs/worker.ts";
 import { LocalStorage } from "./storage/local-storage.ts";
 import { ensureHostKeys, type HostKey } from "./sftp/host-keys.ts";
 import { SftpServer } from "./sftp/sftp-server.ts";
-import { SyncService } from "./sync/sync-service.ts";
+import { createSyncService, type SyncService } from "./sync/sync-service.ts";
+import { MAX_SYNC_ATTEMPTS } from "./sync/process-sync.ts";
 import { TokenService } from "./tokens/token-service.ts";
 import { ClientService } from "./tokens/client-service.ts";
 import { WebhookService, WEBHOOK_MAX_ATTEMPTS } from "./webhooks/webhook-service.ts";
@@ -48,6 +49,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
   const jobs = new JobQueue(db, clock);
   const deliveries = new DeliveryService(db, storage, jobs, clock, config.quietSeconds, logger);
   const tokens = new TokenService(db, clock, audit);
+  const syncs = createSyncService({ database, districts, storage, audit, clock, logger, dataDir: config.dataDir });
   let hostKeys: Promise<HostKey[]> | undefined;
   return {
     config,
@@ -59,12 +61,15 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     districts,
     deliveries,
     jobs,
-    syncs: new SyncService(db, districts),
+    syncs,
     tokens,
     clients: new ClientService(db, tokens, districts, clock, audit),
     webhooks: new WebhookService(db, jobs, districts, clock, audit, logger.child({ component: "webhooks" })),
     hostKeys: () => (hostKeys ??= ensureHostKeys(db, clock)),
-    close: () => database.close(),
+    close: async () => {
+      syncs.close();
+      await database.close();
+    },
   };
 }
 
@@ -77,6 +82,7 @@ export interface RunningServer {
 /** `rosterdock serve`: SFTP, HTTP and the background worker in one process. */
 export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const { config, logger } = rd;
+  const startedAt = new Date();
   const sftp = new SftpServer(
     {
       host: config.host,
@@ -108,9 +114,14 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
   logger.info({ event: "http.listening", host: config.host, port: httpPort }, "HTTP server listening");
 
-  const handlers = new Map<string, JobHandler>([["deliver-webhook", { run: (job) => rd.webhooks.deliver(job), maxAttempts: WEBHOOK_MAX_ATTEMPTS }]]);
+  const handlers = new Map<string, JobHandler>([
+    ["deliver-webhook", { run: (job) => rd.webhooks.deliver(job), maxAttempts: WEBHOOK_MAX_ATTEMPTS }],
+    ["process-sync", { run: (job) => rd.syncs.processJob(job), maxAttempts: MAX_SYNC_ATTEMPTS }],
+  ]);
   const worker = new Worker(rd.deliveries, rd.jobs, handlers, logger.child({ component: "worker" }));
   await worker.start();
+  const cleared = await rd.storage.clearIncoming(startedAt);
+  if (cleared > 0) logger.warn({ event: "storage.incoming.cleared", count: cleared }, "removed uploads left unfinished by an earlier crash");
 
   return {
     sftpPort,

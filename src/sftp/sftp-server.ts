@@ -43,9 +43,11 @@ export class SftpServer {
   }
 
   private serverConfig(): ServerConfig {
-    const rsa = this.options.allowSshRsa ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : ["rsa-sha2-512", "rsa-sha2-256"];
+    // ssh2 always offers SHA-1 `ssh-rsa` for an RSA key, so turning it off means leaving RSA out.
+    const keys = this.options.hostKeys.filter((k) => this.options.allowSshRsa || k.algorithm !== "ssh-rsa");
+    const rsa = this.options.allowSshRsa ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [];
     return {
-      hostKeys: this.options.hostKeys.map((k) => k.privateKey),
+      hostKeys: keys.map((k) => k.privateKey),
       ident: "Rosterdock",
       // Protocol traces at log level trace: what a district's client negotiated and why it failed.
       debug: this.logger.isLevelEnabled("trace") ? (message: string) => this.logger.trace({ event: "ssh.debug" }, message) : undefined,

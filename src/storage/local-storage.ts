@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { constants, mkdirSync } from "node:fs";
-import { link, mkdir, open, rm } from "node:fs/promises";
+import { link, mkdir, open, readdir, rm, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 
 /**
@@ -52,9 +52,25 @@ export class LocalStorage {
     await rm(path, { force: true });
   }
 
-  /** Removes uploads left half-written by a crash; they were never acknowledged to the client. */
-  async clearIncoming(districtId: number): Promise<void> {
-    await rm(join(this.districtDir(districtId), "incoming"), { recursive: true, force: true });
+  /**
+   * Removes uploads left half-written by a crash (never acknowledged to the client). Only files
+   * older than `before`, so a running server's uploads in progress are never touched.
+   */
+  async clearIncoming(before: Date): Promise<number> {
+    let removed = 0;
+    const districts = await readdir(join(this.dataDir, "districts")).catch(() => [] as string[]);
+    for (const district of districts) {
+      const dir = join(this.dataDir, "districts", district, "incoming");
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const path = join(dir, name);
+        const stats = await stat(path).catch(() => undefined);
+        if (stats && stats.mtimeMs < before.getTime()) {
+          await rm(path, { force: true });
+          removed++;
+        }
+      }
+    }
+    return removed;
   }
 }
 

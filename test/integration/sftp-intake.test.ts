@@ -234,8 +234,13 @@ describe("server lifecycle", { skip: missing }, () => {
       assert.equal((await runSftp({ ...created, port: server.sftpPort }, ["put students.csv"], { cwd: dir })).code, 0);
       await server.kill();
       assert.deepEqual(await home.json(["syncs", "adams"]), []);
+      // What a crash mid-upload leaves behind: never acknowledged, so removed at the next start.
+      const leftover = join(home.dataDir, "districts", "1", "incoming", "leftover.part");
+      await writeFile(leftover, "half a file");
+      await utimes(leftover, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
       const restarted = await home.serve();
       try {
+        assert.deepEqual(await readdir(join(home.dataDir, "districts", "1", "incoming")), []);
         const syncs = await waitFor(async () => {
           const list = await home.json(["syncs", "adams"]);
           return list.length === 1 && list;
@@ -243,6 +248,28 @@ describe("server lifecycle", { skip: missing }, () => {
         assert.equal(syncs[0].files[0].name, "students.csv");
       } finally {
         await restarted.stop();
+      }
+    } finally {
+      await home.remove();
+    }
+  });
+
+  it("leaves the RSA host key (and SHA-1 ssh-rsa) out when told to", async () => {
+    const home = await RosterdockHome.create({ ROSTERDOCK_ALLOW_SSH_RSA: "false" });
+    try {
+      const server = await home.serve();
+      try {
+        const probe = (algorithm: string) =>
+          run("ssh", ["-o", `HostKeyAlgorithms=${algorithm}`, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-p", String(server.sftpPort), "nobody@127.0.0.1", "true"]).then(
+            () => "connected",
+            (error: { stderr: string }) => error.stderr,
+          );
+        assert.match(await probe("ssh-rsa"), /no matching host key type/);
+        assert.match(await probe("rsa-sha2-256"), /no matching host key type/);
+        assert.match(await probe("ecdsa-sha2-nistp256"), /Permission denied/);
+        assert.match(await probe("ssh-ed25519"), /Permission denied/);
+      } finally {
+        await server.stop();
       }
     } finally {
       await home.remove();
