@@ -35,6 +35,10 @@ export const ERROR_CATALOGUE = {
   ERR_UNAUTHENTICATED: { category: "unauthenticated", message: "A valid bearer token is required: send `Authorization: Bearer <token>`." },
   ERR_FORBIDDEN: { category: "forbidden", message: "The token does not grant access to this." },
   ERR_ROUTE_NOT_FOUND: { category: "not_found", message: "No such route." },
+  ERR_ONEROSTER_INVALID_FILTER: { category: "invalid_input", message: "The OneRoster filter is invalid or names a field that cannot be filtered." },
+  ERR_ONEROSTER_INVALID_SORT: { category: "invalid_input", message: "The OneRoster sort names a field that cannot be sorted on." },
+  ERR_ONEROSTER_INVALID_FIELDS: { category: "invalid_input", message: "The OneRoster fields selection names an unknown field." },
+  ERR_ONEROSTER_NOT_FOUND: { category: "not_found", message: "No roster record has that sourcedId." },
   ERR_INTERNAL: { category: "internal", message: "Something went wrong inside Rosterdock." },
 } as const satisfies Record<string, { category: ErrorCategory; message: string }>;
 

@@ -56,7 +56,7 @@ export interface DeliveryTable {
   closed_at: string | null;
 }
 
-export type SyncStatus = "waiting" | "processing" | "applied" | "held" | "failed" | "discarded";
+export type SyncStatus = "waiting" | "processing" | "applied" | "held" | "failed" | "discarded" | "rolled_back";
 
 export interface SyncTable {
   id: Generated<number>;
@@ -101,6 +101,11 @@ export interface ApiTokenTable {
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
+  /** Set for OAuth access tokens, which expire. */
+  expires_at: string | null;
+  client_id: number | null;
+  /** JSON array of district slugs the token may read; null = all. */
+  districts: string | null;
 }
 
 export interface AuditEventTable {
@@ -112,7 +117,129 @@ export interface AuditEventTable {
   details: string;
 }
 
-export interface Database {
+// ---- the live roster (migration 0002); every row scoped by district_id, last_sync_id = dateLastModified ----
+
+export interface RosterSchoolTable {
+  district_id: number;
+  school_id: string;
+  school_name: string;
+  school_number: string | null;
+  state_id: string | null;
+  low_grade: string | null;
+  high_grade: string | null;
+  last_sync_id: number;
+}
+
+export interface RosterCourseTable {
+  district_id: number;
+  course_id: string;
+  course_name: string;
+  school_id: string | null;
+  last_sync_id: number;
+}
+
+export interface RosterTermTable {
+  district_id: number;
+  term_id: string;
+  /** '' for a district-wide term. */
+  school_id: string;
+  term_name: string;
+  start_date: string;
+  end_date: string;
+  last_sync_id: number;
+}
+
+export interface RosterUserTable {
+  district_id: number;
+  /** The API's sourcedId: `student-<id>`, `staff-<teacher_number>` or `staff-id-<id>`. */
+  user_key: string;
+  scope: "student" | "staff";
+  district_user_id: string;
+  role: string;
+  first_name: string;
+  middle_name: string | null;
+  last_name: string;
+  email: string | null;
+  username: string | null;
+  school_id: string | null;
+  /** JSON array of every school the person is listed at, sorted. */
+  school_ids: string;
+  grade: string | null;
+  student_number: string | null;
+  teacher_number: string | null;
+  state_id: string | null;
+  birth_date: string | null;
+  last_sync_id: number;
+}
+
+export interface RosterStaffIdTable {
+  district_id: number;
+  district_user_id: string;
+  user_key: string;
+  school_id: string | null;
+  last_sync_id: number;
+}
+
+export interface RosterClassTable {
+  district_id: number;
+  class_id: string;
+  class_name: string;
+  school_id: string;
+  course_id: string;
+  teacher_id: string;
+  teacher_key: string;
+  term_id: string | null;
+  section_number: string | null;
+  period: string | null;
+  room: string | null;
+  last_sync_id: number;
+}
+
+export interface RosterEnrollmentTable {
+  district_id: number;
+  class_id: string;
+  student_id: string;
+  start_date: string | null;
+  end_date: string | null;
+  last_sync_id: number;
+}
+
+export interface RosterChangeTable {
+  id: Generated<number>;
+  sync_id: number;
+  district_id: number;
+  entity: string;
+  /** JSON array of the natural key's values. */
+  key: string;
+  op: "create" | "update" | "delete";
+  before_json: string | null;
+  after_json: string | null;
+}
+
+export interface RosterChangesetTable {
+  id: Generated<number>;
+  sync_id: number;
+  district_id: number;
+  kind: "apply" | "rollback";
+  first_change_id: number;
+  last_change_id: number;
+  created_at: string;
+  rolled_back_at: string | null;
+}
+
+export interface SyncIssueTable {
+  id: Generated<number>;
+  sync_id: number;
+  file: string;
+  row: number | null;
+  column: string | null;
+  value: string | null;
+  code: string;
+  severity: "error" | "warning" | "info";
+  message: string;
+}
+
+export interface Database extends ClientAndWebhookTables {
   districts: DistrictTable;
   credentials: CredentialTable;
   host_keys: HostKeyTable;
@@ -123,6 +250,16 @@ export interface Database {
   jobs: JobTable;
   api_tokens: ApiTokenTable;
   audit_events: AuditEventTable;
+  roster_schools: RosterSchoolTable;
+  roster_courses: RosterCourseTable;
+  roster_terms: RosterTermTable;
+  roster_users: RosterUserTable;
+  roster_staff_ids: RosterStaffIdTable;
+  roster_classes: RosterClassTable;
+  roster_enrollments: RosterEnrollmentTable;
+  roster_changes: RosterChangeTable;
+  roster_changesets: RosterChangesetTable;
+  sync_issues: SyncIssueTable;
 }
 
 export type District = Selectable<DistrictTable>;
@@ -132,3 +269,46 @@ export type Upload = Selectable<UploadTable>;
 export type Delivery = Selectable<DeliveryTable>;
 export type Sync = Selectable<SyncTable>;
 export type Job = Selectable<JobTable>;
+
+// ---- OAuth clients and webhooks (migration 0003) ----
+
+export interface OAuthClientTable {
+  id: Generated<number>;
+  client_id: string;
+  secret_hash: string;
+  name: string;
+  scopes: string;
+  districts: string | null;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export interface WebhookEndpointTable {
+  id: Generated<number>;
+  url: string;
+  district_id: number | null;
+  events: string;
+  /** The HMAC signing key: kept in clear because signing needs it; shown to the operator once. */
+  secret: string;
+  created_at: string;
+  disabled_at: string | null;
+}
+
+export interface WebhookDeliveryTable {
+  id: Generated<number>;
+  endpoint_id: number;
+  event: string;
+  payload: string;
+  status: "pending" | "delivered" | "failed";
+  attempts: number;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ClientAndWebhookTables {
+  oauth_clients: OAuthClientTable;
+  webhook_endpoints: WebhookEndpointTable;
+  webhook_deliveries: WebhookDeliveryTable;
+}

@@ -1,6 +1,9 @@
 import type { Migration, MigrationProvider } from "kysely";
 import type { DialectInfo } from "../dialect-info.ts";
 import { foundationMigration } from "./0001-foundation.ts";
+import { rosterMigration } from "./0002-roster.ts";
+import { clientsAndWebhooksMigration } from "./0003-clients-and-webhooks.ts";
+import { apiIndexesMigration } from "./0004-api-indexes.ts";
 
 /** Every migration, in order; each is written once for both dialects. */
 export function migrationProvider(dialect: DialectInfo): MigrationProvider {
@@ -8,6 +11,9 @@ export function migrationProvider(dialect: DialectInfo): MigrationProvider {
     async getMigrations(): Promise<Record<string, Migration>> {
       return {
         "0001-foundation": foundationMigration(dialect),
+        "0002-roster": rosterMigration(dialect),
+        "0003-clients-and-webhooks": clientsAndWebhooksMigration(dialect),
+        "0004-api-indexes": apiIndexesMigration(dialect),
       };
     },
   };

@@ -1,0 +1,50 @@
+import type { Command } from "commander";
+import cliProgress from "cli-progress";
+import type { CliContext } from "../cli-context.ts";
+import type { StageProgress } from "../../sync/stage-delivery.ts";
+import { describeSync } from "./sync.ts";
+import { emit, type OutputOptions } from "../output.ts";
+
+export function registerIngestCommand(program: Command, ctx: CliContext): void {
+  program
+    .command("ingest <slug> <paths...>")
+    .description("Run the sync pipeline on local files (files, a folder or a zip) without a server")
+    .option("--json", "print JSON only")
+    .action(async (slug: string, paths: string[], options: OutputOptions) => {
+      await ctx.with(async (rd) => {
+        const bar = process.stderr.isTTY && !options.json ? progressBar() : undefined;
+        try {
+          const outcome = await rd.syncs.ingest(slug, paths, bar ? { onProgress: bar.update } : {});
+          bar?.stop();
+          const detail = await rd.syncs.show(outcome.syncId);
+          emit(options, detail, () => describeSync(detail));
+          if (outcome.status === "failed") process.exitCode = 1;
+        } finally {
+          bar?.stop();
+        }
+      });
+    });
+}
+
+/** On a terminal only, on stderr: stdout stays clean for --json and pipes. */
+function progressBar(): { update(p: StageProgress): void; stop(): void } {
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: "{bar} {percentage}% | {mb}/{totalMb} MB | {file}", hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  let stopped = false;
+  return {
+    update(p) {
+      const payload = { file: p.file, mb: (p.totalBytes / 2 ** 20).toFixed(0), totalMb: (p.totalSize / 2 ** 20).toFixed(0) };
+      if (!started) {
+        bar.start(Math.max(1, p.totalSize), p.totalBytes, payload);
+        started = true;
+      } else bar.update(p.totalBytes, payload);
+    },
+    stop() {
+      if (started && !stopped) bar.stop();
+      stopped = true;
+    },
+  };
+}

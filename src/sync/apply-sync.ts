@@ -1,0 +1,139 @@
+import { RosterdockError } from "../errors.ts";
+import type { EntityPlan, SyncPlan } from "./plan-sync.ts";
+import { ROSTER_TABLES, allColumns, q, rosterTable } from "./roster-tables.ts";
+import type { RosterTable } from "./roster-tables.ts";
+import type { Sqlite } from "./sync-connection.ts";
+
+export interface Changeset {
+  id: number;
+  firstChangeId: number;
+  lastChangeId: number;
+  changes: number;
+}
+
+/**
+ * Applies a plan to the live roster and writes its change log: the only writer of roster
+ * tables. Must run inside the caller's write transaction, together with the sync's new status,
+ * so that the roster changes all at once or not at all.
+ */
+export function applyPlan(sqlite: Sqlite, plan: SyncPlan, syncId: number, now: string): Changeset {
+  const before = lastChangeId(sqlite);
+  for (const entity of plan.entities) applyEntity(sqlite, entity, plan.districtId, syncId);
+  return recordChangeset(sqlite, syncId, plan.districtId, "apply", before, now);
+}
+
+function applyEntity(sqlite: Sqlite, plan: EntityPlan, districtId: number, syncId: number): void {
+  if (plan.mode === "skip") return;
+  const table = rosterTable(plan.entity);
+  const columns = allColumns(table).map(q).join(", ");
+  const keyOrder = table.key.map(q).join(", ");
+  const live = `main.${q(table.live)}`;
+  const d = Number(districtId);
+  const s = Number(syncId);
+  const entity = `'${table.entity}'`;
+  const insertChange = `INSERT INTO main.roster_changes (sync_id, district_id, entity, key, op, before_json, after_json)`;
+  if (plan.mode === "load") {
+    const staged = `stage.${q(table.entity)}`;
+    sqlite.exec(`${insertChange} SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "")}, 'create', NULL, ${rowJson(table, "", false)} FROM ${staged} ORDER BY ${keyOrder}`);
+    sqlite.exec(`INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${d}, ${columns}, ${s} FROM ${staged} ORDER BY ${keyOrder}`);
+    return;
+  }
+  const created = `stage.${q(`new_${table.entity}`)}`;
+  const gone = `stage.${q(`old_${table.entity}`)}`;
+  const matchNew = (alias: string) => table.key.map((c) => `n.${q(c)} = ${alias}.${q(c)}`).join(" AND ");
+  const matchLive = (alias: string) => `l.district_id = ${d} AND ${table.key.map((c) => `l.${q(c)} = ${alias}.${q(c)}`).join(" AND ")}`;
+  sqlite.exec(`${insertChange}
+    SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "n.")}, 'create', NULL, ${rowJson(table, "n.", false)}
+    FROM ${created} n WHERE NOT EXISTS (SELECT 1 FROM ${gone} o WHERE ${matchNew("o")}) ORDER BY ${prefixed(table.key, "n.")}`);
+  sqlite.exec(`${insertChange}
+    SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "n.")}, 'update', ${rowJson(table, "l.", true)}, ${rowJson(table, "n.", false)}
+    FROM ${created} n JOIN ${gone} o ON ${matchNew("o")} JOIN ${live} l ON ${matchLive("o")} ORDER BY ${prefixed(table.key, "n.")}`);
+  sqlite.exec(`${insertChange}
+    SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "o.")}, 'delete', ${rowJson(table, "l.", true)}, NULL
+    FROM ${gone} o JOIN ${live} l ON ${matchLive("o")} WHERE NOT EXISTS (SELECT 1 FROM ${created} n WHERE ${matchNew("o")}) ORDER BY ${prefixed(table.key, "o.")}`);
+  sqlite.exec(`DELETE FROM ${live} WHERE district_id = ${d} AND (${keyOrder}) IN (SELECT ${keyOrder} FROM ${gone})`);
+  sqlite.exec(`INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${d}, ${columns}, ${s} FROM ${created} ORDER BY ${keyOrder}`);
+}
+
+/**
+ * Restores the roster as it was before an applied sync, from its change log: rows it created are
+ * removed, rows it updated or deleted come back as they were (with their old last_sync_id). Only
+ * the district's most recent applied sync can be rolled back; undo several by rolling back the
+ * latest one each time. The undo is itself logged, so the change feed sees it.
+ */
+export function rollbackChangeset(sqlite: Sqlite, syncId: number, districtId: number, now: string): Changeset {
+  const applied = sqlite
+    .prepare("SELECT id, first_change_id, last_change_id FROM main.roster_changesets WHERE sync_id = ? AND kind = 'apply' AND rolled_back_at IS NULL")
+    .get(syncId) as { id: number; first_change_id: number; last_change_id: number } | undefined;
+  if (applied === undefined) throw new RosterdockError("ERR_SYNC_STATE", `Sync ${syncId} has no applied changes to roll back.`, { syncId });
+  const latest = sqlite
+    .prepare("SELECT sync_id FROM main.roster_changesets WHERE district_id = ? AND kind = 'apply' AND rolled_back_at IS NULL ORDER BY id DESC LIMIT 1")
+    .pluck(true)
+    .get(districtId) as number;
+  if (latest !== syncId) {
+    throw new RosterdockError(
+      "ERR_SYNC_STATE",
+      `Sync ${syncId} is not the district's most recent applied sync (sync ${latest} is). Roll back sync ${latest} first, then this one.`,
+      { syncId, latest },
+    );
+  }
+  const before = lastChangeId(sqlite);
+  const range = `c.id BETWEEN ${Number(applied.first_change_id)} AND ${Number(applied.last_change_id)}`;
+  // Later tables first: their rows point at earlier ones.
+  for (const table of [...ROSTER_TABLES].reverse()) rollbackEntity(sqlite, table, districtId, syncId, range);
+  sqlite.prepare("UPDATE main.roster_changesets SET rolled_back_at = ? WHERE id = ?").run(now, applied.id);
+  return recordChangeset(sqlite, syncId, districtId, "rollback", before, now);
+}
+
+function rollbackEntity(sqlite: Sqlite, table: RosterTable, districtId: number, syncId: number, range: string): void {
+  const d = Number(districtId);
+  const live = `main.${q(table.live)}`;
+  const entity = `'${table.entity}'`;
+  const fromKey = table.key.map((c, i) => `json_extract(c.key, '$[${i}]')`).join(", ");
+  const keyMatch = `l.district_id = ${d} AND (${table.key.map((c) => `l.${q(c)}`).join(", ")}) = (${fromKey})`;
+  const changes = `main.roster_changes c WHERE ${range} AND c.entity = ${entity}`;
+  const insertChange = `INSERT INTO main.roster_changes (sync_id, district_id, entity, key, op, before_json, after_json)`;
+  // The inverse of each change, read before the roster is touched.
+  sqlite.exec(`${insertChange}
+    SELECT ${Number(syncId)}, ${d}, ${entity}, c.key,
+      CASE c.op WHEN 'create' THEN 'delete' WHEN 'delete' THEN 'create' ELSE 'update' END,
+      CASE WHEN c.op = 'delete' THEN NULL ELSE (SELECT ${rowJson(table, "l.", true)} FROM ${live} l WHERE ${keyMatch}) END,
+      c.before_json
+    FROM ${changes} ORDER BY c.id`);
+  sqlite.exec(`DELETE FROM ${live} WHERE district_id = ${d} AND (${table.key.map(q).join(", ")}) IN (SELECT ${fromKey} FROM ${changes} AND c.op <> 'delete')`);
+  const restored = [...allColumns(table), "last_sync_id"].map((c) => `json_extract(c.before_json, '$.${c}')`).join(", ");
+  sqlite.exec(`INSERT INTO ${live} (district_id, ${[...allColumns(table), "last_sync_id"].map(q).join(", ")})
+    SELECT ${d}, ${restored} FROM ${changes} AND c.op IN ('update', 'delete') ORDER BY c.id`);
+}
+
+function recordChangeset(sqlite: Sqlite, syncId: number, districtId: number, kind: "apply" | "rollback", before: number, now: string): Changeset {
+  const last = lastChangeId(sqlite);
+  const result = sqlite
+    .prepare("INSERT INTO main.roster_changesets (sync_id, district_id, kind, first_change_id, last_change_id, created_at, rolled_back_at) VALUES (?, ?, ?, ?, ?, ?, NULL)")
+    .run(syncId, districtId, kind, before + 1, last, now);
+  return { id: Number(result.lastInsertRowid), firstChangeId: before + 1, lastChangeId: last, changes: last - before };
+}
+
+function lastChangeId(sqlite: Sqlite): number {
+  // AUTOINCREMENT ids never go back, even after deletes; sqlite_sequence has the high mark.
+  const seq = sqlite.prepare("SELECT seq FROM main.sqlite_sequence WHERE name = 'roster_changes'").pluck(true).get() as number | undefined;
+  return Number(seq ?? 0);
+}
+
+/** The district's roster version: its latest changeset. A plan is applied only against the version it was made from. */
+export function rosterVersion(sqlite: Sqlite, districtId: number): number {
+  return Number(sqlite.prepare("SELECT coalesce(max(id), 0) FROM main.roster_changesets WHERE district_id = ?").pluck(true).get(districtId));
+}
+
+function keyJson(table: RosterTable, prefix: string): string {
+  return `json_array(${prefixed(table.key, prefix)})`;
+}
+
+function rowJson(table: RosterTable, prefix: string, withLastSync: boolean): string {
+  const columns = withLastSync ? [...allColumns(table), "last_sync_id"] : allColumns(table);
+  return `json_object(${columns.map((c) => `'${c}', ${prefix}${q(c)}`).join(", ")})`;
+}
+
+function prefixed(columns: readonly string[], prefix: string): string {
+  return columns.map((c) => `${prefix}${q(c)}`).join(", ");
+}

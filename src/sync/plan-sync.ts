@@ -1,0 +1,194 @@
+import type { EntityName } from "../spec/roster-spec.ts";
+import { COUNTED_ENTITIES, ROSTER_TABLES, allColumns, emptyCounts, q } from "./roster-tables.ts";
+import type { RosterEntity, RosterTable, SyncCounts } from "./roster-tables.ts";
+import type { PresentParts } from "./stage-delivery.ts";
+import type { Sqlite } from "./sync-connection.ts";
+
+// ---- safeguards: pure ----
+
+export interface SafeguardThresholds {
+  /** Hold when a sync deletes more than this share of an entity's live rows… */
+  maxDeleteShare: number;
+  /** …and at least this many rows. */
+  minDeleteRows: number;
+  /** Hold when a sync updates or deletes more than this share of an entity's live rows… */
+  maxTouchShare: number;
+  /** …and at least this many rows (so that renaming 2 of 3 schools does not hold). */
+  minTouchRows: number;
+}
+
+export const DEFAULT_SAFEGUARDS: Readonly<SafeguardThresholds> = Object.freeze({
+  maxDeleteShare: 0.1,
+  minDeleteRows: 20,
+  maxTouchShare: 0.5,
+  minTouchRows: 20,
+});
+
+export type HoldCode = "TOO_MANY_DELETES" | "TOO_MANY_CHANGES" | "EMPTY_FILE";
+
+export interface HoldReason {
+  code: HoldCode;
+  entity: EntityName | null;
+  file: string | null;
+  count: number;
+  live: number;
+  message: string;
+}
+
+export type LiveCounts = Record<EntityName, number>;
+
+const percent = (share: number) => `${+(share * 100).toFixed(1)}%`;
+
+/**
+ * Why a planned sync must wait for a person, or [] to apply it. A roster that is empty for an
+ * entity (a district's first sync) is never held for size: there is nothing to lose.
+ */
+export function judgeSafeguards(
+  counts: SyncCounts,
+  liveCounts: LiveCounts,
+  thresholds: SafeguardThresholds,
+  presentButEmptyFiles: readonly string[],
+): HoldReason[] {
+  const reasons: HoldReason[] = [];
+  for (const file of presentButEmptyFiles) {
+    reasons.push({
+      code: "EMPTY_FILE",
+      entity: null,
+      file,
+      count: 0,
+      live: 0,
+      message: `${file} has column names but no rows. An empty file is never taken to mean "delete everything" without a person approving it.`,
+    });
+  }
+  for (const entity of COUNTED_ENTITIES) {
+    const live = liveCounts[entity];
+    if (live === 0) continue;
+    const { updated, deleted } = counts[entity];
+    if (deleted >= thresholds.minDeleteRows && deleted > live * thresholds.maxDeleteShare) {
+      reasons.push({
+        code: "TOO_MANY_DELETES",
+        entity,
+        file: null,
+        count: deleted,
+        live,
+        message: `The sync would delete ${deleted.toLocaleString("en-US")} of ${live.toLocaleString("en-US")} ${entity} (${percent(deleted / live)}; the limit is ${percent(thresholds.maxDeleteShare)}). A truncated or filtered export looks like this.`,
+      });
+    }
+    const touched = updated + deleted;
+    if (touched >= thresholds.minTouchRows && touched > live * thresholds.maxTouchShare) {
+      reasons.push({
+        code: "TOO_MANY_CHANGES",
+        entity,
+        file: null,
+        count: touched,
+        live,
+        message: `The sync would change or delete ${touched.toLocaleString("en-US")} of ${live.toLocaleString("en-US")} ${entity} (${percent(touched / live)}; the limit is ${percent(thresholds.maxTouchShare)}). A changed export template or encoding looks like this.`,
+      });
+    }
+  }
+  return reasons;
+}
+
+/** Defaults overridden by a district's `settings.safeguards` (ignored where not a number in range). */
+export function districtSafeguards(settingsJson: string, defaults: SafeguardThresholds = DEFAULT_SAFEGUARDS): SafeguardThresholds {
+  let settings: unknown;
+  try {
+    settings = JSON.parse(settingsJson);
+  } catch {
+    return { ...defaults };
+  }
+  const override = (settings as { safeguards?: Record<string, unknown> } | null)?.safeguards ?? {};
+  const pick = (key: keyof SafeguardThresholds, max: number) => {
+    const value = override[key];
+    return typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= max ? value : defaults[key];
+  };
+  return {
+    maxDeleteShare: pick("maxDeleteShare", 1),
+    minDeleteRows: pick("minDeleteRows", Number.MAX_SAFE_INTEGER),
+    maxTouchShare: pick("maxTouchShare", 1),
+    minTouchRows: pick("minTouchRows", Number.MAX_SAFE_INTEGER),
+  };
+}
+
+// ---- the diff: SQL over staging and live ----
+
+/**
+ * How an entity is applied. "skip": its file is absent, the live rows stay. "load": nothing
+ * live in its scope, every staged row is created. "diff": `stage.new_<e>` holds staged rows
+ * that are new or changed, `stage.old_<e>` live rows that are gone or changed.
+ */
+export type EntityMode = "skip" | "load" | "diff";
+
+export interface EntityPlan {
+  entity: RosterEntity;
+  mode: EntityMode;
+  /** Extra condition on the live table within the district (users: the scopes present). */
+  liveFilter: string;
+  created: number;
+  updated: number;
+  deleted: number;
+}
+
+export interface SyncPlan {
+  districtId: number;
+  entities: EntityPlan[];
+  counts: SyncCounts;
+  liveCounts: LiveCounts;
+}
+
+/**
+ * Diffs the staged delivery against the district's live roster, per entity, in the database:
+ * EXCEPT both ways over tables ordered by the same unique key is a merge, not a sort. A part
+ * absent from the delivery is left alone (never deleted).
+ */
+export function planSync(sqlite: Sqlite, districtId: number, present: PresentParts): SyncPlan {
+  const counts = emptyCounts();
+  const liveCounts = Object.fromEntries(COUNTED_ENTITIES.map((e) => [e, 0])) as LiveCounts;
+  const entities: EntityPlan[] = [];
+  for (const table of ROSTER_TABLES) {
+    const liveTotal = count(sqlite, `SELECT count(*) FROM main.${q(table.live)} WHERE district_id = ?`, districtId);
+    const plan = planEntity(sqlite, table, districtId, present);
+    entities.push(plan);
+    if (table.entity === "staff_ids") continue;
+    const entity = table.entity;
+    liveCounts[entity] = liveTotal;
+    counts[entity] = { created: plan.created, updated: plan.updated, deleted: plan.deleted, unchanged: liveTotal - plan.updated - plan.deleted };
+  }
+  return { districtId, entities, counts, liveCounts };
+}
+
+function planEntity(sqlite: Sqlite, table: RosterTable, districtId: number, present: PresentParts): EntityPlan {
+  const isPresent =
+    table.entity === "staff_ids" ? present.userScopes.has("staff") : present.entities.has(table.entity);
+  const scopes = [...present.userScopes].sort();
+  const liveFilter = table.entity === "users" ? ` AND scope IN (${scopes.map((s) => `'${s}'`).join(", ")})` : "";
+  const base = { entity: table.entity, liveFilter, created: 0, updated: 0, deleted: 0 };
+  if (!isPresent) return { ...base, mode: "skip" };
+  const staged = count(sqlite, `SELECT count(*) FROM stage.${q(table.entity)}`);
+  const live = count(sqlite, `SELECT count(*) FROM main.${q(table.live)} WHERE district_id = ?${liveFilter}`, districtId);
+  if (live === 0) return { ...base, mode: "load", created: staged };
+
+  const columns = allColumns(table).map(q).join(", ");
+  const order = allColumns(table)
+    .map((_, i) => String(i + 1))
+    .join(", ");
+  const stageSelect = `SELECT ${columns} FROM stage.${q(table.entity)}`;
+  const liveSelect = `SELECT ${columns} FROM main.${q(table.live)} WHERE district_id = ${Number(districtId)}${liveFilter}`;
+  const newTable = `stage.${q(`new_${table.entity}`)}`;
+  const oldTable = `stage.${q(`old_${table.entity}`)}`;
+  const keyColumns = table.key.map(q).join(", ");
+  sqlite.exec(`DROP TABLE IF EXISTS ${newTable}; DROP TABLE IF EXISTS ${oldTable};`);
+  sqlite.exec(`CREATE TABLE ${newTable} AS ${stageSelect} EXCEPT ${liveSelect} ORDER BY ${order}`);
+  sqlite.exec(`CREATE TABLE ${oldTable} AS ${liveSelect} EXCEPT ${stageSelect} ORDER BY ${order}`);
+  sqlite.exec(`CREATE UNIQUE INDEX stage.${q(`new_${table.entity}_key`)} ON ${q(`new_${table.entity}`)} (${keyColumns})`);
+  sqlite.exec(`CREATE UNIQUE INDEX stage.${q(`old_${table.entity}_key`)} ON ${q(`old_${table.entity}`)} (${keyColumns})`);
+  const changed = count(sqlite, `SELECT count(*) FROM ${newTable}`);
+  const gone = count(sqlite, `SELECT count(*) FROM ${oldTable}`);
+  const on = table.key.map((c) => `n.${q(c)} = o.${q(c)}`).join(" AND ");
+  const updated = count(sqlite, `SELECT count(*) FROM ${newTable} n JOIN ${oldTable} o ON ${on}`);
+  return { ...base, mode: "diff", created: changed - updated, updated, deleted: gone - updated };
+}
+
+function count(sqlite: Sqlite, query: string, ...params: unknown[]): number {
+  return Number(sqlite.prepare(query).pluck(true).get(...params));
+}

@@ -1,0 +1,293 @@
+import { isAbsolute } from "node:path";
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import { isoNow } from "../clock.ts";
+import type { Clock } from "../clock.ts";
+import type { Database, Job, SyncStatus } from "../db/schema.ts";
+import { RosterdockError } from "../errors.ts";
+import { ISSUE_CODES, MemoryIssueSink } from "../intake/issue.ts";
+import type { Issue, IssueCode } from "../intake/issue.ts";
+import type { DeliveryFile, UnpackLimits } from "../intake/unpack.ts";
+import type { LocalStorage } from "../storage/local-storage.ts";
+import { applyPlan, rollbackChangeset, rosterVersion } from "./apply-sync.ts";
+import type { Changeset } from "./apply-sync.ts";
+import { DEFAULT_SAFEGUARDS, districtSafeguards, judgeSafeguards, planSync } from "./plan-sync.ts";
+import type { HoldReason, LiveCounts, SafeguardThresholds, SyncPlan } from "./plan-sync.ts";
+import { emptyCounts } from "./roster-tables.ts";
+import type { SyncCounts } from "./roster-tables.ts";
+import { stageDelivery } from "./stage-delivery.ts";
+import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
+import type { SyncConnection } from "./sync-connection.ts";
+
+export const MAX_ISSUES_PER_FILE_AND_CODE = 100;
+/** Attempts after which an interrupted or crashing sync is marked failed (the job queue's default). */
+export const MAX_SYNC_ATTEMPTS = 5;
+
+export interface FileSummary {
+  name: string;
+  entity: string;
+  rows: number;
+  records: number;
+  badRows: number;
+  dropped: number;
+  skipped: number;
+  orphans: number;
+  encoding: string | null;
+  delimiter: string | null;
+  failed: string | null;
+}
+
+/** `syncs.summary`: what a person needs besides the counts. */
+export interface SyncSummary {
+  files: FileSummary[];
+  issueCounts: { error: number; warning: number; info: number };
+  /** Every issue counted per code, including those beyond the stored first 100 per file and code. */
+  issueCodes: Partial<Record<IssueCode, number>>;
+  holdReasons: HoldReason[];
+  liveCounts: LiveCounts | null;
+  /** Entities the delivery spoke for; the others were left alone. */
+  present: string[];
+  changes: number | null;
+  approvedBy?: string;
+  rolledBackBy?: string;
+  discardedBy?: string;
+  error?: string;
+  durationMs: number;
+  /** Milliseconds per stage: read and stage (with keys), plan, apply. */
+  timings: { stageMs: number; planMs: number; applyMs: number };
+}
+
+export interface ProcessOptions {
+  /** Apply even if the safeguards would hold (sync approve): the plan is still made against the live roster of now. */
+  approvedBy?: string;
+  onProgress?: (progress: StageProgress) => void;
+}
+
+export interface ProcessOutcome {
+  syncId: number;
+  status: SyncStatus;
+  counts: SyncCounts;
+  summary: SyncSummary | null;
+  /** True when the sync had already been processed (a job re-run after a crash): nothing was done. */
+  alreadyDone: boolean;
+}
+
+export interface SyncProcessorOptions {
+  safeguards?: SafeguardThresholds;
+  unpackLimits?: Partial<UnpackLimits>;
+}
+
+/**
+ * The `process-sync` job: unpack → read → stage → plan → apply, hold or fail. Idempotent: a sync
+ * already finished is left alone, a sync interrupted mid-way starts again from its files (staging
+ * is scratch; the roster and the sync's status change together in one transaction).
+ */
+export class SyncProcessor {
+  #connection: SyncConnection | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly openConnection: () => SyncConnection,
+    private readonly storage: LocalStorage,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly options: SyncProcessorOptions = {},
+  ) {}
+
+  /** The engine's own connection, opened on first use (most CLI commands never need it). */
+  private get connection(): SyncConnection {
+    return (this.#connection ??= this.openConnection());
+  }
+
+  close(): void {
+    this.#connection?.close();
+    this.#connection = undefined;
+  }
+
+  /** For the worker: `{ syncId }` payload. A sync that keeps crashing is marked failed on the last attempt. */
+  async handleJob(job: Job): Promise<void> {
+    const { syncId } = JSON.parse(job.payload) as { syncId: number };
+    try {
+      await this.process(syncId);
+    } catch (error) {
+      if (job.attempts >= MAX_SYNC_ATTEMPTS) await this.markFailed(syncId, error);
+      throw error;
+    }
+  }
+
+  async process(syncId: number, options: ProcessOptions = {}): Promise<ProcessOutcome> {
+    const started = Date.now();
+    const sync = await this.db.selectFrom("syncs").selectAll().where("id", "=", syncId).executeTakeFirst();
+    if (!sync) throw new RosterdockError("ERR_SYNC_NOT_FOUND", `No sync has id ${syncId}.`, { syncId });
+    const runnable: SyncStatus[] = options.approvedBy === undefined ? ["waiting", "processing"] : ["held"];
+    if (!runnable.includes(sync.status)) {
+      if (options.approvedBy !== undefined) {
+        throw new RosterdockError("ERR_SYNC_STATE", `Sync ${syncId} is ${sync.status}; only a held sync can be approved.`, { syncId, status: sync.status });
+      }
+      return { syncId, status: sync.status, counts: JSON.parse(sync.counts) as SyncCounts, summary: JSON.parse(sync.summary) as SyncSummary, alreadyDone: true };
+    }
+    const district = await this.db.selectFrom("districts").select(["id", "settings"]).where("id", "=", sync.district_id).executeTakeFirstOrThrow();
+    await this.db.updateTable("syncs").set({ status: "processing", updated_at: isoNow(this.clock) }).where("id", "=", syncId).execute();
+    this.logger.info({ event: "sync.processing", syncId, districtId: district.id }, "sync processing");
+
+    const files = await this.db.selectFrom("sync_files").select(["name", "stored_path"]).where("sync_id", "=", syncId).orderBy("id").execute();
+    const deliveryFiles: DeliveryFile[] = files.map((f) => ({ name: f.name, path: isAbsolute(f.stored_path) ? f.stored_path : this.storage.absolute(f.stored_path) }));
+    const issues = new MemoryIssueSink({ maxPerFileAndCode: MAX_ISSUES_PER_FILE_AND_CODE });
+    const thresholds = districtSafeguards(district.settings, this.options.safeguards ?? DEFAULT_SAFEGUARDS);
+    const { sqlite } = this.connection;
+    this.connection.attachStage(syncId);
+    const timings = { stageMs: 0, planMs: 0, applyMs: 0 };
+    try {
+      const staged = await stageDelivery(deliveryFiles, {
+        sqlite,
+        districtId: district.id,
+        issues,
+        ...(this.options.unpackLimits ? { unpackLimits: this.options.unpackLimits } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      });
+      timings.stageMs = Date.now() - started;
+      const summaryOf = (plan: SyncPlan | null, holdReasons: HoldReason[], changes: number | null): SyncSummary => ({
+        files: staged.files.map((f) => ({
+          name: f.name,
+          entity: f.entity,
+          rows: f.stats.rows,
+          records: f.stats.records - f.orphans,
+          badRows: f.stats.badRows,
+          dropped: f.stats.dropped,
+          skipped: f.stats.skipped,
+          orphans: f.orphans,
+          encoding: f.stats.encoding,
+          delimiter: f.stats.delimiter,
+          failed: f.stats.failed,
+        })),
+        issueCounts: { ...issues.counts },
+        issueCodes: issueCodeCounts(issues),
+        holdReasons,
+        liveCounts: plan?.liveCounts ?? null,
+        present: presentList(staged),
+        changes,
+        ...(options.approvedBy !== undefined ? { approvedBy: options.approvedBy } : {}),
+        durationMs: Date.now() - started,
+        timings: { ...timings },
+      });
+      const now = () => isoNow(this.clock);
+      if (staged.failed || deliveryFiles.length === 0) {
+        const summary = summaryOf(null, [], null);
+        this.connection.writeTransaction(() => this.#finish(syncId, "failed", emptyCounts(), summary, issues.kept, now()));
+        this.logger.warn({ event: "sync.failed", syncId, districtId: district.id, errors: issues.counts.error }, "sync failed");
+        return { syncId, status: "failed", counts: emptyCounts(), summary, alreadyDone: false };
+      }
+      for (;;) {
+        const version = rosterVersion(sqlite, district.id);
+        const planStarted = Date.now();
+        const plan = planSync(sqlite, district.id, staged.present);
+        timings.planMs = Date.now() - planStarted;
+        const applyStarted = Date.now();
+        const holdReasons = options.approvedBy === undefined ? judgeSafeguards(plan.counts, plan.liveCounts, thresholds, staged.emptyFiles) : [];
+        const outcome = this.connection.writeTransaction(() => {
+          // Another sync of the district applied since the plan was made: plan again.
+          if (rosterVersion(sqlite, district.id) !== version) return null;
+          if (holdReasons.length > 0) {
+            const summary = summaryOf(plan, holdReasons, null);
+            this.#finish(syncId, "held", plan.counts, summary, issues.kept, now());
+            return { status: "held" as const, summary, changeset: null };
+          }
+          const changeset: Changeset = applyPlan(sqlite, plan, syncId, now());
+          timings.applyMs = Date.now() - applyStarted;
+          const summary = summaryOf(plan, [], changeset.changes);
+          this.#finish(syncId, "applied", plan.counts, summary, issues.kept, now());
+          return { status: "applied" as const, summary, changeset };
+        });
+        if (outcome === null) continue;
+        this.logger.info(
+          { event: outcome.status === "held" ? "sync.held" : "sync.applied", syncId, districtId: district.id, counts: plan.counts, changes: outcome.changeset?.changes ?? 0 },
+          `sync ${outcome.status}`,
+        );
+        return { syncId, status: outcome.status, counts: plan.counts, summary: outcome.summary, alreadyDone: false };
+      }
+    } finally {
+      this.connection.detachStage();
+    }
+  }
+
+  /** Marks a held (or waiting) sync discarded; the roster was never touched by it. */
+  discard(syncId: number, actor: string): void {
+    const { sqlite } = this.connection;
+    this.connection.writeTransaction(() => {
+      const sync = this.#syncRow(syncId);
+      if (sync.status !== "held" && sync.status !== "waiting") {
+        throw new RosterdockError("ERR_SYNC_STATE", `Sync ${syncId} is ${sync.status}; only a held or waiting sync can be discarded.`, { syncId, status: sync.status });
+      }
+      const summary = { ...(JSON.parse(sync.summary) as object), discardedBy: actor };
+      sqlite.prepare("UPDATE main.syncs SET status = 'discarded', summary = ?, updated_at = ? WHERE id = ?").run(JSON.stringify(summary), isoNow(this.clock), syncId);
+    });
+    this.logger.info({ event: "sync.discarded", syncId }, "sync discarded");
+  }
+
+  /** Restores the roster as it was before an applied sync (the district's most recent one). */
+  rollback(syncId: number, actor: string): Changeset {
+    const { sqlite } = this.connection;
+    const changeset = this.connection.writeTransaction(() => {
+      const sync = this.#syncRow(syncId);
+      if (sync.status !== "applied") {
+        throw new RosterdockError("ERR_SYNC_STATE", `Sync ${syncId} is ${sync.status}; only an applied sync can be rolled back.`, { syncId, status: sync.status });
+      }
+      const now = isoNow(this.clock);
+      const result = rollbackChangeset(sqlite, syncId, sync.district_id, now);
+      const summary = { ...(JSON.parse(sync.summary) as object), rolledBackBy: actor };
+      sqlite.prepare("UPDATE main.syncs SET status = 'rolled_back', summary = ?, updated_at = ? WHERE id = ?").run(JSON.stringify(summary), now, syncId);
+      return result;
+    });
+    this.logger.info({ event: "sync.rolled_back", syncId, changes: changeset.changes }, "sync rolled back");
+    return changeset;
+  }
+
+  #syncRow(syncId: number): { status: SyncStatus; district_id: number; summary: string } {
+    const sync = this.connection.sqlite.prepare("SELECT status, district_id, summary FROM main.syncs WHERE id = ?").get(syncId) as
+      | { status: SyncStatus; district_id: number; summary: string }
+      | undefined;
+    if (!sync) throw new RosterdockError("ERR_SYNC_NOT_FOUND", `No sync has id ${syncId}.`, { syncId });
+    return sync;
+  }
+
+  /** The sync's outcome and its issues, written together (inside the caller's transaction). */
+  #finish(syncId: number, status: SyncStatus, counts: SyncCounts, summary: SyncSummary, kept: readonly Issue[], now: string): void {
+    const { sqlite } = this.connection;
+    sqlite.prepare("DELETE FROM main.sync_issues WHERE sync_id = ?").run(syncId);
+    const insert = sqlite.prepare(
+      'INSERT INTO main.sync_issues (sync_id, file, "row", "column", value, code, severity, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    for (const i of kept) insert.run(syncId, i.file, i.row, i.column, i.value, i.code, i.severity, i.message);
+    sqlite
+      .prepare("UPDATE main.syncs SET status = ?, counts = ?, summary = ?, updated_at = ? WHERE id = ?")
+      .run(status, JSON.stringify(counts), JSON.stringify(summary), now, syncId);
+  }
+
+  private async markFailed(syncId: number, error: unknown): Promise<void> {
+    const message = error instanceof Error ? error.message : String(error);
+    await this.db
+      .updateTable("syncs")
+      .set({ status: "failed", summary: JSON.stringify({ error: message }), updated_at: isoNow(this.clock) })
+      .where("id", "=", syncId)
+      .where("status", "in", ["waiting", "processing"])
+      .execute();
+  }
+}
+
+function issueCodeCounts(issues: MemoryIssueSink): Partial<Record<IssueCode, number>> {
+  const counts: Partial<Record<IssueCode, number>> = {};
+  for (const code of Object.keys(ISSUE_CODES) as IssueCode[]) {
+    const n = issues.countOf(code);
+    if (n > 0) counts[code] = n;
+  }
+  return counts;
+}
+
+function presentList(staged: StagedDelivery): string[] {
+  const list: string[] = [];
+  for (const entity of staged.present.entities) {
+    if (entity === "users") for (const scope of [...staged.present.userScopes].sort()) list.push(`users:${scope}`);
+    else list.push(entity);
+  }
+  return list;
+}

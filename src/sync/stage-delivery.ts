@@ -1,0 +1,565 @@
+import { Readable } from "node:stream";
+import { matchHeaders } from "../intake/match-headers.ts";
+import { badRowLimitIssue, emptyFileStats, readRosterFile } from "../intake/read-roster-file.ts";
+import type { FileStats } from "../intake/read-roster-file.ts";
+import { makeIssue } from "../intake/issue.ts";
+import type { IssueSink } from "../intake/issue.ts";
+import { recogniseDelivery } from "../intake/recognise-file.ts";
+import type { RecognisedFile } from "../intake/recognise-file.ts";
+import { unpackDelivery } from "../intake/unpack.ts";
+import type { DeliveryFile, RosterSource, UnpackLimits } from "../intake/unpack.ts";
+import type {
+  ClassRecord,
+  CourseRecord,
+  EnrollmentRecord,
+  EntityName,
+  SchoolRecord,
+  Scope,
+  TermRecord,
+  UserRecord,
+} from "../spec/roster-spec.ts";
+import { ENTITY_NAMES } from "../spec/roster-spec.ts";
+import { ROSTER_TABLES, allColumns, q, rosterTable, userKey } from "./roster-tables.ts";
+import type { RosterEntity } from "./roster-tables.ts";
+import type { Sqlite } from "./sync-connection.ts";
+
+/** Which parts of the roster tonight's delivery speaks for; everything else is left as it is. */
+export interface PresentParts {
+  entities: Set<EntityName>;
+  /** users.csv covers both scopes; students.* only students; teachers.*, staff.* only staff. */
+  userScopes: Set<Scope>;
+}
+
+export interface StagedFile {
+  name: string;
+  entity: EntityName;
+  /** The spec's file stem the name matched (students, teachers, cc…). */
+  stem: string;
+  stats: FileStats;
+  /** Rows dropped because they point at something absent. */
+  orphans: number;
+}
+
+export interface StagedDelivery {
+  present: PresentParts;
+  files: StagedFile[];
+  /** Files with a header and no data rows: they hold the sync. */
+  emptyFiles: string[];
+  /** A file-level error was reported: the delivery fails. */
+  failed: boolean;
+}
+
+export interface StageProgress {
+  file: string;
+  fileIndex: number;
+  files: number;
+  /** Bytes of this file read so far and its size (uncompressed). */
+  bytes: number;
+  size: number;
+  /** Bytes read so far of all files, and their total. */
+  totalBytes: number;
+  totalSize: number;
+}
+
+export interface StageOptions {
+  sqlite: Sqlite;
+  districtId: number;
+  issues: IssueSink;
+  unpackLimits?: Partial<UnpackLimits>;
+  onProgress?: (progress: StageProgress) => void;
+}
+
+const ROWS_PER_STATEMENT = 100;
+const ENTITY_ORDER: readonly EntityName[] = ["schools", "courses", "terms", "users", "classes", "enrollments"];
+
+/**
+ * Streams a delivery's records into the sync's staging tables (`stage.*`, see SyncConnection),
+ * checking references on the way (targets are staged first: schools, courses, terms, users,
+ * classes, enrollments), then builds keys and lets the database find duplicate keys.
+ * Row-level problems become issues; the caller decides from `failed` and the issue counts.
+ */
+export async function stageDelivery(files: readonly DeliveryFile[], options: StageOptions): Promise<StagedDelivery> {
+  const { sqlite, issues } = options;
+  createStagingTables(sqlite);
+  const { sources, close } = await unpackDelivery(files, issues, options.unpackLimits ?? {});
+  const staged: StagedFile[] = [];
+  let present: PresentParts = { entities: new Set(), userScopes: new Set() };
+  try {
+    const recognised = recogniseDelivery(sources, issues).sort(
+      (a, b) => ENTITY_ORDER.indexOf(a.file.entity) - ENTITY_ORDER.indexOf(b.file.entity) || a.source.name.localeCompare(b.source.name),
+    );
+    present = presentParts(recognised.map((r) => r.file));
+    const references = new References(sqlite, options.districtId, present, recognised);
+    const totalSize = recognised.reduce((sum, r) => sum + r.source.size, 0);
+    let doneBytes = 0;
+    for (const [fileIndex, { source, file }] of recognised.entries()) {
+      const progress = options.onProgress
+        ? (bytes: number) =>
+            options.onProgress!({ file: source.name, fileIndex, files: recognised.length, bytes, size: source.size, totalBytes: doneBytes + bytes, totalSize })
+        : undefined;
+      const result = await stageFile(sqlite, counted(source, progress), file, fileIndex, issues, references);
+      staged.push(result);
+      doneBytes += source.size;
+      progress?.(source.size);
+      if (result.stats.failed !== null) break;
+    }
+  } finally {
+    await close();
+  }
+  if (issues.counts.error === 0) {
+    buildKeys(sqlite, staged, issues);
+    for (const file of staged) {
+      const limit = badRowLimitIssue(file.name, file.stats);
+      if (limit !== null) issues.add(limit);
+    }
+  }
+  return {
+    present,
+    files: staged,
+    emptyFiles: staged.filter((s) => s.stats.failed === null && s.stats.rows === 0).map((s) => s.name),
+    failed: issues.counts.error > 0,
+  };
+}
+
+// ---- which parts are present ----
+
+function presentParts(files: readonly RecognisedFile[]): PresentParts {
+  const entities = new Set<EntityName>();
+  const userScopes = new Set<Scope>();
+  for (const file of files) {
+    entities.add(file.entity);
+    if (file.entity !== "users") continue;
+    if (file.stem === "students") userScopes.add("student");
+    else if (file.stem === "teachers" || file.stem === "staff") userScopes.add("staff");
+    else {
+      userScopes.add("student");
+      userScopes.add("staff");
+    }
+  }
+  return { entities, userScopes };
+}
+
+// ---- staging tables ----
+
+function createStagingTables(sqlite: Sqlite): void {
+  for (const table of ROSTER_TABLES) {
+    // Key columns NOT NULL: then a unique index proves the order of every column, and the diff's EXCEPT is a merge without sorting.
+    const notNull = new Set([...table.key, ...(table.entity === "users" ? ["scope", "district_user_id"] : [])]);
+    const columns = allColumns(table).map((c) => `${q(c)} TEXT${notNull.has(c) ? " NOT NULL" : ""}`);
+    sqlite.exec(`CREATE TABLE stage.${q(table.entity)} (${columns.join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL)`);
+  }
+}
+
+/** Multi-row INSERTs of up to 100 rows: a fraction of the per-statement cost of single rows. */
+class BatchInserter {
+  readonly #width: number;
+  readonly #many: ReturnType<Sqlite["prepare"]>;
+  readonly #one: ReturnType<Sqlite["prepare"]>;
+  #params: unknown[] = [];
+  #rows = 0;
+
+  constructor(sqlite: Sqlite, entity: RosterEntity) {
+    const columns = [...allColumns(rosterTable(entity)), "file_idx", "row"];
+    this.#width = columns.length;
+    const tuple = `(${columns.map(() => "?").join(",")})`;
+    const insert = `INSERT INTO stage.${q(entity)} (${columns.map(q).join(",")}) VALUES `;
+    this.#many = sqlite.prepare(insert + Array.from({ length: ROWS_PER_STATEMENT }, () => tuple).join(","));
+    this.#one = sqlite.prepare(insert + tuple);
+  }
+
+  /** Values in column order, then file index and row. */
+  push(values: unknown[]): void {
+    for (const value of values) this.#params.push(value);
+    if (++this.#rows === ROWS_PER_STATEMENT) {
+      this.#many.run(this.#params);
+      this.#params = [];
+      this.#rows = 0;
+    }
+  }
+
+  flush(): void {
+    for (let i = 0; i < this.#rows; i++) this.#one.run(this.#params.slice(i * this.#width, (i + 1) * this.#width));
+    this.#params = [];
+    this.#rows = 0;
+  }
+}
+
+// ---- references ----
+
+/** Ids kept as numbers when they are plain decimal integers: a fraction of the memory of strings. */
+class IdSet {
+  readonly #numbers = new Set<number>();
+  readonly #strings = new Set<string>();
+  size = 0;
+
+  add(id: string): void {
+    if (PLAIN_INTEGER.test(id)) this.#numbers.add(Number(id));
+    else this.#strings.add(id);
+    this.size = this.#numbers.size + this.#strings.size;
+  }
+
+  has(id: string): boolean {
+    return PLAIN_INTEGER.test(id) ? this.#numbers.has(Number(id)) : this.#strings.has(id);
+  }
+}
+const PLAIN_INTEGER = /^[1-9]\d{0,14}$/;
+
+type Target = "schools" | "courses" | "terms" | "students" | "staff" | "classes";
+
+interface TargetState {
+  /** Tonight's file(s) for the target, or null when checked against the live roster. */
+  files: string[] | null;
+  /** Null: not checked at all (an optional file the district does not send). */
+  ids: IdSet | null;
+}
+
+const TARGET_NOUN: Record<Target, string> = {
+  schools: "a school",
+  courses: "a course",
+  terms: "a term (of the class's school)",
+  students: "a student",
+  staff: "a staff member",
+  classes: "a class",
+};
+
+/**
+ * What rows may point at: ids staged so far tonight (targets are staged before the rows that
+ * point at them), or, for a part absent from tonight's delivery, the live roster's ids.
+ */
+class References {
+  readonly #targets = new Map<Target, TargetState>();
+  /** Staff id → person (user_key), for classes.teacher_key. */
+  readonly staffKeys = new Map<string, string>();
+  /** Course id → name, for class names. */
+  readonly courseNames = new Map<string, string>();
+
+  constructor(
+    private readonly sqlite: Sqlite,
+    private readonly districtId: number,
+    present: PresentParts,
+    recognised: ReadonlyArray<{ source: RosterSource; file: RecognisedFile }>,
+  ) {
+    const filesOf = (entity: EntityName, scope?: Scope) =>
+      recognised
+        .filter((r) => r.file.entity === entity && (scope === undefined || presentParts([r.file]).userScopes.has(scope)))
+        .map((r) => r.source.name);
+    const state = (isPresent: boolean, files: string[], loadLive: () => IdSet | null): TargetState =>
+      isPresent ? { files, ids: new IdSet() } : { files: null, ids: loadLive() };
+    const d = districtId;
+    this.#targets.set("schools", state(present.entities.has("schools"), filesOf("schools"), () => this.#live("SELECT school_id FROM roster_schools WHERE district_id = ?", d)));
+    this.#targets.set(
+      "courses",
+      state(present.entities.has("courses"), filesOf("courses"), () => {
+        for (const [id, name] of this.sqlite.prepare("SELECT course_id, course_name FROM roster_courses WHERE district_id = ?").raw(true).iterate(d) as Iterable<[string, string]>) {
+          this.courseNames.set(id, name);
+        }
+        if (this.courseNames.size === 0) return null;
+        const ids = new IdSet();
+        for (const id of this.courseNames.keys()) ids.add(id);
+        return ids;
+      }),
+    );
+    this.#targets.set(
+      "terms",
+      state(present.entities.has("terms"), filesOf("terms"), () => {
+        const ids = this.#live("SELECT term_id || char(0) || school_id FROM roster_terms WHERE district_id = ?", d);
+        return ids.size === 0 ? null : ids;
+      }),
+    );
+    this.#targets.set(
+      "students",
+      state(present.userScopes.has("student"), filesOf("users", "student"), () => this.#live("SELECT district_user_id FROM roster_users WHERE district_id = ? AND scope = 'student'", d)),
+    );
+    this.#targets.set(
+      "staff",
+      state(present.userScopes.has("staff"), filesOf("users", "staff"), () => {
+        const ids = new IdSet();
+        for (const [id, key] of this.sqlite.prepare("SELECT district_user_id, user_key FROM roster_staff_ids WHERE district_id = ?").raw(true).iterate(d) as Iterable<[string, string]>) {
+          ids.add(id);
+          this.staffKeys.set(id, key);
+        }
+        return ids;
+      }),
+    );
+    this.#targets.set("classes", state(present.entities.has("classes"), filesOf("classes"), () => this.#live("SELECT class_id FROM roster_classes WHERE district_id = ?", d)));
+  }
+
+  #live(query: string, districtId: number): IdSet {
+    const ids = new IdSet();
+    for (const id of this.sqlite.prepare(query).pluck(true).iterate(districtId) as Iterable<string>) ids.add(id);
+    return ids;
+  }
+
+  /** True when the id is known, or when the target is not checked. */
+  has(target: Target, id: string): boolean {
+    const ids = this.#targets.get(target)!.ids;
+    return ids === null || ids.has(id);
+  }
+
+  hasTerm(termId: string, schoolId: string): boolean {
+    const ids = this.#targets.get("terms")!.ids;
+    return ids === null || ids.has(`${termId}\u0000${schoolId}`) || ids.has(`${termId}\u0000`);
+  }
+
+  add(target: Target, id: string): void {
+    this.#targets.get(target)!.ids?.add(id);
+  }
+
+  /** "a school in schools.csv", or "a school in the roster" when tonight's delivery has none. */
+  expected(target: Target): { expected: string; detail: string } {
+    const files = this.#targets.get(target)!.files;
+    const noun = TARGET_NOUN[target];
+    if (files === null) return { expected: `${noun} in the roster (tonight's delivery has no ${target} file)`, detail: target };
+    return { expected: `${noun} in ${files.join(" or ") || "tonight's files"}`, detail: files.join(", ") || target };
+  }
+}
+
+// ---- one file ----
+
+/** Counts bytes as the reader pulls them, for a progress bar. */
+function counted(source: RosterSource, onBytes: ((bytes: number) => void) | undefined): RosterSource {
+  if (onBytes === undefined) return source;
+  return {
+    name: source.name,
+    size: source.size,
+    open: async () => {
+      const stream = await source.open();
+      async function* counting(): AsyncGenerator<Buffer> {
+        let bytes = 0;
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          bytes += chunk.length;
+          onBytes!(Math.min(bytes, source.size));
+          yield chunk;
+        }
+      }
+      return Readable.from(counting(), { objectMode: false });
+    },
+  };
+}
+
+interface RowContext {
+  file: string;
+  row: number;
+  labels: (column: string) => string;
+}
+
+async function stageFile(
+  sqlite: Sqlite,
+  source: RosterSource,
+  file: RecognisedFile,
+  fileIndex: number,
+  issues: IssueSink,
+  refs: References,
+): Promise<StagedFile> {
+  const stats = emptyFileStats();
+  const staged: StagedFile = { name: source.name, entity: file.entity, stem: file.stem, stats, orphans: 0 };
+  const entity = file.entity;
+  const inserter = new BatchInserter(sqlite, entity);
+  let labels: ((column: string) => string) | null = null;
+  const derived = { names: 0 };
+  const orphan = (ctx: RowContext, target: Target, column: string, value: string) => {
+    issues.add(makeIssue("UNKNOWN_REFERENCE", { file: ctx.file, row: ctx.row, column: ctx.labels(column), value, ...refs.expected(target) }));
+  };
+  const insertBatch = sqlite.transaction((records: unknown[], rows: number[]) => {
+    const ctx: RowContext = { file: source.name, row: 0, labels: labels! };
+    for (let i = 0; i < records.length; i++) {
+      ctx.row = rows[i]!;
+      const values = toStagedRow(entity, records[i], ctx, refs, orphan, derived);
+      if (values === null) {
+        staged.orphans++;
+        continue;
+      }
+      values.push(fileIndex, ctx.row);
+      inserter.push(values);
+    }
+    inserter.flush();
+  });
+  for await (const batch of readRosterFile(source, file, issues, { stats, duplicates: null })) {
+    labels ??= labelLookup(stats.header, file);
+    insertBatch(batch.records, batch.rows);
+  }
+  if (derived.names > 0) issues.add(makeIssue("CLASS_NAME_DERIVED", { file: source.name, count: derived.names }));
+  return staged;
+}
+
+function labelLookup(header: string[], file: RecognisedFile): (column: string) => string {
+  const match = matchHeaders(header, file);
+  return (column) => match.bindings.get(column)?.label ?? column;
+}
+
+type Orphan = (ctx: RowContext, target: Target, column: string, value: string) => void;
+
+/** The staged values of a record in table column order, or null when it points at something absent. */
+function toStagedRow(entity: EntityName, record: unknown, ctx: RowContext, refs: References, orphan: Orphan, derived: { names: number }): unknown[] | null {
+  switch (entity) {
+    case "schools": {
+      const r = record as SchoolRecord;
+      refs.add("schools", r.school_id);
+      return [r.school_id, r.school_name, r.school_number, r.state_id, r.low_grade, r.high_grade];
+    }
+    case "courses": {
+      const r = record as CourseRecord;
+      if (r.school_id !== null && !refs.has("schools", r.school_id)) return orphan(ctx, "schools", "school_id", r.school_id), null;
+      refs.add("courses", r.course_id);
+      if (!refs.courseNames.has(r.course_id)) refs.courseNames.set(r.course_id, r.course_name);
+      return [r.course_id, r.course_name, r.school_id];
+    }
+    case "terms": {
+      const r = record as TermRecord;
+      if (r.school_id !== null && !refs.has("schools", r.school_id)) return orphan(ctx, "schools", "school_id", r.school_id), null;
+      refs.add("terms", `${r.term_id}\u0000${r.school_id ?? ""}`);
+      return [r.term_id, r.school_id ?? "", r.term_name, r.start_date, r.end_date];
+    }
+    case "users": {
+      const r = record as UserRecord;
+      if (r.school_id !== null && !refs.has("schools", r.school_id)) return orphan(ctx, "schools", "school_id", r.school_id), null;
+      const key = userKey(r.scope, r.district_user_id, r.teacher_number);
+      if (r.scope === "student") refs.add("students", r.district_user_id);
+      else {
+        refs.add("staff", r.district_user_id);
+        if (!refs.staffKeys.has(r.district_user_id)) refs.staffKeys.set(r.district_user_id, key);
+      }
+      return [
+        key,
+        r.scope,
+        r.district_user_id,
+        r.role,
+        r.first_name,
+        r.middle_name,
+        r.last_name,
+        r.email,
+        r.username,
+        r.school_id,
+        r.school_id === null ? "[]" : JSON.stringify([r.school_id]),
+        r.grade,
+        r.student_number,
+        r.teacher_number,
+        r.state_id,
+        r.birth_date,
+      ];
+    }
+    case "classes": {
+      const r = record as ClassRecord;
+      let ok = true;
+      if (!refs.has("schools", r.school_id)) ok = (orphan(ctx, "schools", "school_id", r.school_id), false);
+      if (!refs.has("staff", r.teacher_id)) ok = (orphan(ctx, "staff", "teacher_id", r.teacher_id), false);
+      if (!refs.has("courses", r.course_id)) ok = (orphan(ctx, "courses", "course_id", r.course_id), false);
+      if (r.term_id !== null && !refs.hasTerm(r.term_id, r.school_id)) ok = (orphan(ctx, "terms", "term_id", r.term_id), false);
+      if (!ok) return null;
+      refs.add("classes", r.class_id);
+      const teacherKey = refs.staffKeys.get(r.teacher_id) ?? userKey("staff", r.teacher_id, null);
+      let name = r.class_name;
+      if (name === null) {
+        const course = refs.courseNames.get(r.course_id) ?? r.course_id;
+        name = r.section_number === null ? course : `${course} - ${r.section_number}`;
+        derived.names++;
+      }
+      return [r.class_id, name, r.school_id, r.course_id, r.teacher_id, teacherKey, r.term_id, r.section_number, r.period, r.room];
+    }
+    case "enrollments": {
+      const r = record as EnrollmentRecord;
+      let ok = true;
+      if (!refs.has("classes", r.class_id)) ok = (orphan(ctx, "classes", "class_id", r.class_id), false);
+      if (!refs.has("students", r.student_id)) ok = (orphan(ctx, "students", "student_id", r.student_id), false);
+      return ok ? [r.class_id, r.student_id, r.start_date, r.end_date] : null;
+    }
+  }
+}
+
+// ---- keys and duplicates ----
+
+/** The natural key each staged table must be unique on. Users: (scope, id), before staff are merged into people. */
+const NATURAL_KEYS: Record<EntityName, readonly string[]> = {
+  schools: ["school_id"],
+  courses: ["course_id"],
+  terms: ["term_id", "school_id"],
+  users: ["scope", "district_user_id"],
+  classes: ["class_id"],
+  enrollments: ["class_id", "student_id"],
+};
+
+function buildKeys(sqlite: Sqlite, files: StagedFile[], issues: IssueSink): void {
+  for (const entity of ENTITY_NAMES) {
+    uniqueIndex(sqlite, entity, NATURAL_KEYS[entity], files, issues);
+  }
+  mergeStaff(sqlite);
+}
+
+/**
+ * Builds the unique key after loading (far faster than inserting into a keyed table). When it
+ * fails, finds the repeated keys, reports every repeat against the first row, deletes the repeats
+ * and builds it again: the rare case pays, the common one does not.
+ */
+function uniqueIndex(sqlite: Sqlite, entity: EntityName, key: readonly string[], files: StagedFile[], issues: IssueSink): void {
+  const table = `stage.${q(entity)}`;
+  const index = `stage.${q(`${entity}_nk`)}`;
+  const cols = key.map(q).join(", ");
+  try {
+    sqlite.exec(`CREATE UNIQUE INDEX ${index} ON ${q(entity)} (${cols})`);
+    return;
+  } catch (error) {
+    if (!(error instanceof Error && "code" in error && String(error.code).startsWith("SQLITE_CONSTRAINT"))) throw error;
+  }
+  sqlite.exec(`CREATE INDEX ${index} ON ${q(entity)} (${cols})`);
+  const on = key.map((c) => `e.${q(c)} = d.${q(c)}`).join(" AND ");
+  const repeats = sqlite
+    .prepare(
+      `SELECT e.rowid AS rid, e.file_idx AS file, e.row AS row, ${key.map((c) => `e.${q(c)} AS ${q(c)}`).join(", ")}, f.file_idx AS first_file, f.row AS first_row
+       FROM (SELECT ${cols}, min(rowid) AS first FROM ${table} GROUP BY ${cols} HAVING count(*) > 1) d
+       JOIN ${table} e ON ${on} AND e.rowid <> d.first
+       JOIN ${table} f ON f.rowid = d.first
+       ORDER BY e.file_idx, e.row`,
+    )
+    .all() as Array<Record<string, string | number | null>>;
+  const byFile = new Map<number, (column: string) => string>();
+  const remove = sqlite.prepare(`DELETE FROM ${table} WHERE rowid = ?`);
+  sqlite.transaction(() => {
+    for (const r of repeats) {
+      const fileIndex = Number(r.file);
+      const file = files[fileIndex]!;
+      let labels = byFile.get(fileIndex);
+      if (labels === undefined) {
+        labels = labelLookup(file.stats.header, { entity, stem: file.stem, implied: {} });
+        byFile.set(fileIndex, labels);
+      }
+      const first = files[Number(r.first_file)]!;
+      const shownKey = key.filter((c) => c !== "scope");
+      issues.add(
+        makeIssue("DUPLICATE_KEY", {
+          file: file.name,
+          row: Number(r.row),
+          column: labels(shownKey[0]!),
+          value: shownKey.map((c) => r[c]).filter((v) => v !== null && v !== "").join(" + "),
+          expected: entity === "users" ? `${String(r.scope)} id` : shownKey.join(" + "),
+          detail: first === file ? `in row ${r.first_row}` : `in ${first.name}, row ${r.first_row}`,
+        }),
+      );
+      file.stats.badRows++;
+      file.stats.records--;
+      remove.run(r.rid);
+    }
+  })();
+  sqlite.exec(`DROP INDEX ${index}`);
+  sqlite.exec(`CREATE UNIQUE INDEX ${index} ON ${q(entity)} (${cols})`);
+}
+
+/**
+ * A teacher at two schools is two Teachers rows (two ids, one TeacherNumber): one person in the
+ * roster. Every staff id is kept in `staff_ids` (classes point at either); the person keeps the
+ * first row's fields, with every school in `school_ids`.
+ */
+function mergeStaff(sqlite: Sqlite): void {
+  sqlite.exec(`
+    INSERT INTO stage.staff_ids (district_user_id, user_key, school_id, file_idx, row)
+      SELECT district_user_id, user_key, school_id, file_idx, row FROM stage.users WHERE scope = 'staff' ORDER BY district_user_id;
+    CREATE UNIQUE INDEX stage.staff_ids_key ON staff_ids (district_user_id);
+    CREATE TABLE stage.staff_groups AS
+      SELECT user_key, min(rowid) AS keep FROM stage.users WHERE scope = 'staff' GROUP BY user_key HAVING count(*) > 1;
+    UPDATE stage.users SET school_ids = (
+        SELECT json_group_array(school_id) FROM (
+          SELECT DISTINCT s.school_id FROM stage.users s WHERE s.user_key = users.user_key AND s.school_id IS NOT NULL ORDER BY s.school_id))
+      WHERE rowid IN (SELECT keep FROM stage.staff_groups);
+    DELETE FROM stage.users WHERE user_key IN (SELECT user_key FROM stage.staff_groups) AND rowid NOT IN (SELECT keep FROM stage.staff_groups);
+    CREATE UNIQUE INDEX stage.users_key ON users (user_key);
+  `);
+}

@@ -1,0 +1,75 @@
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import SqliteDatabase from "better-sqlite3";
+
+export type Sqlite = SqliteDatabase.Database;
+
+/**
+ * The sync engine's own connection to the SQLite database. The server's kysely connection is
+ * shared by concurrent requests whose transactions span awaits; bulk statements on it could
+ * land inside someone else's transaction. A second connection has its own transactions, and
+ * WAL lets it write while the first one reads. Staging lives in a per-sync attached file
+ * (`stage`) without a journal: scratch data that never touches the main WAL.
+ */
+export class SyncConnection {
+  readonly sqlite: Sqlite;
+  #attached: string | null = null;
+
+  constructor(
+    databasePath: string,
+    private readonly stagingDir: string,
+  ) {
+    this.sqlite = new SqliteDatabase(databasePath);
+    this.sqlite.pragma("journal_mode = WAL");
+    this.sqlite.pragma("busy_timeout = 30000");
+    this.sqlite.pragma("synchronous = NORMAL");
+    this.sqlite.pragma("cache_size = -32768");
+  }
+
+  stagingPath(syncId: number): string {
+    return join(this.stagingDir, `sync-${syncId}.sqlite`);
+  }
+
+  /** A fresh, empty staging database for the sync (a leftover from a crash is discarded). */
+  attachStage(syncId: number): void {
+    this.detachStage();
+    mkdirSync(this.stagingDir, { recursive: true });
+    const path = this.stagingPath(syncId);
+    removeDatabaseFiles(path);
+    this.sqlite.prepare("ATTACH DATABASE ? AS stage").run(path);
+    this.#attached = path;
+    this.sqlite.pragma("stage.journal_mode = OFF");
+    this.sqlite.pragma("stage.synchronous = OFF");
+    this.sqlite.pragma("stage.cache_size = -65536");
+  }
+
+  detachStage(): void {
+    if (this.#attached === null) return;
+    if (this.sqlite.inTransaction) this.sqlite.exec("ROLLBACK");
+    this.sqlite.exec("DETACH DATABASE stage");
+    removeDatabaseFiles(this.#attached);
+    this.#attached = null;
+  }
+
+  /** Runs `work` holding the database's write lock (BEGIN IMMEDIATE); rolls back if it throws. */
+  writeTransaction<T>(work: () => T): T {
+    this.sqlite.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      this.sqlite.exec("COMMIT");
+      return result;
+    } catch (error) {
+      if (this.sqlite.inTransaction) this.sqlite.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  close(): void {
+    this.detachStage();
+    this.sqlite.close();
+  }
+}
+
+function removeDatabaseFiles(path: string): void {
+  for (const suffix of ["", "-journal", "-wal", "-shm"]) rmSync(path + suffix, { force: true });
+}
