@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import { matchHeaders } from "../intake/match-headers.ts";
 import { badRowLimitIssue, emptyFileStats, readRosterFile } from "../intake/read-roster-file.ts";
 import type { FileStats } from "../intake/read-roster-file.ts";
-import { makeIssue } from "../intake/issue.ts";
+import { MemoryIssueSink, makeIssue } from "../intake/issue.ts";
 import type { IssueSink } from "../intake/issue.ts";
 import { recogniseDelivery } from "../intake/recognise-file.ts";
 import type { RecognisedFile } from "../intake/recognise-file.ts";
@@ -92,7 +92,13 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     const references = new References(sqlite, options.districtId, present, recognised);
     const totalSize = recognised.reduce((sum, r) => sum + r.source.size, 0);
     let doneBytes = 0;
+    let failedFile = false;
     for (const [fileIndex, { source, file }] of recognised.entries()) {
+      if (failedFile) {
+        // The delivery has already failed: tell the district now what else is wrong at file level.
+        await checkFileLevel(source, file, issues);
+        continue;
+      }
       const progress = options.onProgress
         ? (bytes: number) =>
             options.onProgress!({ file: source.name, fileIndex, files: recognised.length, bytes, size: source.size, totalBytes: doneBytes + bytes, totalSize })
@@ -101,7 +107,7 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
       staged.push(result);
       doneBytes += source.size;
       progress?.(source.size);
-      if (result.stats.failed !== null) break;
+      if (result.stats.failed !== null) failedFile = true;
     }
   } finally {
     await close();
@@ -119,6 +125,18 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     emptyFiles: staged.filter((s) => s.stats.failed === null && s.stats.rows === 0).map((s) => s.name),
     failed: issues.counts.error > 0,
   };
+}
+
+/** Reads only as far as the header and first rows, keeping file-level errors (encoding, header, columns). */
+async function checkFileLevel(source: RosterSource, file: RecognisedFile, issues: IssueSink): Promise<void> {
+  const local = new MemoryIssueSink({ maxPerFileAndCode: 5 });
+  const records = readRosterFile(source, file, local, { duplicates: null });
+  try {
+    await records.next();
+  } finally {
+    await records.return(emptyFileStats());
+  }
+  for (const issue of local.kept) if (issue.severity === "error" && (issue.row === null || issue.row <= 1)) issues.add(issue);
 }
 
 // ---- which parts are present ----
