@@ -49,7 +49,20 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
   const jobs = new JobQueue(db, clock);
   const deliveries = new DeliveryService(db, storage, jobs, clock, config.quietSeconds, logger);
   const tokens = new TokenService(db, clock, audit);
-  const syncs = createSyncService({ database, districts, storage, audit, clock, logger, dataDir: config.dataDir });
+  const webhooks = new WebhookService(db, jobs, districts, clock, audit, logger.child({ component: "webhooks" }));
+  const syncs = createSyncService({
+    database,
+    districts,
+    storage,
+    audit,
+    clock,
+    logger,
+    dataDir: config.dataDir,
+    options: {
+      onOutcome: (outcome, sqlite, now) =>
+        webhooks.emitWithinSqlite(sqlite, `sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, now),
+    },
+  });
   let hostKeys: Promise<HostKey[]> | undefined;
   return {
     config,
@@ -64,7 +77,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     syncs,
     tokens,
     clients: new ClientService(db, tokens, districts, clock, audit),
-    webhooks: new WebhookService(db, jobs, districts, clock, audit, logger.child({ component: "webhooks" })),
+    webhooks,
     hostKeys: () => (hostKeys ??= ensureHostKeys(db, clock)),
     close: async () => {
       syncs.close();

@@ -17,7 +17,7 @@ import { emptyCounts } from "./roster-tables.ts";
 import type { SyncCounts } from "./roster-tables.ts";
 import { stageDelivery } from "./stage-delivery.ts";
 import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
-import type { SyncConnection } from "./sync-connection.ts";
+import type { Sqlite, SyncConnection } from "./sync-connection.ts";
 
 export const MAX_ISSUES_PER_FILE_AND_CODE = 100;
 /** Attempts after which an interrupted or crashing sync is marked failed (the job queue's default). */
@@ -72,9 +72,18 @@ export interface ProcessOutcome {
   alreadyDone: boolean;
 }
 
+export interface SyncOutcomeEvent {
+  status: "applied" | "held" | "failed";
+  syncId: number;
+  districtId: number;
+  counts: SyncCounts;
+}
+
 export interface SyncProcessorOptions {
   safeguards?: SafeguardThresholds;
   unpackLimits?: Partial<UnpackLimits>;
+  /** Called inside the transaction that records the outcome (webhooks queue their deliveries there). */
+  onOutcome?: (event: SyncOutcomeEvent, sqlite: Sqlite, now: string) => void;
 }
 
 /**
@@ -173,7 +182,11 @@ export class SyncProcessor {
       const now = () => isoNow(this.clock);
       if (staged.failed || deliveryFiles.length === 0) {
         const summary = summaryOf(null, [], null);
-        this.connection.writeTransaction(() => this.#finish(syncId, "failed", emptyCounts(), summary, issues.kept, now()));
+        this.connection.writeTransaction(() => {
+          const at = now();
+          this.#finish(syncId, "failed", emptyCounts(), summary, issues.kept, at);
+          this.options.onOutcome?.({ status: "failed", syncId, districtId: district.id, counts: emptyCounts() }, sqlite, at);
+        });
         this.logger.warn({ event: "sync.failed", syncId, districtId: district.id, errors: issues.counts.error }, "sync failed");
         return { syncId, status: "failed", counts: emptyCounts(), summary, alreadyDone: false };
       }
@@ -189,13 +202,17 @@ export class SyncProcessor {
           if (rosterVersion(sqlite, district.id) !== version) return null;
           if (holdReasons.length > 0) {
             const summary = summaryOf(plan, holdReasons, null);
-            this.#finish(syncId, "held", plan.counts, summary, issues.kept, now());
+            const at = now();
+            this.#finish(syncId, "held", plan.counts, summary, issues.kept, at);
+            this.options.onOutcome?.({ status: "held", syncId, districtId: district.id, counts: plan.counts }, sqlite, at);
             return { status: "held" as const, summary, changeset: null };
           }
           const changeset: Changeset = applyPlan(sqlite, plan, syncId, now());
           timings.applyMs = Date.now() - applyStarted;
           const summary = summaryOf(plan, [], changeset.changes);
-          this.#finish(syncId, "applied", plan.counts, summary, issues.kept, now());
+          const at = now();
+          this.#finish(syncId, "applied", plan.counts, summary, issues.kept, at);
+          this.options.onOutcome?.({ status: "applied", syncId, districtId: district.id, counts: plan.counts }, sqlite, at);
           return { status: "applied" as const, summary, changeset };
         });
         if (outcome === null) continue;
@@ -265,12 +282,14 @@ export class SyncProcessor {
 
   private async markFailed(syncId: number, error: unknown): Promise<void> {
     const message = error instanceof Error ? error.message : String(error);
-    await this.db
-      .updateTable("syncs")
-      .set({ status: "failed", summary: JSON.stringify({ error: message }), updated_at: isoNow(this.clock) })
-      .where("id", "=", syncId)
-      .where("status", "in", ["waiting", "processing"])
-      .execute();
+    const { sqlite } = this.connection;
+    this.connection.writeTransaction(() => {
+      const at = isoNow(this.clock);
+      const row = sqlite
+        .prepare("UPDATE main.syncs SET status = 'failed', summary = ?, updated_at = ? WHERE id = ? AND status IN ('waiting', 'processing') RETURNING district_id")
+        .get(JSON.stringify({ error: message }), at, syncId) as { district_id: number } | undefined;
+      if (row) this.options.onOutcome?.({ status: "failed", syncId, districtId: row.district_id, counts: emptyCounts() }, sqlite, at);
+    });
   }
 }
 

@@ -16,6 +16,11 @@ export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export const WEBHOOK_MAX_ATTEMPTS = 8;
 const TIMEOUT_MS = 10_000;
 
+/** The structural subset of a better-sqlite3 handle that `emitWithinSqlite` uses. */
+interface SqliteHandle {
+  prepare(sql: string): { all(...params: unknown[]): unknown[]; get(...params: unknown[]): unknown; run(...params: unknown[]): unknown };
+}
+
 export interface WebhookEndpointView {
   id: number;
   url: string;
@@ -109,6 +114,32 @@ export class WebhookService {
         .returning("id")
         .executeTakeFirstOrThrow();
       await this.jobs.enqueue("deliver-webhook", { deliveryId: delivery.id }, db);
+      queued++;
+    }
+    return queued;
+  }
+
+  /**
+   * The same as `emit`, on the sync engine's own SQLite connection and inside its transaction, so
+   * a sync's outcome and its webhooks are recorded together or not at all.
+   */
+  emitWithinSqlite(sqlite: SqliteHandle, event: WebhookEvent, districtId: number, data: Record<string, unknown>, now: string): number {
+    const endpoints = sqlite
+      .prepare("SELECT id, events FROM main.webhook_endpoints WHERE disabled_at IS NULL AND (district_id IS NULL OR district_id = ?)")
+      .all(districtId) as { id: number; events: string }[];
+    const district = sqlite.prepare("SELECT slug FROM main.districts WHERE id = ?").get(districtId) as { slug: string } | undefined;
+    const insertDelivery = sqlite.prepare(
+      "INSERT INTO main.webhook_deliveries (endpoint_id, event, payload, status, attempts, created_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?) RETURNING id",
+    );
+    const insertJob = sqlite.prepare(
+      "INSERT INTO main.jobs (kind, payload, status, attempts, run_after, created_at, updated_at) VALUES ('deliver-webhook', ?, 'queued', 0, ?, ?, ?)",
+    );
+    let queued = 0;
+    for (const endpoint of endpoints) {
+      if (!(JSON.parse(endpoint.events) as string[]).includes(event)) continue;
+      const payload = JSON.stringify({ event, createdAt: now, district: district?.slug ?? null, data });
+      const { id } = insertDelivery.get(endpoint.id, event, payload, now, now) as { id: number };
+      insertJob.run(JSON.stringify({ deliveryId: id }), now, now, now);
       queued++;
     }
     return queued;
