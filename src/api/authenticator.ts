@@ -32,7 +32,8 @@ export class Authenticator {
     let entry = this.cache.get(key);
     if (!entry || entry.until < now) {
       const verified = await this.tokens.verify(token);
-      entry = { principal: verified ? { name: verified.name, scopes: verified.scopes, districts: verified.districts } : undefined, until: now + CACHE_MS };
+      const expires = verified?.expiresAt ? Date.parse(verified.expiresAt) : Infinity;
+      entry = { principal: verified ? { name: verified.name, scopes: verified.scopes, districts: verified.districts } : undefined, until: Math.min(now + CACHE_MS, expires) };
       if (this.cache.size >= CACHE_MAX) this.cache.clear();
       this.cache.set(key, entry);
     }

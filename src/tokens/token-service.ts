@@ -14,6 +14,8 @@ export interface VerifiedToken {
   scopes: TokenScope[];
   /** District slugs the token may read; undefined = all. */
   districts: string[] | undefined;
+  /** When an OAuth access token stops working; null for tokens that last until revoked. */
+  expiresAt: string | null;
 }
 
 /**
@@ -77,6 +79,7 @@ export class TokenService {
       name: row.name,
       scopes: JSON.parse(row.scopes) as TokenScope[],
       districts: row.districts ? (JSON.parse(row.districts) as string[]) : undefined,
+      expiresAt: row.expires_at,
     };
   }
 }
