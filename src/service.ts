@@ -12,6 +12,7 @@ import { ensureHostKeys, type HostKey } from "./sftp/host-keys.ts";
 import { SftpServer } from "./sftp/sftp-server.ts";
 import { createSyncService, type SyncService } from "./sync/sync-service.ts";
 import { MAX_SYNC_ATTEMPTS } from "./sync/process-sync.ts";
+import { SyncThread } from "./jobs/sync-thread.ts";
 import { TokenService } from "./tokens/token-service.ts";
 import { ClientService } from "./tokens/client-service.ts";
 import { WebhookService, WEBHOOK_MAX_ATTEMPTS } from "./webhooks/webhook-service.ts";
@@ -127,9 +128,10 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
   logger.info({ event: "http.listening", host: config.host, port: httpPort }, "HTTP server listening");
 
+  const syncThread = new SyncThread(config, logger.child({ component: "sync" }));
   const handlers = new Map<string, JobHandler>([
     ["deliver-webhook", { run: (job) => rd.webhooks.deliver(job), maxAttempts: WEBHOOK_MAX_ATTEMPTS }],
-    ["process-sync", { run: (job) => rd.syncs.processJob(job), maxAttempts: MAX_SYNC_ATTEMPTS }],
+    ["process-sync", { run: (job) => syncThread.run(job), maxAttempts: MAX_SYNC_ATTEMPTS }],
   ]);
   const worker = new Worker(rd.deliveries, rd.jobs, handlers, logger.child({ component: "worker" }));
   await worker.start();
@@ -141,6 +143,8 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
     httpPort,
     async stop() {
       sftpListening = false;
+      // A sync in progress is cut short (rolled back, requeued at start) rather than waited for.
+      await syncThread.close();
       await worker.stop();
       await Promise.allSettled([sftp.close(), http.close()]);
     },

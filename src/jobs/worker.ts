@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Job } from "../db/schema.ts";
 import type { DeliveryService } from "../deliveries/delivery-service.ts";
 import type { JobQueue } from "./job-queue.ts";
+import { JobInterrupted } from "./sync-thread.ts";
 
 export interface JobHandler {
   run(job: Job): Promise<void>;
@@ -51,6 +52,7 @@ export class Worker {
         await handler.run(job);
         await this.jobs.complete(job.id);
       } catch (error) {
+        if (error instanceof JobInterrupted) return;
         this.logger.error({ event: "job.failed", jobId: job.id, kind: job.kind, err: error }, "job failed");
         await this.jobs.fail(job, error instanceof Error ? error.message : String(error), handler.maxAttempts);
       }

@@ -1,0 +1,61 @@
+import { Worker as Thread } from "node:worker_threads";
+import type { Logger } from "pino";
+import type { Config } from "../config.ts";
+import type { Job } from "../db/schema.ts";
+
+/** Thrown for a job cut short by shutdown: it stays `running` and runs again at the next start. */
+export class JobInterrupted extends Error {}
+
+type Reply = { id: number; ok: true } | { id: number; ok: false; message: string };
+
+/**
+ * Runs `process-sync` jobs on a thread of their own. A sync's SQL statements run for seconds on a
+ * big district; on the server's thread they would stall every SFTP session and API request. The
+ * thread opens its own connections from the same configuration. Stopping terminates it at once:
+ * an unfinished sync's transaction is rolled back by SQLite and the job is requeued at start.
+ */
+export class SyncThread {
+  private thread: Thread | undefined;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private nextId = 1;
+  private closing = false;
+
+  constructor(
+    private readonly config: Config,
+    private readonly logger: Logger,
+  ) {}
+
+  private start(): Thread {
+    const thread = new Thread(new URL("./thread-boot.mjs", import.meta.url), {
+      workerData: { entry: new URL("./sync-thread-main.ts", import.meta.url).href, config: { ...this.config } },
+    });
+    thread.on("message", (reply: Reply) => {
+      const waiter = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      if (reply.ok) waiter?.resolve();
+      else waiter?.reject(new Error(reply.message));
+    });
+    thread.on("error", (error) => this.logger.error({ event: "sync.thread.error", err: error }, "sync thread failed"));
+    thread.on("exit", (code) => {
+      this.thread = undefined;
+      const error = this.closing ? new JobInterrupted("Rosterdock is stopping") : new Error(`The sync thread exited (${code})`);
+      for (const waiter of this.pending.values()) waiter.reject(error);
+      this.pending.clear();
+    });
+    return thread;
+  }
+
+  run(job: Job): Promise<void> {
+    if (this.closing) return Promise.reject(new JobInterrupted("Rosterdock is stopping"));
+    this.thread ??= this.start();
+    const id = this.nextId++;
+    const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.thread.postMessage({ id, job });
+    return done;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.thread?.terminate();
+  }
+}
