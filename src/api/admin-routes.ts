@@ -6,6 +6,7 @@ import type { Authenticator } from "./authenticator.ts";
 import { connectionDetails, credentialsView } from "../districts/connection-details.ts";
 import { TOKEN_SCOPES } from "../tokens/token-service.ts";
 import { apiErrors } from "./api-schemas.ts";
+import { CHANGE_FEED_PATH } from "./change-feed-routes.ts";
 
 const errors = apiErrors;
 
@@ -41,7 +42,8 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
   const api = app.withTypeProvider<ZodTypeProvider>();
   const actor = (name: string) => `api:${name}`;
   app.addHook("onRequest", async (request) => {
-    if (request.url.startsWith("/api/v1/") && !request.url.startsWith("/api/v1/openapi.json") && !request.url.startsWith("/api/v1/docs")) {
+    const selfAuthorised = request.url.startsWith("/api/v1/openapi.json") || request.url.startsWith("/api/v1/docs") || CHANGE_FEED_PATH.test(request.url);
+    if (request.url.startsWith("/api/v1/") && !selfAuthorised) {
       request.principal = await auth.require(request, "admin");
     }
   });

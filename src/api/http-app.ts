@@ -10,6 +10,9 @@ import { registerErrorHandler } from "./http-errors.ts";
 import fastifyFormbody from "@fastify/formbody";
 import { registerOAuthRoutes } from "./oauth-routes.ts";
 import { registerWebhookAndClientRoutes } from "./webhook-routes.ts";
+import { registerChangeFeedRoutes } from "./change-feed-routes.ts";
+import { registerOneRosterRoutes } from "./oneroster/oneroster-routes.ts";
+import { RosterReader } from "./oneroster/roster-reader.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -66,8 +69,17 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
   );
 
   await app.register(fastifyFormbody);
+  const auth = new Authenticator(rd.tokens);
   registerOAuthRoutes(app, rd);
-  registerAdminRoutes(app, rd, new Authenticator(rd.tokens));
+  registerAdminRoutes(app, rd, auth);
   registerWebhookAndClientRoutes(app, rd);
+  // Roster reads have their own read-only connection (SQLite; PostgreSQL reads are not written yet).
+  if (rd.database.sqlite !== undefined) {
+    const reader = RosterReader.open(rd.database.sqlite.name);
+    app.addHook("onClose", async () => reader.close());
+    const roster = { auth, reader, publicUrl: rd.config.publicUrl };
+    registerChangeFeedRoutes(app, roster);
+    await registerOneRosterRoutes(app, roster);
+  }
   return app;
 }

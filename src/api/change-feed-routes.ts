@@ -1,0 +1,62 @@
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { RosterdockError } from "../errors.ts";
+import { apiErrors } from "./api-schemas.ts";
+import type { Authenticator } from "./authenticator.ts";
+import { CHANGE_ENTITIES, changeItems, type ChangeContext, type ChangeItem } from "./oneroster/change-records.ts";
+import { refBuilder } from "./oneroster/oneroster-resources.ts";
+import type { RosterReader } from "./oneroster/roster-reader.ts";
+
+/** The change feed authorises itself (roster.readonly for the district is enough), unlike the rest of /api/v1. */
+export const CHANGE_FEED_PATH = /^\/api\/v1\/districts\/[^/?]+\/changes(?:\?|$)/;
+
+const ChangeSchema = z.object({
+  cursor: z.number().int().describe("Pass as `after` to continue after this change"),
+  entity: z.enum(CHANGE_ENTITIES),
+  id: z.string().describe("The record's OneRoster sourcedId"),
+  op: z.enum(["created", "updated", "deleted"]),
+  data: z.record(z.string(), z.unknown()).nullable().describe("The record after the change, as the OneRoster API returns it; null when deleted"),
+});
+const FeedSchema = z.object({
+  changes: z.array(ChangeSchema),
+  nextCursor: z.number().int().describe("The `after` of the next page; equal to `after` when there is nothing new yet"),
+});
+
+/** `GET /api/v1/districts/{slug}/changes`: every change of applied syncs and rollbacks, in order, kept until pruned. */
+export function registerChangeFeedRoutes(app: FastifyInstance, options: { auth: Authenticator; reader: RosterReader; publicUrl: string }): void {
+  const { auth, reader, publicUrl } = options;
+  app.withTypeProvider<ZodTypeProvider>().get(
+    "/api/v1/districts/:slug/changes",
+    {
+      schema: {
+        tags: ["changes"],
+        summary: "The district's roster changes after a cursor (applied syncs and rollbacks), oldest first. Scope roster.readonly for the district, or admin",
+        params: z.object({ slug: z.string().describe("The district's slug") }),
+        querystring: z.object({
+          after: z.coerce.number().int().min(0).default(0).describe("Cursor: the last change already seen (0 = from the beginning)"),
+          limit: z.coerce.number().int().min(1).max(10_000).default(1000).describe("At most this many stored changes are read"),
+        }),
+        response: { 200: FeedSchema, ...apiErrors },
+      },
+    },
+    async (request) => {
+      const { slug } = request.params;
+      request.principal = await auth.require(request, "roster.readonly", slug);
+      const district = reader.district(slug);
+      if (district === undefined) throw new RosterdockError("ERR_DISTRICT_NOT_FOUND", `No district has slug ${slug}.`);
+      const page = reader.changes(district.id, request.query.after, request.query.limit);
+      const context: ChangeContext = {
+        refs: refBuilder(publicUrl, slug, (syncId) => page.appliedAt.get(syncId) ?? null),
+        classTerm: (termId, schoolId) =>
+          reader.lookup("SELECT 1 AS found FROM roster_terms WHERE district_id = @d AND term_id = @t AND school_id = @s", { d: district.id, t: termId, s: schoolId }) ? `${termId}-${schoolId}` : termId,
+        classSchool: (classId) => {
+          const row = reader.lookup("SELECT school_id FROM roster_classes WHERE district_id = @d AND class_id = @c", { d: district.id, c: classId });
+          return row === undefined ? null : String(row.school_id);
+        },
+      };
+      const changes: ChangeItem[] = page.rows.flatMap((row) => changeItems(row, context));
+      return { changes, nextCursor: page.lastId };
+    },
+  );
+}

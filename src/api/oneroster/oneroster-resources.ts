@@ -1,0 +1,533 @@
+/**
+ * How each OneRoster 1.2 resource is read from the roster tables. A resource is a virtual table:
+ * named logical columns, each an SQL expression in every arm (a SELECT over roster tables; the
+ * enrollments resource has two arms, students from roster_enrollments and teachers synthesised
+ * from roster_classes). OneRoster fields name the logical columns they are built from, filtered
+ * on and sorted by, so `filter`, `sort` and `fields` become SQL over indexed columns.
+ *
+ * `@d` is the district id and `@slug` its slug in every statement.
+ */
+
+export type Row = Record<string, unknown>;
+
+export interface Ref {
+  href: string;
+  sourcedId: string;
+  type: string;
+}
+
+/** Builds `{href, sourcedId, type}` references to other records of the district. */
+export interface RefBuilder {
+  ref(path: RefPath, sourcedId: string): Ref;
+  readonly districtOrgId: string;
+  /** When a sync was applied; looked up in a per-version map rather than a subquery per row. */
+  appliedAt(syncId: number): string | null;
+}
+
+export type RefPath = "orgs" | "users" | "classes" | "courses" | "academicSessions" | "enrollments";
+
+export interface Arm {
+  /** FROM clause, with table aliases. */
+  readonly from: string;
+  /** What every row of this arm satisfies (district scoping, role). */
+  readonly where: string;
+  /** Every logical column of the resource as an SQL expression of this arm. */
+  readonly columns: Readonly<Record<string, string>>;
+}
+
+export type FilterValueType = "string" | "datetime";
+
+export interface FieldFilter {
+  /** The logical column compared. */
+  readonly column: string;
+  readonly type?: FilterValueType;
+  /** SQL for the comparison instead of `column op value` (dateLastModified goes through syncs). */
+  readonly compile?: (op: string, param: string, col: (column: string) => string) => string | undefined;
+}
+
+export interface FieldDef {
+  /** Logical columns the value is built from. */
+  readonly uses: readonly string[];
+  readonly build: (row: Row, refs: RefBuilder) => unknown;
+  readonly filter?: FieldFilter;
+  /** Logical columns to order by; absent: not sortable. */
+  readonly sort?: readonly string[];
+}
+
+export interface Resource {
+  /** Key of a list response body (`users`). */
+  readonly plural: string;
+  /** Key of a single-record body (`user`). */
+  readonly singular: string;
+  /** Where references to it point. */
+  readonly path: RefPath;
+  readonly arms: readonly Arm[];
+  /** Logical columns giving a total order (the tie-breaker of every sort). */
+  readonly key: readonly string[];
+  /** The logical column holding the sourcedId. */
+  readonly sourcedId: string;
+  /** Conditions on logical columns that find a sourcedId through an index; alternatives are ORed. */
+  readonly lookup: (sourcedId: string) => ReadonlyArray<Readonly<Record<string, string>>>;
+  /** Logical columns that may be null (a cursor over them cannot use row-value comparisons). */
+  readonly nullable: ReadonlySet<string>;
+  readonly fields: Readonly<Record<string, FieldDef>>;
+}
+
+// ---- shared pieces ----
+
+/** When a sync was applied: its changeset's time, which a later rollback of the sync does not move. */
+const modifiedBy = (alias: string) => `(SELECT cs.created_at FROM roster_changesets cs WHERE cs.sync_id = ${alias}.last_sync_id AND cs.kind = 'apply')`;
+
+/** dateLastModified = when the sync that last changed the record was applied. */
+const dateLastModified: FieldDef = {
+  uses: ["last_sync_id", "own_modified"],
+  build: (row, refs) => (row.last_sync_id == null ? (row.own_modified ?? null) : refs.appliedAt(Number(row.last_sync_id))),
+  filter: {
+    column: "modified",
+    type: "datetime",
+    compile: (op, param, col) => {
+      if (op === "~") return undefined;
+      if (col("last_sync_id") === "NULL") return `${col("modified")} ${op === "!=" ? "<>" : op} ${param}`;
+      const inverse = op === "!=";
+      return `${col("last_sync_id")} ${inverse ? "NOT IN" : "IN"} (SELECT cs.sync_id FROM roster_changesets cs WHERE cs.district_id = @d AND cs.kind = 'apply' AND cs.created_at ${inverse ? "=" : op} ${param})`;
+    },
+  },
+  sort: ["modified"],
+};
+
+const sourcedIdField = (column: string, sort: readonly string[]): FieldDef => ({ uses: [column], build: (row) => row[column], filter: { column }, sort });
+const constant = (value: unknown): FieldDef => ({ uses: [], build: () => value });
+const text = (column: string, options: { sortable?: boolean; filterable?: boolean } = {}): FieldDef => ({
+  uses: [column],
+  build: (row) => row[column] ?? null,
+  ...(options.filterable === false ? {} : { filter: { column } }),
+  ...(options.sortable === false ? {} : { sort: [column] }),
+});
+const status: FieldDef = { uses: ["status"], build: () => "active", filter: { column: "status" }, sort: ["status"] };
+const orgRef = (column: string): FieldDef => ({
+  uses: [column],
+  build: (row, refs) => (row[column] == null || row[column] === "" ? refs.ref("orgs", refs.districtOrgId) : refs.ref("orgs", String(row[column]))),
+  filter: { column },
+  sort: [column],
+});
+
+/** PowerSchool grade levels (-2…13, or codes) as the CEDS codes OneRoster uses. */
+export function cedsGrade(grade: string | null | undefined): string | null {
+  if (grade === null || grade === undefined || grade === "") return null;
+  const upper = grade.toUpperCase();
+  if (["-2", "-1", "P", "PK", "PK3", "PK4", "PR"].includes(upper)) return "PK";
+  if (["0", "00", "K", "KG"].includes(upper)) return "KG";
+  if (/^\d$/.test(upper)) return `0${upper}`;
+  return upper;
+}
+
+/** The same mapping in SQL, so `grades='KG'` filters in the database. */
+const cedsGradeSql = (column: string) =>
+  `CASE WHEN ${column} IS NULL OR ${column} = '' THEN NULL WHEN upper(${column}) IN ('-2','-1','P','PK','PK3','PK4','PR') THEN 'PK' ` +
+  `WHEN upper(${column}) IN ('0','00','K','KG') THEN 'KG' WHEN ${column} GLOB '[0-9]' THEN '0' || ${column} ELSE upper(${column}) END`;
+
+// ---- orgs ----
+
+const schoolArm: Arm = {
+  from: "roster_schools s",
+  where: "s.district_id = @d",
+  columns: {
+    sourced_id: "s.school_id",
+    status: "'active'",
+    type: "'school'",
+    name: "s.school_name",
+    identifier: "coalesce(s.school_number, s.school_id)",
+    parent_id: "'district-' || @slug",
+    children: "NULL",
+    modified: modifiedBy("s"),
+    last_sync_id: "s.last_sync_id",
+    own_modified: "NULL",
+  },
+};
+
+const districtArm: Arm = {
+  from: "districts dd",
+  where: "dd.id = @d",
+  columns: {
+    sourced_id: "'district-' || dd.slug",
+    status: "'active'",
+    type: "'district'",
+    name: "dd.name",
+    identifier: "dd.slug",
+    parent_id: "NULL",
+    children: "(SELECT json_group_array(school_id) FROM (SELECT cs.school_id FROM roster_schools cs WHERE cs.district_id = @d ORDER BY cs.school_id))",
+    modified: "dd.updated_at",
+    own_modified: "dd.updated_at",
+    last_sync_id: "NULL",
+  },
+};
+
+const orgFields: Record<string, FieldDef> = {
+  sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
+  status,
+  dateLastModified,
+  name: text("name"),
+  type: text("type"),
+  identifier: text("identifier"),
+  parent: {
+    uses: ["parent_id"],
+    build: (row, refs) => (row.parent_id == null ? null : refs.ref("orgs", String(row.parent_id))),
+    filter: { column: "parent_id" },
+    sort: ["parent_id"],
+  },
+  children: {
+    uses: ["children"],
+    build: (row, refs) => (row.children == null ? [] : (JSON.parse(String(row.children)) as string[]).map((id) => refs.ref("orgs", id))),
+  },
+};
+
+const orgLookup = (id: string) => [{ sourced_id: id }];
+
+export const ORGS: Resource = {
+  plural: "orgs",
+  singular: "org",
+  path: "orgs",
+  arms: [districtArm, schoolArm],
+  key: ["sourced_id"],
+  sourcedId: "sourced_id",
+  lookup: orgLookup,
+  nullable: new Set(["parent_id", "children", "identifier"]),
+  fields: orgFields,
+};
+
+export const SCHOOLS: Resource = { ...ORGS, arms: [schoolArm] };
+
+// ---- academic sessions ----
+
+const termArm: Arm = {
+  from: "roster_terms t",
+  where: "t.district_id = @d",
+  columns: {
+    sourced_id: "CASE WHEN t.school_id = '' THEN t.term_id ELSE t.term_id || '-' || t.school_id END",
+    term_id: "t.term_id",
+    school_id: "t.school_id",
+    status: "'active'",
+    title: "t.term_name",
+    start_date: "t.start_date",
+    end_date: "t.end_date",
+    school_year: "substr(t.end_date, 1, 4)",
+    modified: modifiedBy("t"),
+    last_sync_id: "t.last_sync_id",
+    own_modified: "NULL",
+  },
+};
+
+/** A school's term is `<term_id>-<school_id>`, a district-wide one `<term_id>`. */
+export function termLookup(id: string): Array<Record<string, string>> {
+  const alternatives: Array<Record<string, string>> = [{ term_id: id, school_id: "" }];
+  for (let i = id.indexOf("-"); i > 0; i = id.indexOf("-", i + 1)) alternatives.push({ term_id: id.slice(0, i), school_id: id.slice(i + 1) });
+  return alternatives;
+}
+
+export const ACADEMIC_SESSIONS: Resource = {
+  plural: "academicSessions",
+  singular: "academicSession",
+  path: "academicSessions",
+  arms: [termArm],
+  key: ["term_id", "school_id"],
+  sourcedId: "sourced_id",
+  lookup: termLookup,
+  nullable: new Set(),
+  fields: {
+    sourcedId: sourcedIdField("sourced_id", ["term_id", "school_id"]),
+    status,
+    dateLastModified,
+    title: text("title"),
+    type: constant("term"),
+    startDate: text("start_date"),
+    endDate: text("end_date"),
+    schoolYear: text("school_year"),
+    org: orgRef("school_id"),
+    children: constant([]),
+  },
+};
+
+// ---- courses ----
+
+const courseArm: Arm = {
+  from: "roster_courses co",
+  where: "co.district_id = @d",
+  columns: {
+    sourced_id: "co.course_id",
+    status: "'active'",
+    title: "co.course_name",
+    school_id: "co.school_id",
+    modified: modifiedBy("co"),
+    last_sync_id: "co.last_sync_id",
+    own_modified: "NULL",
+  },
+};
+
+export const COURSES: Resource = {
+  plural: "courses",
+  singular: "course",
+  path: "courses",
+  arms: [courseArm],
+  key: ["sourced_id"],
+  sourcedId: "sourced_id",
+  lookup: (id) => [{ sourced_id: id }],
+  nullable: new Set(["school_id"]),
+  fields: {
+    sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
+    status,
+    dateLastModified,
+    title: text("title"),
+    courseCode: text("sourced_id"),
+    grades: constant([]),
+    subjects: constant([]),
+    org: orgRef("school_id"),
+  },
+};
+
+// ---- classes ----
+
+/** The class's term: its school's term of that id, else the district-wide one. */
+const classTermSql =
+  "CASE WHEN c.term_id IS NULL THEN NULL WHEN EXISTS (SELECT 1 FROM roster_terms ct WHERE ct.district_id = c.district_id AND ct.term_id = c.term_id AND ct.school_id = c.school_id) " +
+  "THEN c.term_id || '-' || c.school_id ELSE c.term_id END";
+
+const classArm: Arm = {
+  from: "roster_classes c",
+  where: "c.district_id = @d",
+  columns: {
+    sourced_id: "c.class_id",
+    status: "'active'",
+    title: "c.class_name",
+    class_code: "c.section_number",
+    location: "c.room",
+    period: "c.period",
+    course_id: "c.course_id",
+    school_id: "c.school_id",
+    term_id: "c.term_id",
+    term_sid: classTermSql,
+    teacher_key: "c.teacher_key",
+    modified: modifiedBy("c"),
+    last_sync_id: "c.last_sync_id",
+    own_modified: "NULL",
+  },
+};
+
+export const CLASSES: Resource = {
+  plural: "classes",
+  singular: "class",
+  path: "classes",
+  arms: [classArm],
+  key: ["sourced_id"],
+  sourcedId: "sourced_id",
+  lookup: (id) => [{ sourced_id: id }],
+  nullable: new Set(["class_code", "location", "period", "term_id", "term_sid"]),
+  fields: {
+    sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
+    status,
+    dateLastModified,
+    title: text("title"),
+    classCode: text("class_code"),
+    classType: constant("scheduled"),
+    location: text("location"),
+    grades: constant([]),
+    subjects: constant([]),
+    course: { uses: ["course_id"], build: (row, refs) => refs.ref("courses", String(row.course_id)), filter: { column: "course_id" }, sort: ["course_id"] },
+    school: { uses: ["school_id"], build: (row, refs) => refs.ref("orgs", String(row.school_id)), filter: { column: "school_id" }, sort: ["school_id"] },
+    terms: { uses: ["term_sid"], build: (row, refs) => (row.term_sid == null ? [] : [refs.ref("academicSessions", String(row.term_sid))]), filter: { column: "term_sid" } },
+    periods: { uses: ["period"], build: (row) => (row.period == null || row.period === "" ? [] : [row.period]), filter: { column: "period" } },
+  },
+};
+
+// ---- users ----
+
+const userArm = (role?: string): Arm => ({
+  from: "roster_users u",
+  where: role === undefined ? "u.district_id = @d" : `u.district_id = @d AND u.role = '${role}'`,
+  columns: {
+    sourced_id: "u.user_key",
+    status: "'active'",
+    role: "u.role",
+    given_name: "u.first_name",
+    family_name: "u.last_name",
+    middle_name: "u.middle_name",
+    email: "u.email",
+    username: "coalesce(u.username, '')",
+    identifier: "coalesce(u.student_number, u.teacher_number)",
+    district_user_id: "u.district_user_id",
+    state_id: "u.state_id",
+    school_id: "u.school_id",
+    school_ids: "u.school_ids",
+    grade: cedsGradeSql("u.grade"),
+    modified: modifiedBy("u"),
+    last_sync_id: "u.last_sync_id",
+    own_modified: "NULL",
+  },
+});
+
+function userRoles(row: Row, refs: RefBuilder): unknown[] {
+  const schools = JSON.parse(String(row.school_ids ?? "[]")) as string[];
+  const primary = row.school_id == null ? schools[0] : String(row.school_id);
+  const orgs = schools.length > 0 ? schools : [refs.districtOrgId];
+  return orgs.map((org) => ({ roleType: org === primary || orgs.length === 1 ? "primary" : "secondary", role: row.role, org: refs.ref("orgs", org) }));
+}
+
+const userFields: Record<string, FieldDef> = {
+  sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
+  status,
+  dateLastModified,
+  enabledUser: constant(true),
+  username: text("username"),
+  userIds: {
+    uses: ["district_user_id", "state_id"],
+    build: (row) => [
+      { type: "district", identifier: row.district_user_id },
+      ...(row.state_id == null ? [] : [{ type: "state", identifier: row.state_id }]),
+    ],
+    filter: { column: "district_user_id" },
+  },
+  givenName: text("given_name"),
+  familyName: text("family_name"),
+  middleName: text("middle_name"),
+  role: { uses: ["role"], build: (row) => row.role, filter: { column: "role" }, sort: ["role"] },
+  roles: { uses: ["role", "school_id", "school_ids"], build: userRoles, filter: { column: "role" } },
+  primaryOrg: {
+    uses: ["school_id"],
+    build: (row, refs) => refs.ref("orgs", row.school_id == null ? refs.districtOrgId : String(row.school_id)),
+    filter: { column: "school_id" },
+    sort: ["school_id"],
+  },
+  identifier: text("identifier"),
+  email: text("email"),
+  grades: { uses: ["grade"], build: (row) => (row.grade == null ? [] : [row.grade]), filter: { column: "grade" }, sort: ["grade"] },
+  agents: constant([]),
+};
+
+const userResource = (arm: Arm): Resource => ({
+  plural: "users",
+  singular: "user",
+  path: "users",
+  arms: [arm],
+  key: ["sourced_id"],
+  sourcedId: "sourced_id",
+  lookup: (id) => [{ sourced_id: id }],
+  nullable: new Set(["middle_name", "email", "identifier", "state_id", "school_id", "grade"]),
+  fields: userFields,
+});
+
+export const USERS = userResource(userArm());
+export const STUDENTS = userResource(userArm("student"));
+export const TEACHERS = userResource(userArm("teacher"));
+
+// ---- enrollments ----
+
+const studentEnrollmentArm: Arm = {
+  from: "roster_enrollments e JOIN roster_classes ec ON ec.district_id = e.district_id AND ec.class_id = e.class_id",
+  where: "e.district_id = @d",
+  columns: {
+    sourced_id: "e.class_id || '-student-' || e.student_id",
+    status: "'active'",
+    class_id: "e.class_id",
+    role_rank: "1",
+    member: "e.student_id",
+    role: "'student'",
+    user_key: "'student-' || e.student_id",
+    is_primary: "0",
+    school_id: "ec.school_id",
+    begin_date: "e.start_date",
+    end_date: "e.end_date",
+    modified: modifiedBy("e"),
+    last_sync_id: "e.last_sync_id",
+    own_modified: "NULL",
+  },
+};
+
+/** A class's teacher is an enrollment too (OneRoster has no other way to say who teaches it). */
+const teacherEnrollmentArm: Arm = {
+  from: "roster_classes tc",
+  where: "tc.district_id = @d",
+  columns: {
+    sourced_id: "tc.class_id || '-teacher-' || tc.teacher_key",
+    status: "'active'",
+    class_id: "tc.class_id",
+    role_rank: "0",
+    member: "tc.teacher_key",
+    role: "'teacher'",
+    user_key: "tc.teacher_key",
+    is_primary: "1",
+    school_id: "tc.school_id",
+    begin_date: "NULL",
+    end_date: "NULL",
+    modified: modifiedBy("tc"),
+    last_sync_id: "tc.last_sync_id",
+    own_modified: "NULL",
+  },
+};
+
+/** `<class>-student-<student id>` or `<class>-teacher-<user sourcedId>`. */
+export function enrollmentLookup(id: string): Array<Record<string, string>> {
+  const alternatives: Array<Record<string, string>> = [];
+  for (const role of ["student", "teacher"] as const) {
+    const marker = `-${role}-`;
+    for (let i = id.indexOf(marker); i > 0; i = id.indexOf(marker, i + 1)) {
+      const member = id.slice(i + marker.length);
+      alternatives.push({ class_id: id.slice(0, i), role, member });
+    }
+  }
+  return alternatives.length > 0 ? alternatives : [{ sourced_id: id }];
+}
+
+export const ENROLLMENTS: Resource = {
+  plural: "enrollments",
+  singular: "enrollment",
+  path: "enrollments",
+  arms: [teacherEnrollmentArm, studentEnrollmentArm],
+  key: ["class_id", "role_rank", "member"],
+  sourcedId: "sourced_id",
+  lookup: enrollmentLookup,
+  nullable: new Set(["begin_date", "end_date"]),
+  fields: {
+    sourcedId: sourcedIdField("sourced_id", ["class_id", "role_rank", "member"]),
+    status,
+    dateLastModified,
+    role: { uses: ["role"], build: (row) => row.role, filter: { column: "role" }, sort: ["role"] },
+    primary: { uses: ["is_primary"], build: (row) => Number(row.is_primary) === 1 },
+    user: { uses: ["user_key"], build: (row, refs) => refs.ref("users", String(row.user_key)), filter: { column: "user_key" }, sort: ["user_key"] },
+    class: { uses: ["class_id"], build: (row, refs) => refs.ref("classes", String(row.class_id)), filter: { column: "class_id" }, sort: ["class_id"] },
+    school: orgRef("school_id"),
+    beginDate: text("begin_date"),
+    endDate: text("end_date"),
+  },
+};
+
+/** Dotted filter names clients use for references (`school.sourcedId`) → our field names. */
+export function canonicalFieldName(resource: Resource, name: string): string | undefined {
+  if (resource.fields[name]) return name;
+  const head = name.replace(/\.sourcedId$/, "").replace(/^roles\.role$/, "roles").replace(/^(roles\.org|org)$/, resource === COURSES || resource === ACADEMIC_SESSIONS ? "org" : "primaryOrg");
+  return resource.fields[head] ? head : undefined;
+}
+
+const REF_TYPES: Record<RefPath, string> = {
+  orgs: "org",
+  users: "user",
+  classes: "class",
+  courses: "course",
+  academicSessions: "academicSession",
+  enrollments: "enrollment",
+};
+
+/** References under the district's OneRoster base URL; the district itself is org `district-<slug>`. */
+export function refBuilder(publicUrl: string, slug: string, appliedAt: (syncId: number) => string | null): RefBuilder {
+  const base = `${publicUrl.replace(/\/$/, "")}/districts/${encodeURIComponent(slug)}/ims/oneroster/rostering/v1p2`;
+  return {
+    districtOrgId: `district-${slug}`,
+    appliedAt,
+    ref: (path, sourcedId) => ({ href: `${base}/${path}/${encodeURIComponent(sourcedId)}`, sourcedId, type: REF_TYPES[path] }),
+  };
+}
+
+/** A record with the chosen fields, in the resource's field order. */
+export function shapeRecord(resource: Resource, fields: readonly string[], row: Row, refs: RefBuilder): Record<string, unknown> {
+  const record: Record<string, unknown> = {};
+  for (const name of fields) record[name] = resource.fields[name]!.build(row, refs);
+  return record;
+}

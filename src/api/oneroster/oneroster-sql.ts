@@ -1,0 +1,190 @@
+import { RosterdockError } from "../../errors.ts";
+import type { FilterExpression, FilterPredicate } from "./oneroster-filter.ts";
+import { canonicalFieldName, type Arm, type Resource } from "./oneroster-resources.ts";
+
+/** A nested route's restriction, as SQL over the child resource's logical columns. */
+export interface Scope {
+  sql: (col: (column: string) => string) => string;
+  params: Record<string, unknown>;
+}
+
+export interface ListQuery {
+  resource: Resource;
+  scope?: Scope | undefined;
+  filter?: FilterExpression | undefined;
+  sort?: string | undefined;
+  orderBy: "asc" | "desc";
+  fields?: readonly string[] | undefined;
+}
+
+/** A list query as SQL (SQLite, with the reader's `fold` function for `~`). Parameters `@d` and `@slug` are added by the reader. */
+export interface CompiledList {
+  /** Fields of the response, in resource order. */
+  fields: string[];
+  /** Logical columns selected. */
+  columns: string[];
+  /** Logical columns of the ORDER BY (the sort, then the key). */
+  order: string[];
+  desc: boolean;
+  params: Record<string, unknown>;
+  countSql: string;
+  /** `@limit`, `@offset`. */
+  pageSql: string;
+  /**
+   * For a single arm whose order columns are never null: the page from a known position
+   * (`@a0…` = the order columns of the row at that position, `@limit`, `@offset` from there) and
+   * the step that finds the row `@skip` rows after one (`@a0…`) or from the start (`firstStepSql`).
+   */
+  seek: { pageSql: string; stepSql: string; firstStepSql: string } | undefined;
+}
+
+const q = (name: string) => `"${name}"`;
+
+export function selectedFields(resource: Resource, fields: readonly string[] | undefined): string[] {
+  if (fields === undefined || fields.length === 0) return Object.keys(resource.fields);
+  const unknown = fields.filter((f) => !resource.fields[f]);
+  if (unknown.length > 0) {
+    throw new RosterdockError("ERR_ONEROSTER_INVALID_FIELDS", `Unknown field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; ${resource.plural} have ${Object.keys(resource.fields).join(", ")}.`, {
+      fields: unknown,
+    });
+  }
+  return Object.keys(resource.fields).filter((f) => fields.includes(f));
+}
+
+export function compileList(query: ListQuery): CompiledList {
+  const { resource } = query;
+  const fields = selectedFields(resource, query.fields);
+  let sortColumns: readonly string[] = [];
+  if (query.sort !== undefined && query.sort !== "") {
+    const name = canonicalFieldName(resource, query.sort);
+    const sort = name === undefined ? undefined : resource.fields[name]!.sort;
+    if (sort === undefined) {
+      const sortable = Object.entries(resource.fields).filter(([, f]) => f.sort).map(([n]) => n);
+      throw new RosterdockError("ERR_ONEROSTER_INVALID_SORT", `${resource.plural} cannot be sorted on ${query.sort}; sortable fields are ${sortable.join(", ")}.`, { sort: query.sort });
+    }
+    sortColumns = sort;
+  }
+  const order = [...new Set([...sortColumns, ...resource.key])];
+  const columns = [...new Set([...fields.flatMap((f) => resource.fields[f]!.uses), ...order])];
+  const desc = query.orderBy === "desc";
+  const dir = desc ? "DESC" : "ASC";
+  const params: Record<string, unknown> = { ...(query.scope?.params ?? {}) };
+  const filters = query.filter ? compileFilterValues(resource, query.filter, params) : undefined;
+
+  const armWhere = (arm: Arm, col: (c: string) => string) =>
+    [arm.where, query.scope ? `(${query.scope.sql(col)})` : undefined, filters ? `(${filters(col, arm)})` : undefined].filter(Boolean).join(" AND ");
+  const columnOf = (arm: Arm) => (c: string) => {
+    const expression = arm.columns[c];
+    if (expression === undefined) throw new Error(`${resource.plural}: no column ${c} in an arm`);
+    return expression;
+  };
+
+  if (resource.arms.length === 1) {
+    const arm = resource.arms[0]!;
+    const col = columnOf(arm);
+    const where = armWhere(arm, col);
+    const select = columns.map((c) => `${col(c)} AS ${q(c)}`).join(", ");
+    const orderBy = order.map((c) => `${col(c)} ${dir}`).join(", ");
+    const base = `SELECT ${select} FROM ${arm.from} WHERE ${where}`;
+    const seekable = order.every((c) => !resource.nullable.has(c));
+    const tuple = order.length === 1 ? col(order[0]!) : `(${order.map(col).join(", ")})`;
+    const anchor = order.length === 1 ? "@a0" : `(${order.map((_, i) => `@a${i}`).join(", ")})`;
+    const stepSelect = order.map((c, i) => `${col(c)} AS ${q(`o${i}`)}`).join(", ");
+    return {
+      fields,
+      columns,
+      order,
+      desc,
+      params,
+      countSql: `SELECT count(*) AS n FROM ${arm.from} WHERE ${where}`,
+      pageSql: `${base} ORDER BY ${orderBy} LIMIT @limit OFFSET @offset`,
+      seek: seekable
+        ? {
+            pageSql: `${base} AND ${tuple} ${desc ? "<=" : ">="} ${anchor} ORDER BY ${orderBy} LIMIT @limit OFFSET @offset`,
+            stepSql: `SELECT ${stepSelect} FROM ${arm.from} WHERE ${where} AND ${tuple} ${desc ? "<" : ">"} ${anchor} ORDER BY ${orderBy} LIMIT 1 OFFSET @skip`,
+            firstStepSql: `SELECT ${stepSelect} FROM ${arm.from} WHERE ${where} ORDER BY ${orderBy} LIMIT 1 OFFSET @skip`,
+          }
+        : undefined,
+    };
+  }
+
+  const selects = resource.arms.map((arm) => {
+    const col = columnOf(arm);
+    return { from: arm.from, where: armWhere(arm, col), select: columns.map((c) => `${col(c)} AS ${q(c)}`).join(", ") };
+  });
+  return {
+    fields,
+    columns,
+    order,
+    desc,
+    params,
+    countSql: `SELECT ${selects.map((s) => `(SELECT count(*) FROM ${s.from} WHERE ${s.where})`).join(" + ")} AS n`,
+    pageSql: `${selects.map((s) => `SELECT ${s.select} FROM ${s.from} WHERE ${s.where}`).join(" UNION ALL ")} ORDER BY ${order.map((c) => `${q(c)} ${dir}`).join(", ")} LIMIT @limit OFFSET @offset`,
+    seek: undefined,
+  };
+}
+
+/** One record by sourcedId, as SQL with `@id` and lookup parameters. */
+export function compileGet(resource: Resource, sourcedId: string, fields: readonly string[] | undefined): { fields: string[]; sql: string; params: Record<string, unknown> } {
+  const selected = selectedFields(resource, fields);
+  const columns = [...new Set(selected.flatMap((f) => resource.fields[f]!.uses))];
+  const params: Record<string, unknown> = { id: sourcedId };
+  const alternatives = resource.lookup(sourcedId);
+  alternatives.forEach((alt, i) => Object.entries(alt).forEach(([c, v], j) => (params[`l${i}_${j}`] = v)));
+  const arms = resource.arms.map((arm) => {
+    const col = (c: string) => arm.columns[c]!;
+    const lookup = alternatives.map((alt, i) => `(${Object.keys(alt).map((c, j) => `${col(c)} = @l${i}_${j}`).join(" AND ")})`).join(" OR ");
+    const select = columns.length > 0 ? columns.map((c) => `${col(c)} AS ${q(c)}`).join(", ") : "1 AS one";
+    return `SELECT ${select} FROM ${arm.from} WHERE ${arm.where} AND (${lookup}) AND ${col(resource.sourcedId)} = @id`;
+  });
+  return { fields: selected, sql: `${arms.join(" UNION ALL ")} LIMIT 1`, params };
+}
+
+/** Checks the filter's fields and values, stores values as `@f0…`, returns the per-arm SQL builder. */
+function compileFilterValues(resource: Resource, filter: FilterExpression, params: Record<string, unknown>): (col: (c: string) => string, arm: Arm) => string {
+  let next = 0;
+  const resolved = new Map<FilterPredicate, { param: string; field: string }>();
+  const visit = (expression: FilterExpression): void => {
+    if (expression.kind !== "predicate") return expression.clauses.forEach(visit);
+    const name = canonicalFieldName(resource, expression.field);
+    const def = name === undefined ? undefined : resource.fields[name]!.filter;
+    if (name === undefined || def === undefined) {
+      const filterable = Object.entries(resource.fields).filter(([, f]) => f.filter).map(([n]) => n);
+      throw new RosterdockError("ERR_ONEROSTER_INVALID_FILTER", `${resource.plural} cannot be filtered on ${expression.field}; filterable fields are ${filterable.join(", ")}.`, {
+        field: expression.field,
+      });
+    }
+    let value: string = expression.value;
+    if (def.type === "datetime") {
+      const time = Date.parse(value);
+      if (Number.isNaN(time)) throw new RosterdockError("ERR_ONEROSTER_INVALID_FILTER", `${expression.field} takes a date-time such as '2026-09-01T00:00:00Z'; got '${value}'.`, { field: expression.field });
+      if (expression.op === "~") throw new RosterdockError("ERR_ONEROSTER_INVALID_FILTER", `${expression.field} cannot be compared with ~.`, { field: expression.field });
+      value = new Date(time).toISOString();
+    }
+    const param = `f${next++}`;
+    params[param] = value;
+    resolved.set(expression, { param, field: name });
+  };
+  visit(filter);
+  return (col) => {
+    const render = (expression: FilterExpression): string => {
+      if (expression.kind !== "predicate") return expression.clauses.map((c) => `(${render(c)})`).join(expression.kind === "and" ? " AND " : " OR ");
+      const { param, field } = resolved.get(expression)!;
+      const def = resource.fields[field]!.filter!;
+      const custom = def.compile?.(expression.op, `@${param}`, col);
+      if (custom !== undefined) return custom;
+      const expr = col(def.column);
+      switch (expression.op) {
+        case "=":
+          return `${expr} = @${param}`;
+        case "!=":
+          return `${expr} IS NOT @${param}`;
+        case "~":
+          return `instr(fold(${expr}), fold(@${param})) > 0`;
+        default:
+          return `${expr} ${expression.op} @${param}`;
+      }
+    };
+    return render(filter);
+  };
+}

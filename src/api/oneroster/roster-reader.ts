@@ -1,0 +1,225 @@
+import SqliteDatabase from "better-sqlite3";
+import { compileGet, compileList, type CompiledList, type ListQuery } from "./oneroster-sql.ts";
+import type { Resource, Row } from "./oneroster-resources.ts";
+
+type Statement = SqliteDatabase.Statement;
+
+export type AppliedAt = (syncId: number) => string | null;
+
+export interface ListPage {
+  total: number;
+  rows: Row[];
+  fields: string[];
+  /** dateLastModified of the rows' syncs. */
+  appliedAt: AppliedAt;
+}
+
+export interface ChangeRow {
+  id: number;
+  sync_id: number;
+  entity: string;
+  key: string;
+  op: "create" | "update" | "delete";
+  before_json: string | null;
+  after_json: string | null;
+}
+
+/** Rows between two seek anchors: small enough that a page costs little, large enough to keep few anchors. */
+export const SEEK_STEP = 512;
+const MAX_STATEMENTS = 500;
+const MAX_COUNTS = 2000;
+const MAX_SEEKS = 200;
+
+interface SeekIndex {
+  /** anchors[i] = order columns of the row at position (i + 1) × SEEK_STEP. */
+  anchors: unknown[][];
+  /** True once a step found no row: the list has no more anchors. */
+  complete: boolean;
+}
+
+/**
+ * Reads the roster for the API on its own read-only connection: WAL lets it read while the sync
+ * engine writes, and synchronous better-sqlite3 calls skip kysely's one-connection queue.
+ *
+ * Every request reads in one transaction, so its count, page and roster version agree. Between
+ * syncs the roster is immutable, which makes two caches exact: totals, and for deep offsets
+ * (`offset=500000`) a seek index of every SEEK_STEP-th row's order columns, built as far as asked
+ * and forgotten when the district's roster version (its latest changeset) moves on.
+ */
+export class RosterReader {
+  readonly #statements = new Map<string, Statement>();
+  readonly #counts = new Map<string, number>();
+  readonly #seeks = new Map<string, SeekIndex>();
+  readonly #seekable = new Map<string, boolean>();
+  readonly #applied = new Map<number, { version: number; at: Map<number, string> }>();
+  readonly #version: Statement;
+  readonly #read: <T>(work: () => T) => T;
+
+  private constructor(private readonly sqlite: SqliteDatabase.Database) {
+    this.#version = sqlite.prepare("SELECT coalesce(max(id), 0) FROM roster_changesets WHERE district_id = ?").pluck(true);
+    this.#read = <T>(work: () => T): T => sqlite.transaction(work)() as T;
+  }
+
+  static open(path: string): RosterReader {
+    const sqlite = new SqliteDatabase(path, { readonly: true, fileMustExist: true });
+    sqlite.pragma("busy_timeout = 10000");
+    sqlite.pragma("cache_size = -65536");
+    sqlite.pragma("mmap_size = 1073741824");
+    // SQLite's lower() folds ASCII only; `~` must find 'Núñez' from 'ÑEZ'.
+    sqlite.function("fold", { deterministic: true }, (value: unknown) => (value === null || value === undefined ? null : String(value).toLowerCase()));
+    return new RosterReader(sqlite);
+  }
+
+  close(): void {
+    this.sqlite.close();
+  }
+
+  district(slug: string): { id: number; slug: string } | undefined {
+    return this.#statement("SELECT id, slug FROM districts WHERE slug = ?").get(slug) as { id: number; slug: string } | undefined;
+  }
+
+  list(district: { id: number; slug: string }, query: ListQuery, limit: number, offset: number): ListPage {
+    const compiled = compileList(query);
+    const params = { ...compiled.params, d: district.id, slug: district.slug };
+    return this.#read(() => {
+      const version = Number(this.#version.get(district.id));
+      const signature = `${district.id}\u0000${compiled.pageSql}\u0000${JSON.stringify(compiled.params)}`;
+      const total = this.#count(`${version}\u0000${signature}`, compiled.countSql, params);
+      const appliedAt = this.#appliedAt(district.id, version);
+      if (offset >= total) return { total, rows: [], fields: compiled.fields, appliedAt };
+      const rows = this.#page(compiled, params, `${version}\u0000${signature}`, limit, offset);
+      return { total, rows, fields: compiled.fields, appliedAt };
+    });
+  }
+
+  get(district: { id: number; slug: string }, resource: Resource, sourcedId: string, fields?: readonly string[]): { row: Row; fields: string[]; appliedAt: AppliedAt } | undefined {
+    const compiled = compileGet(resource, sourcedId, fields);
+    return this.#read(() => {
+      const row = this.#statement(compiled.sql).get({ ...compiled.params, d: district.id, slug: district.slug }) as Row | undefined;
+      if (row === undefined) return undefined;
+      return { row, fields: compiled.fields, appliedAt: this.#appliedAt(district.id, Number(this.#version.get(district.id))) };
+    });
+  }
+
+  /** When each of the district's syncs was applied: one row per sync, reloaded when the roster version moves. */
+  #appliedAt(districtId: number, version: number): AppliedAt {
+    let cached = this.#applied.get(districtId);
+    if (cached === undefined || cached.version !== version) {
+      const rows = this.#statement("SELECT sync_id, created_at FROM roster_changesets WHERE district_id = ? AND kind = 'apply'").raw(true).all(districtId) as Array<[number, string]>;
+      cached = { version, at: new Map(rows) };
+      this.#applied.set(districtId, cached);
+    }
+    const at = cached.at;
+    return (syncId) => at.get(syncId) ?? null;
+  }
+
+  /** True when the district has a record of the resource with that sourcedId. */
+  exists(district: { id: number; slug: string }, resource: Resource, sourcedId: string): boolean {
+    return this.get(district, resource, sourcedId, ["sourcedId"]) !== undefined;
+  }
+
+  /**
+   * Changes after the cursor, in order, with when each record's sync was applied. Only applying
+   * and rolling back write changes, so held, failed or discarded syncs have none; the staff-id
+   * map is internal and skipped (the cursor still moves past it).
+   */
+  changes(districtId: number, after: number, limit: number): { rows: ChangeRow[]; lastId: number; appliedAt: Map<number, string> } {
+    return this.#read(() => {
+      const scanned = this.#statement(
+        `SELECT c.id, c.sync_id, c.entity, c.key, c.op, c.before_json, c.after_json FROM roster_changes c
+         WHERE c.district_id = @d AND c.id > @after ORDER BY c.id LIMIT @limit`,
+      ).all({ d: districtId, after, limit }) as ChangeRow[];
+      const lastId = scanned.length > 0 ? scanned[scanned.length - 1]!.id : after;
+      const rows = scanned.filter((r) => r.entity !== "staff_ids");
+      const syncIds = new Set<number>();
+      for (const row of rows) {
+        // A row restored by a rollback keeps the sync that last changed it before.
+        const restored = row.after_json === null ? undefined : (JSON.parse(row.after_json) as { last_sync_id?: number }).last_sync_id;
+        syncIds.add(typeof restored === "number" ? restored : row.sync_id);
+      }
+      const appliedAt = new Map<number, string>();
+      const applied = this.#statement("SELECT created_at FROM roster_changesets WHERE sync_id = ? AND kind = 'apply'").pluck(true);
+      for (const id of syncIds) {
+        const at = applied.get(id) as string | undefined;
+        if (at !== undefined) appliedAt.set(id, at);
+      }
+      return { rows, lastId, appliedAt };
+    });
+  }
+
+  /** Small lookups the change feed needs to shape records (a class's term, an enrollment's school). */
+  lookup(sql: string, params: Record<string, unknown>): Row | undefined {
+    return this.#statement(sql).get(params) as Row | undefined;
+  }
+
+  #count(key: string, sql: string, params: Record<string, unknown>): number {
+    const cached = this.#counts.get(key);
+    if (cached !== undefined) return cached;
+    const total = Number((this.#statement(sql).get(params) as { n: number }).n);
+    remember(this.#counts, key, total, MAX_COUNTS);
+    return total;
+  }
+
+  #page(compiled: CompiledList, params: Record<string, unknown>, key: string, limit: number, offset: number): Row[] {
+    const seek = compiled.seek;
+    if (seek === undefined || offset < SEEK_STEP || !this.#canSeek(seek.stepSql, params)) {
+      return this.#statement(compiled.pageSql).all({ ...params, limit, offset }) as Row[];
+    }
+    const index = this.#seekIndex(key);
+    const wanted = Math.floor(offset / SEEK_STEP) - 1;
+    const step = this.#statement(seek.stepSql).raw(true);
+    const firstStep = this.#statement(seek.firstStepSql).raw(true);
+    while (index.anchors.length <= wanted && !index.complete) {
+      const last = index.anchors[index.anchors.length - 1];
+      const found = last === undefined ? (firstStep.get({ ...params, skip: SEEK_STEP }) as unknown[] | undefined) : (step.get({ ...params, ...anchorParams(last), skip: SEEK_STEP - 1 }) as unknown[] | undefined);
+      if (found === undefined) index.complete = true;
+      else index.anchors.push(found);
+    }
+    const usable = Math.min(wanted, index.anchors.length - 1);
+    if (usable < 0) return this.#statement(compiled.pageSql).all({ ...params, limit, offset }) as Row[];
+    const position = (usable + 1) * SEEK_STEP;
+    return this.#statement(seek.pageSql).all({ ...params, ...anchorParams(index.anchors[usable]!), limit, offset: offset - position }) as Row[];
+  }
+
+  #seekIndex(key: string): SeekIndex {
+    let index = this.#seeks.get(key);
+    if (index === undefined) {
+      index = { anchors: [], complete: false };
+      remember(this.#seeks, key, index, MAX_SEEKS);
+    }
+    return index;
+  }
+
+  /** Seeking pays only when an index delivers the order; a sorted scan per step would cost more than OFFSET. */
+  #canSeek(stepSql: string, params: Record<string, unknown>): boolean {
+    let ok = this.#seekable.get(stepSql);
+    if (ok === undefined) {
+      const probe: Record<string, unknown> = { ...params, skip: 0 };
+      for (let i = 0; i < 16; i++) probe[`a${i}`] = "";
+      const plan = this.sqlite.prepare(`EXPLAIN QUERY PLAN ${stepSql}`).all(probe) as Array<{ detail: string }>;
+      ok = !plan.some((p) => p.detail.includes("TEMP B-TREE"));
+      remember(this.#seekable, stepSql, ok, MAX_STATEMENTS);
+    }
+    return ok;
+  }
+
+  #statement(sql: string): Statement {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.sqlite.prepare(sql);
+      remember(this.#statements, sql, statement, MAX_STATEMENTS);
+    }
+    return statement;
+  }
+}
+
+function anchorParams(anchor: unknown[]): Record<string, unknown> {
+  return Object.fromEntries(anchor.map((value, i) => [`a${i}`, value]));
+}
+
+/** A small LRU: Map keeps insertion order, so the first key is the least recently stored. */
+function remember<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > max) map.delete(map.keys().next().value as K);
+}
