@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
@@ -27,7 +27,11 @@ export interface HttpAppOptions {
 
 /** Builds the HTTP app without listening, so tests can drive it with real requests or `inject`. */
 export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: rd.logger.child({ component: "http" }) as FastifyBaseLogger, disableRequestLogging: true });
+  const app = Fastify({
+    loggerInstance: rd.logger.child({ component: "http" }) as FastifyBaseLogger,
+    // One log line per request would drown the events operators watch; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
