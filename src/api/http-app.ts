@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from "fastify";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
@@ -23,6 +23,8 @@ declare module "fastify" {
 export interface HttpAppOptions {
   /** Reports whether the SFTP front end is accepting connections. */
   sftpListening: () => boolean;
+  /** Sees every route as it is added (tests check the OpenAPI document against them). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 /** Builds the HTTP app without listening, so tests can drive it with real requests or `inject`. */
@@ -32,6 +34,7 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
     // One log line per request would drown the events operators watch; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  if (options.onRoute) app.addHook("onRoute", options.onRoute);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);

@@ -16,11 +16,17 @@ describe("admin API", () => {
   let base: string;
   let admin: string;
   let reader: string;
+  const routes: { method: string; url: string; hidden: boolean }[] = [];
 
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "rosterdock-api-"));
     rd = await createRosterdock(loadConfig({ ROSTERDOCK_DATA_DIR: dataDir, ROSTERDOCK_PUBLIC_HOST: "sftp.example.org", ROSTERDOCK_SFTP_PORT: "2222" }), { logger: createLogger("silent") });
-    app = await buildHttpApp(rd, { sftpListening: () => true });
+    app = await buildHttpApp(rd, {
+      sftpListening: () => true,
+      onRoute: (route) => {
+        for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden: Boolean((route.schema as { hide?: boolean } | undefined)?.hide) });
+      },
+    });
     await app.listen({ host: "127.0.0.1", port: 0 });
     const address = app.server.address();
     base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
@@ -107,9 +113,25 @@ describe("admin API", () => {
       "GET /api/v1/districts/{slug}/syncs",
       "GET /api/v1/host-keys",
       "POST /api/v1/tokens",
+      "POST /api/v1/webhooks",
+      "GET /api/v1/webhooks/deliveries",
+      "POST /api/v1/webhooks/deliveries/{id}/resend",
+      "POST /api/v1/clients",
+      "POST /oauth/token",
+      "GET /api/v1/districts/{slug}/changes",
+      "GET /districts/{slug}/ims/oneroster/rostering/v1p2/students",
+      "GET /districts/{slug}/ims/oneroster/rostering/v1p2/classes/{id}/students",
+      "GET /districts/{slug}/ims/oneroster/rostering/v1p2/terms/{id}/classes",
     ]) {
       assert.ok(listed.includes(expected), `${expected} in ${listed.join(", ")}`);
     }
+    // Every route the app serves is in the document, but for the document itself, its page, health and home.
+    for (const route of routes) {
+      if (route.hidden || route.url.startsWith("/api/v1/docs") || route.method === "HEAD") continue;
+      const path = route.url.replace(/:(\w+)/g, "{$1}");
+      assert.ok(listed.includes(`${route.method} ${path}`), `${route.method} ${path} is missing from the OpenAPI document`);
+    }
+    assert.ok(routes.length > 40);
     const page = await call("GET", "/api/v1/docs/");
     assert.equal(page.status, 200);
     assert.match(await page.text(), /swagger/i);

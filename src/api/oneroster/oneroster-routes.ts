@@ -198,15 +198,18 @@ export async function registerOneRosterRoutes(app: FastifyInstance, options: { a
         return reply.type("application/json; charset=utf-8").send(JSON.stringify({ [resource.singular]: record }));
       };
 
-      const hidden = { hide: true };
+      // Listed in the OpenAPI document; bodies follow the OneRoster 1.2 rostering spec.
+      const doc = (summary: string) => ({ tags: ["oneroster"], summary });
       for (const [path, resource] of COLLECTIONS) {
-        api.get(`/${path}`, { schema: { ...hidden, params: SlugParams, querystring: ListQuerySchema } }, async (request, reply) => sendList(request, reply, resource, request.query));
-        api.get(`/${path}/:id`, { schema: { ...hidden, params: IdParams, querystring: FieldsQuerySchema } }, async (request, reply) =>
+        api.get(`/${path}`, { schema: { ...doc(`OneRoster ${path} (paged: limit, offset, sort, orderBy, filter, fields)`), params: SlugParams, querystring: ListQuerySchema } }, async (request, reply) =>
+          sendList(request, reply, resource, request.query),
+        );
+        api.get(`/${path}/:id`, { schema: { ...doc(`One of the OneRoster ${path} by sourcedId`), params: IdParams, querystring: FieldsQuerySchema } }, async (request, reply) =>
           sendOne(request, reply, resource, request.params.id, request.query.fields),
         );
       }
       for (const nested of NESTED) {
-        api.get(`/${nested.parent}/:id/${nested.child}`, { schema: { ...hidden, params: IdParams, querystring: ListQuerySchema } }, async (request, reply) => {
+        api.get(`/${nested.parent}/:id/${nested.child}`, { schema: { ...doc(`OneRoster ${nested.child} of one of the ${nested.parent}`), params: IdParams, querystring: ListQuerySchema } }, async (request, reply) => {
           const id = request.params.id;
           if (!reader.exists(request.district!, nested.parentResource, id)) {
             throw new RosterdockError("ERR_ONEROSTER_NOT_FOUND", `No ${nested.parentResource.singular} has sourcedId ${id}.`, { sourcedId: id });
