@@ -46,6 +46,8 @@ interface WriteHandle {
   hash: Hash | undefined;
   hashedUpTo: number;
   pending: { buffer: Buffer; start: number; length: number; reqIds: number[] } | undefined;
+  /** The coalescing buffer, kept across flushes (written synchronously, so free again at once). */
+  spare: Buffer | undefined;
   flushScheduled: boolean;
   failure: RosterdockError | Error | undefined;
   times: { atime: number; mtime: number } | undefined;
@@ -179,6 +181,7 @@ export class SftpSession {
         flushScheduled: false,
         failure: undefined,
         times: undefined,
+        spare: undefined,
       }),
     );
   }
@@ -202,7 +205,8 @@ export class SftpSession {
       return;
     }
     if (!pending) {
-      pending = { buffer: Buffer.allocUnsafe(COALESCE_BYTES), start: position, length: 0, reqIds: [] };
+      handle.spare ??= Buffer.allocUnsafe(COALESCE_BYTES);
+      pending = { buffer: handle.spare, start: position, length: 0, reqIds: [] };
       handle.pending = pending;
     }
     data.copy(pending.buffer, pending.length);
