@@ -117,7 +117,8 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   let sftpListening = false;
   const sftpPort = await sftp.listen();
   sftpListening = true;
-  const http = await buildHttpApp(rd, { sftpListening: () => sftpListening });
+  const syncThread = new SyncThread(config, logger.child({ component: "sync" }));
+  const http = await buildHttpApp(rd, { sftpListening: () => sftpListening, syncRunner: syncThread });
   try {
     await http.listen({ host: config.host, port: config.httpPort });
   } catch (error) {
@@ -128,7 +129,6 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
   logger.info({ event: "http.listening", host: config.host, port: httpPort }, "HTTP server listening");
 
-  const syncThread = new SyncThread(config, logger.child({ component: "sync" }));
   const handlers = new Map<string, JobHandler>([
     ["deliver-webhook", { run: (job) => rd.webhooks.deliver(job), maxAttempts: WEBHOOK_MAX_ATTEMPTS }],
     ["process-sync", { run: (job) => syncThread.run(job), maxAttempts: MAX_SYNC_ATTEMPTS }],

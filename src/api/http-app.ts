@@ -10,6 +10,7 @@ import { registerErrorHandler } from "./http-errors.ts";
 import fastifyFormbody from "@fastify/formbody";
 import { registerOAuthRoutes } from "./oauth-routes.ts";
 import { registerWebhookAndClientRoutes } from "./webhook-routes.ts";
+import { registerSyncRoutes, type SyncRunner } from "./sync-routes.ts";
 import { registerChangeFeedRoutes } from "./change-feed-routes.ts";
 import { registerOneRosterRoutes } from "./oneroster/oneroster-routes.ts";
 import { RosterReader } from "./oneroster/roster-reader.ts";
@@ -23,6 +24,8 @@ declare module "fastify" {
 export interface HttpAppOptions {
   /** Reports whether the SFTP front end is accepting connections. */
   sftpListening: () => boolean;
+  /** Runs heavy sync operations; the server passes its sync thread, tests may use the services directly. */
+  syncRunner?: SyncRunner;
   /** Sees every route as it is added (tests check the OpenAPI document against them). */
   onRoute?: (route: RouteOptions) => void;
 }
@@ -80,6 +83,7 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
   registerOAuthRoutes(app, rd);
   registerAdminRoutes(app, rd, auth);
   registerWebhookAndClientRoutes(app, rd);
+  registerSyncRoutes(app, rd, options.syncRunner ?? { rollback: async (id, actor) => (await rd.syncs.rollback(id, actor)).changeset.changes });
   // Roster reads have their own read-only connection (SQLite; PostgreSQL reads are not written yet).
   if (rd.database.sqlite !== undefined) {
     const reader = RosterReader.open(rd.database.sqlite.name);

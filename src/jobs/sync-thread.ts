@@ -2,11 +2,13 @@ import { Worker as Thread } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 import type { Job } from "../db/schema.ts";
+import { ERROR_CATALOGUE, RosterdockError, type ErrorCode } from "../errors.ts";
 
 /** Thrown for a job cut short by shutdown: it stays `running` and runs again at the next start. */
 export class JobInterrupted extends Error {}
 
-type Reply = { id: number; ok: true } | { id: number; ok: false; message: string };
+export type SyncThreadRequest = { kind: "job"; job: Job } | { kind: "rollback"; syncId: number; actor: string };
+type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string; code?: string };
 
 /**
  * Runs `process-sync` jobs on a thread of their own. A sync's SQL statements run for seconds on a
@@ -16,7 +18,7 @@ type Reply = { id: number; ok: true } | { id: number; ok: false; message: string
  */
 export class SyncThread {
   private thread: Thread | undefined;
-  private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   private nextId = 1;
   private closing = false;
 
@@ -32,8 +34,8 @@ export class SyncThread {
     thread.on("message", (reply: Reply) => {
       const waiter = this.pending.get(reply.id);
       this.pending.delete(reply.id);
-      if (reply.ok) waiter?.resolve();
-      else waiter?.reject(new Error(reply.message));
+      if (reply.ok) waiter?.resolve(reply.value);
+      else waiter?.reject(reply.code && reply.code in ERROR_CATALOGUE ? new RosterdockError(reply.code as ErrorCode, reply.message) : new Error(reply.message));
     });
     thread.on("error", (error) => this.logger.error({ event: "sync.thread.error", err: error }, "sync thread failed"));
     thread.on("exit", (code) => {
@@ -45,12 +47,21 @@ export class SyncThread {
     return thread;
   }
 
-  run(job: Job): Promise<void> {
+  async run(job: Job): Promise<void> {
+    await this.request({ kind: "job", job });
+  }
+
+  /** Undoes an applied sync on the thread; resolves to the number of changes undone. */
+  async rollback(syncId: number, actor: string): Promise<number> {
+    return (await this.request({ kind: "rollback", syncId, actor })) as number;
+  }
+
+  private request(request: SyncThreadRequest): Promise<unknown> {
     if (this.closing) return Promise.reject(new JobInterrupted("Rosterdock is stopping"));
     this.thread ??= this.start();
     const id = this.nextId++;
-    const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    this.thread.postMessage({ id, job });
+    const done = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.thread.postMessage({ id, request });
     return done;
   }
 

@@ -60,6 +60,8 @@ export interface SyncSummary {
 export interface ProcessOptions {
   /** Apply even if the safeguards would hold (sync approve): the plan is still made against the live roster of now. */
   approvedBy?: string;
+  /** An approval queued as a job: also resumes one a crash interrupted, and is a no-op once done. */
+  resume?: boolean;
   onProgress?: (progress: StageProgress) => void;
 }
 
@@ -115,9 +117,10 @@ export class SyncProcessor {
 
   /** For the worker: `{ syncId }` payload. A sync that keeps crashing is marked failed on the last attempt. */
   async handleJob(job: Job): Promise<void> {
-    const { syncId } = JSON.parse(job.payload) as { syncId: number };
+    const { syncId, approvedBy } = JSON.parse(job.payload) as { syncId: number; approvedBy?: string };
     try {
-      await this.process(syncId);
+      if (approvedBy === undefined) await this.process(syncId);
+      else await this.process(syncId, { approvedBy, resume: true });
     } catch (error) {
       if (job.attempts >= MAX_SYNC_ATTEMPTS) await this.markFailed(syncId, error);
       throw error;
@@ -128,9 +131,9 @@ export class SyncProcessor {
     const started = Date.now();
     const sync = await this.db.selectFrom("syncs").selectAll().where("id", "=", syncId).executeTakeFirst();
     if (!sync) throw new RosterdockError("ERR_SYNC_NOT_FOUND", `No sync has id ${syncId}.`, { syncId });
-    const runnable: SyncStatus[] = options.approvedBy === undefined ? ["waiting", "processing"] : ["held"];
+    const runnable: SyncStatus[] = options.approvedBy === undefined ? ["waiting", "processing"] : options.resume ? ["held", "processing"] : ["held"];
     if (!runnable.includes(sync.status)) {
-      if (options.approvedBy !== undefined) {
+      if (options.approvedBy !== undefined && !options.resume) {
         throw new RosterdockError("ERR_SYNC_STATE", `Sync ${syncId} is ${sync.status}; only a held sync can be approved.`, { syncId, status: sync.status });
       }
       return { syncId, status: sync.status, counts: JSON.parse(sync.counts) as SyncCounts, summary: JSON.parse(sync.summary) as SyncSummary, alreadyDone: true };
