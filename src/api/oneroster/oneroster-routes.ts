@@ -21,6 +21,7 @@ import {
 } from "./oneroster-resources.ts";
 import type { Scope } from "./oneroster-sql.ts";
 import type { RosterReader } from "./roster-reader.ts";
+import { ResponseCache } from "./response-cache.ts";
 
 export const ONEROSTER_PREFIX = "/districts/:slug/ims/oneroster/rostering/v1p2";
 export const MAX_LIMIT = 10_000;
@@ -143,14 +144,15 @@ export function imsxStatus(error: RosterdockError): Record<string, unknown> {
 declare module "fastify" {
   interface FastifyRequest {
     district?: { id: number; slug: string };
+    cacheKey?: string;
   }
 }
 
 /**
  * OneRoster 1.2 rostering, read-only, per district. Scope `roster.readonly` for the district (or
  * `admin`). Bodies are JSON strings built here rather than through a response schema: a page of
- * 10,000 users would otherwise be validated twice. The routes stay out of the admin OpenAPI
- * document; the 1EdTech specification documents them.
+ * 10,000 users would otherwise be validated twice. Finished responses are cached per roster
+ * version, with an ETag, since a roster changes only when a sync is applied or rolled back.
  */
 export async function registerOneRosterRoutes(app: FastifyInstance, options: { auth: Authenticator; reader: RosterReader; publicUrl: string }): Promise<void> {
   const { auth, reader, publicUrl } = options;
@@ -158,12 +160,27 @@ export async function registerOneRosterRoutes(app: FastifyInstance, options: { a
     async (scoped) => {
       registerErrorHandler(scoped, (error) => imsxStatus(error));
       scoped.decorateRequest("district", undefined);
-      scoped.addHook("onRequest", async (request) => {
+      scoped.decorateRequest("cacheKey", undefined);
+      const cache = new ResponseCache();
+      /** Sends a finished body and remembers it for the next identical request. */
+      const send = (request: FastifyRequest, reply: FastifyReply, body: string, headers: Record<string, string>) => {
+        const etag = ResponseCache.etag(request.cacheKey!);
+        cache.set(request.cacheKey!, { body, headers, etag });
+        return reply.headers(headers).header("etag", etag).type("application/json; charset=utf-8").send(body);
+      };
+      scoped.addHook("onRequest", async (request, reply) => {
         const slug = (request.params as { slug?: string }).slug ?? "";
         await auth.require(request, "roster.readonly", slug);
         const district = reader.district(slug);
         if (district === undefined) throw new RosterdockError("ERR_DISTRICT_NOT_FOUND", `No district has slug ${slug}.`);
         request.district = district;
+        // A page asked for before, at this roster version: the same bytes, or 304 to a client that has them.
+        const key = ResponseCache.key(district.id, reader.version(district.id), request.url);
+        request.cacheKey = key;
+        const cached = cache.get(key);
+        if (cached === undefined) return;
+        if (request.headers["if-none-match"] === cached.etag) return reply.code(304).header("etag", cached.etag).send();
+        return reply.headers(cached.headers).header("etag", cached.etag).type("application/json; charset=utf-8").send(cached.body);
       });
       const api = scoped.withTypeProvider<ZodTypeProvider>();
 
@@ -184,10 +201,10 @@ export async function registerOneRosterRoutes(app: FastifyInstance, options: { a
         );
         const refs = refBuilder(publicUrl, district.slug, page.appliedAt);
         const records = page.rows.map((row) => shapeRecord(resource, page.fields, row, refs));
-        reply.header("x-total-count", String(page.total));
+        const headers: Record<string, string> = { "x-total-count": String(page.total) };
         const link = linkHeader(publicUrl, request.url, page.total, query.limit, query.offset);
-        if (link) reply.header("link", link);
-        return reply.type("application/json; charset=utf-8").send(JSON.stringify({ [resource.plural]: records }));
+        if (link) headers.link = link;
+        return send(request, reply, JSON.stringify({ [resource.plural]: records }), headers);
       };
 
       const sendOne = (request: FastifyRequest, reply: FastifyReply, resource: Resource, id: string, fields: string | undefined) => {
@@ -195,7 +212,7 @@ export async function registerOneRosterRoutes(app: FastifyInstance, options: { a
         const found = reader.get(district, resource, id, splitFields(fields));
         if (found === undefined) throw new RosterdockError("ERR_ONEROSTER_NOT_FOUND", `No ${resource.singular} has sourcedId ${id}.`, { sourcedId: id });
         const record = shapeRecord(resource, found.fields, found.row, refBuilder(publicUrl, district.slug, found.appliedAt));
-        return reply.type("application/json; charset=utf-8").send(JSON.stringify({ [resource.singular]: record }));
+        return send(request, reply, JSON.stringify({ [resource.singular]: record }), {});
       };
 
       // Listed in the OpenAPI document; bodies follow the OneRoster 1.2 rostering spec.

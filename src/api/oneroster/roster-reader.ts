@@ -74,6 +74,11 @@ export class RosterReader {
     this.sqlite.close();
   }
 
+  /** The district's roster version: its latest changeset (moves with every apply and rollback). */
+  version(districtId: number): number {
+    return Number(this.#version.get(districtId));
+  }
+
   district(slug: string): { id: number; slug: string } | undefined {
     return this.#statement("SELECT id, slug FROM districts WHERE slug = ?").get(slug) as { id: number; slug: string } | undefined;
   }
