@@ -63,6 +63,9 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
       onOutcome: (outcome, sqlite, now) =>
         webhooks.emitWithinSqlite(sqlite, `sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, now),
     },
+    onFailedWithoutEngine: async (outcome, trx) => {
+      await webhooks.emit(`sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, trx);
+    },
   });
   let hostKeys: Promise<HostKey[]> | undefined;
   return {

@@ -22,3 +22,9 @@ export const POSTGRES_DIALECT: DialectInfo = {
   addId: (table) => table.addColumn("id", "serial", (c: ColumnDefinitionBuilder) => c.primaryKey()),
   bigint: "bigint",
 };
+
+/** Whether a statement failed on a unique constraint (SQLite or PostgreSQL): a row someone else inserted first. */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+}

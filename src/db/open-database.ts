@@ -40,9 +40,13 @@ function openSqlite(dataDir: string): RosterDatabase {
 }
 
 function openPostgres(url: string): RosterDatabase {
-  // int8 (counts, sizes) fits in a JS number for any roster we accept.
-  pg.types.setTypeParser(20, (value) => Number(value));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }) });
+  // int8 (counts, sizes) fits in a JS number for any roster we accept. Set on this pool only:
+  // pg's global parsers belong to every other user of the module in the process.
+  const types = {
+    getTypeParser: ((oid: number, format?: "text" | "binary") =>
+      oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+  };
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10, types }) }) });
   return { db, dialect: POSTGRES_DIALECT, sqlite: undefined, close: () => db.destroy() };
 }
 

@@ -4,6 +4,7 @@ import type { Database, Delivery, UploadStatus } from "../db/schema.ts";
 import { isoNow, type Clock } from "../clock.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
+import { isUniqueViolation } from "../db/dialect-info.ts";
 
 export interface FinishedUpload {
   districtId: number;
@@ -68,16 +69,17 @@ export class DeliveryService {
   async accept(upload: FinishedUpload): Promise<number> {
     const storedPath = await this.storage.archive(upload.districtId, upload.tempPath);
     const now = isoNow(this.clock);
-    const { uploadId, deliveryId } = await this.db.transaction().execute(async (trx) => {
+    const record = () => this.db.transaction().execute(async (trx) => {
+      // Updating first locks the open delivery (PostgreSQL): a close running at the same moment
+      // either sees this upload's time and leaves it open, or closes it first and this opens a new one.
       let delivery = await trx
-        .selectFrom("deliveries")
-        .select("id")
+        .updateTable("deliveries")
+        .set({ last_upload_at: now })
         .where("district_id", "=", upload.districtId)
         .where("status", "=", "open")
+        .returning("id")
         .executeTakeFirst();
-      if (delivery) {
-        await trx.updateTable("deliveries").set({ last_upload_at: now }).where("id", "=", delivery.id).execute();
-      } else {
+      if (!delivery) {
         delivery = await trx
           .insertInto("deliveries")
           .values({ district_id: upload.districtId, status: "open", opened_at: now, last_upload_at: now, closed_at: null })
@@ -104,6 +106,8 @@ export class DeliveryService {
         .executeTakeFirstOrThrow();
       return { uploadId: row.id, deliveryId: delivery.id };
     });
+    // Another upload opened the delivery at the same moment (deliveries_one_open): join it.
+    const { uploadId, deliveryId } = await record().catch((error: unknown) => (isUniqueViolation(error) ? record() : Promise.reject(error)));
     this.logger.info(
       { event: "sftp.upload.closed", districtId: upload.districtId, uploadId, deliveryId, path: upload.path, size: upload.size, sha256: upload.sha256 },
       "upload closed",

@@ -7,6 +7,7 @@ import { RosterdockError } from "../errors.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { generatePassword, hashSecret, randomToken, verifySecret } from "../security/secrets.ts";
 import { isAddressAllowed, parseCidr } from "./ip-allow-list.ts";
+import { isUniqueViolation } from "../db/dialect-info.ts";
 
 const SLUG = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
 
@@ -50,9 +51,10 @@ export class DistrictService {
     const password = generatePassword();
     const secretHash = await hashSecret(password);
     const now = isoNow(this.clock);
+    const exists = () => new RosterdockError("ERR_DISTRICT_EXISTS", `A district named "${slug}" already exists.`, { slug });
     const id = await this.db.transaction().execute(async (trx) => {
       const existing = await trx.selectFrom("districts").select("id").where("slug", "=", slug).executeTakeFirst();
-      if (existing) throw new RosterdockError("ERR_DISTRICT_EXISTS", `A district named "${slug}" already exists.`, { slug });
+      if (existing) throw exists();
       const row = await trx
         .insertInto("districts")
         .values({ slug, name, status: "active", allow_ips: JSON.stringify(allowIps), settings: "{}", created_at: now, updated_at: now })
@@ -64,6 +66,9 @@ export class DistrictService {
         .execute();
       await this.audit.record({ actor, action: "district.created", districtId: row.id, details: { slug, allowIps } }, trx);
       return row.id;
+    }).catch((error: unknown) => {
+      // Created at the same moment by another request (PostgreSQL runs them side by side).
+      throw isUniqueViolation(error) ? exists() : error;
     });
     return { district: await this.showById(id), password };
   }

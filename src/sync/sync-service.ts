@@ -7,7 +7,7 @@ import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { RosterDatabase } from "../db/open-database.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
-import { isoNow } from "../clock.ts";
+import { isoNow, systemClock } from "../clock.ts";
 import type { Clock } from "../clock.ts";
 import type { Database, Job, SyncStatus } from "../db/schema.ts";
 import type { DistrictService } from "../districts/district-service.ts";
@@ -15,7 +15,8 @@ import { RosterdockError } from "../errors.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
 import type { Changeset } from "./apply-sync.ts";
 import { SyncProcessor } from "./process-sync.ts";
-import type { ProcessOutcome, SyncProcessorOptions, SyncSummary } from "./process-sync.ts";
+import type { ProcessOutcome, SyncOutcomeEvent, SyncProcessorOptions, SyncSummary } from "./process-sync.ts";
+import { emptyCounts } from "./roster-tables.ts";
 import { SyncConnection } from "./sync-connection.ts";
 import type { StageProgress } from "./stage-delivery.ts";
 
@@ -50,6 +51,15 @@ export interface SyncDetail extends SyncView {
 
 export const LISTED_ISSUES = 100;
 
+/** Why a sync cannot be processed on PostgreSQL (recorded on the sync, and the CLI's error). */
+export const PROCESSING_UNAVAILABLE = "Processing syncs is not available on PostgreSQL yet: the sync engine needs the SQLite database.";
+
+export interface SyncServiceHooks {
+  logger?: Logger;
+  /** Called inside the transaction that marks a sync failed for want of an engine (webhooks queue their deliveries there). */
+  onFailedWithoutEngine?: (event: SyncOutcomeEvent, trx: Kysely<Database>, now: string) => Promise<void>;
+}
+
 const SEVERITY_ORDER = sql<number>`CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END`;
 
 /** Syncs as operators and scripts see them, and what they can do with them. */
@@ -61,6 +71,7 @@ export class SyncService {
     private readonly storage: LocalStorage | undefined = undefined,
     private readonly audit: AuditLog | undefined = undefined,
     private readonly clock: Clock | undefined = undefined,
+    private readonly hooks: SyncServiceHooks = {},
   ) {}
 
   /** The district's syncs, newest first. */
@@ -133,7 +144,30 @@ export class SyncService {
 
   /** The `process-sync` job handler. */
   async processJob(job: Job): Promise<void> {
-    await this.#engine().processor.handleJob(job);
+    if (!this.processor) return this.#failWithoutEngine(job);
+    await this.processor.handleJob(job);
+  }
+
+  /**
+   * Without an engine (PostgreSQL) a delivery's sync cannot be processed: it is marked failed
+   * once, with the reason, and the job is done, instead of the job failing and retrying for
+   * nothing while the sync stays `waiting`. Its files stay archived.
+   */
+  async #failWithoutEngine(job: Job): Promise<void> {
+    const { syncId } = JSON.parse(job.payload) as { syncId: number };
+    const now = isoNow(this.clock ?? systemClock);
+    const failed = await this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .updateTable("syncs")
+        .set({ status: "failed", summary: JSON.stringify({ error: PROCESSING_UNAVAILABLE }), updated_at: now })
+        .where("id", "=", syncId)
+        .where("status", "in", ["waiting", "processing"])
+        .returning("district_id")
+        .executeTakeFirst();
+      if (row) await this.hooks.onFailedWithoutEngine?.({ status: "failed", syncId, districtId: row.district_id, counts: emptyCounts() }, trx, now);
+      return row;
+    });
+    if (failed) this.hooks.logger?.warn({ event: "sync.failed", syncId, districtId: failed.district_id, reason: PROCESSING_UNAVAILABLE }, "sync failed");
   }
 
   close(): void {
@@ -196,9 +230,7 @@ export class SyncService {
   }
 
   #engine(): { processor: SyncProcessor; storage: LocalStorage; clock: Clock } {
-    if (!this.processor || !this.storage || !this.clock) {
-      throw new RosterdockError("ERR_UNSUPPORTED", "Processing syncs needs the SQLite database (PostgreSQL staging is not implemented yet).");
-    }
+    if (!this.processor || !this.storage || !this.clock) throw new RosterdockError("ERR_UNSUPPORTED", PROCESSING_UNAVAILABLE);
     return { processor: this.processor, storage: this.storage, clock: this.clock };
   }
 }
@@ -238,13 +270,18 @@ export interface SyncServiceDeps {
   /** Staging databases go to `<dataDir>/staging`. */
   dataDir: string;
   options?: SyncProcessorOptions;
+  /** Where there is no engine (PostgreSQL): see SyncServiceHooks. */
+  onFailedWithoutEngine?: SyncServiceHooks["onFailedWithoutEngine"];
 }
 
 /** The sync service with its engine (SQLite only for now; on PostgreSQL it lists and shows but cannot process). */
 export function createSyncService(deps: SyncServiceDeps): SyncService {
   const { database, districts, storage, audit, clock, logger } = deps;
   const sqlite = database.sqlite;
-  if (sqlite === undefined) return new SyncService(database.db, districts, undefined, storage, audit, clock);
+  if (sqlite === undefined) {
+    const hooks: SyncServiceHooks = { logger: logger.child({ component: "sync" }), ...(deps.onFailedWithoutEngine ? { onFailedWithoutEngine: deps.onFailedWithoutEngine } : {}) };
+    return new SyncService(database.db, districts, undefined, storage, audit, clock, hooks);
+  }
   const processor = new SyncProcessor(
     database.db,
     () => new SyncConnection(sqlite.name, join(deps.dataDir, "staging")),

@@ -4,6 +4,7 @@ import { foundationMigration } from "./0001-foundation.ts";
 import { rosterMigration } from "./0002-roster.ts";
 import { clientsAndWebhooksMigration } from "./0003-clients-and-webhooks.ts";
 import { apiIndexesMigration } from "./0004-api-indexes.ts";
+import { oneOpenDeliveryMigration } from "./0005-one-open-delivery.ts";
 
 /** Every migration, in order; each is written once for both dialects. */
 export function migrationProvider(dialect: DialectInfo): MigrationProvider {
@@ -14,6 +15,7 @@ export function migrationProvider(dialect: DialectInfo): MigrationProvider {
         "0002-roster": rosterMigration(dialect),
         "0003-clients-and-webhooks": clientsAndWebhooksMigration(dialect),
         "0004-api-indexes": apiIndexesMigration(dialect),
+        "0005-one-open-delivery": oneOpenDeliveryMigration(dialect),
       };
     },
   };
