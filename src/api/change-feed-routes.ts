@@ -4,15 +4,15 @@ import { z } from "zod";
 import { RosterdockError } from "../errors.ts";
 import { apiErrors } from "./api-schemas.ts";
 import type { Authenticator } from "./authenticator.ts";
-import { CHANGE_ENTITIES, changeItems, type ChangeContext, type ChangeItem } from "./oneroster/change-records.ts";
+import { CHANGE_ENTITIES, changeItems, type ChangeContext } from "./oneroster/change-records.ts";
 import { refBuilder } from "./oneroster/oneroster-resources.ts";
-import type { RosterReader } from "./oneroster/roster-reader.ts";
+import { formatCursor, parseCursor, type RosterReader } from "./oneroster/roster-reader.ts";
 
 /** The change feed authorises itself (roster.readonly for the district is enough), unlike the rest of /api/v1. */
 export const CHANGE_FEED_PATH = /^\/api\/v1\/districts\/[^/?]+\/changes(?:\?|$)/;
 
 const ChangeSchema = z.object({
-  cursor: z.number().int().describe("Pass as `after` to continue after this change"),
+  cursor: z.string().describe("Pass as `after` to continue after this change (`1234`, or `1234.500` inside a first load)"),
   entity: z.enum(CHANGE_ENTITIES),
   id: z.string().describe("The record's OneRoster sourcedId"),
   op: z.enum(["created", "updated", "deleted"]),
@@ -20,7 +20,7 @@ const ChangeSchema = z.object({
 });
 const FeedSchema = z.object({
   changes: z.array(ChangeSchema),
-  nextCursor: z.number().int().describe("The `after` of the next page; equal to `after` when there is nothing new yet"),
+  nextCursor: z.string().describe("The `after` of the next page; equal to `after` when there is nothing new yet"),
 });
 
 /** `GET /api/v1/districts/{slug}/changes`: every change of applied syncs and rollbacks, in order, kept until pruned. */
@@ -34,7 +34,7 @@ export function registerChangeFeedRoutes(app: FastifyInstance, options: { auth: 
         summary: "The district's roster changes after a cursor (applied syncs and rollbacks), oldest first. Scope roster.readonly for the district, or admin",
         params: z.object({ slug: z.string().describe("The district's slug") }),
         querystring: z.object({
-          after: z.coerce.number().int().min(0).default(0).describe("Cursor: the last change already seen (0 = from the beginning)"),
+          after: z.string().default("0").describe("Cursor: the last change already seen (0 = from the beginning)"),
           limit: z.coerce.number().int().min(1).max(10_000).default(1000).describe("At most this many stored changes are read"),
         }),
         response: { 200: FeedSchema, ...apiErrors },
@@ -45,7 +45,9 @@ export function registerChangeFeedRoutes(app: FastifyInstance, options: { auth: 
       request.principal = await auth.require(request, "roster.readonly", slug);
       const district = reader.district(slug);
       if (district === undefined) throw new RosterdockError("ERR_DISTRICT_NOT_FOUND", `No district has slug ${slug}.`);
-      const page = reader.changes(district.id, request.query.after, request.query.limit);
+      const after = parseCursor(request.query.after);
+      if (after === undefined) throw new RosterdockError("ERR_INVALID_ARGUMENT", `"${request.query.after}" is not a cursor: pass a nextCursor or cursor this feed returned, or 0.`);
+      const page = reader.changes(district.id, after, request.query.limit);
       const context: ChangeContext = {
         refs: refBuilder(publicUrl, slug, (syncId) => page.appliedAt.get(syncId) ?? null),
         classTerm: (termId, schoolId) =>
@@ -55,8 +57,8 @@ export function registerChangeFeedRoutes(app: FastifyInstance, options: { auth: 
           return row === undefined ? null : String(row.school_id);
         },
       };
-      const changes: ChangeItem[] = page.rows.flatMap((row) => changeItems(row, context));
-      return { changes, nextCursor: page.lastId };
+      const changes = page.entries.flatMap(({ change, cursor }) => changeItems(change, context).map((item) => ({ ...item, cursor: formatCursor(cursor) })));
+      return { changes, nextCursor: formatCursor(page.next) };
     },
   );
 }

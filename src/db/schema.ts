@@ -211,7 +211,8 @@ export interface RosterChangeTable {
   entity: string;
   /** JSON array of the natural key's values. */
   key: string;
-  op: "create" | "update" | "delete";
+  /** `load`: a first load of an entity, one marker standing for every row it created (docs/roster-model.md). */
+  op: "create" | "update" | "delete" | "load";
   before_json: string | null;
   after_json: string | null;
 }

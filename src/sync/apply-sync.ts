@@ -1,6 +1,6 @@
 import { RosterdockError } from "../errors.ts";
 import type { EntityPlan, SyncPlan } from "./plan-sync.ts";
-import { ROSTER_TABLES, allColumns, q, rosterTable } from "./roster-tables.ts";
+import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable } from "./roster-tables.ts";
 import type { RosterTable } from "./roster-tables.ts";
 import type { Sqlite } from "./sync-connection.ts";
 
@@ -33,9 +33,7 @@ function applyEntity(sqlite: Sqlite, plan: EntityPlan, districtId: number, syncI
   const entity = `'${table.entity}'`;
   const insertChange = `INSERT INTO main.roster_changes (sync_id, district_id, entity, key, op, before_json, after_json)`;
   if (plan.mode === "load") {
-    const staged = `stage.${q(table.entity)}`;
-    sqlite.exec(`${insertChange} SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "")}, 'create', NULL, ${rowJson(table, "", false)} FROM ${staged} ORDER BY ${keyOrder}`);
-    sqlite.exec(`INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${d}, ${columns}, ${s} FROM ${staged} ORDER BY ${keyOrder}`);
+    loadEntity(sqlite, table, plan, d, s);
     return;
   }
   const created = `stage.${q(`new_${table.entity}`)}`;
@@ -55,11 +53,53 @@ function applyEntity(sqlite: Sqlite, plan: EntityPlan, districtId: number, syncI
   sqlite.exec(`INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${d}, ${columns}, ${s} FROM ${created} ORDER BY ${keyOrder}`);
 }
 
+/** Below this many rows a first load inserts into the indexed table as it is. */
+const REBUILD_INDEXES_MIN_ROWS = 10_000;
+
+/**
+ * A first load (nothing live in the entity's scope): the rows go in, in key order, and the change
+ * log gets one `load` marker instead of a `create` per row: the rows it created are the
+ * district's rows of the entity with `last_sync_id` = the sync (see docs/roster-model.md). When
+ * the table holds fewer rows than are loaded (the first district, or a small neighbour), its
+ * secondary indexes are dropped and built again afterwards: one sort each instead of millions of
+ * random inserts. All inside the caller's transaction, so readers never see a table without them.
+ */
+function loadEntity(sqlite: Sqlite, table: RosterTable, plan: EntityPlan, districtId: number, syncId: number): void {
+  if (plan.created === 0) return;
+  const live = `main.${q(table.live)}`;
+  const columns = allColumns(table).map(q).join(", ");
+  const marker = { rows: plan.created, ...(plan.scopes === null ? {} : { scopes: plan.scopes }) };
+  sqlite
+    .prepare("INSERT INTO main.roster_changes (sync_id, district_id, entity, key, op, before_json, after_json) VALUES (?, ?, ?, '[]', 'load', NULL, ?)")
+    .run(syncId, districtId, table.entity, JSON.stringify(marker));
+  const rebuild = plan.created >= REBUILD_INDEXES_MIN_ROWS && holdsFewerRows(sqlite, live, plan.created) ? secondaryIndexes(sqlite, table.live) : [];
+  for (const index of rebuild) sqlite.exec(`DROP INDEX main.${q(index.name)}`);
+  sqlite.exec(
+    `INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${districtId}, ${columns}, ${syncId} FROM ${keyedStage(table.entity)} ORDER BY ${table.key.map(q).join(", ")}`,
+  );
+  for (const index of rebuild) sqlite.exec(index.sql);
+}
+
+/** True when the table has fewer than `rows` rows (counting stops there). */
+function holdsFewerRows(sqlite: Sqlite, table: string, rows: number): boolean {
+  return Number(sqlite.prepare(`SELECT count(*) FROM (SELECT 1 FROM ${table} LIMIT ?)`).pluck(true).get(rows)) < rows;
+}
+
+/** The table's own indexes (not its primary key), with the SQL that creates each in `main`. */
+function secondaryIndexes(sqlite: Sqlite, table: string): Array<{ name: string; sql: string }> {
+  const rows = sqlite.prepare("SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name").all(table) as Array<{
+    name: string;
+    sql: string;
+  }>;
+  return rows.map((r) => ({ name: r.name, sql: r.sql.replace(/^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+(IF\s+NOT\s+EXISTS\s+)?/i, (m) => `${m}main.`) }));
+}
+
 /**
  * Restores the roster as it was before an applied sync, from its change log: rows it created are
  * removed, rows it updated or deleted come back as they were (with their old last_sync_id). Only
  * the district's most recent applied sync can be rolled back; undo several by rolling back the
- * latest one each time. The undo is itself logged, so the change feed sees it.
+ * latest one each time. The undo is itself logged, so the change feed sees it: a first load
+ * (one `load` marker) is undone with a `delete` per row.
  */
 export function rollbackChangeset(sqlite: Sqlite, syncId: number, districtId: number, now: string): Changeset {
   const applied = sqlite
@@ -89,10 +129,23 @@ function rollbackEntity(sqlite: Sqlite, table: RosterTable, districtId: number, 
   const d = Number(districtId);
   const live = `main.${q(table.live)}`;
   const entity = `'${table.entity}'`;
+  const insertChange = `INSERT INTO main.roster_changes (sync_id, district_id, entity, key, op, before_json, after_json)`;
+  const load = sqlite.prepare(`SELECT after_json FROM main.roster_changes c WHERE ${range} AND c.entity = ? AND c.op = 'load'`).pluck(true).get(table.entity) as
+    | string
+    | undefined;
+  if (load !== undefined) {
+    // A first load: its rows are the entity's rows the sync last wrote (later syncs are rolled back already).
+    const scopes = (JSON.parse(load) as { scopes?: string[] }).scopes;
+    const loaded = `district_id = ${d} AND last_sync_id = ${Number(syncId)}${scopes === undefined ? "" : ` AND scope IN (${scopes.map((s) => `'${s.replace(/'/g, "''")}'`).join(", ")})`}`;
+    sqlite.exec(`${insertChange}
+      SELECT ${Number(syncId)}, ${d}, ${entity}, ${keyJson(table, "")}, 'delete', ${rowJson(table, "", true)}, NULL
+      FROM ${live} WHERE ${loaded} ORDER BY ${prefixed(table.key, "")}`);
+    sqlite.exec(`DELETE FROM ${live} WHERE ${loaded}`);
+    return;
+  }
   const fromKey = table.key.map((c, i) => `json_extract(c.key, '$[${i}]')`).join(", ");
   const keyMatch = `l.district_id = ${d} AND (${table.key.map((c) => `l.${q(c)}`).join(", ")}) = (${fromKey})`;
   const changes = `main.roster_changes c WHERE ${range} AND c.entity = ${entity}`;
-  const insertChange = `INSERT INTO main.roster_changes (sync_id, district_id, entity, key, op, before_json, after_json)`;
   // The inverse of each change, read before the roster is touched.
   sqlite.exec(`${insertChange}
     SELECT ${Number(syncId)}, ${d}, ${entity}, c.key,

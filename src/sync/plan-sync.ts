@@ -1,5 +1,5 @@
 import type { EntityName } from "../spec/roster-spec.ts";
-import { COUNTED_ENTITIES, ROSTER_TABLES, allColumns, emptyCounts, q } from "./roster-tables.ts";
+import { COUNTED_ENTITIES, ROSTER_TABLES, allColumns, emptyCounts, keyedStage, q } from "./roster-tables.ts";
 import type { RosterEntity, RosterTable, SyncCounts } from "./roster-tables.ts";
 import type { PresentParts } from "./stage-delivery.ts";
 import type { Sqlite } from "./sync-connection.ts";
@@ -124,6 +124,8 @@ export interface EntityPlan {
   mode: EntityMode;
   /** Extra condition on the live table within the district (users: the scopes present). */
   liveFilter: string;
+  /** Users: the scopes the delivery speaks for (what `liveFilter` selects); null for other entities. */
+  scopes: string[] | null;
   created: number;
   updated: number;
   deleted: number;
@@ -138,8 +140,9 @@ export interface SyncPlan {
 
 /**
  * Diffs the staged delivery against the district's live roster, per entity, in the database:
- * EXCEPT both ways over tables ordered by the same unique key is a merge, not a sort. A part
- * absent from the delivery is left alone (never deleted).
+ * EXCEPT both ways between the keyed staging table and the live table, both clustered by the
+ * same unique NOT NULL key, is a merge of two ordered scans, not a sort. A part absent from the
+ * delivery is left alone (never deleted).
  */
 export function planSync(sqlite: Sqlite, districtId: number, present: PresentParts): SyncPlan {
   const counts = emptyCounts();
@@ -162,9 +165,9 @@ function planEntity(sqlite: Sqlite, table: RosterTable, districtId: number, pres
     table.entity === "staff_ids" ? present.userScopes.has("staff") : present.entities.has(table.entity);
   const scopes = [...present.userScopes].sort();
   const liveFilter = table.entity === "users" ? ` AND scope IN (${scopes.map((s) => `'${s}'`).join(", ")})` : "";
-  const base = { entity: table.entity, liveFilter, created: 0, updated: 0, deleted: 0 };
+  const base = { entity: table.entity, liveFilter, scopes: table.entity === "users" ? scopes : null, created: 0, updated: 0, deleted: 0 };
   if (!isPresent) return { ...base, mode: "skip" };
-  const staged = count(sqlite, `SELECT count(*) FROM stage.${q(table.entity)}`);
+  const staged = count(sqlite, `SELECT count(*) FROM ${keyedStage(table.entity)}`);
   const live = count(sqlite, `SELECT count(*) FROM main.${q(table.live)} WHERE district_id = ?${liveFilter}`, districtId);
   if (live === 0) return { ...base, mode: "load", created: staged };
 
@@ -172,7 +175,7 @@ function planEntity(sqlite: Sqlite, table: RosterTable, districtId: number, pres
   const order = allColumns(table)
     .map((_, i) => String(i + 1))
     .join(", ");
-  const stageSelect = `SELECT ${columns} FROM stage.${q(table.entity)}`;
+  const stageSelect = `SELECT ${columns} FROM ${keyedStage(table.entity)}`;
   const liveSelect = `SELECT ${columns} FROM main.${q(table.live)} WHERE district_id = ${Number(districtId)}${liveFilter}`;
   const newTable = `stage.${q(`new_${table.entity}`)}`;
   const oldTable = `stage.${q(`old_${table.entity}`)}`;

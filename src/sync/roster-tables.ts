@@ -5,7 +5,7 @@ export type RosterEntity = EntityName | "staff_ids";
 
 export interface RosterTable {
   readonly entity: RosterEntity;
-  /** Live table (main database); the staging table of the same entity is `stage.<entity>`. */
+  /** Live table (main database); staged rows are loaded into `stage.<entity>`, then clustered by key into `keyedStage(entity)`. */
   readonly live: string;
   /** Natural key, without district_id. */
   readonly key: readonly string[];
@@ -52,6 +52,14 @@ export const ROSTER_TABLES: readonly RosterTable[] = [
 
 export function rosterTable(entity: RosterEntity): RosterTable {
   return ROSTER_TABLES.find((t) => t.entity === entity)!;
+}
+
+/**
+ * The staged rows of an entity clustered by the live table's key (WITHOUT ROWID, filled by one
+ * sort after loading): plan and apply read both sides in key order, as merges.
+ */
+export function keyedStage(entity: RosterEntity): string {
+  return `stage.${q(`${entity}_keyed`)}`;
 }
 
 export function allColumns(table: RosterTable): string[] {

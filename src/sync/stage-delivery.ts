@@ -19,8 +19,8 @@ import type {
   UserRecord,
 } from "../spec/roster-spec.ts";
 import { ENTITY_NAMES } from "../spec/roster-spec.ts";
-import { ROSTER_TABLES, allColumns, q, rosterTable, userKey } from "./roster-tables.ts";
-import type { RosterEntity } from "./roster-tables.ts";
+import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable, userKey } from "./roster-tables.ts";
+import type { RosterEntity, RosterTable } from "./roster-tables.ts";
 import type { Sqlite } from "./sync-connection.ts";
 
 /** Which parts of the roster tonight's delivery speaks for; everything else is left as it is. */
@@ -195,6 +195,7 @@ class BatchInserter {
     }
   }
 
+  /** Inserts the rows still pending (fewer than a full statement): at the end of a file. */
   flush(): void {
     for (let i = 0; i < this.#rows; i++) this.#one.run(this.#params.slice(i * this.#width, (i + 1) * this.#width));
     this.#params = [];
@@ -204,23 +205,68 @@ class BatchInserter {
 
 // ---- references ----
 
-/** Ids kept as numbers when they are plain decimal integers: a fraction of the memory of strings. */
+/**
+ * Ids kept as numbers when they are plain decimal integers: a fraction of the memory of strings.
+ * Small ones (PowerSchool's ids) are bits in a bitmap, which grows with the largest id seen: a
+ * lookup per enrollment row is then one array read instead of a hash probe.
+ */
 class IdSet {
+  #bits = new Uint32Array(1024);
+  #bitCount = 0;
   readonly #numbers = new Set<number>();
   readonly #strings = new Set<string>();
-  size = 0;
+
+  get size(): number {
+    return this.#bitCount + this.#numbers.size + this.#strings.size;
+  }
 
   add(id: string): void {
-    if (PLAIN_INTEGER.test(id)) this.#numbers.add(Number(id));
-    else this.#strings.add(id);
-    this.size = this.#numbers.size + this.#strings.size;
+    const n = plainInteger(id);
+    if (n < 0) this.#strings.add(id);
+    else if (n >= BITMAP_LIMIT) this.#numbers.add(n);
+    else {
+      const word = n >>> 5;
+      if (word >= this.#bits.length) this.#grow(word);
+      const mask = 1 << (n & 31);
+      if ((this.#bits[word]! & mask) === 0) {
+        this.#bits[word]! |= mask;
+        this.#bitCount++;
+      }
+    }
   }
 
   has(id: string): boolean {
-    return PLAIN_INTEGER.test(id) ? this.#numbers.has(Number(id)) : this.#strings.has(id);
+    const n = plainInteger(id);
+    if (n < 0) return this.#strings.has(id);
+    if (n >= BITMAP_LIMIT) return this.#numbers.has(n);
+    const word = n >>> 5;
+    return word < this.#bits.length && (this.#bits[word]! & (1 << (n & 31))) !== 0;
+  }
+
+  #grow(word: number): void {
+    let length = this.#bits.length;
+    while (length <= word) length *= 2;
+    const bits = new Uint32Array(length);
+    bits.set(this.#bits);
+    this.#bits = bits;
   }
 }
-const PLAIN_INTEGER = /^[1-9]\d{0,14}$/;
+
+/** Ids below this are bits (at most 4 MiB per set); larger ones go to a Set. */
+const BITMAP_LIMIT = 2 ** 25;
+
+/** The value of a plain decimal integer id (no sign, no leading zero, at most 15 digits), else -1. */
+function plainInteger(id: string): number {
+  const length = id.length;
+  if (length === 0 || length > 15) return -1;
+  let n = 0;
+  for (let i = 0; i < length; i++) {
+    const digit = id.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9 || (digit === 0 && i === 0)) return -1;
+    n = n * 10 + digit;
+  }
+  return n;
+}
 
 type Target = "schools" | "courses" | "terms" | "students" | "staff" | "classes";
 
@@ -390,12 +436,13 @@ async function stageFile(
       values.push(fileIndex, ctx.row);
       inserter.push(values);
     }
-    inserter.flush();
   });
   for await (const batch of readRosterFile(source, file, issues, { stats, duplicates: null })) {
     labels ??= labelLookup(stats.header, file);
     insertBatch(batch.records, batch.rows);
   }
+  // Rows short of a full statement wait for the next batch; the last ones go in here.
+  sqlite.transaction(() => inserter.flush())();
   if (derived.names > 0) issues.add(makeIssue("CLASS_NAME_DERIVED", { file: source.name, count: derived.names }));
   return staged;
 }
@@ -498,9 +545,46 @@ const NATURAL_KEYS: Record<EntityName, readonly string[]> = {
 
 function buildKeys(sqlite: Sqlite, files: StagedFile[], issues: IssueSink): void {
   for (const entity of ENTITY_NAMES) {
-    uniqueIndex(sqlite, entity, NATURAL_KEYS[entity], files, issues);
+    // Users are unique per (scope, id) before staff rows merge into people (keyed by user_key).
+    if (entity === "users") uniqueIndex(sqlite, entity, NATURAL_KEYS[entity], files, issues);
+    else clusterUnique(sqlite, rosterTable(entity), files, issues);
   }
   mergeStaff(sqlite);
+  clusterByKey(sqlite, rosterTable("users"));
+  clusterByKey(sqlite, rosterTable("staff_ids"));
+}
+
+/**
+ * Where the natural key is the live key, the sort into the keyed table is the uniqueness check:
+ * only when it fails are the repeats found, reported and removed (`uniqueIndex`), then sorted again.
+ */
+function clusterUnique(sqlite: Sqlite, table: RosterTable, files: StagedFile[], issues: IssueSink): void {
+  try {
+    clusterByKey(sqlite, table);
+  } catch (error) {
+    if (!isConstraintError(error)) throw error;
+    uniqueIndex(sqlite, table.entity as EntityName, NATURAL_KEYS[table.entity as EntityName], files, issues);
+    clusterByKey(sqlite, table);
+  }
+}
+
+/**
+ * `keyedStage(entity)`: the staged rows in a WITHOUT ROWID table keyed like the live table,
+ * filled from one sort (NOT INDEXED: walking an index over the unsorted rows would read them in
+ * random order). Diff and apply then read staged and live rows in the same order, as merges.
+ * Throws a constraint error on a repeated key (the table is then recreated on the next call).
+ */
+function clusterByKey(sqlite: Sqlite, table: RosterTable): void {
+  const keyed = keyedStage(table.entity);
+  const columns = allColumns(table).map(q);
+  const key = table.key.map(q).join(", ");
+  sqlite.exec(`DROP TABLE IF EXISTS ${keyed}`);
+  sqlite.exec(`CREATE TABLE ${keyed} (${columns.map((c) => `${c} TEXT`).join(", ")}, PRIMARY KEY (${key})) WITHOUT ROWID`);
+  sqlite.exec(`INSERT INTO ${keyed} (${columns.join(", ")}) SELECT ${columns.join(", ")} FROM stage.${q(table.entity)} NOT INDEXED ORDER BY ${key}`);
+}
+
+function isConstraintError(error: unknown): boolean {
+  return error instanceof Error && "code" in error && String(error.code).startsWith("SQLITE_CONSTRAINT");
 }
 
 /**
@@ -516,7 +600,7 @@ function uniqueIndex(sqlite: Sqlite, entity: EntityName, key: readonly string[],
     sqlite.exec(`CREATE UNIQUE INDEX ${index} ON ${q(entity)} (${cols})`);
     return;
   } catch (error) {
-    if (!(error instanceof Error && "code" in error && String(error.code).startsWith("SQLITE_CONSTRAINT"))) throw error;
+    if (!isConstraintError(error)) throw error;
   }
   sqlite.exec(`CREATE INDEX ${index} ON ${q(entity)} (${cols})`);
   const on = key.map((c) => `e.${q(c)} = d.${q(c)}`).join(" AND ");
@@ -575,9 +659,8 @@ function mergeStaff(sqlite: Sqlite): void {
       SELECT user_key, min(rowid) AS keep FROM stage.users WHERE scope = 'staff' GROUP BY user_key HAVING count(*) > 1;
     UPDATE stage.users SET school_ids = (
         SELECT json_group_array(school_id) FROM (
-          SELECT DISTINCT s.school_id FROM stage.users s WHERE s.user_key = users.user_key AND s.school_id IS NOT NULL ORDER BY s.school_id))
+          SELECT DISTINCT s.school_id FROM stage.users s WHERE s.scope = 'staff' AND s.user_key = users.user_key AND s.school_id IS NOT NULL ORDER BY s.school_id))
       WHERE rowid IN (SELECT keep FROM stage.staff_groups);
-    DELETE FROM stage.users WHERE user_key IN (SELECT user_key FROM stage.staff_groups) AND rowid NOT IN (SELECT keep FROM stage.staff_groups);
-    CREATE UNIQUE INDEX stage.users_key ON users (user_key);
+    DELETE FROM stage.users WHERE scope = 'staff' AND user_key IN (SELECT user_key FROM stage.staff_groups) AND rowid NOT IN (SELECT keep FROM stage.staff_groups);
   `);
 }

@@ -1,4 +1,5 @@
 import { mkdirSync, rmSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 
@@ -23,7 +24,14 @@ export class SyncConnection {
     this.sqlite.pragma("journal_mode = WAL");
     this.sqlite.pragma("busy_timeout = 30000");
     this.sqlite.pragma("synchronous = NORMAL");
-    this.sqlite.pragma("cache_size = -32768");
+    // Small on purpose: SQLite sizes a sort's in-memory runs by the main cache, and 8M staged
+    // rows sort in ~6 s with 4 MiB runs but ~9.5 s with 32 MiB ones (they fit the CPU caches).
+    // Bulk reads and appends stream through the OS page cache either way.
+    this.sqlite.pragma("cache_size = -4096");
+    // Sorts (keying staged rows, building indexes after a first load) may use a helper thread
+    // per spare core: each sort's runs are sorted in parallel. Memory: one cache_size-sized
+    // run buffer per thread.
+    this.sqlite.pragma(`threads = ${Math.min(2, Math.max(0, availableParallelism() - 1))}`);
   }
 
   stagingPath(syncId: number): string {

@@ -3,13 +3,13 @@ import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { sql } from "kysely";
-import type { Kysely } from "kysely";
+import type { Kysely, Selectable } from "kysely";
 import type { Logger } from "pino";
 import type { RosterDatabase } from "../db/open-database.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { isoNow, systemClock } from "../clock.ts";
 import type { Clock } from "../clock.ts";
-import type { Database, Job, SyncStatus } from "../db/schema.ts";
+import type { Database, Job, SyncIssueTable, SyncStatus } from "../db/schema.ts";
 import type { DistrictService } from "../districts/district-service.ts";
 import { RosterdockError } from "../errors.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
@@ -20,15 +20,8 @@ import { emptyCounts } from "./roster-tables.ts";
 import { SyncConnection } from "./sync-connection.ts";
 import type { StageProgress } from "./stage-delivery.ts";
 
-export interface SyncIssueView {
-  file: string;
-  row: number | null;
-  column: string | null;
-  value: string | null;
-  code: string;
-  severity: "error" | "warning" | "info";
-  message: string;
-}
+/** An issue as operators read it: the stored row without its bookkeeping. */
+export type SyncIssueView = Omit<Selectable<SyncIssueTable>, "id" | "sync_id">;
 
 export interface SyncView {
   id: number;

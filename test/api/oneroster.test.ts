@@ -285,10 +285,20 @@ describe("OneRoster 1.2 API and change feed, on a roster filled by the sync pipe
     const snapshot = async () => ({
       students: (await all("utf8", "students")).map((s) => JSON.stringify(s)),
       enrollments: (await list("utf8", "enrollments", { limit: 1 })).total,
-      feed: await feed("utf8", 0),
+      feed: await feed("utf8", "0", 250),
     });
     const before = await snapshot();
     assert.equal(before.feed.items.length > 0, true);
+    // The first night is stored as one load marker per entity; the feed reads it out record by record.
+    const createdStudents = before.feed.items.filter((i) => i.entity === "users" && i.op === "created" && i.id.startsWith("student-"));
+    assert.equal(createdStudents.length, before.students.length);
+    assert.equal(new Set(createdStudents.map((i) => i.cursor)).size, createdStudents.length, "one cursor per loaded record");
+    assert.deepEqual(
+      before.feed.items.map((i) => i.cursor),
+      [...before.feed.items.map((i) => i.cursor)].sort(compareCursors),
+    );
+    const firstStudent = JSON.parse(before.students[0]!) as Rec;
+    assert.deepEqual(createdStudents.find((i) => i.id === firstStudent.sourcedId)?.data, firstStudent, "loaded records as the API returns them");
 
     // Held: tonight's students file lost most of its rows (too many deletes).
     const heldDir = join(dir, "held");
@@ -320,7 +330,7 @@ describe("OneRoster 1.2 API and change feed, on a roster filled by the sync pipe
     assert.equal(new Set(forward.items.map((i) => `${i.cursor}/${i.entity}/${i.id}`)).size, forward.items.length, "no item twice");
     assert.deepEqual(
       forward.items.map((i) => i.cursor),
-      [...forward.items.map((i) => i.cursor)].sort((a, b) => a - b),
+      [...forward.items.map((i) => i.cursor)].sort(compareCursors),
     );
     assert.deepEqual((await feed("utf8", forward.nextCursor)).items, [], "nothing after the last cursor");
     const renamed = forward.items.find((i) => i.entity === "users" && i.op === "updated")!;
@@ -356,26 +366,33 @@ describe("OneRoster 1.2 API and change feed, on a roster filled by the sync pipe
   });
 
   interface FeedItem {
-    cursor: number;
+    cursor: string;
     entity: string;
     id: string;
     op: string;
     data: Rec | null;
   }
-  async function feed(slug: string, after: number, limit = 1000): Promise<{ items: FeedItem[]; nextCursor: number }> {
+  async function feed(slug: string, after: string, limit = 1000): Promise<{ items: FeedItem[]; nextCursor: string }> {
     const items: FeedItem[] = [];
     let cursor = after;
     for (;;) {
       const response = await get(`/api/v1/districts/${slug}/changes?after=${cursor}&limit=${limit}`);
       assert.equal(response.status, 200);
-      const body = (await response.json()) as { changes: FeedItem[]; nextCursor: number };
+      const body = (await response.json()) as { changes: FeedItem[]; nextCursor: string };
       items.push(...body.changes);
       if (body.nextCursor === cursor) return { items, nextCursor: cursor };
-      assert.ok(body.nextCursor > cursor);
+      assert.ok(compareCursors(body.nextCursor, cursor) > 0);
       cursor = body.nextCursor;
     }
   }
 });
+
+/** Feed cursors are `id`, or `id.position` inside a first load (`id` alone is past all of it). */
+function compareCursors(a: string, b: string): number {
+  const [ai = 0, aw = Infinity] = a.split(".").map(Number);
+  const [bi = 0, bw = Infinity] = b.split(".").map(Number);
+  return ai - bi || (aw === bw ? 0 : aw < bw ? -1 : 1);
+}
 
 function parseLink(header: string): Record<string, string> {
   const links: Record<string, string> = {};

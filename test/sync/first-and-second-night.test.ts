@@ -94,6 +94,48 @@ describe("a first night, then a second night with ~1% changes", () => {
     });
   }
 
+  it("logs a first load as one `load` marker per entity, and rolls it back row by row", async () => {
+    const rd = await startRosterdock();
+    const slug = await newDistrict(rd);
+    const night1 = await generateDemoData(await tempDir(), { ...SIZE, styles: ["canonical"] });
+    const first = await rd.syncs.ingest(slug, night1.files.canonical);
+    assert.equal(first.status, "applied");
+    const sqlite = rd.database.sqlite!;
+    const log = () =>
+      sqlite.prepare("SELECT entity, key, op, before_json, after_json FROM roster_changes WHERE sync_id = ? ORDER BY id").all(first.syncId) as Array<{
+        entity: string;
+        key: string;
+        op: string;
+        before_json: string | null;
+        after_json: string | null;
+      }>;
+    const roster = snapshot(rd, slug, { withSyncIds: true });
+    const markers = log();
+    assert.deepEqual(
+      markers.map((m) => m.entity).sort(),
+      ROSTER_TABLES.map((t) => t.entity).sort(),
+      "one marker per loaded table",
+    );
+    for (const m of markers) {
+      assert.equal(m.op, "load");
+      assert.equal(m.key, "[]");
+      assert.equal(m.before_json, null);
+      const marker = JSON.parse(m.after_json!) as { rows: number; scopes?: string[] };
+      assert.equal(marker.rows, roster[m.entity]!.length, `${m.entity}: rows`);
+      assert.deepEqual(marker.scopes, m.entity === "users" ? ["staff", "student"] : undefined);
+      assert.ok(roster[m.entity]!.every((r) => r.last_sync_id === first.syncId));
+    }
+    const { changes } = (await rd.syncs.rollback(first.syncId, "test")).changeset;
+    const total = Object.values(roster).reduce((n, rows) => n + rows.length, 0);
+    assert.equal(changes, total, "a delete per loaded row");
+    const undo = log().slice(markers.length);
+    assert.ok(undo.every((c) => c.op === "delete" && c.after_json === null && c.before_json !== null));
+    const enrollment = undo.find((c) => c.entity === "enrollments")!;
+    assert.equal((JSON.parse(enrollment.before_json!) as { last_sync_id: number }).last_sync_id, first.syncId);
+    assert.equal(JSON.parse(enrollment.key).length, 2);
+    assert.ok(Object.values(snapshot(rd, slug)).every((rows) => rows.length === 0));
+  });
+
   it("re-running a finished sync's job changes nothing (idempotent after a crash)", async () => {
     const rd = await startRosterdock();
     const slug = await newDistrict(rd);

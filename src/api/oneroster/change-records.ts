@@ -1,3 +1,4 @@
+import type { ChangeRow } from "./roster-reader.ts";
 import {
   ACADEMIC_SESSIONS,
   CLASSES,
@@ -17,6 +18,7 @@ export type ChangeEntity = (typeof CHANGE_ENTITIES)[number];
 export type ChangeOp = "created" | "updated" | "deleted";
 
 export interface ChangeItem {
+  /** The stored change's id; the feed replaces it with the entry's cursor. */
   cursor: number;
   entity: ChangeEntity;
   /** The record's OneRoster sourcedId. */
@@ -27,15 +29,7 @@ export interface ChangeItem {
 }
 
 /** A roster change as stored by the sync engine (src/sync/apply-sync.ts). */
-export interface StoredChange {
-  id: number;
-  sync_id: number;
-  entity: string;
-  key: string;
-  op: "create" | "update" | "delete";
-  before_json: string | null;
-  after_json: string | null;
-}
+export type StoredChange = ChangeRow;
 
 /** What shaping needs besides the stored row: lookups in the live roster and the change's time. */
 export interface ChangeContext {
@@ -46,7 +40,8 @@ export interface ChangeContext {
   classSchool(classId: string): string | null;
 }
 
-const OPS: Record<StoredChange["op"], ChangeOp> = { create: "created", update: "updated", delete: "deleted" };
+/** Load markers never reach here: the reader reads them out as one `create` per row. */
+const OPS: Record<Exclude<StoredChange["op"], "load">, ChangeOp> = { create: "created", update: "updated", delete: "deleted" };
 
 type Raw = Record<string, string | number | null>;
 
@@ -144,7 +139,8 @@ const MAPPINGS: Record<string, Mapping> = {
  */
 export function changeItems(change: StoredChange, context: ChangeContext): ChangeItem[] {
   const mapping = MAPPINGS[change.entity];
-  if (mapping === undefined) return [];
+  if (mapping === undefined || change.op === "load") return [];
+  const op = change.op;
   const key = JSON.parse(change.key) as string[];
   const after = change.after_json === null ? null : (JSON.parse(change.after_json) as Raw);
   const before = change.before_json === null ? null : (JSON.parse(change.before_json) as Raw);
@@ -155,7 +151,7 @@ export function changeItems(change: StoredChange, context: ChangeContext): Chang
       cursor: change.id,
       entity: mapping.entity,
       id: mapping.id(key),
-      op: OPS[change.op],
+      op: OPS[op],
       data: after === null ? null : shape(mapping.resource, mapping.row(after, context), after),
     },
   ];

@@ -1,4 +1,7 @@
+import type { Selectable } from "kysely";
+import type { RosterChangeTable } from "../../db/schema.ts";
 import SqliteDatabase from "better-sqlite3";
+import { rosterTable, type RosterEntity } from "../../sync/roster-tables.ts";
 import { compileGet, compileList, type CompiledList, type ListQuery } from "./oneroster-sql.ts";
 import type { Resource, Row } from "./oneroster-resources.ts";
 
@@ -14,14 +17,28 @@ export interface ListPage {
   appliedAt: AppliedAt;
 }
 
-export interface ChangeRow {
+/** A stored roster change, as the change feed reads it. */
+export type ChangeRow = Omit<Selectable<RosterChangeTable>, "district_id">;
+
+/** A position in the feed: a change's id, and for a first load the rows of it already read. */
+export interface FeedCursor {
   id: number;
-  sync_id: number;
-  entity: string;
-  key: string;
-  op: "create" | "update" | "delete";
-  before_json: string | null;
-  after_json: string | null;
+  within: number;
+}
+
+export interface FeedEntry {
+  change: ChangeRow;
+  cursor: FeedCursor;
+}
+
+/** `"1234"` or `"1234.500"`. */
+export function formatCursor(cursor: FeedCursor): string {
+  return cursor.within === 0 ? String(cursor.id) : `${cursor.id}.${cursor.within}`;
+}
+
+export function parseCursor(text: string): FeedCursor | undefined {
+  const match = /^(\d{1,15})(?:\.(\d{1,9}))?$/.exec(text);
+  return match ? { id: Number(match[1]), within: Number(match[2] ?? 0) } : undefined;
 }
 
 /** Rows between two seek anchors: small enough that a page costs little, large enough to keep few anchors. */
@@ -128,19 +145,43 @@ export class RosterReader {
    * and rolling back write changes, so held, failed or discarded syncs have none; the staff-id
    * map is internal and skipped (the cursor still moves past it).
    */
-  changes(districtId: number, after: number, limit: number): { rows: ChangeRow[]; lastId: number; appliedAt: Map<number, string> } {
+  /**
+   * Up to `limit` feed entries after the cursor, in order. A first load is stored as one marker
+   * (`op = 'load'`); it is read out here as one `create` per row that still carries the loading
+   * sync, in key order, with cursors `<marker id>.<position>`. A row changed since then left that
+   * set, but its later change follows in the feed with the whole record, so nothing is lost.
+   */
+  changes(districtId: number, after: FeedCursor, limit: number): { entries: FeedEntry[]; next: FeedCursor; appliedAt: Map<number, string> } {
     return this.#read(() => {
       const scanned = this.#statement(
         `SELECT c.id, c.sync_id, c.entity, c.key, c.op, c.before_json, c.after_json FROM roster_changes c
-         WHERE c.district_id = @d AND c.id > @after ORDER BY c.id LIMIT @limit`,
-      ).all({ d: districtId, after, limit }) as ChangeRow[];
-      const lastId = scanned.length > 0 ? scanned[scanned.length - 1]!.id : after;
-      const rows = scanned.filter((r) => r.entity !== "staff_ids");
+         WHERE c.district_id = @d AND (c.id > @after OR (c.id = @after AND c.op = 'load' AND @within > 0)) ORDER BY c.id LIMIT @limit`,
+      ).all({ d: districtId, after: after.id, within: after.within, limit }) as ChangeRow[];
+      const entries: FeedEntry[] = [];
+      let next = after;
+      for (const change of scanned) {
+        if (entries.length >= limit) break;
+        if (change.op !== "load") {
+          next = { id: change.id, within: 0 };
+          if (change.entity !== "staff_ids") entries.push({ change, cursor: next });
+          continue;
+        }
+        const start = change.id === after.id ? after.within : 0;
+        const wanted = limit - entries.length;
+        const loaded = change.entity === "staff_ids" ? [] : this.#loadedRows(districtId, change, start, wanted);
+        loaded.forEach((row, i) => entries.push({ change: row, cursor: { id: change.id, within: start + i + 1 } }));
+        if (loaded.length === wanted) {
+          // The page is full: continue inside this load next time.
+          next = { id: change.id, within: start + loaded.length };
+          break;
+        }
+        next = { id: change.id, within: 0 };
+      }
       const syncIds = new Set<number>();
-      for (const row of rows) {
+      for (const { change } of entries) {
         // A row restored by a rollback keeps the sync that last changed it before.
-        const restored = row.after_json === null ? undefined : (JSON.parse(row.after_json) as { last_sync_id?: number }).last_sync_id;
-        syncIds.add(typeof restored === "number" ? restored : row.sync_id);
+        const restored = change.after_json === null ? undefined : (JSON.parse(change.after_json) as { last_sync_id?: number }).last_sync_id;
+        syncIds.add(typeof restored === "number" ? restored : change.sync_id);
       }
       const appliedAt = new Map<number, string>();
       const applied = this.#statement("SELECT created_at FROM roster_changesets WHERE sync_id = ? AND kind = 'apply'").pluck(true);
@@ -148,9 +189,31 @@ export class RosterReader {
         const at = applied.get(id) as string | undefined;
         if (at !== undefined) appliedAt.set(id, at);
       }
-      return { rows, lastId, appliedAt };
+      return { entries, next, appliedAt };
     });
   }
+
+  /** The rows a load marker stands for, from `start`, as `create` changes. */
+  #loadedRows(districtId: number, marker: ChangeRow, start: number, count: number): ChangeRow[] {
+    const table = rosterTable(marker.entity as RosterEntity);
+    const scopes = (JSON.parse(marker.after_json ?? "{}") as { scopes?: string[] }).scopes;
+    const columns = [...table.key, ...table.columns];
+    const scopeFilter = scopes ? ` AND scope IN (${scopes.map((s) => `'${s.replace(/'/g, "''")}'`).join(", ")})` : "";
+    const rows = this.#statement(
+      `SELECT ${columns.map((c) => `"${c}"`).join(", ")} FROM ${table.live} WHERE district_id = @d AND last_sync_id = @sync${scopeFilter}
+       ORDER BY ${table.key.map((c) => `"${c}"`).join(", ")} LIMIT @count OFFSET @start`,
+    ).all({ d: districtId, sync: marker.sync_id, count, start }) as Record<string, unknown>[];
+    return rows.map((row) => ({
+      id: marker.id,
+      sync_id: marker.sync_id,
+      entity: marker.entity,
+      key: JSON.stringify(table.key.map((c) => row[c])),
+      op: "create",
+      before_json: null,
+      after_json: JSON.stringify(row),
+    }));
+  }
+
 
   /** Small lookups the change feed needs to shape records (a class's term, an enrollment's school). */
   lookup(sql: string, params: Record<string, unknown>): Row | undefined {

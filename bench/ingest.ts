@@ -1,0 +1,369 @@
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { Benchmark, BenchContext } from "./benchmark.ts";
+import { machineInfo } from "./support/machine-info.ts";
+import { cpuTicks, exited, runCommand, TICKS_PER_SECOND } from "./support/processes.ts";
+import { ROOT } from "./support/rosterdock-server.ts";
+import { BENCHMARK_DEMO_SIZE, DEMO_STYLES, generateDemoData } from "../src/demo/generate-demo-data.ts";
+import type { DemoExpectations, DemoStyle } from "../src/demo/generate-demo-data.ts";
+import type { DistrictSize } from "../src/demo/demo-district.ts";
+
+const USAGE = [
+  `  --students N              students in the generated district (default ${BENCHMARK_DEMO_SIZE.students}: with teachers, 1M users and ~8M enrollments)`,
+  "  --style S                 canonical (one zip, default) | dem (Data Export Manager CSVs) | autosend (tab-separated, Windows-1252)",
+  "  --cache-dir DIR           where generated nights are kept between runs (default: <tmp>/rosterdock-bench-ingest-cache)",
+  "  --work-dir DIR            where the data folder and the baseline database go (default: a temporary folder, removed afterwards)",
+  "  --keep                    keep the work folder",
+  "  --no-baseline             skip the sqlite3 .import baseline",
+  "  --rosterdock-root DIR     measure another checkout's `bin/rosterdock` (e.g. before a patch); default this one",
+  "  --cpu-prof                run the ingests with node --cpu-prof; the profiles are kept in the work folder",
+].join("\n");
+
+/** Targets from issue 3. */
+const TARGETS = { firstNightSeconds: 60, baselineRatio: 2.5, peakRssMiB: 400, secondToFirstRatio: 0.5 };
+
+/** Bumped when the cache layout changes; the generator's own sources are hashed into the key too. */
+const CACHE_VERSION = 1;
+
+interface ChildMeasurement {
+  seconds: number;
+  /** VmHWM (peak RSS) of the process, last seen before it exited, MiB. */
+  peakRssMiB: number;
+  /** user + system CPU time, last seen before it exited (polled: may miss the last ~50 ms). */
+  cpuSeconds: number;
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface NightResult {
+  night: number;
+  status: string;
+  syncId: number;
+  seconds: number;
+  /** Data rows read from all files (every row of every file, kept or not), per wall-clock second. */
+  rows: number;
+  rowsPerSecond: number;
+  peakRssMiB: number;
+  cpuSeconds: number;
+  /** The sync's own `summary.timings` (stage includes unpack, parse, validate, keys). */
+  timings: { stageMs: number; planMs: number; applyMs: number } | null;
+  /** Wall time outside the three stages: node + tsx start, migrations check, archiving, hashing, reporting. */
+  otherMs: number | null;
+  changes: number | null;
+  counts: Record<string, { created: number; updated: number; deleted: number; unchanged: number }>;
+  issueCounts: unknown;
+}
+
+/** `npm run bench -- ingest`: `rosterdock ingest` end to end on a generated district, two nights, against `sqlite3 .import`. */
+export const ingestBenchmark: Benchmark = {
+  name: "ingest",
+  description: "`rosterdock ingest` of a 1M-user / 8M-enrollment district, first night and a second night with ~1% changes, vs `sqlite3 .import`",
+  usage: USAGE,
+  async run(args: string[], context: BenchContext) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        students: { type: "string" },
+        style: { type: "string", default: "canonical" },
+        "cache-dir": { type: "string" },
+        "work-dir": { type: "string" },
+        keep: { type: "boolean", default: false },
+        "no-baseline": { type: "boolean", default: false },
+        "rosterdock-root": { type: "string" },
+        "cpu-prof": { type: "boolean", default: false },
+      },
+    });
+    const style = values.style as DemoStyle;
+    if (!DEMO_STYLES.includes(style)) throw new Error(`--style must be one of ${DEMO_STYLES.join(", ")}`);
+    const students = Number(values.students ?? BENCHMARK_DEMO_SIZE.students);
+    if (!Number.isInteger(students) || students < 10) throw new Error("--students must be an integer ≥ 10");
+    const size = scaledSize(students);
+    const root = values["rosterdock-root"] ?? ROOT;
+    const cacheDir = values["cache-dir"] ?? join(tmpdir(), "rosterdock-bench-ingest-cache");
+    const workDir = values["work-dir"] ?? (await mkdtemp(join(tmpdir(), "rosterdock-bench-ingest-")));
+    await mkdir(workDir, { recursive: true });
+    if (!values.keep && !values["cpu-prof"]) context.defer("work folder", () => rm(workDir, { recursive: true, force: true }));
+
+    // 1. Both nights, generated once and cached.
+    const nights = [];
+    for (const night of [1, 2]) {
+      context.checkInterrupted();
+      nights.push(await cachedNight(context, cacheDir, size, style, night));
+    }
+
+    // 2. A fresh data folder with one district, outside the measurement.
+    const dataDir = join(workDir, "data");
+    await rm(dataDir, { recursive: true, force: true });
+    await mkdir(dataDir, { recursive: true });
+    const env: NodeJS.ProcessEnv = { ...process.env, ROSTERDOCK_DATA_DIR: dataDir, ROSTERDOCK_LOG_LEVEL: "warn" };
+    const bin = join(root, "bin", "rosterdock");
+    const slug = "bench";
+    await runCommand(bin, ["district", "create", slug, "--name", "Benchmark district", "--json"], { env });
+
+    // 3. The two nights, each `rosterdock ingest` as its own process.
+    const results: NightResult[] = [];
+    for (const [i, night] of nights.entries()) {
+      context.checkInterrupted();
+      context.progress(`ingesting night ${i + 1} (${style}, ${mib(night.bytes)} MiB in ${night.ingestPaths.length} path(s))`);
+      const command = values["cpu-prof"]
+        ? ["node", "--cpu-prof", `--cpu-prof-dir=${join(workDir, `cpu-prof-night${i + 1}`)}`, "--import", join(root, "node_modules/tsx/dist/esm/index.mjs"), join(root, "src/cli/main.ts")]
+        : [bin];
+      const run = await measureChild(command[0]!, [...command.slice(1), "ingest", slug, ...night.ingestPaths, "--json"], env, context);
+      if (run.exitCode !== 0 && run.stdout.trim() === "") throw new Error(`rosterdock ingest failed (exit ${run.exitCode}):\n${run.stderr.slice(-4000)}`);
+      const ingested = JSON.parse(run.stdout) as { id: number; status: string };
+      // The sync as recorded, as an operator would look it up.
+      const shown = JSON.parse((await runCommand(bin, ["sync", "show", String(ingested.id), "--json"], { env })).stdout) as {
+        status: string;
+        counts: NightResult["counts"];
+        summary: { files?: Array<{ rows: number }>; timings?: NightResult["timings"]; changes?: number | null; issueCounts?: unknown; error?: string };
+      };
+      if (shown.status !== "applied") throw new Error(`night ${i + 1} was ${shown.status}: ${JSON.stringify(shown.summary).slice(0, 2000)}`);
+      const rows = (shown.summary.files ?? []).reduce((sum, f) => sum + f.rows, 0);
+      const timings = shown.summary.timings ?? null;
+      results.push({
+        night: i + 1,
+        status: shown.status,
+        syncId: ingested.id,
+        seconds: round(run.seconds, 2),
+        rows,
+        rowsPerSecond: Math.round(rows / run.seconds),
+        peakRssMiB: round(run.peakRssMiB, 1),
+        cpuSeconds: round(run.cpuSeconds, 1),
+        timings,
+        otherMs: timings ? Math.round(run.seconds * 1000 - timings.stageMs - timings.planMs - timings.applyMs) : null,
+        changes: shown.summary.changes ?? null,
+        counts: shown.counts,
+        issueCounts: shown.summary.issueCounts ?? null,
+      });
+      context.progress(`night ${i + 1}: ${round(run.seconds, 1)} s, peak RSS ${round(run.peakRssMiB, 0)} MiB, timings ${JSON.stringify(timings)}`);
+    }
+    const databaseBytes = await sizeOf(join(dataDir, "rosterdock.sqlite")).catch(() => null);
+
+    // 4. The baseline: the same night-1 CSVs through `sqlite3 .import`, into a fresh database.
+    let baseline: Awaited<ReturnType<typeof importBaseline>> | null = null;
+    if (!values["no-baseline"]) {
+      context.checkInterrupted();
+      context.progress(`baseline: sqlite3 .import of ${nights[0]!.csvFiles.length} files`);
+      baseline = await importBaseline(context, workDir, nights[0]!.csvFiles, style);
+      context.progress(`baseline: ${baseline.seconds} s`);
+    }
+
+    const [first, second] = results as [NightResult, NightResult];
+    const ratios = {
+      firstNightToBaseline: baseline ? round(first.seconds / baseline.seconds, 2) : null,
+      secondNightToBaseline: baseline ? round(second.seconds / baseline.seconds, 2) : null,
+      secondNightToFirst: round(second.seconds / first.seconds, 2),
+    };
+    const peakRssMiB = Math.max(first.peakRssMiB, second.peakRssMiB);
+    return {
+      benchmark: "ingest",
+      settings: { students, style, size, rosterdockRoot: root, cacheDir },
+      district: { ...nights[0]!.expected, night1Bytes: nights[0]!.bytes, night2Bytes: nights[1]!.bytes, csvBytes: nights[0]!.csvBytes },
+      generateSeconds: nights.map((n) => n.generateSeconds),
+      nights: results,
+      baseline,
+      ratios,
+      peakRssMiB,
+      databaseMiB: databaseBytes === null ? null : round(databaseBytes / 2 ** 20, 0),
+      targets: {
+        ...TARGETS,
+        met: {
+          firstNightSeconds: first.seconds <= TARGETS.firstNightSeconds,
+          baselineRatio: ratios.firstNightToBaseline === null ? null : ratios.firstNightToBaseline <= TARGETS.baselineRatio,
+          peakRssMiB: peakRssMiB <= TARGETS.peakRssMiB,
+          secondToFirstRatio: ratios.secondNightToFirst <= TARGETS.secondToFirstRatio,
+        },
+      },
+      machine: await machineInfo(ROOT),
+    };
+  },
+};
+
+// ---- generated nights, cached ----
+
+interface CachedNight {
+  /** What `rosterdock ingest` is given: the zip, or the style's files. */
+  ingestPaths: string[];
+  /** Plain CSV/TXT files for the baseline (a zip's entries, extracted). */
+  csvFiles: string[];
+  bytes: number;
+  csvBytes: number;
+  expected: DemoExpectations;
+  /** null: taken from the cache. */
+  generateSeconds: number | null;
+}
+
+async function cachedNight(context: BenchContext, cacheDir: string, size: DistrictSize, style: DemoStyle, night: number): Promise<CachedNight> {
+  const key = createHash("sha256")
+    .update(JSON.stringify({ CACHE_VERSION, size, style, night, generator: await generatorFingerprint() }))
+    .digest("hex")
+    .slice(0, 16);
+  const dir = join(cacheDir, `${style}-${size.students}-night${night}-${key}`);
+  const manifestPath = join(dir, "manifest.json");
+  if (existsSync(manifestPath)) {
+    const manifest = JSON.parse(await readFile(manifestPath, "utf8")) as Omit<CachedNight, "generateSeconds">;
+    if ([...manifest.ingestPaths, ...manifest.csvFiles].every((p) => existsSync(p))) {
+      context.progress(`night ${night}: cached in ${dir}`);
+      return { ...manifest, generateSeconds: null };
+    }
+  }
+  // Generated into a scratch folder, renamed into place when complete: an interrupted run leaves no half cache.
+  const partial = `${dir}.partial-${process.pid}`;
+  await rm(partial, { recursive: true, force: true });
+  await mkdir(partial, { recursive: true });
+  context.defer(`partial cache ${partial}`, () => rm(partial, { recursive: true, force: true }));
+  context.progress(`night ${night}: generating ${size.students} students, ${size.teachers} teachers (${style}) into ${dir}`);
+  const started = performance.now();
+  const generated = await generateDemoData(partial, { ...size, styles: [style], night });
+  const generateSeconds = round((performance.now() - started) / 1000, 1);
+  const files = generated.files[style].map((p) => p.slice(partial.length + 1));
+  let csvFiles = files;
+  if (style === "canonical") {
+    const csvDir = join(partial, "csv");
+    await mkdir(csvDir);
+    await runCommand("unzip", ["-q", "-o", join(partial, files[0]!), "-d", csvDir]);
+    csvFiles = (await readdir(csvDir)).sort().map((name) => join("csv", name));
+  }
+  await rm(dir, { recursive: true, force: true });
+  await rename(partial, dir);
+  const sum = async (paths: string[]) => (await Promise.all(paths.map((p) => sizeOf(p)))).reduce((a, b) => a + b, 0);
+  const ingestPaths = files.map((p) => join(dir, p));
+  const csvPaths = csvFiles.map((p) => join(dir, p));
+  const manifest: Omit<CachedNight, "generateSeconds"> = {
+    ingestPaths,
+    csvFiles: csvPaths,
+    bytes: await sum(ingestPaths),
+    csvBytes: await sum(csvPaths),
+    expected: generated.expected,
+  };
+  await writeFile(manifestPath, JSON.stringify(manifest, null, 2));
+  context.progress(`night ${night}: generated in ${generateSeconds} s`);
+  return { ...manifest, generateSeconds };
+}
+
+/** The demo generator's sources: a change to them regenerates the cache. */
+async function generatorFingerprint(): Promise<string> {
+  const hash = createHash("sha256");
+  for (const file of ["generate-demo-data.ts", "demo-district.ts"]) hash.update(await readFile(join(ROOT, "src", "demo", file)));
+  return hash.digest("hex");
+}
+
+/** BENCHMARK_DEMO_SIZE scaled to the student count (~49 students per teacher, 8 enrollments each). */
+function scaledSize(students: number): DistrictSize {
+  const ratio = students / BENCHMARK_DEMO_SIZE.students;
+  return {
+    ...BENCHMARK_DEMO_SIZE,
+    students,
+    teachers: Math.max(3, Math.round(BENCHMARK_DEMO_SIZE.teachers * ratio)),
+    schools: Math.max(3, Math.min(BENCHMARK_DEMO_SIZE.schools, Math.round(BENCHMARK_DEMO_SIZE.schools * ratio))),
+    courses: Math.max(30, Math.round(BENCHMARK_DEMO_SIZE.courses * Math.min(1, ratio * 4))),
+  };
+}
+
+// ---- measuring a child process ----
+
+/** Runs a command to completion, polling its /proc status for peak RSS (VmHWM) and CPU time. */
+async function measureChild(command: string, args: string[], env: NodeJS.ProcessEnv, context: BenchContext): Promise<ChildMeasurement> {
+  const started = performance.now();
+  const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  let killedBySignal = false;
+  context.defer(`${command} ${args[0] ?? ""}`, () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      killedBySignal = true;
+      child.kill("SIGTERM");
+    }
+  });
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  child.stdout!.on("data", (chunk: Buffer) => stdout.push(chunk));
+  child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk));
+  let peakKiB = 0;
+  let ticks = 0;
+  const sample = () => {
+    const hwm = statusKiB(child.pid!, "VmHWM");
+    if (hwm !== undefined && hwm > peakKiB) peakKiB = hwm;
+    const cpu = cpuTicks(child.pid!);
+    if (cpu !== undefined && cpu.own > ticks) ticks = cpu.own;
+  };
+  const timer = setInterval(sample, 50);
+  const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  await exited(child);
+  const seconds = (performance.now() - started) / 1000;
+  clearInterval(timer);
+  await closed;
+  if (killedBySignal) throw new Error(`${command} was interrupted`);
+  return {
+    seconds,
+    peakRssMiB: peakKiB / 1024,
+    cpuSeconds: ticks / TICKS_PER_SECOND,
+    exitCode: child.exitCode,
+    stdout: Buffer.concat(stdout).toString("utf8"),
+    stderr: Buffer.concat(stderr).toString("utf8"),
+  };
+}
+
+function statusKiB(pid: number, field: "VmHWM" | "VmRSS"): number | undefined {
+  try {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- the baseline ----
+
+/**
+ * `sqlite3 .import` of the night's files into a fresh database, one table per file, no keys:
+ * the cost of getting the bytes into SQLite at all. AutoSend files are tab-separated.
+ */
+async function importBaseline(context: BenchContext, workDir: string, files: string[], style: DemoStyle) {
+  const database = join(workDir, "baseline.sqlite");
+  await rm(database, { force: true });
+  const script = join(workDir, "baseline.sql");
+  const tables = files.map((_, i) => `t${i}`);
+  await writeFile(
+    script,
+    [style === "autosend" ? ".mode tabs" : ".mode csv", ...files.map((file, i) => `.import '${file.replace(/'/g, "''")}' ${tables[i]}`), ""].join("\n"),
+  );
+  const run = await measureChild("sqlite3", ["-bail", database, `.read '${script}'`], process.env, context);
+  if (run.exitCode !== 0) throw new Error(`sqlite3 .import failed (exit ${run.exitCode}):\n${run.stderr.slice(-2000)}`);
+  const counts = await runCommand("sqlite3", [database, tables.map((t) => `SELECT count(*) FROM ${t};`).join(" ")]);
+  const rows = counts.stdout
+    .trim()
+    .split("\n")
+    .reduce((sum, n) => sum + Number(n), 0);
+  const databaseBytes = await sizeOf(database);
+  await rm(database, { force: true });
+  context.progress(`baseline imported ${rows} rows`);
+  return {
+    tool: (await runCommand("sqlite3", ["--version"])).stdout.trim().split(" ")[0],
+    seconds: round(run.seconds, 2),
+    rows,
+    rowsPerSecond: Math.round(rows / run.seconds),
+    peakRssMiB: round(run.peakRssMiB, 1),
+    databaseMiB: round(databaseBytes / 2 ** 20, 0),
+    warnings: run.stderr.trim().split("\n").filter(Boolean).length,
+  };
+}
+
+// ---- helpers ----
+
+async function sizeOf(path: string): Promise<number> {
+  return (await stat(path)).size;
+}
+
+function mib(bytes: number): number {
+  return round(bytes / 2 ** 20, 0);
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
