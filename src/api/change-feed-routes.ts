@@ -7,6 +7,9 @@ import type { Authenticator } from "./authenticator.ts";
 import { CHANGE_ENTITIES, changeItems, type ChangeContext } from "./oneroster/change-records.ts";
 import { refBuilder } from "./oneroster/oneroster-resources.ts";
 import { formatCursor, parseCursor, type RosterReader } from "./oneroster/roster-reader.ts";
+import { ResponseCache } from "./oneroster/response-cache.ts";
+
+const FEED_CACHE_PAGES = 500;
 
 /** The change feed authorises itself (roster.readonly for the district is enough), unlike the rest of /api/v1. */
 export const CHANGE_FEED_PATH = /^\/api\/v1\/districts\/[^/?]+\/changes(?:\?|$)/;
@@ -26,6 +29,8 @@ const FeedSchema = z.object({
 /** `GET /api/v1/districts/{slug}/changes`: every change of applied syncs and rollbacks, in order, kept until pruned. */
 export function registerChangeFeedRoutes(app: FastifyInstance, options: { auth: Authenticator; reader: RosterReader; publicUrl: string }): void {
   const { auth, reader, publicUrl } = options;
+  // A page is fixed for a roster version (the log only grows, and lookups read that version).
+  const cache = new Map<string, z.infer<typeof FeedSchema>>();
   app.withTypeProvider<ZodTypeProvider>().get(
     "/api/v1/districts/:slug/changes",
     {
@@ -45,6 +50,9 @@ export function registerChangeFeedRoutes(app: FastifyInstance, options: { auth: 
       request.principal = await auth.require(request, "roster.readonly", slug);
       const district = reader.district(slug);
       if (district === undefined) throw new RosterdockError("ERR_DISTRICT_NOT_FOUND", `No district has slug ${slug}.`);
+      const key = ResponseCache.key(district.id, reader.version(district.id), `${request.query.after}\u0000${request.query.limit}`);
+      const cached = cache.get(key);
+      if (cached !== undefined) return cached;
       const after = parseCursor(request.query.after);
       if (after === undefined) throw new RosterdockError("ERR_INVALID_ARGUMENT", `"${request.query.after}" is not a cursor: pass a nextCursor or cursor this feed returned, or 0.`);
       const page = reader.changes(district.id, after, request.query.limit);
@@ -58,7 +66,10 @@ export function registerChangeFeedRoutes(app: FastifyInstance, options: { auth: 
         },
       };
       const changes = page.entries.flatMap(({ change, cursor }) => changeItems(change, context).map((item) => ({ ...item, cursor: formatCursor(cursor) })));
-      return { changes, nextCursor: formatCursor(page.next) };
+      const result = { changes, nextCursor: formatCursor(page.next) };
+      if (cache.size >= FEED_CACHE_PAGES) cache.delete(cache.keys().next().value!);
+      cache.set(key, result);
+      return result;
     },
   );
 }

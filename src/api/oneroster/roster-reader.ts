@@ -37,7 +37,8 @@ export function formatCursor(cursor: FeedCursor): string {
 }
 
 export function parseCursor(text: string): FeedCursor | undefined {
-  const match = /^(\d{1,15})(?:\.(\d{1,9}))?$/.exec(text);
+  const match = /^(\d{1,16})(?:\.(\d{1,9}))?$/.exec(text);
+  if (match && !Number.isSafeInteger(Number(match[1]))) return undefined;
   return match ? { id: Number(match[1]), within: Number(match[2] ?? 0) } : undefined;
 }
 
