@@ -121,13 +121,16 @@ export const apiBenchmark: Benchmark = {
       { name: "students page at a deep offset", path: `${api}/students?limit=100&offset=${offset}` },
       { name: "students of a class", path: `${api}/classes/${middleClass}/students` },
       { name: "filter on familyName", path: `${api}/students?filter=${encodeURIComponent("familyName='Peña'")}&limit=100` },
+      // The same pages with a unique parameter per request: every one misses the response cache.
+      { name: "students page at a deep offset, uncached", path: `${api}/students?limit=100&offset=${offset}&fresh=[<id>]` },
+      { name: "filter on familyName, uncached", path: `${api}/students?filter=${encodeURIComponent("familyName='Peña'")}&limit=100&fresh=[<id>]` },
       { name: "change feed page", path: `/api/v1/districts/${slug}/changes?after=${Math.max(Number.parseInt(feed.nextCursor, 10), Math.floor(lastCursor / 2))}&limit=100` },
     ];
 
     const results: EndpointResult[] = [];
     for (const endpoint of endpoints) {
       context.checkInterrupted();
-      await fetchJson(endpoint.path); // fails loudly on a wrong path before loading it
+      await fetchJson(endpoint.path.replace("[<id>]", "check")); // fails loudly on a wrong path before loading it
       context.progress(`${endpoint.name}: warm-up ${warmup}s, then ${duration}s at ${connections} connections`);
       await autocannon(`${base}${endpoint.path}`, auth, connections, warmup);
       const run = await autocannon(`${base}${endpoint.path}`, auth, connections, duration);
@@ -196,7 +199,9 @@ interface AutocannonResult {
 async function autocannon(url: string, headers: Record<string, string>, connections: number, seconds: number): Promise<AutocannonResult> {
   const cli = createRequire(join(ROOT, "package.json")).resolve("autocannon/autocannon.js");
   const headerArgs = Object.entries(headers).flatMap(([name, value]) => ["-H", `${name}=${value}`]);
-  const { stdout } = await runCommand(process.execPath, [cli, "-c", String(connections), "-d", String(seconds), "-j", ...headerArgs, url]);
+  const { stdout } = url.includes("[<id>]")
+    ? await runCommand(process.execPath, [join(ROOT, "bench", "support", "autocannon-unique.mjs"), url, String(connections), String(seconds), JSON.stringify(headers)])
+    : await runCommand(process.execPath, [cli, "-c", String(connections), "-d", String(seconds), "-j", ...headerArgs, url]);
   return JSON.parse(stdout) as AutocannonResult;
 }
 
