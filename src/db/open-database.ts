@@ -1,7 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from "kysely";
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver } from "kysely";
+import type { DatabaseConnection, Driver, SqliteDialectConfig } from "kysely";
 import pg from "pg";
 import type { Config } from "../config.ts";
 import { POSTGRES_DIALECT, SQLITE_DIALECT, type DialectInfo } from "./dialect-info.ts";
@@ -35,8 +36,27 @@ function openSqlite(dataDir: string): RosterDatabase {
   sqlite.pragma("busy_timeout = 10000");
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
   return { db, dialect: SQLITE_DIALECT, sqlite, close: () => db.destroy() };
+}
+
+/**
+ * Transactions take the write lock when they begin. With SQLite's default (deferred) a transaction
+ * that reads, then writes after another connection (the CLI, the sync thread) committed fails at
+ * once with "database is locked", without waiting for the busy timeout.
+ */
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly settings: SqliteDialectConfig) {
+    super(settings);
+  }
+
+  override createDriver(): Driver {
+    return new (class extends SqliteDriver {
+      override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+        await connection.executeQuery(CompiledQuery.raw("begin immediate"));
+      }
+    })(this.settings);
+  }
 }
 
 function openPostgres(url: string): RosterDatabase {
