@@ -17,6 +17,10 @@ export interface Config {
   readonly maxUploadBytes: number;
   readonly maxFilesPerDistrict: number;
   readonly maxOutstandingWriteBytes: number;
+  readonly holdDeletePercent: number;
+  readonly holdDeleteMinRows: number;
+  readonly holdChangePercent: number;
+  readonly holdChangeMinRows: number;
 }
 
 interface Setting<K extends keyof Config> {
@@ -170,6 +174,34 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
     description: "Per SFTP session, bytes of received upload data held before it is written to disk (the server writes before it reads more).",
     defaultText: "`8388608` (8 MiB)",
     parse: wholeNumber(64 * 1024, 1024 ** 3, 8 * 1024 * 1024),
+  },
+  {
+    key: "holdDeletePercent",
+    env: "ROSTERDOCK_HOLD_DELETE_PERCENT",
+    description: "Hold a sync that would delete more than this percentage of an entity's live rows… (per district: `rosterdock district safeguards`)",
+    defaultText: "`10`",
+    parse: wholeNumber(0, 100, 10),
+  },
+  {
+    key: "holdDeleteMinRows",
+    env: "ROSTERDOCK_HOLD_DELETE_MIN_ROWS",
+    description: "…and at least this many rows.",
+    defaultText: "`20`",
+    parse: wholeNumber(0, Number.MAX_SAFE_INTEGER, 20),
+  },
+  {
+    key: "holdChangePercent",
+    env: "ROSTERDOCK_HOLD_CHANGE_PERCENT",
+    description: "Hold a sync that would update or delete more than this percentage of an entity's live rows…",
+    defaultText: "`50`",
+    parse: wholeNumber(0, 100, 50),
+  },
+  {
+    key: "holdChangeMinRows",
+    env: "ROSTERDOCK_HOLD_CHANGE_MIN_ROWS",
+    description: "…and at least this many rows. A district's first sync is never held for size.",
+    defaultText: "`20`",
+    parse: wholeNumber(0, Number.MAX_SAFE_INTEGER, 20),
   },
 ];
 

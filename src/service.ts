@@ -60,6 +60,12 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     logger,
     dataDir: config.dataDir,
     options: {
+      safeguards: {
+        maxDeleteShare: config.holdDeletePercent / 100,
+        minDeleteRows: config.holdDeleteMinRows,
+        maxTouchShare: config.holdChangePercent / 100,
+        minTouchRows: config.holdChangeMinRows,
+      },
       onOutcome: (outcome, sqlite, now) =>
         webhooks.emitWithinSqlite(sqlite, `sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, now),
     },

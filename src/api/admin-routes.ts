@@ -11,6 +11,12 @@ import { CHANGE_FEED_PATH } from "./change-feed-routes.ts";
 const errors = apiErrors;
 
 const HostKeySchema = z.object({ algorithm: z.string(), sha256: z.string(), md5: z.string() });
+const SafeguardsSchema = z.object({
+  deletePercent: z.number().optional(),
+  deleteMinRows: z.number().optional(),
+  changePercent: z.number().optional(),
+  changeMinRows: z.number().optional(),
+});
 const DistrictSchema = z.object({
   id: z.number().int(),
   slug: z.string(),
@@ -18,6 +24,7 @@ const DistrictSchema = z.object({
   status: z.enum(["active", "disabled"]),
   allowIps: z.array(z.string()),
   sftpUsername: z.string(),
+  safeguards: SafeguardsSchema.describe("The district's own hold thresholds; unset ones follow the server's"),
   createdAt: z.string(),
 });
 const CredentialsSchema = z.object({
@@ -75,13 +82,29 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
     {
       schema: {
         tags: ["districts"],
-        summary: "Change a district's name or SFTP allow-list",
+        summary: "Change a district's name, SFTP allow-list or safeguard thresholds (null clears one)",
         params: SlugParams,
-        body: z.object({ name: z.string().optional(), allowIps: z.array(z.string()).optional() }),
+        body: z.object({
+          name: z.string().optional(),
+          allowIps: z.array(z.string()).optional(),
+          safeguards: z
+            .object({
+              deletePercent: z.number().int().nullable().optional(),
+              deleteMinRows: z.number().int().nullable().optional(),
+              changePercent: z.number().int().nullable().optional(),
+              changeMinRows: z.number().int().nullable().optional(),
+            })
+            .optional(),
+        }),
         response: { 200: DistrictSchema, ...errors },
       },
     },
-    async (request) => rd.districts.update(request.params.slug, request.body, actor(request.principal!.name)),
+    async (request) => {
+      const { safeguards, ...changes } = request.body;
+      const by = actor(request.principal!.name);
+      if (safeguards) await rd.districts.setSafeguards(request.params.slug, safeguards, by);
+      return changes.name !== undefined || changes.allowIps !== undefined ? rd.districts.update(request.params.slug, changes, by) : rd.districts.show(request.params.slug);
+    },
   );
 
   api.post(

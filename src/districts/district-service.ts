@@ -11,6 +11,14 @@ import { isUniqueViolation } from "../db/dialect-info.ts";
 
 const SLUG = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
 
+/** A district's own safeguard thresholds; unset ones follow the server's (ROSTERDOCK_HOLD_*). */
+export interface SafeguardOverrides {
+  deletePercent?: number;
+  deleteMinRows?: number;
+  changePercent?: number;
+  changeMinRows?: number;
+}
+
 export interface DistrictView {
   id: number;
   slug: string;
@@ -18,8 +26,17 @@ export interface DistrictView {
   status: "active" | "disabled";
   allowIps: string[];
   sftpUsername: string;
+  safeguards: SafeguardOverrides;
   createdAt: string;
 }
+
+/** How overrides are kept in `districts.settings.safeguards`, as the sync engine reads them. */
+const STORED_SAFEGUARDS = {
+  deletePercent: { key: "maxDeleteShare", scale: 100 },
+  deleteMinRows: { key: "minDeleteRows", scale: 1 },
+  changePercent: { key: "maxTouchShare", scale: 100 },
+  changeMinRows: { key: "minTouchRows", scale: 1 },
+} as const;
 
 export interface CreatedDistrict {
   district: DistrictView;
@@ -138,6 +155,35 @@ export class DistrictService {
     return this.show(slug);
   }
 
+  /** Sets (or with `null`, clears) a district's own safeguard thresholds. */
+  async setSafeguards(slug: string, changes: { [K in keyof SafeguardOverrides]?: number | null }, actor: string): Promise<DistrictView> {
+    const district = await this.requireRow(slug);
+    const settings = JSON.parse(district.settings) as { safeguards?: Record<string, number> };
+    const stored = { ...(settings.safeguards ?? {}) };
+    for (const [name, value] of Object.entries(changes) as [keyof SafeguardOverrides, number | null | undefined][]) {
+      if (value === undefined) continue;
+      const { key, scale } = STORED_SAFEGUARDS[name];
+      if (value === null) {
+        delete stored[key];
+        continue;
+      }
+      const max = scale === 100 ? 100 : Number.MAX_SAFE_INTEGER;
+      if (!Number.isInteger(value) || value < 0 || value > max) {
+        throw new RosterdockError("ERR_INVALID_ARGUMENT", `${name} must be a whole number from 0 to ${max}, got ${value}.`);
+      }
+      stored[key] = value / scale;
+    }
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable("districts")
+        .set({ settings: JSON.stringify({ ...settings, safeguards: stored }), updated_at: isoNow(this.clock) })
+        .where("id", "=", district.id)
+        .execute();
+      await this.audit.record({ actor, action: "district.safeguards_set", districtId: district.id, details: { safeguards: stored } }, trx);
+    });
+    return this.show(slug);
+  }
+
   async disable(slug: string, actor: string): Promise<DistrictView> {
     const district = await this.requireRow(slug);
     await this.db.transaction().execute(async (trx) => {
@@ -211,6 +257,17 @@ function toView(row: District): DistrictView {
     status: row.status,
     allowIps: JSON.parse(row.allow_ips) as string[],
     sftpUsername: row.slug,
+    safeguards: safeguardOverrides(row.settings),
     createdAt: row.created_at,
   };
+}
+
+function safeguardOverrides(settingsJson: string): SafeguardOverrides {
+  const stored = (JSON.parse(settingsJson) as { safeguards?: Record<string, number> }).safeguards ?? {};
+  const view: SafeguardOverrides = {};
+  for (const [name, { key, scale }] of Object.entries(STORED_SAFEGUARDS) as [keyof SafeguardOverrides, { key: string; scale: number }][]) {
+    const value = stored[key];
+    if (typeof value === "number") view[name] = Math.round(value * scale * 1000) / 1000;
+  }
+  return view;
 }

@@ -79,6 +79,12 @@ describe("admin API", () => {
 
     const updated = await call("PATCH", "/api/v1/districts/lincoln", admin, { allowIps: ["198.51.100.0/24"] });
     assert.deepEqual((await updated.json()).allowIps, ["198.51.100.0/24"]);
+    const guarded = await (await call("PATCH", "/api/v1/districts/lincoln", admin, { safeguards: { deletePercent: 5, changeMinRows: 100 } })).json();
+    assert.deepEqual(guarded.safeguards, { deletePercent: 5, changeMinRows: 100 });
+    assert.deepEqual(guarded.allowIps, ["198.51.100.0/24"], "other settings stay");
+    const cleared = await (await call("PATCH", "/api/v1/districts/lincoln", admin, { safeguards: { deletePercent: null } })).json();
+    assert.deepEqual(cleared.safeguards, { changeMinRows: 100 });
+    assert.equal((await call("PATCH", "/api/v1/districts/lincoln", admin, { safeguards: { deletePercent: 101 } })).status, 400);
     const shown = await (await call("GET", "/api/v1/districts/lincoln", admin)).json();
     assert.equal(shown.slug, "lincoln");
     assert.equal("password" in shown, false);

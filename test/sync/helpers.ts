@@ -23,8 +23,8 @@ export async function tempDir(): Promise<string> {
 }
 
 /** A real Rosterdock on a fresh SQLite data folder. */
-export async function startRosterdock(): Promise<Rosterdock> {
-  const rd = await createRosterdock(loadConfig({ ROSTERDOCK_DATA_DIR: await tempDir(), ROSTERDOCK_LOG_LEVEL: "silent" }));
+export async function startRosterdock(env: NodeJS.ProcessEnv = {}): Promise<Rosterdock> {
+  const rd = await createRosterdock(loadConfig({ ROSTERDOCK_DATA_DIR: await tempDir(), ROSTERDOCK_LOG_LEVEL: "silent", ...env }));
   open.push(rd);
   return rd;
 }

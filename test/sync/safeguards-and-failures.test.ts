@@ -86,13 +86,29 @@ describe("safeguards", () => {
     assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), before, "nothing changed, nothing deleted");
   });
 
-  it("uses per-district thresholds", async () => {
+  it("uses per-district thresholds, as an operator sets them", async () => {
     const rd = await startRosterdock();
-    const slug = await newDistrict(rd, { safeguards: { maxDeleteShare: 0.01, minDeleteRows: 1, maxTouchShare: 0.01, minTouchRows: 1 } });
+    const slug = await newDistrict(rd);
+    const set = await rd.districts.setSafeguards(slug, { deletePercent: 1, deleteMinRows: 1, changePercent: 1, changeMinRows: 1 }, "test");
+    assert.deepEqual(set.safeguards, { deletePercent: 1, deleteMinRows: 1, changePercent: 1, changeMinRows: 1 });
     assert.equal((await rd.syncs.ingest(slug, [await writeFiles(canonical())])).status, "applied");
     const { outcome } = await ingestFiles(rd, slug, canonical({ students: 38 }));
     assert.equal(outcome.status, "held");
     assert.ok(outcome.summary!.holdReasons.some((r) => r.code === "TOO_MANY_DELETES" && r.entity === "users" && r.count === 2));
+
+    // Back to the server's thresholds, which let 2 of 40 students go.
+    const reset = await rd.districts.setSafeguards(slug, { deletePercent: null, deleteMinRows: null, changePercent: null, changeMinRows: null }, "test");
+    assert.deepEqual(reset.safeguards, {});
+    assert.equal((await ingestFiles(rd, slug, canonical({ students: 38 }))).outcome.status, "applied");
+    await assert.rejects(rd.districts.setSafeguards(slug, { deletePercent: 120 }, "test"), { code: "ERR_INVALID_ARGUMENT" });
+  });
+
+  it("uses the server's thresholds from its configuration", async () => {
+    const rd = await startRosterdock({ ROSTERDOCK_HOLD_DELETE_PERCENT: "1", ROSTERDOCK_HOLD_DELETE_MIN_ROWS: "1" });
+    const slug = await newDistrict(rd);
+    assert.equal((await rd.syncs.ingest(slug, [await writeFiles(canonical())])).status, "applied");
+    const { outcome } = await ingestFiles(rd, slug, canonical({ students: 38 }));
+    assert.equal(outcome.status, "held");
   });
 });
 

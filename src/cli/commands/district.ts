@@ -108,6 +108,32 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
       });
     });
 
+  const percentOrRows = (v: string) => (v === "default" ? null : Number(v));
+  district
+    .command("safeguards <slug>")
+    .description("Set the district's own hold thresholds (`default` returns one to the server's)")
+    .option("--delete-percent <n|default>", "hold when a sync would delete more than this % of an entity's rows…", percentOrRows)
+    .option("--delete-min-rows <n|default>", "…and at least this many rows", percentOrRows)
+    .option("--change-percent <n|default>", "hold when a sync would update or delete more than this % …", percentOrRows)
+    .option("--change-min-rows <n|default>", "…and at least this many rows", percentOrRows)
+    .option("--json", "print JSON only")
+    .action(async (slug: string, options: OutputOptions & { deletePercent?: number | null; deleteMinRows?: number | null; changePercent?: number | null; changeMinRows?: number | null }) => {
+      await ctx.with(async (rd) => {
+        const { json: _json, ...changes } = options;
+        const d = await rd.districts.setSafeguards(slug, changes, ctx.actor);
+        const c = rd.config;
+        const effective = {
+          deletePercent: d.safeguards.deletePercent ?? c.holdDeletePercent,
+          deleteMinRows: d.safeguards.deleteMinRows ?? c.holdDeleteMinRows,
+          changePercent: d.safeguards.changePercent ?? c.holdChangePercent,
+          changeMinRows: d.safeguards.changeMinRows ?? c.holdChangeMinRows,
+        };
+        emit(options, { slug: d.slug, safeguards: d.safeguards, effective }, () =>
+          `${d.slug} holds a sync that deletes more than ${effective.deletePercent}% (and at least ${effective.deleteMinRows} rows) or changes more than ${effective.changePercent}% (and at least ${effective.changeMinRows} rows) of an entity's live rows.`,
+        );
+      });
+    });
+
   district
     .command("add-key <slug> <public-key>")
     .description("Let the district log in with an SSH public key (`ssh-ed25519 AAAA…`) besides its password")
