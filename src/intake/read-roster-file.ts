@@ -37,6 +37,8 @@ export interface ReadRosterFileOptions {
   /** Share a tracker across a delivery to catch keys repeated across files; null leaves duplicates to the database. */
   duplicates?: DuplicateKeyTracker | null;
   maxRecordChars?: number;
+  /** The source's encoding detection, already started (it reports to the same `issues`): otherwise detected here first. */
+  detection?: Promise<EncodingDetection | { failed: IssueCode }>;
 }
 
 class StopFile extends Error {}
@@ -58,7 +60,7 @@ export async function* readRosterFile<E extends EntityName>(
     stats.failed = issue.code;
     throw new StopFile();
   };
-  const detection = await detectEncoding(source, issues);
+  const detection = await (options.detection ?? detectEncoding(source, issues));
   if ("failed" in detection) {
     stats.failed = detection.failed;
     return stats;

@@ -1,4 +1,3 @@
-import { Readable } from "node:stream";
 import { matchHeaders } from "../intake/match-headers.ts";
 import { badRowLimitIssue, emptyFileStats, readRosterFile } from "../intake/read-roster-file.ts";
 import type { FileStats } from "../intake/read-roster-file.ts";
@@ -19,6 +18,8 @@ import type {
   UserRecord,
 } from "../spec/roster-spec.ts";
 import { ENTITY_NAMES } from "../spec/roster-spec.ts";
+import { ParseThread } from "./parse-thread.ts";
+import type { ParsedMessage } from "./parse-thread.ts";
 import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable, userKey } from "./roster-tables.ts";
 import type { RosterEntity, RosterTable } from "./roster-tables.ts";
 import type { Sqlite } from "./sync-connection.ts";
@@ -84,6 +85,7 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
   const { sources, close } = await unpackDelivery(files, issues, options.unpackLimits ?? {});
   const staged: StagedFile[] = [];
   let present: PresentParts = { entities: new Set(), userScopes: new Set() };
+  let parser: ParseThread | null = null;
   try {
     const recognised = recogniseDelivery(sources, issues).sort(
       (a, b) => ENTITY_ORDER.indexOf(a.file.entity) - ENTITY_ORDER.indexOf(b.file.entity) || a.source.name.localeCompare(b.source.name),
@@ -103,13 +105,23 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
         ? (bytes: number) =>
             options.onProgress!({ file: source.name, fileIndex, files: recognised.length, bytes, size: source.size, totalBytes: doneBytes + bytes, totalSize })
         : undefined;
-      const result = await stageFile(sqlite, counted(source, progress), file, fileIndex, issues, references);
+      // Parsing runs on a thread of its own, overlapping the inserts here; it opens the same sources by index.
+      if (parser === null) {
+        parser = new ParseThread(files, options.unpackLimits ?? {});
+        parser.prepare(recognised.slice(fileIndex).map((r) => sources.indexOf(r.source)));
+      }
+      const parsed = parser.read(sources.indexOf(source), file, progress !== undefined);
+      const result = await stageFile(sqlite, parsed, source.name, file, fileIndex, issues, references, progress);
       staged.push(result);
       doneBytes += source.size;
       progress?.(source.size);
-      if (result.stats.failed !== null) failedFile = true;
+      if (result.stats.failed !== null) {
+        failedFile = true;
+        await parser.close();
+      }
     }
   } finally {
+    await parser?.close();
     await close();
   }
   if (issues.counts.error === 0) {
@@ -380,27 +392,6 @@ class References {
 
 // ---- one file ----
 
-/** Counts bytes as the reader pulls them, for a progress bar. */
-function counted(source: RosterSource, onBytes: ((bytes: number) => void) | undefined): RosterSource {
-  if (onBytes === undefined) return source;
-  return {
-    name: source.name,
-    size: source.size,
-    open: async () => {
-      const stream = await source.open();
-      async function* counting(): AsyncGenerator<Buffer> {
-        let bytes = 0;
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
-          bytes += chunk.length;
-          onBytes!(Math.min(bytes, source.size));
-          yield chunk;
-        }
-      }
-      return Readable.from(counting(), { objectMode: false });
-    },
-  };
-}
-
 interface RowContext {
   file: string;
   row: number;
@@ -409,14 +400,16 @@ interface RowContext {
 
 async function stageFile(
   sqlite: Sqlite,
-  source: RosterSource,
+  parsed: AsyncIterable<ParsedMessage>,
+  name: string,
   file: RecognisedFile,
   fileIndex: number,
   issues: IssueSink,
   refs: References,
+  progress: ((bytes: number) => void) | undefined,
 ): Promise<StagedFile> {
   const stats = emptyFileStats();
-  const staged: StagedFile = { name: source.name, entity: file.entity, stem: file.stem, stats, orphans: 0 };
+  const staged: StagedFile = { name, entity: file.entity, stem: file.stem, stats, orphans: 0 };
   const entity = file.entity;
   const inserter = new BatchInserter(sqlite, entity);
   let labels: ((column: string) => string) | null = null;
@@ -424,8 +417,8 @@ async function stageFile(
   const orphan = (ctx: RowContext, target: Target, column: string, value: string) => {
     issues.add(makeIssue("UNKNOWN_REFERENCE", { file: ctx.file, row: ctx.row, column: ctx.labels(column), value, ...refs.expected(target) }));
   };
-  const insertBatch = sqlite.transaction((records: unknown[], rows: number[]) => {
-    const ctx: RowContext = { file: source.name, row: 0, labels: labels! };
+  const insertBatch = sqlite.transaction((records: unknown[], rows: ArrayLike<number>) => {
+    const ctx: RowContext = { file: name, row: 0, labels: labels! };
     for (let i = 0; i < records.length; i++) {
       ctx.row = rows[i]!;
       const values = toStagedRow(entity, records[i], ctx, refs, orphan, derived);
@@ -437,13 +430,18 @@ async function stageFile(
       inserter.push(values);
     }
   });
-  for await (const batch of readRosterFile(source, file, issues, { stats, duplicates: null })) {
+  for await (const message of parsed) {
+    // The issues the reader found before this batch, in order, as if it ran here.
+    for (const issue of message.issues) issues.add(issue);
+    Object.assign(stats, message.stats);
+    if (message.bytes > 0) progress?.(message.bytes);
+    if (message.kind === "end") break;
     labels ??= labelLookup(stats.header, file);
-    insertBatch(batch.records, batch.rows);
+    insertBatch(message.records, message.rows);
   }
   // Rows short of a full statement wait for the next batch; the last ones go in here.
   sqlite.transaction(() => inserter.flush())();
-  if (derived.names > 0) issues.add(makeIssue("CLASS_NAME_DERIVED", { file: source.name, count: derived.names }));
+  if (derived.names > 0) issues.add(makeIssue("CLASS_NAME_DERIVED", { file: name, count: derived.names }));
   return staged;
 }
 
