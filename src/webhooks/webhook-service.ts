@@ -16,6 +16,15 @@ export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export const WEBHOOK_MAX_ATTEMPTS = 8;
 const TIMEOUT_MS = 10_000;
 
+function subscribes(eventsJson: string, event: WebhookEvent): boolean {
+  return (JSON.parse(eventsJson) as string[]).includes(event);
+}
+
+/** The body every receiver gets; stored once, so a resend sends the same bytes. */
+function webhookBody(event: WebhookEvent, createdAt: string, district: string | null, data: Record<string, unknown>): string {
+  return JSON.stringify({ event, createdAt, district, data });
+}
+
 /** The structural subset of a better-sqlite3 handle that `emitWithinSqlite` uses. */
 interface SqliteHandle {
   prepare(sql: string): { all(...params: unknown[]): unknown[]; get(...params: unknown[]): unknown; run(...params: unknown[]): unknown };
@@ -106,8 +115,8 @@ export class WebhookService {
     const now = isoNow(this.clock);
     let queued = 0;
     for (const endpoint of endpoints) {
-      if (!(JSON.parse(endpoint.events) as string[]).includes(event)) continue;
-      const payload = JSON.stringify({ event, createdAt: now, district: district?.slug ?? null, data });
+      if (!subscribes(endpoint.events, event)) continue;
+      const payload = webhookBody(event, now, district?.slug ?? null, data);
       const delivery = await db
         .insertInto("webhook_deliveries")
         .values({ endpoint_id: endpoint.id, event, payload, status: "pending", attempts: 0, last_status_code: null, last_error: null, created_at: now, updated_at: now })
@@ -136,8 +145,8 @@ export class WebhookService {
     );
     let queued = 0;
     for (const endpoint of endpoints) {
-      if (!(JSON.parse(endpoint.events) as string[]).includes(event)) continue;
-      const payload = JSON.stringify({ event, createdAt: now, district: district?.slug ?? null, data });
+      if (!subscribes(endpoint.events, event)) continue;
+      const payload = webhookBody(event, now, district?.slug ?? null, data);
       const { id } = insertDelivery.get(endpoint.id, event, payload, now, now) as { id: number };
       insertJob.run(JSON.stringify({ deliveryId: id }), now, now, now);
       queued++;

@@ -1,6 +1,5 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,21 +11,16 @@ import { createRosterdock, type Rosterdock } from "../../src/service.ts";
 import { buildHttpApp } from "../../src/api/http-app.ts";
 import { verifyWebhook } from "../../src/webhooks/webhook-signature.ts";
 import { Worker } from "../../src/jobs/worker.ts";
-
-interface Received {
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
+import { WebhookReceiver, type ReceivedWebhook } from "../support/webhook-receiver.ts";
 
 describe("webhooks and OAuth clients", () => {
   let dataDir: string;
   let rd: Rosterdock;
   let app: FastifyInstance;
   let base: string;
-  let receiver: Server;
+  let receiver: WebhookReceiver;
   let receiverUrl: string;
-  const received: Received[] = [];
-  let failNext = 0;
+  let received: ReceivedWebhook[];
 
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "rosterdock-hooks-"));
@@ -34,28 +28,16 @@ describe("webhooks and OAuth clients", () => {
     app = await buildHttpApp(rd, { sftpListening: () => true });
     await app.listen({ host: "127.0.0.1", port: 0 });
     base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-    receiver = createServer((req, res) => {
-      let body = "";
-      req.on("data", (d) => (body += d));
-      req.on("end", () => {
-        if (failNext > 0) {
-          failNext--;
-          res.writeHead(500).end();
-          return;
-        }
-        received.push({ headers: req.headers, body });
-        res.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
-    receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+    receiver = await WebhookReceiver.start();
+    receiverUrl = receiver.url;
+    received = receiver.received;
     await rd.districts.create({ slug: "lincoln", name: "Lincoln" }, "test");
     await rd.districts.create({ slug: "adams", name: "Adams" }, "test");
   });
 
   after(async () => {
     await app.close();
-    await new Promise((r) => receiver.close(r));
+    await receiver.close();
     await rd.close();
     await rm(dataDir, { recursive: true, force: true });
   });
@@ -90,7 +72,7 @@ describe("webhooks and OAuth clients", () => {
   it("retries a failed delivery, logs attempts, and can resend", async () => {
     received.length = 0;
     const { endpoint } = await rd.webhooks.addEndpoint({ url: receiverUrl, events: ["sync.failed"] }, "test");
-    failNext = 1;
+    receiver.failNext = 1;
     await rd.webhooks.emit("sync.failed", (await rd.districts.show("adams")).id, { syncId: 10 });
     await drainJobs();
     let [delivery] = await rd.webhooks.listDeliveries({ endpointId: endpoint.id });

@@ -1,7 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { createServer, type Server } from "node:http";
 import { readFile, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
@@ -14,6 +13,7 @@ import { verifyWebhook } from "../../src/webhooks/webhook-signature.ts";
 import type { Clock } from "../../src/clock.ts";
 import { RosterdockError } from "../../src/errors.ts";
 import { BackendHomes, selectedBackends, type BackendHome } from "../support/backends.ts";
+import { WebhookReceiver, type ReceivedWebhook } from "../support/webhook-receiver.ts";
 
 /** A clock the tests move by hand: quiet periods and backoffs without waiting. */
 class TestClock implements Clock {
@@ -433,31 +433,18 @@ for (const backend of selectedBackends()) {
 
     describe("webhooks", () => {
       const t = fresh();
-      let receiver: Server;
+      let receiver: WebhookReceiver;
       let receiverUrl: string;
-      const received: { headers: Record<string, string | string[] | undefined>; body: string }[] = [];
-      let failNext = 0;
+      let received: ReceivedWebhook[];
 
       before(async () => {
-        receiver = createServer((req, res) => {
-          let body = "";
-          req.on("data", (d) => (body += d));
-          req.on("end", () => {
-            if (failNext > 0) {
-              failNext--;
-              res.writeHead(500).end();
-              return;
-            }
-            received.push({ headers: req.headers, body });
-            res.writeHead(204).end();
-          });
-        });
-        await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
-        receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+        receiver = await WebhookReceiver.start();
+        receiverUrl = receiver.url;
+        received = receiver.received;
         await t.rd.districts.create({ slug: "lincoln", name: "Lincoln" }, "test");
         await t.rd.districts.create({ slug: "adams", name: "Adams" }, "test");
       });
-      after(() => new Promise((r) => receiver.close(r)));
+      after(() => receiver.close());
 
       const drain = () => new Worker(t.rd.deliveries, t.rd.jobs, new Map([["deliver-webhook", { run: (job) => t.rd.webhooks.deliver(job), maxAttempts: 8 }]]), silent).tick();
 
@@ -504,7 +491,7 @@ for (const backend of selectedBackends()) {
         const { rd } = t;
         received.length = 0;
         const { endpoint } = await rd.webhooks.addEndpoint({ url: receiverUrl, events: ["sync.failed"] }, "test");
-        failNext = 1;
+        receiver.failNext = 1;
         await rd.webhooks.emit("sync.failed", (await rd.districts.show("adams")).id, { syncId: 10 });
         await drain();
         let [delivery] = await rd.webhooks.listDeliveries({ endpointId: endpoint.id });

@@ -1,7 +1,5 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
@@ -10,6 +8,7 @@ import { generateDemoData, type DemoDataResult } from "../../src/demo/generate-d
 import { verifyWebhook } from "../../src/webhooks/webhook-signature.ts";
 import { RosterdockHome, waitFor, type ServerProcess } from "../support/rosterdock-process.ts";
 import { requireTool, runSftp, type SftpLogin } from "../support/sftp-client.ts";
+import { WebhookReceiver } from "../support/webhook-receiver.ts";
 
 const missing = requireTool("sftp");
 const SIZE = { students: 300, teachers: 20, schools: 3 };
@@ -23,23 +22,14 @@ async function upload(login: SftpLogin, files: string[]): Promise<void> {
 describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
   let home: RosterdockHome;
   let server: ServerProcess;
-  let receiver: Server;
+  let receiver: WebhookReceiver;
   let webhookSecret: string;
-  const hooks: { signature: string; body: string }[] = [];
   let nights: { first: DemoDataResult; second: DemoDataResult };
 
   before(async () => {
     home = await RosterdockHome.create({ ROSTERDOCK_QUIET_SECONDS: "2" });
-    receiver = createServer((req, res) => {
-      let body = "";
-      req.on("data", (d) => (body += d));
-      req.on("end", () => {
-        hooks.push({ signature: String(req.headers["x-rosterdock-signature"]), body });
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
-    webhookSecret = (await home.json(["webhook", "add", `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/rosterdock`])).secret;
+    receiver = await WebhookReceiver.start("/rosterdock");
+    webhookSecret = (await home.json(["webhook", "add", receiver.url])).secret;
     const dir = await mkdtemp(join(tmpdir(), "rosterdock-nights-"));
     nights = {
       first: await generateDemoData(join(dir, "first"), SIZE),
@@ -50,7 +40,7 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
 
   after(async () => {
     await server?.stop();
-    await new Promise((r) => receiver?.close(r));
+    await receiver?.close();
     await home?.remove();
   });
 
@@ -89,11 +79,11 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
     const pena = roster("dem", "select first_name, last_name from roster_users where district_id = ? and last_name = 'Peña'");
     assert.ok(pena.length > 0, "non-ASCII names arrive intact");
 
-    const hook = await waitFor(async () => hooks.find((h) => JSON.parse(h.body).district === "dem"), 20_000, "the sync.applied webhook");
+    const hook = await waitFor(async () => receiver.received.find((h) => JSON.parse(h.body).district === "dem"), 20_000, "the sync.applied webhook");
     const body = JSON.parse(hook.body);
     assert.equal(body.event, "sync.applied");
     assert.equal(body.data.syncId, sync.id);
-    assert.equal(verifyWebhook(webhookSecret, hook.body, hook.signature, Math.floor(Date.now() / 1000)), true);
+    assert.equal(verifyWebhook(webhookSecret, hook.body, String(hook.headers["x-rosterdock-signature"]), Math.floor(Date.now() / 1000)), true);
   });
 
   it("applies an AutoSend night (tab, LF, Windows-1252, trailing tab) with the same names", async () => {
@@ -136,7 +126,7 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
     assert.equal(held.status, "held");
     assert.ok(held.counts.users.deleted > 100);
     assert.deepEqual(roster("truncated", "select * from roster_users where district_id = ? order by user_key"), before);
-    const heldHook = await waitFor(async () => hooks.find((h) => JSON.parse(h.body).event === "sync.held"), 20_000, "the sync.held webhook");
+    const heldHook = await waitFor(async () => receiver.received.find((h) => JSON.parse(h.body).event === "sync.held"), 20_000, "the sync.held webhook");
     assert.equal(JSON.parse(heldHook.body).data.syncId, held.id);
 
     const shown = await home.json(["sync", "show", String(held.id)]);
