@@ -17,6 +17,9 @@ export type Delimiter = (typeof DELIMITERS)[number];
 
 export type RowHandler = (fields: string[], row: number) => void;
 
+/** Sees a non-blank line before it is split; true consumes it (its row is counted, not emitted). */
+export type LineFilter = (text: string, start: number, end: number, row: number) => boolean;
+
 export interface ParserOptions {
   /** null: sniff from the first non-blank line. */
   delimiter?: Delimiter | null;
@@ -47,6 +50,8 @@ export class DelimitedTextParser {
   #row = 0;
   /** The previous chunk ended in CR: a LF starting the next one belongs to it. */
   #skipLeadingLf = false;
+  /** May be set between rows (e.g. by the row handler once the header is read). */
+  lineFilter: LineFilter | null = null;
 
   constructor(options: ParserOptions = {}) {
     this.#delimiter = options.delimiter ?? null;
@@ -117,13 +122,17 @@ export class DelimitedTextParser {
           if (final) throw new ParseError(this.#row + 1, "the file ends inside a quoted value");
           return pos;
         }
-        onRow(record.fields, ++this.#row);
+        const row = ++this.#row;
+        if (this.lineFilter === null || !this.lineFilter(text, pos, record.end, row)) onRow(record.fields, row);
         pos = this.#afterEol(text, record.end, final);
         continue;
       }
       if (eol === length && !final) return pos;
       if (eol === pos) this.#row++;
-      else onRow(split(pos, eol), ++this.#row);
+      else {
+        const row = ++this.#row;
+        if (this.lineFilter === null || !this.lineFilter(text, pos, eol, row)) onRow(split(pos, eol), row);
+      }
       pos = this.#afterEol(text, eol, final);
     }
     return pos;

@@ -39,6 +39,21 @@ export interface ReadRosterFileOptions {
   maxRecordChars?: number;
   /** The source's encoding detection, already started (it reports to the same `issues`): otherwise detected here first. */
   detection?: Promise<EncodingDetection | { failed: IssueCode }>;
+  /** Sees every data line and record (line digests, see sync/line-digest.ts). */
+  lines?: LineTracking;
+}
+
+/**
+ * Follows a file's data lines as they are read: `known` sees each non-blank line after the
+ * header before it is split, and a line it knows is counted as a good record and read no further;
+ * `accepted` then sees each record read from the line `known` last saw.
+ */
+export interface LineTracking {
+  /** Called once the header is read and checked. */
+  begin(header: readonly string[], delimiter: Delimiter, encoding: string): void;
+  known(text: string, start: number, end: number, row: number): boolean;
+  /** `clean`: the row had no issue at all. */
+  accepted(record: unknown, row: number, clean: boolean): void;
 }
 
 class StopFile extends Error {}
@@ -69,11 +84,22 @@ export async function* readRosterFile<E extends EntityName>(
   const parser = new DelimitedTextParser(options.maxRecordChars === undefined ? {} : { maxRecordChars: options.maxRecordChars });
   const rowReader = new RowReader(source.name, file, issues, stats, options.duplicates === undefined ? new DuplicateKeyTracker() : options.duplicates, fail);
   let batch = newBatch<CanonicalRecords[E]>();
+  const lines = options.lines;
   const onRow = (fields: string[], row: number) => {
+    const header = !rowReader.ready;
+    const issuesBefore = lines === undefined ? 0 : issueTotal(issues);
     const record = rowReader.read(fields, row);
     if (record !== null) {
       batch.rows.push(row);
       batch.records.push(record as CanonicalRecords[E]);
+      lines?.accepted(record, row, issueTotal(issues) === issuesBefore);
+    } else if (header && rowReader.ready && lines !== undefined) {
+      lines.begin(stats.header, parser.delimiter!, detection.encoding);
+      parser.lineFilter = (text, start, end, line) => {
+        if (!lines.known(text, start, end, line)) return false;
+        rowReader.countKnown();
+        return true;
+      };
     }
   };
   try {
@@ -102,6 +128,10 @@ export async function* readRosterFile<E extends EntityName>(
   return stats;
 }
 
+function issueTotal(issues: IssueSink): number {
+  return issues.counts.error + issues.counts.warning + issues.counts.info;
+}
+
 function newBatch<R>(): RecordBatch<R> {
   return { rows: [], records: [] };
 }
@@ -118,6 +148,16 @@ class RowReader {
     private readonly duplicates: DuplicateKeyTracker | null,
     private readonly fail: (issue: Issue) => never,
   ) {}
+
+  /** True once the header is read. */
+  get ready(): boolean {
+    return this.#validator !== null;
+  }
+
+  /** A data line known to be a good record (see LineTracking). */
+  countKnown(): void {
+    this.#validator!.countKnown();
+  }
 
   read(fields: string[], row: number) {
     if (this.#validator !== null) return this.#validator.validate(fields, row);

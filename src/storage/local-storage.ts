@@ -44,6 +44,23 @@ export class LocalStorage {
     return relative(this.dataDir, target);
   }
 
+  /** Where a sync keeps the line digests of its files (see sync/line-digest.ts). */
+  digestDir(districtId: number, syncId: number): string {
+    return join(this.districtDir(districtId), "digests", `sync-${syncId}`);
+  }
+
+  /** Removes a district's line digests, except those of `keepSyncId`. */
+  async removeDigests(districtId: number, keepSyncId: number | null): Promise<void> {
+    const dir = join(this.districtDir(districtId), "digests");
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) if (name !== `sync-${keepSyncId}`) await rm(join(dir, name), { recursive: true, force: true });
+  }
+
+  /** A path under the data folder as recorded in the database. */
+  relative(path: string): string {
+    return relative(this.dataDir, path);
+  }
+
   absolute(storedPath: string): string {
     return join(this.dataDir, storedPath);
   }

@@ -9,6 +9,7 @@ import { emptyFileStats, readRosterFile } from "../intake/read-roster-file.ts";
 import { unpackDelivery } from "../intake/unpack.ts";
 import type { RosterSource } from "../intake/unpack.ts";
 import { recordColumns } from "../spec/roster-spec.ts";
+import { DigestTracker } from "./line-digest.ts";
 import { BATCHES_IN_FLIGHT, packRecords } from "./parse-thread.ts";
 import type { ParseReply, ParseRequest, ParseThreadData } from "./parse-thread.ts";
 
@@ -83,14 +84,17 @@ async function main(port: MessagePort, data: ParseThreadData): Promise<void> {
     let bytes = 0;
     const columns = recordColumns(request.file.entity);
     const input = request.progress ? counted(source, (b) => (bytes = b)) : source;
-    for await (const batch of readRosterFile(input, request.file, issues, { stats, duplicates: null, ...(ahead ? { detection: ahead.detection } : {}) })) {
+    const tracker = request.digest === null ? null : new DigestTracker(request.file.entity, request.file.stem, request.digest);
+    const options = { stats, duplicates: null, ...(ahead ? { detection: ahead.detection } : {}), ...(tracker ? { lines: tracker } : {}) };
+    for await (const batch of readRosterFile(input, request.file, issues, options)) {
       while (credits === 0) await new Promise<void>((resolve) => (wake = resolve));
       credits--;
       const rows = Int32Array.from(batch.rows);
       const transfer = [rows.buffer];
       reply({ kind: "batch", issues: issues.take(), stats, bytes, rows, values: packRecords(batch.records, columns, transfer) }, transfer);
     }
-    reply({ kind: "end", issues: issues.take(), stats, bytes });
+    const digest = tracker !== null && stats.failed === null ? tracker.finish() : null;
+    reply({ kind: "end", issues: issues.take(), stats, bytes, digest });
   }
 
   port.on("message", (request: ParseRequest) => {

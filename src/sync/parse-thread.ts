@@ -5,6 +5,7 @@ import type { RecognisedFile } from "../intake/recognise-file.ts";
 import type { DeliveryFile, UnpackLimits } from "../intake/unpack.ts";
 import { recordColumns } from "../spec/roster-spec.ts";
 import type { EntityName } from "../spec/roster-spec.ts";
+import type { DigestPlan, DigestResult } from "./line-digest.ts";
 
 /** What the parse thread is started with: it unpacks the same delivery itself (unpacking is deterministic). */
 export interface ParseThreadData {
@@ -19,7 +20,7 @@ export interface ParseThreadData {
  */
 export type ParseRequest =
   | { kind: "prepare"; sources: number[] }
-  | { kind: "file"; source: number; file: RecognisedFile; progress: boolean }
+  | { kind: "file"; source: number; file: RecognisedFile; progress: boolean; digest: DigestPlan | null }
   | { kind: "credit" };
 
 /**
@@ -29,7 +30,7 @@ export type ParseRequest =
  */
 export type ParseReply =
   | { kind: "batch"; issues: Issue[]; stats: FileStats; bytes: number; rows: Int32Array; values: PackedValues }
-  | { kind: "end"; issues: Issue[]; stats: FileStats; bytes: number }
+  | { kind: "end"; issues: Issue[]; stats: FileStats; bytes: number; digest: DigestResult | null }
   | { kind: "failed"; name: string; message: string; code?: string };
 
 /** Batches parsed ahead of the inserts, at most: bounds memory (each is ~1 MB of text). */
@@ -37,7 +38,7 @@ export const BATCHES_IN_FLIGHT = 3;
 
 export type ParsedMessage =
   | { kind: "batch"; issues: Issue[]; stats: FileStats; bytes: number; rows: Int32Array; records: unknown[] }
-  | { kind: "end"; issues: Issue[]; stats: FileStats; bytes: number };
+  | { kind: "end"; issues: Issue[]; stats: FileStats; bytes: number; digest: DigestResult | null };
 
 /**
  * Decode → parse → normalise → validate (readRosterFile) on a thread of its own, so that it
@@ -73,8 +74,8 @@ export class ParseThread {
   }
 
   /** The file's messages in order; ends after its `end` message. Asking for the next one lets the thread parse one more batch. */
-  async *read(source: number, file: RecognisedFile, progress: boolean): AsyncGenerator<ParsedMessage> {
-    this.#post({ kind: "file", source, file, progress });
+  async *read(source: number, file: RecognisedFile, progress: boolean, digest: DigestPlan | null = null): AsyncGenerator<ParsedMessage> {
+    this.#post({ kind: "file", source, file, progress, digest });
     const columns = recordColumns(file.entity);
     const make = recordMaker(file.entity, columns);
     for (;;) {

@@ -144,13 +144,13 @@ export interface SyncPlan {
  * same unique NOT NULL key, is a merge of two ordered scans, not a sort. A part absent from the
  * delivery is left alone (never deleted).
  */
-export function planSync(sqlite: Sqlite, districtId: number, present: PresentParts): SyncPlan {
+export function planSync(sqlite: Sqlite, districtId: number, present: PresentParts, delta: ReadonlySet<RosterEntity> = new Set()): SyncPlan {
   const counts = emptyCounts();
   const liveCounts = Object.fromEntries(COUNTED_ENTITIES.map((e) => [e, 0])) as LiveCounts;
   const entities: EntityPlan[] = [];
   for (const table of ROSTER_TABLES) {
     const liveTotal = count(sqlite, `SELECT count(*) FROM main.${q(table.live)} WHERE district_id = ?`, districtId);
-    const plan = planEntity(sqlite, table, districtId, present);
+    const plan = planEntity(sqlite, table, districtId, present, delta.has(table.entity));
     entities.push(plan);
     if (table.entity === "staff_ids") continue;
     const entity = table.entity;
@@ -160,7 +160,12 @@ export function planSync(sqlite: Sqlite, districtId: number, present: PresentPar
   return { districtId, entities, counts, liveCounts };
 }
 
-function planEntity(sqlite: Sqlite, table: RosterTable, districtId: number, present: PresentParts): EntityPlan {
+/**
+ * `delta`: the entity was read against the previous night's line digest. Its staged rows are
+ * only those of changed lines, and the live side of the diff is only the live rows whose lines
+ * did not come back (`stage.removed_<entity>`): every other live row is unchanged.
+ */
+function planEntity(sqlite: Sqlite, table: RosterTable, districtId: number, present: PresentParts, delta: boolean): EntityPlan {
   const isPresent =
     table.entity === "staff_ids" ? present.userScopes.has("staff") : present.entities.has(table.entity);
   const scopes = [...present.userScopes].sort();
@@ -176,10 +181,14 @@ function planEntity(sqlite: Sqlite, table: RosterTable, districtId: number, pres
     .map((_, i) => String(i + 1))
     .join(", ");
   const stageSelect = `SELECT ${columns} FROM ${keyedStage(table.entity)}`;
-  const liveSelect = `SELECT ${columns} FROM main.${q(table.live)} WHERE district_id = ${Number(districtId)}${liveFilter}`;
+  const keyColumns = table.key.map(q).join(", ");
+  // Delta: one key lookup per removed key (CROSS JOIN keeps that order), not a scan of the district's rows.
+  const liveSelect = delta
+    ? `SELECT ${allColumns(table).map((c) => `l.${q(c)}`).join(", ")} FROM stage.${q(`removed_${table.entity}`)} r CROSS JOIN main.${q(table.live)} l
+       ON l.district_id = ${Number(districtId)} AND ${table.key.map((c) => `l.${q(c)} = r.${q(c)}`).join(" AND ")} WHERE 1${liveFilter}`
+    : `SELECT ${columns} FROM main.${q(table.live)} WHERE district_id = ${Number(districtId)}${liveFilter}`;
   const newTable = `stage.${q(`new_${table.entity}`)}`;
   const oldTable = `stage.${q(`old_${table.entity}`)}`;
-  const keyColumns = table.key.map(q).join(", ");
   sqlite.exec(`DROP TABLE IF EXISTS ${newTable}; DROP TABLE IF EXISTS ${oldTable};`);
   sqlite.exec(`CREATE TABLE ${newTable} AS ${stageSelect} EXCEPT ${liveSelect} ORDER BY ${order}`);
   sqlite.exec(`CREATE TABLE ${oldTable} AS ${liveSelect} EXCEPT ${stageSelect} ORDER BY ${order}`);

@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
@@ -15,6 +16,8 @@ import { DEFAULT_SAFEGUARDS, districtSafeguards, judgeSafeguards, planSync } fro
 import type { HoldReason, LiveCounts, SafeguardThresholds, SyncPlan } from "./plan-sync.ts";
 import { emptyCounts } from "./roster-tables.ts";
 import type { SyncCounts } from "./roster-tables.ts";
+import { readDigestMeta } from "./line-digest.ts";
+import type { DigestRef } from "./line-digest.ts";
 import { stageDelivery } from "./stage-delivery.ts";
 import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
 import type { Sqlite, SyncConnection } from "./sync-connection.ts";
@@ -47,6 +50,8 @@ export interface SyncSummary {
   liveCounts: LiveCounts | null;
   /** Entities the delivery spoke for; the others were left alone. */
   present: string[];
+  /** Line digests kept of the big files; `delta`: read against the previous night's (only changed lines read). */
+  digests?: Array<{ file: string; dir: string; delta: boolean; unchanged: number; removed: number }>;
   changes: number | null;
   approvedBy?: string;
   rolledBackBy?: string;
@@ -144,16 +149,38 @@ export class SyncProcessor {
 
     const files = await this.db.selectFrom("sync_files").select(["name", "stored_path"]).where("sync_id", "=", syncId).orderBy("id").execute();
     const deliveryFiles: DeliveryFile[] = files.map((f) => ({ name: f.name, path: isAbsolute(f.stored_path) ? f.stored_path : this.storage.absolute(f.stored_path) }));
+    const digestDir = this.storage.digestDir(district.id, syncId);
+    // Read against the previous night's line digests when they match the live roster; if the roster
+    // changes before this sync applies, it is read again in full (the digests spoke for the old roster).
+    for (let useDigests = true; ; useDigests = false) {
+      const result = await this.#attempt(syncId, district, deliveryFiles, options, started, digestDir, useDigests);
+      if (result !== null) return result;
+    }
+  }
+
+  async #attempt(
+    syncId: number,
+    district: { id: number; settings: string },
+    deliveryFiles: DeliveryFile[],
+    options: ProcessOptions,
+    started: number,
+    digestDir: string,
+    useDigests: boolean,
+  ): Promise<ProcessOutcome | null> {
     const issues = new MemoryIssueSink({ maxPerFileAndCode: MAX_ISSUES_PER_FILE_AND_CODE });
     const thresholds = districtSafeguards(district.settings, this.options.safeguards ?? DEFAULT_SAFEGUARDS);
     const { sqlite } = this.connection;
+    rmSync(digestDir, { recursive: true, force: true });
+    const previous = useDigests ? previousDigests(sqlite, district.id, this.storage) : { version: rosterVersion(sqlite, district.id), refs: [] };
     this.connection.attachStage(syncId);
     const timings = { stageMs: 0, planMs: 0, applyMs: 0 };
+    let applied = false;
     try {
       const staged = await stageDelivery(deliveryFiles, {
         sqlite,
         districtId: district.id,
         issues,
+        digests: { dir: digestDir, previous: previous.refs },
         ...(this.options.unpackLimits ? { unpackLimits: this.options.unpackLimits } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });
@@ -173,6 +200,7 @@ export class SyncProcessor {
           failed: f.stats.failed,
         })),
         issueCounts: { ...issues.counts },
+        digests: staged.digests.map((d) => ({ file: d.file, dir: this.storage.relative(d.dir), unchanged: d.unchanged, removed: d.removed, delta: d.delta })),
         issueCodes: issueCodeCounts(issues),
         holdReasons,
         liveCounts: plan?.liveCounts ?? null,
@@ -195,8 +223,9 @@ export class SyncProcessor {
       }
       for (;;) {
         const version = rosterVersion(sqlite, district.id);
+        if (staged.delta.size > 0 && version !== previous.version) return null;
         const planStarted = Date.now();
-        const plan = planSync(sqlite, district.id, staged.present);
+        const plan = planSync(sqlite, district.id, staged.present, staged.delta);
         timings.planMs = Date.now() - planStarted;
         const applyStarted = Date.now();
         const holdReasons = options.approvedBy === undefined ? judgeSafeguards(plan.counts, plan.liveCounts, thresholds, staged.emptyFiles) : [];
@@ -219,6 +248,7 @@ export class SyncProcessor {
           return { status: "applied" as const, summary, changeset };
         });
         if (outcome === null) continue;
+        applied = outcome.status === "applied";
         this.logger.info(
           { event: outcome.status === "held" ? "sync.held" : "sync.applied", syncId, districtId: district.id, counts: plan.counts, changes: outcome.changeset?.changes ?? 0 },
           `sync ${outcome.status}`,
@@ -227,6 +257,9 @@ export class SyncProcessor {
       }
     } finally {
       this.connection.detachStage();
+      // Only the district's latest applied sync's digests are ever read.
+      if (applied) await this.storage.removeDigests(district.id, syncId).catch(() => undefined);
+      else rmSync(digestDir, { recursive: true, force: true });
     }
   }
 
@@ -312,4 +345,25 @@ function presentList(staged: StagedDelivery): string[] {
     else list.push(entity);
   }
   return list;
+}
+
+/**
+ * The line digests usable tonight: those of the district's latest changeset, if it is an
+ * apply not rolled back (any other change to the roster makes them stale), with `version` the
+ * roster version they speak for.
+ */
+function previousDigests(sqlite: Sqlite, districtId: number, storage: LocalStorage): { version: number; refs: DigestRef[] } {
+  const latest = sqlite
+    .prepare("SELECT c.id, c.kind, c.rolled_back_at, s.summary FROM main.roster_changesets c JOIN main.syncs s ON s.id = c.sync_id WHERE c.district_id = ? ORDER BY c.id DESC LIMIT 1")
+    .get(districtId) as { id: number; kind: string; rolled_back_at: string | null; summary: string } | undefined;
+  if (latest === undefined) return { version: 0, refs: [] };
+  if (latest.kind !== "apply" || latest.rolled_back_at !== null) return { version: latest.id, refs: [] };
+  const summary = JSON.parse(latest.summary) as Partial<SyncSummary>;
+  const refs: DigestRef[] = [];
+  for (const digest of summary.digests ?? []) {
+    const dir = storage.absolute(digest.dir);
+    const meta = readDigestMeta(dir);
+    if (meta !== null) refs.push({ dir, meta });
+  }
+  return { version: latest.id, refs };
 }

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { matchHeaders } from "../intake/match-headers.ts";
 import { badRowLimitIssue, emptyFileStats, readRosterFile } from "../intake/read-roster-file.ts";
 import type { FileStats } from "../intake/read-roster-file.ts";
@@ -18,6 +19,8 @@ import type {
   UserRecord,
 } from "../spec/roster-spec.ts";
 import { ENTITY_NAMES } from "../spec/roster-spec.ts";
+import { DIGESTED_ENTITIES, removedKeys, rowsOfKeys, sealDigest, writeExcludedRows } from "./line-digest.ts";
+import type { DigestMeta, DigestPlan, DigestRef, DigestResult } from "./line-digest.ts";
 import { ParseThread } from "./parse-thread.ts";
 import type { ParsedMessage } from "./parse-thread.ts";
 import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable, userKey } from "./roster-tables.ts";
@@ -39,6 +42,24 @@ export interface StagedFile {
   stats: FileStats;
   /** Rows dropped because they point at something absent. */
   orphans: number;
+  /** A digested file (see line-digest.ts): tonight's digest, and rows read but not staged or removed since. */
+  digest: { dir: string; result: DigestResult; excluded: number[] } | null;
+}
+
+/** Line digests for a sync: where tonight's go, and the previous night's that match the live roster. */
+export interface DigestOptions {
+  dir: string;
+  previous: readonly DigestRef[];
+}
+
+/** A digest written and sealed by this sync: usable by the next one once this sync is applied. */
+export interface SealedDigest {
+  file: string;
+  dir: string;
+  meta: DigestMeta;
+  delta: boolean;
+  unchanged: number;
+  removed: number;
 }
 
 export interface StagedDelivery {
@@ -48,6 +69,12 @@ export interface StagedDelivery {
   emptyFiles: string[];
   /** A file-level error was reported: the delivery fails. */
   failed: boolean;
+  /**
+   * Entities read against the previous night's digest: only changed lines were staged, and
+   * `stage.removed_<entity>` holds the keys of live rows whose lines did not come back.
+   */
+  delta: Set<EntityName>;
+  digests: SealedDigest[];
 }
 
 export interface StageProgress {
@@ -68,6 +95,8 @@ export interface StageOptions {
   issues: IssueSink;
   unpackLimits?: Partial<UnpackLimits>;
   onProgress?: (progress: StageProgress) => void;
+  /** Keep line digests of the big files, and read against the previous night's. */
+  digests?: DigestOptions;
 }
 
 const ROWS_PER_STATEMENT = 100;
@@ -86,12 +115,13 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
   const staged: StagedFile[] = [];
   let present: PresentParts = { entities: new Set(), userScopes: new Set() };
   let parser: ParseThread | null = null;
+  let references: References | null = null;
   try {
     const recognised = recogniseDelivery(sources, issues).sort(
       (a, b) => ENTITY_ORDER.indexOf(a.file.entity) - ENTITY_ORDER.indexOf(b.file.entity) || a.source.name.localeCompare(b.source.name),
     );
     present = presentParts(recognised.map((r) => r.file));
-    const references = new References(sqlite, options.districtId, present, recognised);
+    references = new References(sqlite, options.districtId, present, recognised);
     const totalSize = recognised.reduce((sum, r) => sum + r.source.size, 0);
     let doneBytes = 0;
     let failedFile = false;
@@ -110,8 +140,9 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
         parser = new ParseThread(files, options.unpackLimits ?? {});
         parser.prepare(recognised.slice(fileIndex).map((r) => sources.indexOf(r.source)));
       }
-      const parsed = parser.read(sources.indexOf(source), file, progress !== undefined);
-      const result = await stageFile(sqlite, parsed, source.name, file, fileIndex, issues, references, progress);
+      const digestPlan = planDigest(options.digests, recognised, file);
+      const parsed = parser.read(sources.indexOf(source), file, progress !== undefined, digestPlan);
+      const result = await stageFile(sqlite, parsed, source.name, file, fileIndex, issues, references, progress, digestPlan?.outDir ?? null);
       staged.push(result);
       doneBytes += source.size;
       progress?.(source.size);
@@ -124,11 +155,28 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     await parser?.close();
     await close();
   }
+  const delta = new Set<EntityName>();
+  const digests: SealedDigest[] = [];
   if (issues.counts.error === 0) {
+    for (const file of staged) {
+      if (file.digest?.result.delta !== true) continue;
+      delta.add(file.entity);
+      loadRemovedKeys(sqlite, file);
+      duplicatesOfUnchangedLines(sqlite, options.districtId, file, issues);
+    }
     buildKeys(sqlite, staged, issues);
+    for (const file of staged) if (delta.has(file.entity)) orphansOfUnchangedLines(sqlite, options.districtId, present, file, issues, references!);
     for (const file of staged) {
       const limit = badRowLimitIssue(file.name, file.stats);
       if (limit !== null) issues.add(limit);
+    }
+    for (const file of staged) {
+      if (file.digest === null) continue;
+      writeExcludedRows(file.digest.dir, file.digest.excluded);
+      const meta: DigestMeta = { identity: file.digest.result.identity, entries: file.digest.result.entries };
+      sealDigest(file.digest.dir, meta);
+      const { delta: usedPrevious, unchanged, removed } = file.digest.result;
+      digests.push({ file: file.name, dir: file.digest.dir, meta, delta: usedPrevious, unchanged, removed });
     }
   }
   return {
@@ -136,7 +184,20 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     files: staged,
     emptyFiles: staged.filter((s) => s.stats.failed === null && s.stats.rows === 0).map((s) => s.name),
     failed: issues.counts.error > 0,
+    delta,
+    digests,
   };
+}
+
+/**
+ * Tonight's digest plan for a file: only for the entities digests are kept for, and only when
+ * the file is the delivery's only file of its entity (the digest speaks for all its live rows).
+ */
+function planDigest(options: DigestOptions | undefined, recognised: ReadonlyArray<{ file: RecognisedFile }>, file: RecognisedFile): DigestPlan | null {
+  if (options === undefined || !DIGESTED_ENTITIES.has(file.entity)) return null;
+  if (recognised.filter((r) => r.file.entity === file.entity).length !== 1) return null;
+  const previous = options.previous.find((p) => p.meta.identity.entity === file.entity && p.meta.identity.stem === file.stem) ?? null;
+  return { outDir: join(options.dir, file.entity), previous };
 }
 
 /** Reads only as far as the header and first rows, keeping file-level errors (encoding, header, columns). */
@@ -407,9 +468,11 @@ async function stageFile(
   issues: IssueSink,
   refs: References,
   progress: ((bytes: number) => void) | undefined,
+  digestDir: string | null,
 ): Promise<StagedFile> {
   const stats = emptyFileStats();
-  const staged: StagedFile = { name, entity: file.entity, stem: file.stem, stats, orphans: 0 };
+  const staged: StagedFile = { name, entity: file.entity, stem: file.stem, stats, orphans: 0, digest: null };
+  const excluded: number[] = [];
   const entity = file.entity;
   const inserter = new BatchInserter(sqlite, entity);
   let labels: ((column: string) => string) | null = null;
@@ -424,6 +487,7 @@ async function stageFile(
       const values = toStagedRow(entity, records[i], ctx, refs, orphan, derived);
       if (values === null) {
         staged.orphans++;
+        excluded.push(ctx.row);
         continue;
       }
       values.push(fileIndex, ctx.row);
@@ -435,7 +499,10 @@ async function stageFile(
     for (const issue of message.issues) issues.add(issue);
     Object.assign(stats, message.stats);
     if (message.bytes > 0) progress?.(message.bytes);
-    if (message.kind === "end") break;
+    if (message.kind === "end") {
+      if (message.digest !== null && digestDir !== null) staged.digest = { dir: digestDir, result: message.digest, excluded };
+      break;
+    }
     labels ??= labelLookup(stats.header, file);
     insertBatch(message.records, message.rows);
   }
@@ -636,6 +703,7 @@ function uniqueIndex(sqlite: Sqlite, entity: EntityName, key: readonly string[],
       );
       file.stats.badRows++;
       file.stats.records--;
+      file.digest?.excluded.push(Number(r.row));
       remove.run(r.rid);
     }
   })();
@@ -661,4 +729,148 @@ function mergeStaff(sqlite: Sqlite): void {
       WHERE rowid IN (SELECT keep FROM stage.staff_groups);
     DELETE FROM stage.users WHERE scope = 'staff' AND user_key IN (SELECT user_key FROM stage.staff_groups) AND rowid NOT IN (SELECT keep FROM stage.staff_groups);
   `);
+}
+
+// ---- second nights: a file read against the previous night's digest ----
+
+function removedTable(entity: EntityName): string {
+  return `stage.${q(`removed_${entity}`)}`;
+}
+
+/** The keys of live rows whose lines did not come back tonight: the only live rows the diff looks at. */
+function loadRemovedKeys(sqlite: Sqlite, file: StagedFile): void {
+  const key = rosterTable(file.entity).key;
+  sqlite.exec(`CREATE TABLE ${removedTable(file.entity)} (${key.map((c) => `${q(c)} TEXT NOT NULL`).join(", ")}, PRIMARY KEY (${key.map(q).join(", ")})) WITHOUT ROWID`);
+  const insert = removedInserter(sqlite, file.entity);
+  sqlite.transaction(() => {
+    for (const batch of removedKeys(file.digest!.dir)) for (const k of batch) insert(k);
+  })();
+}
+
+function removedInserter(sqlite: Sqlite, entity: EntityName): (key: string) => void {
+  const key = rosterTable(entity).key;
+  const insert = sqlite.prepare(`INSERT OR IGNORE INTO ${removedTable(entity)} VALUES (${key.map(() => "?").join(", ")})`);
+  return (k) => insert.run(k.split("\u0000"));
+}
+
+function digestKey(entity: EntityName, values: Record<string, unknown>): string {
+  return rosterTable(entity)
+    .key.map((c) => String(values[c] ?? ""))
+    .join("\u0000");
+}
+
+/**
+ * A changed line whose key is also the key of an unchanged line: a duplicate, as the full read
+ * would have found. The earlier row wins: either the staged row goes, or the unchanged line's
+ * live row is looked at again (its key joins the removed keys) and the staged row replaces it.
+ */
+function duplicatesOfUnchangedLines(sqlite: Sqlite, districtId: number, file: StagedFile, issues: IssueSink): void {
+  const entity = file.entity;
+  const table = rosterTable(entity);
+  const key = table.key;
+  const on = (a: string, b: string) => key.map((c) => `${a}.${q(c)} = ${b}.${q(c)}`).join(" AND ");
+  const conflicts = sqlite
+    .prepare(
+      `SELECT s.rowid AS rid, s.row AS row, ${key.map((c) => `s.${q(c)} AS ${q(c)}`).join(", ")} FROM stage.${q(entity)} s
+       WHERE EXISTS (SELECT 1 FROM main.${q(table.live)} l WHERE l.district_id = ? AND ${on("l", "s")})
+         AND NOT EXISTS (SELECT 1 FROM ${removedTable(entity)} r WHERE ${on("r", "s")})
+       ORDER BY s.row`,
+    )
+    .all(districtId) as Array<Record<string, string | number>>;
+  if (conflicts.length === 0) return;
+  const groups = new Map<string, Array<Record<string, string | number>>>();
+  for (const c of conflicts) {
+    const k = digestKey(entity, c);
+    const group = groups.get(k);
+    if (group === undefined) groups.set(k, [c]);
+    else group.push(c);
+  }
+  const rows = rowsOfKeys(file.digest!.dir, new Set(groups.keys()));
+  const labels = labelLookup(file.stats.header, { entity, stem: file.stem, implied: {} });
+  const remove = sqlite.prepare(`DELETE FROM stage.${q(entity)} WHERE rowid = ?`);
+  const addRemoved = removedInserter(sqlite, entity);
+  const duplicate = (row: number, values: Record<string, unknown>, firstRow: number) => {
+    issues.add(
+      makeIssue("DUPLICATE_KEY", {
+        file: file.name,
+        row,
+        column: labels(key[0]!),
+        value: key.map((c) => values[c]).filter((v) => v !== null && v !== "").join(" + "),
+        expected: key.join(" + "),
+        detail: `in row ${firstRow}`,
+      }),
+    );
+    file.stats.badRows++;
+    file.stats.records--;
+    file.digest!.excluded.push(row);
+  };
+  sqlite.transaction(() => {
+    for (const [k, staged] of groups) {
+      const stagedRows = new Set(staged.map((s) => Number(s.row)));
+      const unchanged = (rows.get(k) ?? []).filter((r) => !stagedRows.has(r));
+      if (unchanged.length === 0) continue;
+      const u = Math.min(...unchanged);
+      const first = staged[0]!;
+      if (Number(first.row) > u) {
+        for (const s of staged) {
+          duplicate(Number(s.row), s, u);
+          remove.run(s.rid);
+        }
+      } else {
+        // The unchanged line comes later: it is the duplicate; the other staged repeats are found with the keys.
+        duplicate(u, first, Number(first.row));
+        addRemoved(k);
+      }
+    }
+  })();
+}
+
+/**
+ * An unchanged enrollment line whose class or student is gone tonight: dropped with the same
+ * warning the full read gives (at its row tonight), and its live row is deleted like any row
+ * whose line did not come back.
+ */
+function orphansOfUnchangedLines(sqlite: Sqlite, districtId: number, present: PresentParts, file: StagedFile, issues: IssueSink, refs: References): void {
+  if (file.entity !== "enrollments") return;
+  const d = Number(districtId);
+  const removed = removedTable("enrollments");
+  const notRemoved = `NOT EXISTS (SELECT 1 FROM ${removed} r WHERE r.class_id = l.class_id AND r.student_id = l.student_id)`;
+  const found = new Map<string, { class_id: string; student_id: string; noStudent: boolean; noClass: boolean }>();
+  const collect = (query: string, missing: "noStudent" | "noClass") => {
+    for (const r of sqlite.prepare(query).iterate() as Iterable<{ class_id: string; student_id: string }>) {
+      const k = `${r.class_id}\u0000${r.student_id}`;
+      const entry = found.get(k) ?? { class_id: r.class_id, student_id: r.student_id, noStudent: false, noClass: false };
+      entry[missing] = true;
+      found.set(k, entry);
+    }
+  };
+  if (present.userScopes.has("student")) {
+    sqlite.exec(`CREATE TABLE stage.gone_students AS SELECT u.district_user_id AS id FROM main.roster_users u
+      WHERE u.district_id = ${d} AND u.scope = 'student'
+        AND NOT EXISTS (SELECT 1 FROM stage.users s WHERE s.scope = 'student' AND s.district_user_id = u.district_user_id)`);
+    collect(
+      `SELECT l.class_id, l.student_id FROM stage.gone_students g JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.student_id = g.id WHERE ${notRemoved}`,
+      "noStudent",
+    );
+  }
+  if (present.entities.has("classes")) {
+    sqlite.exec(`CREATE INDEX stage.classes_class_id ON classes (class_id)`);
+    sqlite.exec(`CREATE TABLE stage.gone_classes AS SELECT c.class_id AS id FROM main.roster_classes c
+      WHERE c.district_id = ${d} AND NOT EXISTS (SELECT 1 FROM stage.classes s WHERE s.class_id = c.class_id)`);
+    collect(`SELECT l.class_id, l.student_id FROM stage.gone_classes g JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.class_id = g.id WHERE ${notRemoved}`, "noClass");
+  }
+  if (found.size === 0) return;
+  const rows = rowsOfKeys(file.digest!.dir, new Set(found.keys()));
+  const labels = labelLookup(file.stats.header, { entity: "enrollments", stem: file.stem, implied: {} });
+  const orphans = [...found].flatMap(([k, entry]) => (rows.get(k) ?? []).map((row) => ({ k, row, entry }))).sort((a, b) => a.row - b.row);
+  const addRemoved = removedInserter(sqlite, "enrollments");
+  sqlite.transaction(() => {
+    for (const { k, row, entry } of orphans) {
+      if (entry.noClass) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("class_id"), value: entry.class_id, ...refs.expected("classes") }));
+      if (entry.noStudent) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("student_id"), value: entry.student_id, ...refs.expected("students") }));
+      file.orphans++;
+      file.digest!.excluded.push(row);
+      addRemoved(k);
+    }
+  })();
 }

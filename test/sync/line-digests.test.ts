@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type { Rosterdock } from "../../src/service.ts";
+import { brief, newDistrict, snapshot, startRosterdock, writeFiles } from "./helpers.ts";
+
+/**
+ * A second night read against the first night's line digest (only changed enrollment lines are
+ * read) must end exactly as a full read of the same night: same roster, counts and issues.
+ * Each case runs the same two nights into two districts; district B's digests are removed
+ * before night 2, so B reads night 2 in full.
+ */
+
+const STUDENTS = 40;
+const CLASSES = ["101", "102", "103"];
+const NO_HOLDS = { safeguards: { maxDeleteShare: 1, maxTouchShare: 1 } };
+
+interface Night {
+  students?: number[];
+  enrollments: string[];
+  enrollmentsHeader?: string;
+  classes?: string[];
+}
+
+function enrollmentLines(): string[] {
+  const lines: string[] = [];
+  for (let s = 1; s <= STUDENTS; s++) for (const c of CLASSES) lines.push(`${c},${s},2026-08-20,2027-06-01`);
+  return lines;
+}
+
+function files(night: Night): Record<string, string> {
+  const students = night.students ?? Array.from({ length: STUDENTS }, (_, i) => i + 1);
+  const classes = night.classes ?? CLASSES;
+  return {
+    "schools.csv": "school_id,school_name\n1,North High\n",
+    "courses.csv": "course_id,course_name\nM1,Math\n",
+    "users.csv": [
+      "district_user_id,role,first_name,last_name,school_id",
+      "900,teacher,Ada,Lovelace,1",
+      ...students.map((s) => `${s},student,First${s},Last${s},1`),
+      "",
+    ].join("\n"),
+    "classes.csv": ["class_id,class_name,school_id,course_id,teacher_id", ...classes.map((c) => `${c},Math ${c},1,M1,900`), ""].join("\n"),
+    "enrollments.csv": [night.enrollmentsHeader ?? "class_id,student_id,start_date,end_date", ...night.enrollments, ""].join("\n"),
+  };
+}
+
+async function ingest(rd: Rosterdock, slug: string, night: Night) {
+  const dir = await writeFiles(files(night));
+  const outcome = await rd.syncs.ingest(slug, [dir]);
+  const shown = await rd.syncs.show(outcome.syncId);
+  return { outcome, shown, issues: brief(shown.issues).sort() };
+}
+
+async function bothWays(night2: Night) {
+  const rd = await startRosterdock();
+  const delta = await newDistrict(rd, NO_HOLDS);
+  const full = await newDistrict(rd, NO_HOLDS);
+  const night1: Night = { enrollments: enrollmentLines() };
+  for (const slug of [delta, full]) assert.equal((await ingest(rd, slug, night1)).outcome.status, "applied");
+  const fullId = (await rd.districts.show(full)).id;
+  await rm(join(rd.config.dataDir, "districts", String(fullId), "digests"), { recursive: true, force: true });
+  const a = await ingest(rd, delta, night2);
+  const b = await ingest(rd, full, night2);
+  return { rd, delta, full, a, b };
+}
+
+function assertSame(run: Awaited<ReturnType<typeof bothWays>>) {
+  const { rd, delta, full, a, b } = run;
+  assert.equal(a.shown.summary.digests?.[0]?.delta, true, "district A read night 2 against the digest");
+  assert.equal(b.shown.summary.digests?.[0]?.delta, false, "district B read night 2 in full");
+  assert.equal(a.outcome.status, b.outcome.status);
+  assert.deepEqual(a.outcome.counts, b.outcome.counts);
+  assert.deepEqual(a.issues, b.issues);
+  assert.deepEqual(snapshot(rd, delta), snapshot(rd, full));
+  const files = (s: typeof a) => s.shown.summary.files!.map((f) => [f.name, f.rows, f.records, f.badRows, f.orphans]);
+  assert.deepEqual(files(a), files(b));
+}
+
+describe("second nights read against a line digest", () => {
+  it("reads only changed lines and ends as a full read: edits, additions, removals", async () => {
+    const lines = enrollmentLines();
+    lines[4] = lines[4]!.replace("2027-06-01", "2027-01-15"); // an edited line: an update
+    lines.splice(10, 2); // two lines gone: deletes
+    lines.push("103,41,2026-08-20,2027-06-01"); // a new student's enrollment
+    const run = await bothWays({ students: [...Array.from({ length: STUDENTS }, (_, i) => i + 1), 41], enrollments: lines });
+    assertSame(run);
+    const digest = run.a.shown.summary.digests![0]!;
+    assert.equal(digest.unchanged, STUDENTS * CLASSES.length - 3);
+    assert.equal(digest.removed, 3);
+    assert.deepEqual(run.a.outcome.counts.enrollments, { created: 1, updated: 1, deleted: 2, unchanged: STUDENTS * CLASSES.length - 3 });
+  });
+
+  it("drops unchanged lines whose student or class is gone, with the full read's warnings and rows", async () => {
+    const students = Array.from({ length: STUDENTS }, (_, i) => i + 1).filter((s) => s !== 5 && s !== 6);
+    const run = await bothWays({ students, classes: ["101", "102"], enrollments: enrollmentLines() });
+    assertSame(run);
+    assert.ok(run.a.issues.some((i) => /UNKNOWN_REFERENCE@\d+:student_id=5/.test(i)));
+    assert.ok(run.a.issues.some((i) => /UNKNOWN_REFERENCE@\d+:class_id=103/.test(i)));
+    assert.equal(run.a.shown.summary.files!.find((f) => f.name === "enrollments.csv")!.orphans, 2 * 3 + (STUDENTS - 2));
+  });
+
+  it("finds a changed line repeating an unchanged line's key, before or after it", async () => {
+    const lines = enrollmentLines();
+    lines.push(lines[0]!); // an exact copy, later: the copy is the duplicate
+    lines.push("102,7,2026-09-01,2027-06-01"); // same key as an unchanged line above, different dates
+    lines.unshift("103,9,2026-09-01,2027-06-01"); // same key as an unchanged line below: that line is the duplicate
+    const run = await bothWays({ enrollments: lines });
+    assertSame(run);
+    assert.equal(run.a.issues.filter((i) => i.includes("DUPLICATE_KEY")).length, 3);
+  });
+
+  it("reads in full when the header changed or the last sync was rolled back", async () => {
+    const rd = await startRosterdock();
+    const slug = await newDistrict(rd, NO_HOLDS);
+    const lines = enrollmentLines();
+    await ingest(rd, slug, { enrollments: lines });
+    const reordered = await ingest(rd, slug, { enrollmentsHeader: "class_id,student_id,start_date,end_date,note", enrollments: lines.map((l) => `${l},`) });
+    assert.equal(reordered.shown.summary.digests![0]!.delta, false);
+    assert.equal(reordered.outcome.counts.enrollments.unchanged, lines.length);
+    const again = await ingest(rd, slug, { enrollmentsHeader: "class_id,student_id,start_date,end_date,note", enrollments: lines.map((l) => `${l},`) });
+    assert.equal(again.shown.summary.digests![0]!.delta, true);
+    await rd.syncs.rollback(again.outcome.syncId, "test");
+    const afterRollback = await ingest(rd, slug, { enrollmentsHeader: "class_id,student_id,start_date,end_date,note", enrollments: lines.map((l) => `${l},`) });
+    assert.equal(afterRollback.shown.summary.digests![0]!.delta, false);
+    assert.equal(afterRollback.outcome.counts.enrollments.unchanged, lines.length);
+  });
+});
