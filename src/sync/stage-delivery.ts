@@ -849,7 +849,7 @@ function orphansOfUnchangedLines(sqlite: Sqlite, districtId: number, present: Pr
       WHERE u.district_id = ${d} AND u.scope = 'student'
         AND NOT EXISTS (SELECT 1 FROM stage.users s WHERE s.scope = 'student' AND s.district_user_id = u.district_user_id)`);
     collect(
-      `SELECT l.class_id, l.student_id FROM stage.gone_students g JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.student_id = g.id WHERE ${notRemoved}`,
+      `SELECT l.class_id, l.student_id FROM stage.gone_students g CROSS JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.student_id = g.id WHERE ${notRemoved}`,
       "noStudent",
     );
   }
@@ -857,7 +857,7 @@ function orphansOfUnchangedLines(sqlite: Sqlite, districtId: number, present: Pr
     sqlite.exec(`CREATE INDEX stage.classes_class_id ON classes (class_id)`);
     sqlite.exec(`CREATE TABLE stage.gone_classes AS SELECT c.class_id AS id FROM main.roster_classes c
       WHERE c.district_id = ${d} AND NOT EXISTS (SELECT 1 FROM stage.classes s WHERE s.class_id = c.class_id)`);
-    collect(`SELECT l.class_id, l.student_id FROM stage.gone_classes g JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.class_id = g.id WHERE ${notRemoved}`, "noClass");
+    collect(`SELECT l.class_id, l.student_id FROM stage.gone_classes g CROSS JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.class_id = g.id WHERE ${notRemoved}`, "noClass");
   }
   if (found.size === 0) return;
   const rows = rowsOfKeys(file.digest!.dir, new Set(found.keys()));
