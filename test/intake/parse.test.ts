@@ -97,6 +97,30 @@ describe("DelimitedTextParser", () => {
   });
 });
 
+describe("a line filter (line digests)", () => {
+  it("sees each non-blank line's exact text with its row; a consumed line is counted, not emitted", () => {
+    const text = 'h1,h2\r\na,1\r\n\r\n"b\nb",2\r\nc,3\r\nd,4';
+    for (let size = 1; size <= text.length; size++) {
+      const parser = new DelimitedTextParser();
+      const seen: Array<[number, string]> = [];
+      const rows: Array<[number, string[]]> = [];
+      const onRow = (fields: string[], row: number) => {
+        rows.push([row, fields]);
+        if (row === 1)
+          parser.lineFilter = (t, start, end, line) => {
+            seen.push([line, t.slice(start, end)]);
+            return line === 2 || line === 5;
+          };
+      };
+      for (let i = 0; i < text.length; i += size) parser.push(text.slice(i, i + size), onRow);
+      parser.end(onRow);
+      assert.deepEqual(seen, [[2, "a,1"], [4, '"b\nb",2'], [5, "c,3"], [6, "d,4"]], `chunk size ${size}`);
+      assert.deepEqual(rows, [[1, ["h1", "h2"]], [4, ["b\nb", "2"]], [6, ["d", "4"]]], `chunk size ${size}`);
+      assert.equal(parser.rowCount, 6);
+    }
+  });
+});
+
 describe("sniffDelimiter", () => {
   it("picks the delimiter occurring most often in the header, ignoring quoted ones", () => {
     assert.equal(sniffDelimiter("a\tb\tc,d\n", true), "\t");
