@@ -137,6 +137,11 @@ class AppendFile {
     fsyncSync(this.#fd);
     closeSync(this.#fd);
   }
+
+  /** Closes without writing what is buffered (the file is abandoned). */
+  abandon(): void {
+    closeSync(this.#fd);
+  }
 }
 
 export class DigestWriter {
@@ -174,6 +179,11 @@ export class DigestWriter {
   close(): void {
     this.#entries.close();
     this.#keys.close();
+  }
+
+  abandon(): void {
+    this.#entries.abandon();
+    this.#keys.abandon();
   }
 }
 
@@ -521,12 +531,20 @@ export class DigestTracker implements LineTracking {
     else this.#writer!.add(0, 0, row, key);
   }
 
+  /** Lets go of a digest that will not be finished (the file failed): its folder is removed with the sync's. */
+  abandon(): void {
+    this.#writer?.abandon();
+    this.#writer = null;
+    this.#previous = null;
+  }
+
   /** Completes tonight's digest (not sealed: the sync's thread adds exclusions and seals it). Null when the file had no header. */
   finish(): DigestResult | null {
     const writer = this.#writer;
     if (writer === null || this.#identity === null) return null;
     const removed = this.#previous?.carryOver(writer, this.plan.outDir) ?? 0;
     writer.close();
+    this.#writer = null;
     this.#previous = null;
     return { identity: this.#identity, entries: writer.count, delta: this.#delta, unchanged: this.#unchanged, removed };
   }

@@ -86,14 +86,19 @@ async function main(port: MessagePort, data: ParseThreadData): Promise<void> {
     const input = request.progress ? counted(source, (b) => (bytes = b)) : source;
     const tracker = request.digest === null ? null : new DigestTracker(request.file.entity, request.file.stem, request.digest);
     const options = { stats, duplicates: null, ...(ahead ? { detection: ahead.detection } : {}), ...(tracker ? { lines: tracker } : {}) };
-    for await (const batch of readRosterFile(input, request.file, issues, options)) {
-      while (credits === 0) await new Promise<void>((resolve) => (wake = resolve));
-      credits--;
-      const rows = Int32Array.from(batch.rows);
-      const transfer = [rows.buffer];
-      reply({ kind: "batch", issues: issues.take(), stats, bytes, rows, values: packRecords(batch.records, columns, transfer) }, transfer);
+    let digest = null;
+    try {
+      for await (const batch of readRosterFile(input, request.file, issues, options)) {
+        while (credits === 0) await new Promise<void>((resolve) => (wake = resolve));
+        credits--;
+        const rows = Int32Array.from(batch.rows);
+        const transfer = [rows.buffer];
+        reply({ kind: "batch", issues: issues.take(), stats, bytes, rows, values: packRecords(batch.records, columns, transfer) }, transfer);
+      }
+      if (tracker !== null && stats.failed === null) digest = tracker.finish();
+    } finally {
+      tracker?.abandon();
     }
-    const digest = tracker !== null && stats.failed === null ? tracker.finish() : null;
     reply({ kind: "end", issues: issues.take(), stats, bytes, digest });
   }
 
