@@ -58,6 +58,8 @@ interface NightResult {
   changes: number | null;
   counts: Record<string, { created: number; updated: number; deleted: number; unchanged: number }>;
   issueCounts: unknown;
+  /** Line digests the sync kept; on a second night, `delta` says unchanged lines were skipped. */
+  digests: unknown;
 }
 
 /** `npm run bench -- ingest`: `rosterdock ingest` end to end on a generated district, two nights, against `sqlite3 .import`. */
@@ -121,7 +123,7 @@ export const ingestBenchmark: Benchmark = {
       const shown = JSON.parse((await runCommand(bin, ["sync", "show", String(ingested.id), "--json"], { env })).stdout) as {
         status: string;
         counts: NightResult["counts"];
-        summary: { files?: Array<{ rows: number }>; timings?: NightResult["timings"]; changes?: number | null; issueCounts?: unknown; error?: string };
+        summary: { files?: Array<{ rows: number }>; timings?: NightResult["timings"]; changes?: number | null; issueCounts?: unknown; error?: string; digests?: unknown };
       };
       if (shown.status !== "applied") throw new Error(`night ${i + 1} was ${shown.status}: ${JSON.stringify(shown.summary).slice(0, 2000)}`);
       const rows = (shown.summary.files ?? []).reduce((sum, f) => sum + f.rows, 0);
@@ -140,6 +142,7 @@ export const ingestBenchmark: Benchmark = {
         changes: shown.summary.changes ?? null,
         counts: shown.counts,
         issueCounts: shown.summary.issueCounts ?? null,
+        digests: shown.summary.digests ?? null,
       });
       context.progress(`night ${i + 1}: ${round(run.seconds, 1)} s, peak RSS ${round(run.peakRssMiB, 0)} MiB, timings ${JSON.stringify(timings)}`);
     }
