@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { LineHasher } from "../intake/line-hash.ts";
 import type { LineTracking } from "../intake/read-roster-file.ts";
 import { entitySpec } from "../spec/roster-spec.ts";
-import type { EntityName } from "../spec/roster-spec.ts";
-import { rosterTable } from "./roster-tables.ts";
+import type { EntityName, Scope } from "../spec/roster-spec.ts";
+import { rosterTable, userKey } from "./roster-tables.ts";
 
 /**
  * A line digest remembers, for one roster file of an applied sync, every line that became a
@@ -29,8 +29,17 @@ import { rosterTable } from "./roster-tables.ts";
 /** Bumped whenever reading a line can give a different row than before (format, normalising). */
 export const DIGEST_FORMAT = 1;
 
-/** Which files digests are kept for: the big ones whose rows depend on nothing but their line. */
-export const DIGESTED_ENTITIES: ReadonlySet<EntityName> = new Set(["enrollments"]);
+/**
+ * Which files digests are kept for: the big ones. Only rows that depend on nothing but their
+ * line are recorded (`digestedRecord`): students, not staff (a teacher at two schools is two
+ * lines merged into one person), so staff rows are read every night.
+ */
+export const DIGESTED_ENTITIES: ReadonlySet<EntityName> = new Set(["users", "enrollments"]);
+
+/** Whether a record read from a digested file goes into its digest. */
+export function digestedRecord(entity: EntityName, record: Record<string, unknown>): boolean {
+  return entity !== "users" || record.scope === "student";
+}
 
 /** A line is recognised only in a file read exactly as the night before. */
 export interface DigestIdentity {
@@ -71,6 +80,7 @@ function sameIdentity(a: DigestIdentity, b: DigestIdentity): boolean {
 
 /** The key of a record as stored in a digest: the live table's key columns, joined by NUL. */
 export function recordKey(entity: EntityName, record: Record<string, unknown>): string {
+  if (entity === "users") return userKey(record.scope as Scope, String(record.district_user_id), (record.teacher_number as string | null) ?? null);
   const key = rosterTable(entity).key;
   return key.length === 1 ? String(record[key[0]!]) : key.map((c) => String(record[c] ?? "")).join("\u0000");
 }
@@ -526,6 +536,7 @@ export class DigestTracker implements LineTracking {
   }
 
   accepted(record: unknown, row: number, clean: boolean): void {
+    if (!digestedRecord(this.entity, record as Record<string, unknown>)) return;
     const key = recordKey(this.entity, record as Record<string, unknown>);
     if (clean) this.#writer!.add(this.#hasher.hi, this.#hasher.lo, row, key);
     else this.#writer!.add(0, 0, row, key);

@@ -183,9 +183,11 @@ function planEntity(sqlite: Sqlite, table: RosterTable, districtId: number, pres
   const stageSelect = `SELECT ${columns} FROM ${keyedStage(table.entity)}`;
   const keyColumns = table.key.map(q).join(", ");
   // Delta: one key lookup per removed key (CROSS JOIN keeps that order), not a scan of the district's rows.
+  // Users: the digest speaks for students; live staff are all looked at, as staff are read in full.
+  const staff = table.entity === "users" && present.userScopes.has("staff") ? ` UNION ALL SELECT ${columns} FROM main.${q(table.live)} WHERE district_id = ${Number(districtId)} AND scope = 'staff'` : "";
   const liveSelect = delta
-    ? `SELECT ${allColumns(table).map((c) => `l.${q(c)}`).join(", ")} FROM stage.${q(`removed_${table.entity}`)} r CROSS JOIN main.${q(table.live)} l
-       ON l.district_id = ${Number(districtId)} AND ${table.key.map((c) => `l.${q(c)} = r.${q(c)}`).join(" AND ")} WHERE 1${liveFilter}`
+    ? `SELECT * FROM (SELECT ${allColumns(table).map((c) => `l.${q(c)}`).join(", ")} FROM stage.${q(`removed_${table.entity}`)} r CROSS JOIN main.${q(table.live)} l
+       ON l.district_id = ${Number(districtId)} AND ${table.key.map((c) => `l.${q(c)} = r.${q(c)}`).join(" AND ")} WHERE 1${liveFilter}${staff})`
     : `SELECT ${columns} FROM main.${q(table.live)} WHERE district_id = ${Number(districtId)}${liveFilter}`;
   const newTable = `stage.${q(`new_${table.entity}`)}`;
   const oldTable = `stage.${q(`old_${table.entity}`)}`;

@@ -144,6 +144,14 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
       const parsed = parser.read(sources.indexOf(source), file, progress !== undefined, digestPlan);
       const result = await stageFile(sqlite, parsed, source.name, file, fileIndex, issues, references, progress, digestPlan?.outDir ?? null);
       staged.push(result);
+      if (result.digest?.result.delta === true && result.stats.failed === null) {
+        loadRemovedKeys(sqlite, result);
+        // Before the files that point at students are read: unchanged students are live ones.
+        if (result.entity === "users") {
+          references.fillUnchangedStudents(options.districtId);
+          orphansOfUnchangedStudents(sqlite, options.districtId, present, result, issues, references);
+        }
+      }
       doneBytes += source.size;
       progress?.(source.size);
       if (result.stats.failed !== null) {
@@ -161,11 +169,10 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     for (const file of staged) {
       if (file.digest?.result.delta !== true) continue;
       delta.add(file.entity);
-      loadRemovedKeys(sqlite, file);
       duplicatesOfUnchangedLines(sqlite, options.districtId, file, issues);
     }
     buildKeys(sqlite, staged, issues);
-    for (const file of staged) if (delta.has(file.entity)) orphansOfUnchangedLines(sqlite, options.districtId, present, file, issues, references!);
+    for (const file of staged) if (file.entity === "enrollments" && delta.has("enrollments")) orphansOfUnchangedLines(sqlite, options.districtId, present, delta, file, issues, references!);
     for (const file of staged) {
       const limit = badRowLimitIssue(file.name, file.stats);
       if (limit !== null) issues.add(limit);
@@ -195,7 +202,9 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
  */
 function planDigest(options: DigestOptions | undefined, recognised: ReadonlyArray<{ file: RecognisedFile }>, file: RecognisedFile): DigestPlan | null {
   if (options === undefined || !DIGESTED_ENTITIES.has(file.entity)) return null;
-  if (recognised.filter((r) => r.file.entity === file.entity).length !== 1) return null;
+  // A users digest speaks for the live students: kept for the one file that has students.
+  const speaksFor = (f: RecognisedFile) => f.entity === file.entity && (f.entity !== "users" || presentParts([f]).userScopes.has("student"));
+  if (!speaksFor(file) || recognised.filter((r) => speaksFor(r.file)).length !== 1) return null;
   const previous = options.previous.find((p) => p.meta.identity.entity === file.entity && p.meta.identity.stem === file.stem) ?? null;
   return { outDir: join(options.dir, file.entity), previous };
 }
@@ -304,6 +313,20 @@ class IdSet {
       if ((this.#bits[word]! & mask) === 0) {
         this.#bits[word]! |= mask;
         this.#bitCount++;
+      }
+    }
+  }
+
+  delete(id: string): void {
+    const n = plainInteger(id);
+    if (n < 0) this.#strings.delete(id);
+    else if (n >= BITMAP_LIMIT) this.#numbers.delete(n);
+    else {
+      const word = n >>> 5;
+      const mask = 1 << (n & 31);
+      if (word < this.#bits.length && (this.#bits[word]! & mask) !== 0) {
+        this.#bits[word]! &= ~mask;
+        this.#bitCount--;
       }
     }
   }
@@ -440,6 +463,28 @@ class References {
 
   add(target: Target, id: string): void {
     this.#targets.get(target)!.ids?.add(id);
+  }
+
+  drop(target: Target, id: string): void {
+    this.#targets.get(target)!.ids?.delete(id);
+  }
+
+  /**
+   * A students file read against its line digest staged only changed lines: tonight's other
+   * students are the live ones whose lines came back (not in `stage.removed_users`).
+   */
+  fillUnchangedStudents(districtId: number): void {
+    const ids = this.#targets.get("students")!.ids!;
+    const query = `SELECT u.district_user_id FROM main.roster_users u WHERE u.district_id = ? AND u.scope = 'student'
+      AND NOT EXISTS (SELECT 1 FROM ${removedTable("users")} r WHERE r.user_key = u.user_key)`;
+    for (const id of this.sqlite.prepare(query).pluck(true).iterate(districtId) as Iterable<string>) ids.add(id);
+  }
+
+  /** Live ids of a target that tonight's files do not have (nothing when the target is not checked). */
+  gone(target: "schools", districtId: number): string[] {
+    if (this.#targets.get(target)!.files === null) return [];
+    const ids = this.sqlite.prepare("SELECT school_id FROM main.roster_schools WHERE district_id = ?").pluck(true).all(districtId) as string[];
+    return ids.filter((id) => !this.has(target, id));
   }
 
   /** "a school in schools.csv", or "a school in the roster" when tonight's delivery has none. */
@@ -769,10 +814,12 @@ function duplicatesOfUnchangedLines(sqlite: Sqlite, districtId: number, file: St
   const table = rosterTable(entity);
   const key = table.key;
   const on = (a: string, b: string) => key.map((c) => `${a}.${q(c)} = ${b}.${q(c)}`).join(" AND ");
+  // Users: the digest speaks for students only; staff are read in full every night.
+  const users = entity === "users";
   const conflicts = sqlite
     .prepare(
-      `SELECT s.rowid AS rid, s.row AS row, ${key.map((c) => `s.${q(c)} AS ${q(c)}`).join(", ")} FROM stage.${q(entity)} s
-       WHERE EXISTS (SELECT 1 FROM main.${q(table.live)} l WHERE l.district_id = ? AND ${on("l", "s")})
+      `SELECT s.rowid AS rid, s.row AS row, ${[...key, ...(users ? ["district_user_id"] : [])].map((c) => `s.${q(c)} AS ${q(c)}`).join(", ")} FROM stage.${q(entity)} s
+       WHERE ${users ? "s.scope = 'student' AND " : ""}EXISTS (SELECT 1 FROM main.${q(table.live)} l WHERE l.district_id = ? AND ${on("l", "s")})
          AND NOT EXISTS (SELECT 1 FROM ${removedTable(entity)} r WHERE ${on("r", "s")})
        ORDER BY s.row`,
     )
@@ -794,9 +841,10 @@ function duplicatesOfUnchangedLines(sqlite: Sqlite, districtId: number, file: St
       makeIssue("DUPLICATE_KEY", {
         file: file.name,
         row,
-        column: labels(key[0]!),
-        value: key.map((c) => values[c]).filter((v) => v !== null && v !== "").join(" + "),
-        expected: key.join(" + "),
+        // As uniqueIndex reports them: users by their id within the scope.
+        ...(users
+          ? { column: labels("district_user_id"), value: String(values.district_user_id), expected: "student id" }
+          : { column: labels(key[0]!), value: key.map((c) => values[c]).filter((v) => v !== null && v !== "").join(" + "), expected: key.join(" + ") }),
         detail: `in row ${firstRow}`,
       }),
     );
@@ -830,7 +878,15 @@ function duplicatesOfUnchangedLines(sqlite: Sqlite, districtId: number, file: St
  * warning the full read gives (at its row tonight), and its live row is deleted like any row
  * whose line did not come back.
  */
-function orphansOfUnchangedLines(sqlite: Sqlite, districtId: number, present: PresentParts, file: StagedFile, issues: IssueSink, refs: References): void {
+function orphansOfUnchangedLines(
+  sqlite: Sqlite,
+  districtId: number,
+  present: PresentParts,
+  delta: ReadonlySet<EntityName>,
+  file: StagedFile,
+  issues: IssueSink,
+  refs: References,
+): void {
   if (file.entity !== "enrollments") return;
   const d = Number(districtId);
   const removed = removedTable("enrollments");
@@ -845,9 +901,15 @@ function orphansOfUnchangedLines(sqlite: Sqlite, districtId: number, present: Pr
     }
   };
   if (present.userScopes.has("student")) {
-    sqlite.exec(`CREATE TABLE stage.gone_students AS SELECT u.district_user_id AS id FROM main.roster_users u
-      WHERE u.district_id = ${d} AND u.scope = 'student'
-        AND NOT EXISTS (SELECT 1 FROM stage.users s WHERE s.scope = 'student' AND s.district_user_id = u.district_user_id)`);
+    // Read in full, tonight's students are all staged; read against a digest, the gone ones are removed keys not staged again.
+    const stagedAgain = (id: string) => `EXISTS (SELECT 1 FROM stage.users s WHERE s.scope = 'student' AND s.district_user_id = ${id})`;
+    sqlite.exec(
+      delta.has("users")
+        ? `CREATE TABLE stage.gone_students AS SELECT substr(r.user_key, 9) AS id FROM ${removedTable("users")} r
+           WHERE substr(r.user_key, 1, 8) = 'student-' AND NOT ${stagedAgain("substr(r.user_key, 9)")}`
+        : `CREATE TABLE stage.gone_students AS SELECT u.district_user_id AS id FROM main.roster_users u
+           WHERE u.district_id = ${d} AND u.scope = 'student' AND NOT ${stagedAgain("u.district_user_id")}`,
+    );
     collect(
       `SELECT l.class_id, l.student_id FROM stage.gone_students g CROSS JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.student_id = g.id WHERE ${notRemoved}`,
       "noStudent",
@@ -871,6 +933,41 @@ function orphansOfUnchangedLines(sqlite: Sqlite, districtId: number, present: Pr
       file.orphans++;
       file.digest!.excluded.push(row);
       addRemoved(k);
+    }
+  })();
+}
+
+/**
+ * An unchanged student line whose school is gone tonight: dropped with the full read's warning
+ * (at its row tonight), its live row looked at again, and the student no longer counts as
+ * present for the files read after this one.
+ */
+function orphansOfUnchangedStudents(sqlite: Sqlite, districtId: number, present: PresentParts, file: StagedFile, issues: IssueSink, refs: References): void {
+  if (!present.entities.has("schools")) return;
+  const gone = refs.gone("schools", districtId);
+  if (gone.length === 0) return;
+  const candidates = sqlite.prepare(
+    `SELECT u.user_key, u.district_user_id, u.school_id FROM main.roster_users u WHERE u.district_id = ? AND u.school_id = ? AND u.scope = 'student'
+       AND NOT EXISTS (SELECT 1 FROM ${removedTable("users")} r WHERE r.user_key = u.user_key)`,
+  );
+  const found = new Map<string, { id: string; school: string }>();
+  for (const school of gone) {
+    for (const r of candidates.iterate(districtId, school) as Iterable<{ user_key: string; district_user_id: string; school_id: string }>) {
+      found.set(r.user_key, { id: r.district_user_id, school: r.school_id });
+    }
+  }
+  if (found.size === 0) return;
+  const rows = rowsOfKeys(file.digest!.dir, new Set(found.keys()));
+  const labels = labelLookup(file.stats.header, { entity: "users", stem: file.stem, implied: {} });
+  const orphans = [...found].flatMap(([k, entry]) => (rows.get(k) ?? []).map((row) => ({ k, row, entry }))).sort((a, b) => a.row - b.row);
+  const addRemoved = removedInserter(sqlite, "users");
+  sqlite.transaction(() => {
+    for (const { k, row, entry } of orphans) {
+      issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("school_id"), value: entry.school, ...refs.expected("schools") }));
+      file.orphans++;
+      file.digest!.excluded.push(row);
+      addRemoved(k);
+      refs.drop("students", entry.id);
     }
   })();
 }

@@ -18,6 +18,9 @@ const NO_HOLDS = { safeguards: { maxDeleteShare: 1, maxTouchShare: 1 } };
 
 interface Night {
   students?: number[];
+  /** The users file's data lines, instead of those made from `students`. */
+  users?: string[];
+  schools?: string[];
   enrollments: string[];
   enrollmentsHeader?: string;
   classes?: string[];
@@ -29,18 +32,18 @@ function enrollmentLines(): string[] {
   return lines;
 }
 
+/** A teacher, then students; students above 30 are at school 2. */
+function userLines(students: number[]): string[] {
+  return ["900,teacher,Ada,Lovelace,1", ...students.map((s) => `${s},student,First${s},Last${s},${s > 30 ? 2 : 1}`)];
+}
+
 function files(night: Night): Record<string, string> {
   const students = night.students ?? Array.from({ length: STUDENTS }, (_, i) => i + 1);
   const classes = night.classes ?? CLASSES;
   return {
-    "schools.csv": "school_id,school_name\n1,North High\n",
+    "schools.csv": ["school_id,school_name", ...(night.schools ?? ["1,North High", "2,South High"]), ""].join("\n"),
     "courses.csv": "course_id,course_name\nM1,Math\n",
-    "users.csv": [
-      "district_user_id,role,first_name,last_name,school_id",
-      "900,teacher,Ada,Lovelace,1",
-      ...students.map((s) => `${s},student,First${s},Last${s},1`),
-      "",
-    ].join("\n"),
+    "users.csv": ["district_user_id,role,first_name,last_name,school_id", ...(night.users ?? userLines(students)), ""].join("\n"),
     "classes.csv": ["class_id,class_name,school_id,course_id,teacher_id", ...classes.map((c) => `${c},Math ${c},1,M1,900`), ""].join("\n"),
     "enrollments.csv": [night.enrollmentsHeader ?? "class_id,student_id,start_date,end_date", ...night.enrollments, ""].join("\n"),
   };
@@ -66,10 +69,14 @@ async function bothWays(night2: Night) {
   return { rd, delta, full, a, b };
 }
 
+function enrollmentsDigest(run: Awaited<ReturnType<typeof ingest>>) {
+  return run.shown.summary.digests!.find((d) => d.file === "enrollments.csv")!;
+}
+
 function assertSame(run: Awaited<ReturnType<typeof bothWays>>) {
   const { rd, delta, full, a, b } = run;
-  assert.equal(a.shown.summary.digests?.[0]?.delta, true, "district A read night 2 against the digest");
-  assert.equal(b.shown.summary.digests?.[0]?.delta, false, "district B read night 2 in full");
+  assert.deepEqual(a.shown.summary.digests?.map((d) => [d.file, d.delta]), [["users.csv", true], ["enrollments.csv", true]], "district A read night 2 against the digests");
+  assert.deepEqual(b.shown.summary.digests?.map((d) => [d.file, d.delta]), [["users.csv", false], ["enrollments.csv", false]], "district B read night 2 in full");
   assert.equal(a.outcome.status, b.outcome.status);
   assert.deepEqual(a.outcome.counts, b.outcome.counts);
   assert.deepEqual(a.issues, b.issues);
@@ -86,7 +93,7 @@ describe("second nights read against a line digest", () => {
     lines.push("103,41,2026-08-20,2027-06-01"); // a new student's enrollment
     const run = await bothWays({ students: [...Array.from({ length: STUDENTS }, (_, i) => i + 1), 41], enrollments: lines });
     assertSame(run);
-    const digest = run.a.shown.summary.digests![0]!;
+    const digest = enrollmentsDigest(run.a);
     assert.equal(digest.unchanged, STUDENTS * CLASSES.length - 3);
     assert.equal(digest.removed, 3);
     assert.deepEqual(run.a.outcome.counts.enrollments, { created: 1, updated: 1, deleted: 2, unchanged: STUDENTS * CLASSES.length - 3 });
@@ -111,19 +118,42 @@ describe("second nights read against a line digest", () => {
     assert.equal(run.a.issues.filter((i) => i.includes("DUPLICATE_KEY")).length, 3);
   });
 
+  it("students: edits, additions, removals, a renamed teacher and a repeated student id", async () => {
+    const users = userLines(Array.from({ length: STUDENTS }, (_, i) => i + 1));
+    users[0] = "900,teacher,Ada,King,1"; // staff are read every night
+    users[3] = "3,student,Third,Changed,1"; // an edited student
+    users.splice(20, 1); // student 20 gone: their unchanged enrollment lines become orphans
+    users.push("41,student,New,Student,1"); // a new student
+    users.push("7,student,Seven,Again,1"); // a later line repeating student 7
+    users.unshift("8,student,Eight,First,1"); // an earlier line repeating student 8: the unchanged line is the duplicate
+    const run = await bothWays({ users, enrollments: enrollmentLines() });
+    assertSame(run);
+    assert.equal(run.a.issues.filter((i) => i.includes("DUPLICATE_KEY")).length, 2);
+    assert.equal(run.a.issues.filter((i) => /UNKNOWN_REFERENCE@\d+:student_id=20$/.test(i)).length, CLASSES.length);
+    assert.deepEqual(run.a.outcome.counts.users, { created: 1, updated: 3, deleted: 1, unchanged: STUDENTS + 1 - 4 });
+  });
+
+  it("drops unchanged students of a school that is gone, and then their enrollments", async () => {
+    const run = await bothWays({ schools: ["1,North High"], enrollments: enrollmentLines() });
+    assertSame(run);
+    assert.equal(run.a.issues.filter((i) => /UNKNOWN_REFERENCE@\d+:school_id=2$/.test(i)).length, STUDENTS - 30);
+    assert.equal(run.a.outcome.counts.users.deleted, STUDENTS - 30);
+    assert.equal(run.a.outcome.counts.enrollments.deleted, (STUDENTS - 30) * CLASSES.length);
+  });
+
   it("reads in full when the header changed or the last sync was rolled back", async () => {
     const rd = await startRosterdock();
     const slug = await newDistrict(rd, NO_HOLDS);
     const lines = enrollmentLines();
     await ingest(rd, slug, { enrollments: lines });
     const reordered = await ingest(rd, slug, { enrollmentsHeader: "class_id,student_id,start_date,end_date,note", enrollments: lines.map((l) => `${l},`) });
-    assert.equal(reordered.shown.summary.digests![0]!.delta, false);
+    assert.equal(enrollmentsDigest(reordered).delta, false);
     assert.equal(reordered.outcome.counts.enrollments.unchanged, lines.length);
     const again = await ingest(rd, slug, { enrollmentsHeader: "class_id,student_id,start_date,end_date,note", enrollments: lines.map((l) => `${l},`) });
-    assert.equal(again.shown.summary.digests![0]!.delta, true);
+    assert.equal(enrollmentsDigest(again).delta, true);
     await rd.syncs.rollback(again.outcome.syncId, "test");
     const afterRollback = await ingest(rd, slug, { enrollmentsHeader: "class_id,student_id,start_date,end_date,note", enrollments: lines.map((l) => `${l},`) });
-    assert.equal(afterRollback.shown.summary.digests![0]!.delta, false);
+    assert.equal(enrollmentsDigest(afterRollback).delta, false);
     assert.equal(afterRollback.outcome.counts.enrollments.unchanged, lines.length);
   });
 });
