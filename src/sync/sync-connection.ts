@@ -48,7 +48,7 @@ export class SyncConnection {
     this.#attached = path;
     this.sqlite.pragma("stage.journal_mode = OFF");
     this.sqlite.pragma("stage.synchronous = OFF");
-    this.sqlite.pragma("stage.cache_size = -65536");
+    this.sqlite.pragma("stage.cache_size = -16384");
   }
 
   detachStage(): void {
