@@ -9,14 +9,12 @@ import { JobQueue } from "./jobs/job-queue.ts";
 import { Worker, type JobHandler } from "./jobs/worker.ts";
 import { LocalStorage } from "./storage/local-storage.ts";
 import { ensureHostKeys, type HostKey } from "./sftp/host-keys.ts";
-import { SftpServer } from "./sftp/sftp-server.ts";
 import { createSyncService, type SyncService } from "./sync/sync-service.ts";
 import { MAX_SYNC_ATTEMPTS } from "./sync/process-sync.ts";
 import { SyncThread } from "./jobs/sync-thread.ts";
 import { TokenService } from "./tokens/token-service.ts";
 import { ClientService } from "./tokens/client-service.ts";
 import { WebhookService, WEBHOOK_MAX_ATTEMPTS } from "./webhooks/webhook-service.ts";
-import { buildHttpApp } from "./api/http-app.ts";
 import { createLogger } from "./logger.ts";
 import { listenError } from "./errors.ts";
 
@@ -104,6 +102,9 @@ export interface RunningServer {
 
 /** `rosterdock serve`: SFTP, HTTP and the background worker in one process. */
 export async function startServer(rd: Rosterdock): Promise<RunningServer> {
+  // Loaded here, not at the top: CLI commands (ingest above all) need neither, nor their memory.
+  const { SftpServer } = await import("./sftp/sftp-server.ts");
+  const { buildHttpApp } = await import("./api/http-app.ts");
   const { config, logger } = rd;
   const startedAt = new Date();
   const sftp = new SftpServer(

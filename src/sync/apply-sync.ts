@@ -18,8 +18,28 @@ export interface Changeset {
  */
 export function applyPlan(sqlite: Sqlite, plan: SyncPlan, syncId: number, now: string): Changeset {
   const before = lastChangeId(sqlite);
-  for (const entity of plan.entities) applyEntity(sqlite, entity, plan.districtId, syncId);
+  for (const entity of plan.entities) {
+    if (entity.mode !== "diff") applyEntity(sqlite, entity, plan.districtId, syncId);
+    else withCache(sqlite, DIFF_CACHE_KIB, () => applyEntity(sqlite, entity, plan.districtId, syncId));
+  }
   return recordChangeset(sqlite, syncId, plan.districtId, "apply", before, now);
+}
+
+/**
+ * A diff's changes land all over the live tables (a key lookup, delete or insert each): a
+ * bigger page cache keeps the B-tree pages read once. Loads keep the connection's small cache,
+ * which sizes their sorts' runs (see SyncConnection).
+ */
+const DIFF_CACHE_KIB = 64 * 1024;
+
+function withCache<T>(sqlite: Sqlite, kib: number, work: () => T): T {
+  const previous = sqlite.pragma("main.cache_size", { simple: true }) as number;
+  sqlite.pragma(`main.cache_size = ${-kib}`);
+  try {
+    return work();
+  } finally {
+    sqlite.pragma(`main.cache_size = ${previous}`);
+  }
 }
 
 function applyEntity(sqlite: Sqlite, plan: EntityPlan, districtId: number, syncId: number): void {
@@ -39,16 +59,18 @@ function applyEntity(sqlite: Sqlite, plan: EntityPlan, districtId: number, syncI
   const created = `stage.${q(`new_${table.entity}`)}`;
   const gone = `stage.${q(`old_${table.entity}`)}`;
   const matchNew = (alias: string) => table.key.map((c) => `n.${q(c)} = ${alias}.${q(c)}`).join(" AND ");
+  // CROSS JOIN: the changed rows drive, one key lookup each in the live table. Left to itself the
+  // planner (no statistics on staging tables) scans the district's live rows instead.
   const matchLive = (alias: string) => `l.district_id = ${d} AND ${table.key.map((c) => `l.${q(c)} = ${alias}.${q(c)}`).join(" AND ")}`;
   sqlite.exec(`${insertChange}
     SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "n.")}, 'create', NULL, ${rowJson(table, "n.", false)}
     FROM ${created} n WHERE NOT EXISTS (SELECT 1 FROM ${gone} o WHERE ${matchNew("o")}) ORDER BY ${prefixed(table.key, "n.")}`);
   sqlite.exec(`${insertChange}
     SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "n.")}, 'update', ${rowJson(table, "l.", true)}, ${rowJson(table, "n.", false)}
-    FROM ${created} n JOIN ${gone} o ON ${matchNew("o")} JOIN ${live} l ON ${matchLive("o")} ORDER BY ${prefixed(table.key, "n.")}`);
+    FROM ${created} n JOIN ${gone} o ON ${matchNew("o")} CROSS JOIN ${live} l ON ${matchLive("o")} ORDER BY ${prefixed(table.key, "n.")}`);
   sqlite.exec(`${insertChange}
     SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "o.")}, 'delete', ${rowJson(table, "l.", true)}, NULL
-    FROM ${gone} o JOIN ${live} l ON ${matchLive("o")} WHERE NOT EXISTS (SELECT 1 FROM ${created} n WHERE ${matchNew("o")}) ORDER BY ${prefixed(table.key, "o.")}`);
+    FROM ${gone} o CROSS JOIN ${live} l ON ${matchLive("o")} WHERE NOT EXISTS (SELECT 1 FROM ${created} n WHERE ${matchNew("o")}) ORDER BY ${prefixed(table.key, "o.")}`);
   sqlite.exec(`DELETE FROM ${live} WHERE district_id = ${d} AND (${keyOrder}) IN (SELECT ${keyOrder} FROM ${gone})`);
   sqlite.exec(`INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${d}, ${columns}, ${s} FROM ${created} ORDER BY ${keyOrder}`);
 }
