@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from "node:fs";
-import { endianness } from "node:os";
 import { join } from "node:path";
 import { LineHasher } from "../intake/line-hash.ts";
 import type { LineTracking } from "../intake/read-roster-file.ts";
@@ -64,7 +63,6 @@ export interface DigestRef {
 }
 
 const ENTRY_BYTES = 16;
-const LOAD_CHUNK_ENTRIES = 1 << 16;
 const BUFFER_BYTES = 1 << 20;
 
 export function digestIdentity(entity: EntityName, stem: string, header: readonly string[], delimiter: string, encoding: string): DigestIdentity {
@@ -323,118 +321,193 @@ function readExcludedRows(dir: string): Set<number> {
 }
 
 /**
- * The previous night's digest, in memory for lookups: an open-addressing table of slots of three
- * uint32 (hash hi, hash lo, tonight's row), so that a lookup touches one or two cache lines.
- * 12 bytes per slot at most 77% full: about 16 bytes per line (120 MB for 8M lines).
- * A slot's row: 0 not seen tonight, >= 2 the row its line came back at, 1 carried over.
+ * Matches tonight's lines against the previous night's digest as the file is read, in one pass
+ * over both: exports list their rows in the same order night after night, so a line is looked
+ * for among the entries from this.#window before to this.#window after the last one matched.
+ * Entries leave the window in file order: a matched one goes into tonight's digest with tonight's
+ * row, the others (lines changed, gone or never recognisable) into `removed.bin`: their live
+ * rows are looked at again. Lines further out of order are simply read in full: slower, never
+ * wrong. Memory: a ring of the window's hashes and a small hash table, a few MB.
  */
-export class PreviousDigest {
-  readonly #slots: Uint32Array;
-  readonly #capacity: number;
+export class DigestMatcher {
+  /** Reads entries as they enter the window (entries.bin only). */
+  readonly #head: SequentialFile;
+  /** Reads entries and their keys as they leave the window. */
+  readonly #tail: DigestScanner;
+  readonly #removed: AppendFile;
+  readonly #excluded: ReadonlySet<number>;
+  readonly #window: number;
+  readonly #ringMask: number;
+  readonly #tableMask: number;
+  /** Ring of the window's entries, by position: hash and state (see STATE_*) or tonight's row. */
+  readonly #hi: Uint32Array;
+  readonly #lo: Uint32Array;
+  readonly #state: Int32Array;
+  /** Open addressing: position + 1 of a waiting entry, 0 empty; slots of entries gone are skipped. */
+  #table: Int32Array;
+  #tableUsed = 0;
+  /** Positions in the window: [#tailPos, #headPos). */
+  #headPos = 0;
+  #tailPos = 0;
+  #lastMatched = -1;
+  #exhausted = false;
+  removedCount = 0;
 
-  private constructor(
-    readonly ref: DigestRef,
-    count: number,
-    /** Rows (of the digest's night) whose entries did not become live rows: ignored. */
-    private readonly excluded: ReadonlySet<number>,
+  constructor(
+    ref: DigestRef,
+    private readonly writer: DigestWriter,
+    outDir: string,
+    sizes: MatchSizes = MATCH_SIZES,
   ) {
-    this.#capacity = Math.max(16, Math.ceil(count * 1.3));
-    this.#slots = new Uint32Array(this.#capacity * 3);
+    this.#window = sizes.window;
+    const ring = 2 ** sizes.ringBits;
+    this.#ringMask = ring - 1;
+    this.#tableMask = 2 ** sizes.tableBits - 1;
+    this.#hi = new Uint32Array(ring);
+    this.#lo = new Uint32Array(ring);
+    this.#state = new Int32Array(ring);
+    this.#table = new Int32Array(this.#tableMask + 1);
+    this.#excluded = readExcludedRows(ref.dir);
+    this.#head = new SequentialFile(join(ref.dir, "entries.bin"));
+    this.#tail = new DigestScanner(ref.dir);
+    this.#removed = new AppendFile(join(outDir, "removed.bin"));
   }
 
-  static load(ref: DigestRef): PreviousDigest {
-    if (endianness() !== "LE") throw new Error("Line digests are read on little-endian machines only");
-    const excluded = readExcludedRows(ref.dir);
-    const digest = new PreviousDigest(ref, ref.meta.entries, excluded);
-    let loaded = 0;
-    forEachEntryChunk(ref, (chunk, entries) => {
-      for (let e = 0; e < entries; e++) {
-        const hi = chunk[e * 4]!;
-        const lo = chunk[e * 4 + 1]!;
-        if ((hi !== 0 || lo !== 0) && (excluded.size === 0 || !excluded.has(chunk[e * 4 + 2]!))) digest.#insert(hi, lo);
-      }
-      loaded += entries;
-    });
-    if (loaded !== ref.meta.entries) throw new Error("A line digest is damaged: it has fewer entries than its meta says");
-    return digest;
-  }
-
-  /** The first slot to probe for a hash: `lo` scaled to the capacity (no power of two needed). */
-  #home(lo: number): number {
-    return Math.floor((lo / 4294967296) * this.#capacity);
-  }
-
-  #insert(hi: number, lo: number): void {
-    const slots = this.#slots;
-    let slot = this.#home(lo);
-    while (slots[slot * 3] !== 0 || slots[slot * 3 + 1] !== 0) if (++slot === this.#capacity) slot = 0;
-    slots[slot * 3] = hi;
-    slots[slot * 3 + 1] = lo;
-  }
-
-  /** True (and the entry marked seen at `row`) when an entry not yet seen has this hash. */
+  /** True (and the entry marked matched at `row`) when a waiting entry in the window has this hash. */
   take(hi: number, lo: number, row: number): boolean {
-    const slots = this.#slots;
-    let slot = this.#home(lo);
+    this.#enter(this.#lastMatched + this.#window);
+    const table = this.#table;
+    let slot = lo & this.#tableMask;
     for (;;) {
-      const at = slot * 3;
-      const slotLo = slots[at + 1]!;
-      const slotHi = slots[at]!;
-      if (slotLo === 0 && slotHi === 0) return false;
-      if (slotLo === lo && slotHi === hi && slots[at + 2] === 0) {
-        slots[at + 2] = row;
-        return true;
-      }
-      if (++slot === this.#capacity) slot = 0;
-    }
-  }
-
-  /** Tonight's row of an entry (0: its line did not come back), marking it carried over. */
-  #settle(hi: number, lo: number): number {
-    const slots = this.#slots;
-    let slot = this.#home(lo);
-    for (;;) {
-      const at = slot * 3;
-      if (slots[at] === 0 && slots[at + 1] === 0) throw new Error("A line digest changed while it was read");
-      if (slots[at + 1] === lo && slots[at] === hi && slots[at + 2] !== 1) {
-        const row = slots[at + 2]!;
-        slots[at + 2] = 1;
-        return row;
-      }
-      if (++slot === this.#capacity) slot = 0;
-    }
-  }
-
-  /**
-   * After the file: the entries whose lines came back go into tonight's digest with tonight's
-   * rows; the keys of the others (lines changed or gone, or read every night) go to
-   * `removed.bin` in `outDir`.
-   */
-  carryOver(writer: DigestWriter, outDir: string): number {
-    const removed = new AppendFile(join(outDir, "removed.bin"));
-    const scanner = new DigestScanner(this.ref.dir);
-    let count = 0;
-    try {
-      while (scanner.next()) {
-        if (this.excluded.has(scanner.row)) continue;
-        const row = scanner.hi === 0 && scanner.lo === 0 ? 0 : this.#settle(scanner.hi, scanner.lo);
-        if (row > 1) writer.addRaw(scanner.hi, scanner.lo, row, scanner.keyBuffer, scanner.keyStart, scanner.keyEnd);
-        else {
-          const length = scanner.keyEnd - scanner.keyStart;
-          const buffer = removed.reserve(4);
-          buffer.writeUInt32LE(length, removed.offset);
-          removed.advance(4);
-          removed.writeBytes(scanner.keyBuffer, scanner.keyStart, scanner.keyEnd);
-          count++;
+      const value = table[slot]!;
+      if (value === 0) return false;
+      const position = value - 1;
+      if (position >= this.#tailPos) {
+        const r = position & this.#ringMask;
+        if (this.#lo[r] === lo && this.#hi[r] === hi && this.#state[r] === STATE_WAITING) {
+          this.#state[r] = row;
+          if (position > this.#lastMatched) {
+            this.#lastMatched = position;
+            this.#leave(position - this.#window);
+          }
+          return true;
         }
       }
-    } finally {
-      scanner.close();
-      removed.close();
+      slot = (slot + 1) & this.#tableMask;
     }
-    return count;
+  }
+
+  /** After the file: every entry not matched is removed. Returns how many. */
+  finish(): number {
+    try {
+      this.#enter(Number.MAX_SAFE_INTEGER);
+      this.#leave(Number.MAX_SAFE_INTEGER);
+    } finally {
+      this.close();
+    }
+    return this.removedCount;
+  }
+
+  close(): void {
+    this.#head.close();
+    this.#tail.close();
+    this.#removed.close();
+  }
+
+  /** Entries up to file position `position` enter the window. */
+  #enter(position: number): void {
+    const head = this.#head;
+    while (!this.#exhausted && this.#headPos <= position) {
+      if (!head.ensure(ENTRY_BYTES)) {
+        this.#exhausted = true;
+        break;
+      }
+      const b = head.buffer;
+      const hi = b.readUInt32LE(head.pos);
+      const lo = b.readUInt32LE(head.pos + 4);
+      const oldRow = b.readUInt32LE(head.pos + 8);
+      head.pos += ENTRY_BYTES;
+      if (this.#headPos - this.#tailPos > this.#ringMask) this.#leave(this.#tailPos + 1);
+      const p = this.#headPos++;
+      const r = p & this.#ringMask;
+      this.#hi[r] = hi;
+      this.#lo[r] = lo;
+      if (this.#excluded.size > 0 && this.#excluded.has(oldRow)) this.#state[r] = STATE_EXCLUDED;
+      else if (hi === 0 && lo === 0) this.#state[r] = STATE_UNRECOGNISABLE;
+      else {
+        this.#state[r] = STATE_WAITING;
+        this.#insert(lo, p);
+      }
+    }
+  }
+
+  #insert(lo: number, position: number): void {
+    if (this.#tableUsed * 2 > this.#tableMask) this.#rebuild();
+    const table = this.#table;
+    let slot = lo & this.#tableMask;
+    for (;;) {
+      const value = table[slot]!;
+      if (value === 0) {
+        this.#tableUsed++;
+        break;
+      }
+      // A slot of an entry that left the window (or was matched) is taken over.
+      const old = value - 1;
+      if (old < this.#tailPos || this.#state[old & this.#ringMask] !== STATE_WAITING) break;
+      slot = (slot + 1) & this.#tableMask;
+    }
+    table[slot] = position + 1;
+  }
+
+  /** Clears the table of entries gone and matched (they only lengthen probes). */
+  #rebuild(): void {
+    this.#table = new Int32Array(this.#tableMask + 1);
+    this.#tableUsed = 0;
+    for (let p = this.#tailPos; p < this.#headPos; p++) {
+      const r = p & this.#ringMask;
+      if (this.#state[r] !== STATE_WAITING) continue;
+      let slot = this.#lo[r]! & this.#tableMask;
+      while (this.#table[slot] !== 0) slot = (slot + 1) & this.#tableMask;
+      this.#table[slot] = p + 1;
+      this.#tableUsed++;
+    }
+  }
+
+  /** Entries before file position `position` leave the window, in file order. */
+  #leave(position: number): void {
+    const tail = this.#tail;
+    while (this.#tailPos < position && this.#tailPos < this.#headPos) {
+      if (!tail.next()) throw new Error("A line digest changed while it was read");
+      const state = this.#state[this.#tailPos & this.#ringMask]!;
+      this.#tailPos++;
+      if (state === STATE_EXCLUDED) continue;
+      if (state > 0) {
+        this.writer.addRaw(tail.hi, tail.lo, state, tail.keyBuffer, tail.keyStart, tail.keyEnd);
+        continue;
+      }
+      const removed = this.#removed;
+      const length = tail.keyEnd - tail.keyStart;
+      const buffer = removed.reserve(4);
+      buffer.writeUInt32LE(length, removed.offset);
+      removed.advance(4);
+      removed.writeBytes(tail.keyBuffer, tail.keyStart, tail.keyEnd);
+      this.removedCount++;
+    }
   }
 }
+
+export interface MatchSizes {
+  /** How far out of order (in entries) a line may come back and still be recognised. */
+  window: number;
+  /** The ring holds more than twice the window; the table has twice the ring's slots or more. */
+  ringBits: number;
+  tableBits: number;
+}
+
+const MATCH_SIZES: MatchSizes = { window: 100_000, ringBits: 18, tableBits: 20 };
+const STATE_WAITING = 0;
+const STATE_UNRECOGNISABLE = -1;
+const STATE_EXCLUDED = -2;
 
 /** The keys in a digest's `removed.bin`, in batches. */
 export function* removedKeys(dir: string, batchSize = 10_000): Generator<string[]> {
@@ -503,7 +576,7 @@ export interface DigestResult {
 export class DigestTracker implements LineTracking {
   readonly #hasher = new LineHasher();
   #identity: DigestIdentity | null = null;
-  #previous: PreviousDigest | null = null;
+  #matcher: DigestMatcher | null = null;
   #writer: DigestWriter | null = null;
   #unchanged = 0;
   #delta = false;
@@ -517,17 +590,17 @@ export class DigestTracker implements LineTracking {
   begin(header: readonly string[], delimiter: string, encoding: string): void {
     this.#identity = digestIdentity(this.entity, this.stem, header, delimiter, encoding);
     const previous = this.plan.previous;
+    this.#writer = new DigestWriter(this.plan.outDir);
     if (previous !== null && sameIdentity(previous.meta.identity, this.#identity)) {
-      this.#previous = PreviousDigest.load(previous);
+      this.#matcher = new DigestMatcher(previous, this.#writer, this.plan.outDir);
       this.#delta = true;
     }
-    this.#writer = new DigestWriter(this.plan.outDir);
   }
 
   known(text: string, start: number, end: number, row: number): boolean {
     const hasher = this.#hasher;
     hasher.hash(text, start, end);
-    if (this.#previous !== null && this.#previous.take(hasher.hi, hasher.lo, row)) {
+    if (this.#matcher !== null && this.#matcher.take(hasher.hi, hasher.lo, row)) {
       this.#unchanged++;
       return true;
     }
@@ -545,37 +618,18 @@ export class DigestTracker implements LineTracking {
   abandon(): void {
     this.#writer?.abandon();
     this.#writer = null;
-    this.#previous = null;
+    this.#matcher?.close();
+    this.#matcher = null;
   }
 
   /** Completes tonight's digest (not sealed: the sync's thread adds exclusions and seals it). Null when the file had no header. */
   finish(): DigestResult | null {
     const writer = this.#writer;
     if (writer === null || this.#identity === null) return null;
-    const removed = this.#previous?.carryOver(writer, this.plan.outDir) ?? 0;
+    const removed = this.#matcher?.finish() ?? 0;
+    this.#matcher = null;
     writer.close();
     this.#writer = null;
-    this.#previous = null;
     return { identity: this.#identity, entries: writer.count, delta: this.#delta, unchanged: this.#unchanged, removed };
-  }
-}
-
-/** Reads `entries.bin` in chunks, as Uint32Arrays of 4 words per entry. */
-function forEachEntryChunk(ref: DigestRef, visit: (chunk: Uint32Array, entries: number) => void): void {
-  const fd = openSync(join(ref.dir, "entries.bin"), "r");
-  try {
-    const chunk = new Uint32Array(LOAD_CHUNK_ENTRIES * 4);
-    let loaded = 0;
-    for (;;) {
-      const bytes = readSync(fd, chunk, 0, chunk.byteLength, null);
-      if (bytes === 0) break;
-      if (bytes % ENTRY_BYTES !== 0) throw new Error("A line digest is damaged: entries.bin ends inside an entry");
-      const entries = bytes / ENTRY_BYTES;
-      loaded += entries;
-      if (loaded > ref.meta.entries) throw new Error("A line digest is damaged: it has more entries than its meta says");
-      visit(chunk, entries);
-    }
-  } finally {
-    closeSync(fd);
   }
 }
