@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { LineHasher } from "../intake/line-hash.ts";
 import type { LineTracking } from "../intake/read-roster-file.ts";
@@ -55,6 +55,19 @@ export interface DigestIdentity {
 export interface DigestMeta {
   identity: DigestIdentity;
   entries: number;
+  /** Size of keys.bin: with `entries`, what a damaged digest is recognised by. */
+  keyBytes: number;
+}
+
+/**
+ * A digest's files are not what its meta says (a disk filled up, someone edited them). The sync
+ * is then read again in full; the digest is only ever a shortcut.
+ */
+export class DamagedDigestError extends Error {
+  override readonly name = "DamagedDigestError";
+  constructor(detail: string) {
+    super(`A line digest is damaged: ${detail}`);
+  }
 }
 
 export interface DigestRef {
@@ -156,6 +169,7 @@ export class DigestWriter {
   readonly #entries: AppendFile;
   readonly #keys: AppendFile;
   count = 0;
+  keyBytes = 0;
 
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -165,11 +179,13 @@ export class DigestWriter {
 
   add(hi: number, lo: number, row: number, key: string): void {
     const length = this.#keys.writeString(key);
+    this.keyBytes += length;
     this.#entry(hi, lo, row, length);
   }
 
   addRaw(hi: number, lo: number, row: number, key: Buffer, start: number, end: number): void {
     this.#keys.writeBytes(key, start, end);
+    this.keyBytes += end - start;
     this.#entry(hi, lo, row, end - start);
   }
 
@@ -294,7 +310,7 @@ export class DigestScanner {
     this.row = b.readUInt32LE(at + 8);
     const length = b.readUInt32LE(at + 12);
     entries.pos += ENTRY_BYTES;
-    if (!this.#keys.ensure(length)) throw new Error("A line digest is damaged: its keys end early");
+    if (!this.#keys.ensure(length)) throw new DamagedDigestError("its keys end early");
     this.keyStart = this.#keys.pos;
     this.keyEnd = this.#keys.pos + length;
     this.#keys.pos += length;
@@ -367,6 +383,10 @@ export class DigestMatcher {
     this.#lo = new Uint32Array(ring);
     this.#state = new Int32Array(ring);
     this.#table = new Int32Array(this.#tableMask + 1);
+    const size = (name: string) => statSync(join(ref.dir, name), { throwIfNoEntry: false })?.size;
+    if (size("entries.bin") !== ref.meta.entries * ENTRY_BYTES || size("keys.bin") !== ref.meta.keyBytes) {
+      throw new DamagedDigestError("its files are not the size its meta.json says");
+    }
     this.#excluded = readExcludedRows(ref.dir);
     this.#head = new SequentialFile(join(ref.dir, "entries.bin"));
     this.#tail = new DigestScanner(ref.dir);
@@ -477,7 +497,7 @@ export class DigestMatcher {
   #leave(position: number): void {
     const tail = this.#tail;
     while (this.#tailPos < position && this.#tailPos < this.#headPos) {
-      if (!tail.next()) throw new Error("A line digest changed while it was read");
+      if (!tail.next()) throw new DamagedDigestError("it changed while it was read");
       const state = this.#state[this.#tailPos & this.#ringMask]!;
       this.#tailPos++;
       if (state === STATE_EXCLUDED) continue;
@@ -517,7 +537,7 @@ export function* removedKeys(dir: string, batchSize = 10_000): Generator<string[
     while (file.ensure(4)) {
       const length = file.buffer.readUInt32LE(file.pos);
       file.pos += 4;
-      if (!file.ensure(length)) throw new Error("A line digest is damaged: removed.bin ends early");
+      if (!file.ensure(length)) throw new DamagedDigestError("removed.bin ends early");
       batch.push(file.buffer.toString("utf8", file.pos, file.pos + length));
       file.pos += length;
       if (batch.length === batchSize) {
@@ -562,6 +582,7 @@ export interface DigestPlan {
 export interface DigestResult {
   identity: DigestIdentity;
   entries: number;
+  keyBytes: number;
   /** True when the previous night's digest was used: unchanged lines were skipped. */
   delta: boolean;
   /** Lines skipped as unchanged, and previous entries whose lines did not come back. */
@@ -580,6 +601,7 @@ export class DigestTracker implements LineTracking {
   #writer: DigestWriter | null = null;
   #unchanged = 0;
   #delta = false;
+  #damaged: DamagedDigestError | null = null;
 
   constructor(
     private readonly entity: EntityName,
@@ -592,19 +614,32 @@ export class DigestTracker implements LineTracking {
     const previous = this.plan.previous;
     this.#writer = new DigestWriter(this.plan.outDir);
     if (previous !== null && sameIdentity(previous.meta.identity, this.#identity)) {
-      this.#matcher = new DigestMatcher(previous, this.#writer, this.plan.outDir);
-      this.#delta = true;
+      try {
+        this.#matcher = new DigestMatcher(previous, this.#writer, this.plan.outDir);
+        this.#delta = true;
+      } catch (error) {
+        // Nothing is skipped yet: the file is simply read in full.
+        if (!(error instanceof DamagedDigestError)) throw error;
+      }
     }
   }
 
   known(text: string, start: number, end: number, row: number): boolean {
     const hasher = this.#hasher;
     hasher.hash(text, start, end);
-    if (this.#matcher !== null && this.#matcher.take(hasher.hi, hasher.lo, row)) {
-      this.#unchanged++;
-      return true;
+    if (this.#matcher === null) return false;
+    try {
+      if (!this.#matcher.take(hasher.hi, hasher.lo, row)) return false;
+    } catch (error) {
+      // Lines were skipped already: the file cannot be completed; `finish` fails the attempt (read again in full).
+      if (!(error instanceof DamagedDigestError)) throw error;
+      this.#damaged = error;
+      this.#matcher.close();
+      this.#matcher = null;
+      return false;
     }
-    return false;
+    this.#unchanged++;
+    return true;
   }
 
   accepted(record: unknown, row: number, clean: boolean): void {
@@ -625,11 +660,12 @@ export class DigestTracker implements LineTracking {
   /** Completes tonight's digest (not sealed: the sync's thread adds exclusions and seals it). Null when the file had no header. */
   finish(): DigestResult | null {
     const writer = this.#writer;
+    if (this.#damaged !== null) throw this.#damaged;
     if (writer === null || this.#identity === null) return null;
     const removed = this.#matcher?.finish() ?? 0;
     this.#matcher = null;
     writer.close();
     this.#writer = null;
-    return { identity: this.#identity, entries: writer.count, delta: this.#delta, unchanged: this.#unchanged, removed };
+    return { identity: this.#identity, entries: writer.count, keyBytes: writer.keyBytes, delta: this.#delta, unchanged: this.#unchanged, removed };
   }
 }

@@ -153,8 +153,14 @@ export class SyncProcessor {
     // Read against the previous night's line digests when they match the live roster; if the roster
     // changes before this sync applies, it is read again in full (the digests spoke for the old roster).
     for (let useDigests = true; ; useDigests = false) {
-      const result = await this.#attempt(syncId, district, deliveryFiles, options, started, digestDir, useDigests);
-      if (result !== null) return result;
+      try {
+        const result = await this.#attempt(syncId, district, deliveryFiles, options, started, digestDir, useDigests);
+        if (result !== null) return result;
+      } catch (error) {
+        // A digest is only a shortcut: a damaged one means reading the delivery in full.
+        if (!useDigests || !(error instanceof Error) || error.name !== "DamagedDigestError") throw error;
+        this.logger.warn({ event: "sync.digest_damaged", syncId, error: error.message }, "line digest damaged: reading the delivery in full");
+      }
     }
   }
 

@@ -180,7 +180,8 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     for (const file of staged) {
       if (file.digest === null) continue;
       writeExcludedRows(file.digest.dir, file.digest.excluded);
-      const meta: DigestMeta = { identity: file.digest.result.identity, entries: file.digest.result.entries };
+      const { identity, entries, keyBytes } = file.digest.result;
+      const meta: DigestMeta = { identity, entries, keyBytes };
       sealDigest(file.digest.dir, meta);
       const { delta: usedPrevious, unchanged, removed } = file.digest.result;
       digests.push({ file: file.name, dir: file.digest.dir, meta, delta: usedPrevious, unchanged, removed });

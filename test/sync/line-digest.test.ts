@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { join } from "node:path";
 import { LineHasher } from "../../src/intake/line-hash.ts";
-import { DigestMatcher, DigestScanner, DigestWriter, digestIdentity, removedKeys, sealDigest, writeExcludedRows } from "../../src/sync/line-digest.ts";
+import { DamagedDigestError, DigestMatcher, DigestScanner, DigestWriter, digestIdentity, removedKeys, sealDigest, writeExcludedRows } from "../../src/sync/line-digest.ts";
 import type { DigestRef, MatchSizes } from "../../src/sync/line-digest.ts";
 import { tempDir } from "./helpers.ts";
 
@@ -22,7 +22,7 @@ async function lastNight(excluded: number[] = []): Promise<DigestRef> {
   }
   writer.close();
   writeExcludedRows(dir, excluded);
-  const meta = { identity: digestIdentity("enrollments", "enrollments", ["a"], ",", "utf-8"), entries: 100 };
+  const meta = { identity: digestIdentity("enrollments", "enrollments", ["a"], ",", "utf-8"), entries: 100, keyBytes: writer.keyBytes };
   sealDigest(dir, meta);
   return { dir, meta };
 }
@@ -76,6 +76,15 @@ describe("DigestMatcher", () => {
       assert.equal(result.removed, result.removedKeys.length);
     });
   }
+
+  it("refuses a digest whose files are not what its meta says", async () => {
+    const ref = await lastNight();
+    const out = join(await tempDir(), "tonight");
+    const writer = new DigestWriter(out);
+    assert.throws(() => new DigestMatcher({ ...ref, meta: { ...ref.meta, entries: 99 } }, writer, out), DamagedDigestError);
+    assert.throws(() => new DigestMatcher({ ...ref, meta: { ...ref.meta, keyBytes: ref.meta.keyBytes - 1 } }, writer, out), DamagedDigestError);
+    writer.close();
+  });
 
   it("leaves excluded entries out: neither recognised, carried nor removed", async () => {
     const result = await tonight(await lastNight([5 + 2, 40 + 2]), lines, { window: 8, ringBits: 5, tableBits: 7 });

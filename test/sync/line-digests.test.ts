@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { rm } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { Rosterdock } from "../../src/service.ts";
@@ -139,6 +139,19 @@ describe("second nights read against a line digest", () => {
     assert.equal(run.a.issues.filter((i) => /UNKNOWN_REFERENCE@\d+:school_id=2$/.test(i)).length, STUDENTS - 30);
     assert.equal(run.a.outcome.counts.users.deleted, STUDENTS - 30);
     assert.equal(run.a.outcome.counts.enrollments.deleted, (STUDENTS - 30) * CLASSES.length);
+  });
+
+  it("reads in full, and applies, when the previous digest is damaged", async () => {
+    const rd = await startRosterdock();
+    const slug = await newDistrict(rd, NO_HOLDS);
+    const lines = enrollmentLines();
+    const first = await ingest(rd, slug, { enrollments: lines });
+    const dir = join(rd.config.dataDir, enrollmentsDigest(first).dir);
+    await writeFile(join(dir, "keys.bin"), "truncated");
+    const second = await ingest(rd, slug, { enrollments: lines.slice(1) });
+    assert.equal(second.outcome.status, "applied", JSON.stringify(second.shown.summary).slice(0, 600) + JSON.stringify(second.issues));
+    assert.equal(enrollmentsDigest(second).delta, false);
+    assert.deepEqual(second.outcome.counts.enrollments, { created: 0, updated: 0, deleted: 1, unchanged: lines.length - 1 });
   });
 
   it("reads in full when the header changed or the last sync was rolled back", async () => {
