@@ -112,3 +112,9 @@ export function notAHeaderReason(labels: readonly string[], match: HeaderMatch):
 export function acceptedLabels(column: ColumnSpec): string[] {
   return columnLabels(column).slice();
 }
+
+/** The label a column has in a file with this header (the column's own name if absent), for issues. */
+export function labelsFor(header: readonly string[], file: RecognisedFile): (column: string) => string {
+  const match = matchHeaders([...header], file);
+  return (column) => match.bindings.get(column)?.label ?? column;
+}

@@ -1,7 +1,7 @@
 import type { EntityName } from "../spec/roster-spec.ts";
-import { COUNTED_ENTITIES, ROSTER_TABLES, allColumns, emptyCounts, keyedStage, q } from "./roster-tables.ts";
+import { COUNTED_ENTITIES, ROSTER_TABLES, allColumns, emptyCounts, keyedStage, q, removedTable } from "./roster-tables.ts";
 import type { RosterEntity, RosterTable, SyncCounts } from "./roster-tables.ts";
-import type { PresentParts } from "./stage-delivery.ts";
+import type { PresentParts } from "./present-parts.ts";
 import type { Sqlite } from "./sync-connection.ts";
 
 // ---- safeguards: pure ----
@@ -186,7 +186,7 @@ function planEntity(sqlite: Sqlite, table: RosterTable, districtId: number, pres
   // Users: the digest speaks for students; live staff are all looked at, as staff are read in full.
   const staff = table.entity === "users" && present.userScopes.has("staff") ? ` UNION ALL SELECT ${columns} FROM main.${q(table.live)} WHERE district_id = ${Number(districtId)} AND scope = 'staff'` : "";
   const liveSelect = delta
-    ? `SELECT * FROM (SELECT ${allColumns(table).map((c) => `l.${q(c)}`).join(", ")} FROM stage.${q(`removed_${table.entity}`)} r CROSS JOIN main.${q(table.live)} l
+    ? `SELECT * FROM (SELECT ${allColumns(table).map((c) => `l.${q(c)}`).join(", ")} FROM ${removedTable(table.entity)} r CROSS JOIN main.${q(table.live)} l
        ON l.district_id = ${Number(districtId)} AND ${table.key.map((c) => `l.${q(c)} = r.${q(c)}`).join(" AND ")} WHERE 1${liveFilter}${staff})`
     : `SELECT ${columns} FROM main.${q(table.live)} WHERE district_id = ${Number(districtId)}${liveFilter}`;
   const newTable = `stage.${q(`new_${table.entity}`)}`;

@@ -62,6 +62,11 @@ export function keyedStage(entity: RosterEntity): string {
   return `stage.${q(`${entity}_keyed`)}`;
 }
 
+/** Keys of live rows a second night looks at again: their lines did not come back (see unchanged-lines.ts). */
+export function removedTable(entity: RosterEntity): string {
+  return `stage.${q(`removed_${entity}`)}`;
+}
+
 export function allColumns(table: RosterTable): string[] {
   return [...table.key, ...table.columns];
 }

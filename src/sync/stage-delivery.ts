@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { matchHeaders } from "../intake/match-headers.ts";
+import { labelsFor } from "../intake/match-headers.ts";
 import { badRowLimitIssue, emptyFileStats, readRosterFile } from "../intake/read-roster-file.ts";
 import type { FileStats } from "../intake/read-roster-file.ts";
 import { MemoryIssueSink, makeIssue } from "../intake/issue.ts";
@@ -14,25 +14,23 @@ import type {
   EnrollmentRecord,
   EntityName,
   SchoolRecord,
-  Scope,
   TermRecord,
   UserRecord,
 } from "../spec/roster-spec.ts";
 import { ENTITY_NAMES } from "../spec/roster-spec.ts";
-import { DIGESTED_ENTITIES, removedKeys, rowsOfKeys, sealDigest, writeExcludedRows } from "./line-digest.ts";
+import { DIGESTED_ENTITIES, sealDigest, writeExcludedRows } from "./line-digest.ts";
 import type { DigestMeta, DigestPlan, DigestRef, DigestResult } from "./line-digest.ts";
 import { ParseThread } from "./parse-thread.ts";
+import { presentParts } from "./present-parts.ts";
+import type { PresentParts } from "./present-parts.ts";
+import { References } from "./references.ts";
+import type { Target } from "./references.ts";
+import { duplicatesOfUnchangedLines, loadRemovedKeys, orphansOfUnchangedLines, orphansOfUnchangedStudents } from "./unchanged-lines.ts";
 import type { ParsedMessage } from "./parse-thread.ts";
 import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable, userKey } from "./roster-tables.ts";
 import type { RosterEntity, RosterTable } from "./roster-tables.ts";
 import type { Sqlite } from "./sync-connection.ts";
 
-/** Which parts of the roster tonight's delivery speaks for; everything else is left as it is. */
-export interface PresentParts {
-  entities: Set<EntityName>;
-  /** users.csv covers both scopes; students.* only students; teachers.*, staff.* only staff. */
-  userScopes: Set<Scope>;
-}
 
 export interface StagedFile {
   name: string;
@@ -148,7 +146,7 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
         loadRemovedKeys(sqlite, result);
         // Before the files that point at students are read: unchanged students are live ones.
         if (result.entity === "users") {
-          references.fillUnchangedStudents(options.districtId);
+          references.fillUnchangedStudents();
           orphansOfUnchangedStudents(sqlite, options.districtId, present, result, issues, references);
         }
       }
@@ -222,24 +220,6 @@ async function checkFileLevel(source: RosterSource, file: RecognisedFile, issues
   for (const issue of local.kept) if (issue.severity === "error" && (issue.row === null || issue.row <= 1)) issues.add(issue);
 }
 
-// ---- which parts are present ----
-
-function presentParts(files: readonly RecognisedFile[]): PresentParts {
-  const entities = new Set<EntityName>();
-  const userScopes = new Set<Scope>();
-  for (const file of files) {
-    entities.add(file.entity);
-    if (file.entity !== "users") continue;
-    if (file.stem === "students") userScopes.add("student");
-    else if (file.stem === "teachers" || file.stem === "staff") userScopes.add("staff");
-    else {
-      userScopes.add("student");
-      userScopes.add("staff");
-    }
-  }
-  return { entities, userScopes };
-}
-
 // ---- staging tables ----
 
 function createStagingTables(sqlite: Sqlite): void {
@@ -283,217 +263,6 @@ class BatchInserter {
     for (let i = 0; i < this.#rows; i++) this.#one.run(this.#params.slice(i * this.#width, (i + 1) * this.#width));
     this.#params = [];
     this.#rows = 0;
-  }
-}
-
-// ---- references ----
-
-/**
- * Ids kept as numbers when they are plain decimal integers: a fraction of the memory of strings.
- * Small ones (PowerSchool's ids) are bits in a bitmap, which grows with the largest id seen: a
- * lookup per enrollment row is then one array read instead of a hash probe.
- */
-class IdSet {
-  #bits = new Uint32Array(1024);
-  #bitCount = 0;
-  readonly #numbers = new Set<number>();
-  readonly #strings = new Set<string>();
-
-  get size(): number {
-    return this.#bitCount + this.#numbers.size + this.#strings.size;
-  }
-
-  add(id: string): void {
-    const n = plainInteger(id);
-    if (n < 0) this.#strings.add(id);
-    else if (n >= BITMAP_LIMIT) this.#numbers.add(n);
-    else {
-      const word = n >>> 5;
-      if (word >= this.#bits.length) this.#grow(word);
-      const mask = 1 << (n & 31);
-      if ((this.#bits[word]! & mask) === 0) {
-        this.#bits[word]! |= mask;
-        this.#bitCount++;
-      }
-    }
-  }
-
-  delete(id: string): void {
-    const n = plainInteger(id);
-    if (n < 0) this.#strings.delete(id);
-    else if (n >= BITMAP_LIMIT) this.#numbers.delete(n);
-    else {
-      const word = n >>> 5;
-      const mask = 1 << (n & 31);
-      if (word < this.#bits.length && (this.#bits[word]! & mask) !== 0) {
-        this.#bits[word]! &= ~mask;
-        this.#bitCount--;
-      }
-    }
-  }
-
-  has(id: string): boolean {
-    const n = plainInteger(id);
-    if (n < 0) return this.#strings.has(id);
-    if (n >= BITMAP_LIMIT) return this.#numbers.has(n);
-    const word = n >>> 5;
-    return word < this.#bits.length && (this.#bits[word]! & (1 << (n & 31))) !== 0;
-  }
-
-  #grow(word: number): void {
-    let length = this.#bits.length;
-    while (length <= word) length *= 2;
-    const bits = new Uint32Array(length);
-    bits.set(this.#bits);
-    this.#bits = bits;
-  }
-}
-
-/** Ids below this are bits (at most 4 MiB per set); larger ones go to a Set. */
-const BITMAP_LIMIT = 2 ** 25;
-
-/** The value of a plain decimal integer id (no sign, no leading zero, at most 15 digits), else -1. */
-function plainInteger(id: string): number {
-  const length = id.length;
-  if (length === 0 || length > 15) return -1;
-  let n = 0;
-  for (let i = 0; i < length; i++) {
-    const digit = id.charCodeAt(i) - 48;
-    if (digit < 0 || digit > 9 || (digit === 0 && i === 0)) return -1;
-    n = n * 10 + digit;
-  }
-  return n;
-}
-
-type Target = "schools" | "courses" | "terms" | "students" | "staff" | "classes";
-
-interface TargetState {
-  /** Tonight's file(s) for the target, or null when checked against the live roster. */
-  files: string[] | null;
-  /** Null: not checked at all (an optional file the district does not send). */
-  ids: IdSet | null;
-}
-
-const TARGET_NOUN: Record<Target, string> = {
-  schools: "a school",
-  courses: "a course",
-  terms: "a term (of the class's school)",
-  students: "a student",
-  staff: "a staff member",
-  classes: "a class",
-};
-
-/**
- * What rows may point at: ids staged so far tonight (targets are staged before the rows that
- * point at them), or, for a part absent from tonight's delivery, the live roster's ids.
- */
-class References {
-  readonly #targets = new Map<Target, TargetState>();
-  /** Staff id → person (user_key), for classes.teacher_key. */
-  readonly staffKeys = new Map<string, string>();
-  /** Course id → name, for class names. */
-  readonly courseNames = new Map<string, string>();
-
-  constructor(
-    private readonly sqlite: Sqlite,
-    private readonly districtId: number,
-    present: PresentParts,
-    recognised: ReadonlyArray<{ source: RosterSource; file: RecognisedFile }>,
-  ) {
-    const filesOf = (entity: EntityName, scope?: Scope) =>
-      recognised
-        .filter((r) => r.file.entity === entity && (scope === undefined || presentParts([r.file]).userScopes.has(scope)))
-        .map((r) => r.source.name);
-    const state = (isPresent: boolean, files: string[], loadLive: () => IdSet | null): TargetState =>
-      isPresent ? { files, ids: new IdSet() } : { files: null, ids: loadLive() };
-    const d = districtId;
-    this.#targets.set("schools", state(present.entities.has("schools"), filesOf("schools"), () => this.#live("SELECT school_id FROM roster_schools WHERE district_id = ?", d)));
-    this.#targets.set(
-      "courses",
-      state(present.entities.has("courses"), filesOf("courses"), () => {
-        for (const [id, name] of this.sqlite.prepare("SELECT course_id, course_name FROM roster_courses WHERE district_id = ?").raw(true).iterate(d) as Iterable<[string, string]>) {
-          this.courseNames.set(id, name);
-        }
-        if (this.courseNames.size === 0) return null;
-        const ids = new IdSet();
-        for (const id of this.courseNames.keys()) ids.add(id);
-        return ids;
-      }),
-    );
-    this.#targets.set(
-      "terms",
-      state(present.entities.has("terms"), filesOf("terms"), () => {
-        const ids = this.#live("SELECT term_id || char(0) || school_id FROM roster_terms WHERE district_id = ?", d);
-        return ids.size === 0 ? null : ids;
-      }),
-    );
-    this.#targets.set(
-      "students",
-      state(present.userScopes.has("student"), filesOf("users", "student"), () => this.#live("SELECT district_user_id FROM roster_users WHERE district_id = ? AND scope = 'student'", d)),
-    );
-    this.#targets.set(
-      "staff",
-      state(present.userScopes.has("staff"), filesOf("users", "staff"), () => {
-        const ids = new IdSet();
-        for (const [id, key] of this.sqlite.prepare("SELECT district_user_id, user_key FROM roster_staff_ids WHERE district_id = ?").raw(true).iterate(d) as Iterable<[string, string]>) {
-          ids.add(id);
-          this.staffKeys.set(id, key);
-        }
-        return ids;
-      }),
-    );
-    this.#targets.set("classes", state(present.entities.has("classes"), filesOf("classes"), () => this.#live("SELECT class_id FROM roster_classes WHERE district_id = ?", d)));
-  }
-
-  #live(query: string, districtId: number): IdSet {
-    const ids = new IdSet();
-    for (const id of this.sqlite.prepare(query).pluck(true).iterate(districtId) as Iterable<string>) ids.add(id);
-    return ids;
-  }
-
-  /** True when the id is known, or when the target is not checked. */
-  has(target: Target, id: string): boolean {
-    const ids = this.#targets.get(target)!.ids;
-    return ids === null || ids.has(id);
-  }
-
-  hasTerm(termId: string, schoolId: string): boolean {
-    const ids = this.#targets.get("terms")!.ids;
-    return ids === null || ids.has(`${termId}\u0000${schoolId}`) || ids.has(`${termId}\u0000`);
-  }
-
-  add(target: Target, id: string): void {
-    this.#targets.get(target)!.ids?.add(id);
-  }
-
-  drop(target: Target, id: string): void {
-    this.#targets.get(target)!.ids?.delete(id);
-  }
-
-  /**
-   * A students file read against its line digest staged only changed lines: tonight's other
-   * students are the live ones whose lines came back (not in `stage.removed_users`).
-   */
-  fillUnchangedStudents(districtId: number): void {
-    const ids = this.#targets.get("students")!.ids!;
-    const query = `SELECT u.district_user_id FROM main.roster_users u WHERE u.district_id = ? AND u.scope = 'student'
-      AND NOT EXISTS (SELECT 1 FROM ${removedTable("users")} r WHERE r.user_key = u.user_key)`;
-    for (const id of this.sqlite.prepare(query).pluck(true).iterate(districtId) as Iterable<string>) ids.add(id);
-  }
-
-  /** Live ids of a target that tonight's files do not have (nothing when the target is not checked). */
-  gone(target: "schools", districtId: number): string[] {
-    if (this.#targets.get(target)!.files === null) return [];
-    const ids = this.sqlite.prepare("SELECT school_id FROM main.roster_schools WHERE district_id = ?").pluck(true).all(districtId) as string[];
-    return ids.filter((id) => !this.has(target, id));
-  }
-
-  /** "a school in schools.csv", or "a school in the roster" when tonight's delivery has none. */
-  expected(target: Target): { expected: string; detail: string } {
-    const files = this.#targets.get(target)!.files;
-    const noun = TARGET_NOUN[target];
-    if (files === null) return { expected: `${noun} in the roster (tonight's delivery has no ${target} file)`, detail: target };
-    return { expected: `${noun} in ${files.join(" or ") || "tonight's files"}`, detail: files.join(", ") || target };
   }
 }
 
@@ -549,18 +318,13 @@ async function stageFile(
       if (message.digest !== null && digestDir !== null) staged.digest = { dir: digestDir, result: message.digest, excluded };
       break;
     }
-    labels ??= labelLookup(stats.header, file);
+    labels ??= labelsFor(stats.header, file);
     insertBatch(message.records, message.rows);
   }
   // Rows short of a full statement wait for the next batch; the last ones go in here.
   sqlite.transaction(() => inserter.flush())();
   if (derived.names > 0) issues.add(makeIssue("CLASS_NAME_DERIVED", { file: name, count: derived.names }));
   return staged;
-}
-
-function labelLookup(header: string[], file: RecognisedFile): (column: string) => string {
-  const match = matchHeaders(header, file);
-  return (column) => match.bindings.get(column)?.label ?? column;
 }
 
 type Orphan = (ctx: RowContext, target: Target, column: string, value: string) => void;
@@ -732,7 +496,7 @@ function uniqueIndex(sqlite: Sqlite, entity: EntityName, key: readonly string[],
       const file = files[fileIndex]!;
       let labels = byFile.get(fileIndex);
       if (labels === undefined) {
-        labels = labelLookup(file.stats.header, { entity, stem: file.stem, implied: {} });
+        labels = labelsFor(file.stats.header, { entity, stem: file.stem, implied: {} });
         byFile.set(fileIndex, labels);
       }
       const first = files[Number(r.first_file)]!;
@@ -775,200 +539,4 @@ function mergeStaff(sqlite: Sqlite): void {
       WHERE rowid IN (SELECT keep FROM stage.staff_groups);
     DELETE FROM stage.users WHERE scope = 'staff' AND user_key IN (SELECT user_key FROM stage.staff_groups) AND rowid NOT IN (SELECT keep FROM stage.staff_groups);
   `);
-}
-
-// ---- second nights: a file read against the previous night's digest ----
-
-function removedTable(entity: EntityName): string {
-  return `stage.${q(`removed_${entity}`)}`;
-}
-
-/** The keys of live rows whose lines did not come back tonight: the only live rows the diff looks at. */
-function loadRemovedKeys(sqlite: Sqlite, file: StagedFile): void {
-  const key = rosterTable(file.entity).key;
-  sqlite.exec(`CREATE TABLE ${removedTable(file.entity)} (${key.map((c) => `${q(c)} TEXT NOT NULL`).join(", ")}, PRIMARY KEY (${key.map(q).join(", ")})) WITHOUT ROWID`);
-  const insert = removedInserter(sqlite, file.entity);
-  sqlite.transaction(() => {
-    for (const batch of removedKeys(file.digest!.dir)) for (const k of batch) insert(k);
-  })();
-}
-
-function removedInserter(sqlite: Sqlite, entity: EntityName): (key: string) => void {
-  const key = rosterTable(entity).key;
-  const insert = sqlite.prepare(`INSERT OR IGNORE INTO ${removedTable(entity)} VALUES (${key.map(() => "?").join(", ")})`);
-  return (k) => insert.run(k.split("\u0000"));
-}
-
-function digestKey(entity: EntityName, values: Record<string, unknown>): string {
-  return rosterTable(entity)
-    .key.map((c) => String(values[c] ?? ""))
-    .join("\u0000");
-}
-
-/**
- * A changed line whose key is also the key of an unchanged line: a duplicate, as the full read
- * would have found. The earlier row wins: either the staged row goes, or the unchanged line's
- * live row is looked at again (its key joins the removed keys) and the staged row replaces it.
- */
-function duplicatesOfUnchangedLines(sqlite: Sqlite, districtId: number, file: StagedFile, issues: IssueSink): void {
-  const entity = file.entity;
-  const table = rosterTable(entity);
-  const key = table.key;
-  const on = (a: string, b: string) => key.map((c) => `${a}.${q(c)} = ${b}.${q(c)}`).join(" AND ");
-  // Users: the digest speaks for students only; staff are read in full every night.
-  const users = entity === "users";
-  const conflicts = sqlite
-    .prepare(
-      `SELECT s.rowid AS rid, s.row AS row, ${[...key, ...(users ? ["district_user_id"] : [])].map((c) => `s.${q(c)} AS ${q(c)}`).join(", ")} FROM stage.${q(entity)} s
-       WHERE ${users ? "s.scope = 'student' AND " : ""}EXISTS (SELECT 1 FROM main.${q(table.live)} l WHERE l.district_id = ? AND ${on("l", "s")})
-         AND NOT EXISTS (SELECT 1 FROM ${removedTable(entity)} r WHERE ${on("r", "s")})
-       ORDER BY s.row`,
-    )
-    .all(districtId) as Array<Record<string, string | number>>;
-  if (conflicts.length === 0) return;
-  const groups = new Map<string, Array<Record<string, string | number>>>();
-  for (const c of conflicts) {
-    const k = digestKey(entity, c);
-    const group = groups.get(k);
-    if (group === undefined) groups.set(k, [c]);
-    else group.push(c);
-  }
-  const rows = rowsOfKeys(file.digest!.dir, new Set(groups.keys()));
-  const labels = labelLookup(file.stats.header, { entity, stem: file.stem, implied: {} });
-  const remove = sqlite.prepare(`DELETE FROM stage.${q(entity)} WHERE rowid = ?`);
-  const addRemoved = removedInserter(sqlite, entity);
-  const duplicate = (row: number, values: Record<string, unknown>, firstRow: number) => {
-    issues.add(
-      makeIssue("DUPLICATE_KEY", {
-        file: file.name,
-        row,
-        // As uniqueIndex reports them: users by their id within the scope.
-        ...(users
-          ? { column: labels("district_user_id"), value: String(values.district_user_id), expected: "student id" }
-          : { column: labels(key[0]!), value: key.map((c) => values[c]).filter((v) => v !== null && v !== "").join(" + "), expected: key.join(" + ") }),
-        detail: `in row ${firstRow}`,
-      }),
-    );
-    file.stats.badRows++;
-    file.stats.records--;
-    file.digest!.excluded.push(row);
-  };
-  sqlite.transaction(() => {
-    for (const [k, staged] of groups) {
-      const stagedRows = new Set(staged.map((s) => Number(s.row)));
-      const unchanged = (rows.get(k) ?? []).filter((r) => !stagedRows.has(r));
-      if (unchanged.length === 0) continue;
-      const u = Math.min(...unchanged);
-      const first = staged[0]!;
-      if (Number(first.row) > u) {
-        for (const s of staged) {
-          duplicate(Number(s.row), s, u);
-          remove.run(s.rid);
-        }
-      } else {
-        // The unchanged line comes later: it is the duplicate; the other staged repeats are found with the keys.
-        duplicate(u, first, Number(first.row));
-        addRemoved(k);
-      }
-    }
-  })();
-}
-
-/**
- * An unchanged enrollment line whose class or student is gone tonight: dropped with the same
- * warning the full read gives (at its row tonight), and its live row is deleted like any row
- * whose line did not come back.
- */
-function orphansOfUnchangedLines(
-  sqlite: Sqlite,
-  districtId: number,
-  present: PresentParts,
-  delta: ReadonlySet<EntityName>,
-  file: StagedFile,
-  issues: IssueSink,
-  refs: References,
-): void {
-  if (file.entity !== "enrollments") return;
-  const d = Number(districtId);
-  const removed = removedTable("enrollments");
-  const notRemoved = `NOT EXISTS (SELECT 1 FROM ${removed} r WHERE r.class_id = l.class_id AND r.student_id = l.student_id)`;
-  const found = new Map<string, { class_id: string; student_id: string; noStudent: boolean; noClass: boolean }>();
-  const collect = (query: string, missing: "noStudent" | "noClass") => {
-    for (const r of sqlite.prepare(query).iterate() as Iterable<{ class_id: string; student_id: string }>) {
-      const k = `${r.class_id}\u0000${r.student_id}`;
-      const entry = found.get(k) ?? { class_id: r.class_id, student_id: r.student_id, noStudent: false, noClass: false };
-      entry[missing] = true;
-      found.set(k, entry);
-    }
-  };
-  if (present.userScopes.has("student")) {
-    // Read in full, tonight's students are all staged; read against a digest, the gone ones are removed keys not staged again.
-    const stagedAgain = (id: string) => `EXISTS (SELECT 1 FROM stage.users s WHERE s.scope = 'student' AND s.district_user_id = ${id})`;
-    sqlite.exec(
-      delta.has("users")
-        ? `CREATE TABLE stage.gone_students AS SELECT substr(r.user_key, 9) AS id FROM ${removedTable("users")} r
-           WHERE substr(r.user_key, 1, 8) = 'student-' AND NOT ${stagedAgain("substr(r.user_key, 9)")}`
-        : `CREATE TABLE stage.gone_students AS SELECT u.district_user_id AS id FROM main.roster_users u
-           WHERE u.district_id = ${d} AND u.scope = 'student' AND NOT ${stagedAgain("u.district_user_id")}`,
-    );
-    collect(
-      `SELECT l.class_id, l.student_id FROM stage.gone_students g CROSS JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.student_id = g.id WHERE ${notRemoved}`,
-      "noStudent",
-    );
-  }
-  if (present.entities.has("classes")) {
-    sqlite.exec(`CREATE INDEX stage.classes_class_id ON classes (class_id)`);
-    sqlite.exec(`CREATE TABLE stage.gone_classes AS SELECT c.class_id AS id FROM main.roster_classes c
-      WHERE c.district_id = ${d} AND NOT EXISTS (SELECT 1 FROM stage.classes s WHERE s.class_id = c.class_id)`);
-    collect(`SELECT l.class_id, l.student_id FROM stage.gone_classes g CROSS JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.class_id = g.id WHERE ${notRemoved}`, "noClass");
-  }
-  if (found.size === 0) return;
-  const rows = rowsOfKeys(file.digest!.dir, new Set(found.keys()));
-  const labels = labelLookup(file.stats.header, { entity: "enrollments", stem: file.stem, implied: {} });
-  const orphans = [...found].flatMap(([k, entry]) => (rows.get(k) ?? []).map((row) => ({ k, row, entry }))).sort((a, b) => a.row - b.row);
-  const addRemoved = removedInserter(sqlite, "enrollments");
-  sqlite.transaction(() => {
-    for (const { k, row, entry } of orphans) {
-      if (entry.noClass) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("class_id"), value: entry.class_id, ...refs.expected("classes") }));
-      if (entry.noStudent) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("student_id"), value: entry.student_id, ...refs.expected("students") }));
-      file.orphans++;
-      file.digest!.excluded.push(row);
-      addRemoved(k);
-    }
-  })();
-}
-
-/**
- * An unchanged student line whose school is gone tonight: dropped with the full read's warning
- * (at its row tonight), its live row looked at again, and the student no longer counts as
- * present for the files read after this one.
- */
-function orphansOfUnchangedStudents(sqlite: Sqlite, districtId: number, present: PresentParts, file: StagedFile, issues: IssueSink, refs: References): void {
-  if (!present.entities.has("schools")) return;
-  const gone = refs.gone("schools", districtId);
-  if (gone.length === 0) return;
-  const candidates = sqlite.prepare(
-    `SELECT u.user_key, u.district_user_id, u.school_id FROM main.roster_users u WHERE u.district_id = ? AND u.school_id = ? AND u.scope = 'student'
-       AND NOT EXISTS (SELECT 1 FROM ${removedTable("users")} r WHERE r.user_key = u.user_key)`,
-  );
-  const found = new Map<string, { id: string; school: string }>();
-  for (const school of gone) {
-    for (const r of candidates.iterate(districtId, school) as Iterable<{ user_key: string; district_user_id: string; school_id: string }>) {
-      found.set(r.user_key, { id: r.district_user_id, school: r.school_id });
-    }
-  }
-  if (found.size === 0) return;
-  const rows = rowsOfKeys(file.digest!.dir, new Set(found.keys()));
-  const labels = labelLookup(file.stats.header, { entity: "users", stem: file.stem, implied: {} });
-  const orphans = [...found].flatMap(([k, entry]) => (rows.get(k) ?? []).map((row) => ({ k, row, entry }))).sort((a, b) => a.row - b.row);
-  const addRemoved = removedInserter(sqlite, "users");
-  sqlite.transaction(() => {
-    for (const { k, row, entry } of orphans) {
-      issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("school_id"), value: entry.school, ...refs.expected("schools") }));
-      file.orphans++;
-      file.digest!.excluded.push(row);
-      addRemoved(k);
-      refs.drop("students", entry.id);
-    }
-  })();
 }

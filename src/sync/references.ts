@@ -1,0 +1,216 @@
+import type { RecognisedFile } from "../intake/recognise-file.ts";
+import type { RosterSource } from "../intake/unpack.ts";
+import type { EntityName, Scope } from "../spec/roster-spec.ts";
+import { presentParts } from "./present-parts.ts";
+import type { PresentParts } from "./present-parts.ts";
+import { removedTable } from "./roster-tables.ts";
+import type { Sqlite } from "./sync-connection.ts";
+
+/**
+ * Ids kept as numbers when they are plain decimal integers: a fraction of the memory of strings.
+ * Small ones (PowerSchool's ids) are bits in a bitmap, which grows with the largest id seen: a
+ * lookup per enrollment row is then one array read instead of a hash probe.
+ */
+export class IdSet {
+  #bits = new Uint32Array(1024);
+  #bitCount = 0;
+  readonly #numbers = new Set<number>();
+  readonly #strings = new Set<string>();
+
+  get size(): number {
+    return this.#bitCount + this.#numbers.size + this.#strings.size;
+  }
+
+  add(id: string): void {
+    const n = plainInteger(id);
+    if (n < 0) this.#strings.add(id);
+    else if (n >= BITMAP_LIMIT) this.#numbers.add(n);
+    else {
+      const word = n >>> 5;
+      if (word >= this.#bits.length) this.#grow(word);
+      const mask = 1 << (n & 31);
+      if ((this.#bits[word]! & mask) === 0) {
+        this.#bits[word]! |= mask;
+        this.#bitCount++;
+      }
+    }
+  }
+
+  delete(id: string): void {
+    const n = plainInteger(id);
+    if (n < 0) this.#strings.delete(id);
+    else if (n >= BITMAP_LIMIT) this.#numbers.delete(n);
+    else {
+      const word = n >>> 5;
+      const mask = 1 << (n & 31);
+      if (word < this.#bits.length && (this.#bits[word]! & mask) !== 0) {
+        this.#bits[word]! &= ~mask;
+        this.#bitCount--;
+      }
+    }
+  }
+
+  has(id: string): boolean {
+    const n = plainInteger(id);
+    if (n < 0) return this.#strings.has(id);
+    if (n >= BITMAP_LIMIT) return this.#numbers.has(n);
+    const word = n >>> 5;
+    return word < this.#bits.length && (this.#bits[word]! & (1 << (n & 31))) !== 0;
+  }
+
+  #grow(word: number): void {
+    let length = this.#bits.length;
+    while (length <= word) length *= 2;
+    const bits = new Uint32Array(length);
+    bits.set(this.#bits);
+    this.#bits = bits;
+  }
+}
+
+/** Ids below this are bits (at most 4 MiB per set); larger ones go to a Set. */
+const BITMAP_LIMIT = 2 ** 25;
+
+/** The value of a plain decimal integer id (no sign, no leading zero, at most 15 digits), else -1. */
+function plainInteger(id: string): number {
+  const length = id.length;
+  if (length === 0 || length > 15) return -1;
+  let n = 0;
+  for (let i = 0; i < length; i++) {
+    const digit = id.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9 || (digit === 0 && i === 0)) return -1;
+    n = n * 10 + digit;
+  }
+  return n;
+}
+
+export type Target = "schools" | "courses" | "terms" | "students" | "staff" | "classes";
+
+interface TargetState {
+  /** Tonight's file(s) for the target, or null when checked against the live roster. */
+  files: string[] | null;
+  /** Null: not checked at all (an optional file the district does not send). */
+  ids: IdSet | null;
+}
+
+const TARGET_NOUN: Record<Target, string> = {
+  schools: "a school",
+  courses: "a course",
+  terms: "a term (of the class's school)",
+  students: "a student",
+  staff: "a staff member",
+  classes: "a class",
+};
+
+/**
+ * What rows may point at: ids staged so far tonight (targets are staged before the rows that
+ * point at them), or, for a part absent from tonight's delivery, the live roster's ids.
+ */
+export class References {
+  readonly #targets = new Map<Target, TargetState>();
+  /** Staff id → person (user_key), for classes.teacher_key. */
+  readonly staffKeys = new Map<string, string>();
+  /** Course id → name, for class names. */
+  readonly courseNames = new Map<string, string>();
+
+  constructor(
+    private readonly sqlite: Sqlite,
+    private readonly districtId: number,
+    present: PresentParts,
+    recognised: ReadonlyArray<{ source: RosterSource; file: RecognisedFile }>,
+  ) {
+    const filesOf = (entity: EntityName, scope?: Scope) =>
+      recognised
+        .filter((r) => r.file.entity === entity && (scope === undefined || presentParts([r.file]).userScopes.has(scope)))
+        .map((r) => r.source.name);
+    const state = (isPresent: boolean, files: string[], loadLive: () => IdSet | null): TargetState =>
+      isPresent ? { files, ids: new IdSet() } : { files: null, ids: loadLive() };
+    const d = districtId;
+    this.#targets.set("schools", state(present.entities.has("schools"), filesOf("schools"), () => this.#live("SELECT school_id FROM roster_schools WHERE district_id = ?", d)));
+    this.#targets.set(
+      "courses",
+      state(present.entities.has("courses"), filesOf("courses"), () => {
+        for (const [id, name] of this.sqlite.prepare("SELECT course_id, course_name FROM roster_courses WHERE district_id = ?").raw(true).iterate(d) as Iterable<[string, string]>) {
+          this.courseNames.set(id, name);
+        }
+        if (this.courseNames.size === 0) return null;
+        const ids = new IdSet();
+        for (const id of this.courseNames.keys()) ids.add(id);
+        return ids;
+      }),
+    );
+    this.#targets.set(
+      "terms",
+      state(present.entities.has("terms"), filesOf("terms"), () => {
+        const ids = this.#live("SELECT term_id || char(0) || school_id FROM roster_terms WHERE district_id = ?", d);
+        return ids.size === 0 ? null : ids;
+      }),
+    );
+    this.#targets.set(
+      "students",
+      state(present.userScopes.has("student"), filesOf("users", "student"), () => this.#live("SELECT district_user_id FROM roster_users WHERE district_id = ? AND scope = 'student'", d)),
+    );
+    this.#targets.set(
+      "staff",
+      state(present.userScopes.has("staff"), filesOf("users", "staff"), () => {
+        const ids = new IdSet();
+        for (const [id, key] of this.sqlite.prepare("SELECT district_user_id, user_key FROM roster_staff_ids WHERE district_id = ?").raw(true).iterate(d) as Iterable<[string, string]>) {
+          ids.add(id);
+          this.staffKeys.set(id, key);
+        }
+        return ids;
+      }),
+    );
+    this.#targets.set("classes", state(present.entities.has("classes"), filesOf("classes"), () => this.#live("SELECT class_id FROM roster_classes WHERE district_id = ?", d)));
+  }
+
+  #live(query: string, districtId: number): IdSet {
+    const ids = new IdSet();
+    for (const id of this.sqlite.prepare(query).pluck(true).iterate(this.districtId) as Iterable<string>) ids.add(id);
+    return ids;
+  }
+
+  /** True when the id is known, or when the target is not checked. */
+  has(target: Target, id: string): boolean {
+    const ids = this.#targets.get(target)!.ids;
+    return ids === null || ids.has(id);
+  }
+
+  hasTerm(termId: string, schoolId: string): boolean {
+    const ids = this.#targets.get("terms")!.ids;
+    return ids === null || ids.has(`${termId}\u0000${schoolId}`) || ids.has(`${termId}\u0000`);
+  }
+
+  add(target: Target, id: string): void {
+    this.#targets.get(target)!.ids?.add(id);
+  }
+
+  drop(target: Target, id: string): void {
+    this.#targets.get(target)!.ids?.delete(id);
+  }
+
+  /**
+   * A students file read against its line digest staged only changed lines: tonight's other
+   * students are the live ones whose lines came back (not in `stage.removed_users`).
+   */
+  fillUnchangedStudents(): void {
+    const ids = this.#targets.get("students")!.ids!;
+    const query = `SELECT u.district_user_id FROM main.roster_users u WHERE u.district_id = ? AND u.scope = 'student'
+      AND NOT EXISTS (SELECT 1 FROM ${removedTable("users")} r WHERE r.user_key = u.user_key)`;
+    for (const id of this.sqlite.prepare(query).pluck(true).iterate(this.districtId) as Iterable<string>) ids.add(id);
+  }
+
+  /** Live ids of a target that tonight's files do not have (nothing when the target is not checked). */
+  gone(target: "schools"): string[] {
+    if (this.#targets.get(target)!.files === null) return [];
+    const ids = this.sqlite.prepare("SELECT school_id FROM main.roster_schools WHERE district_id = ?").pluck(true).all(this.districtId) as string[];
+    return ids.filter((id) => !this.has(target, id));
+  }
+
+  /** "a school in schools.csv", or "a school in the roster" when tonight's delivery has none. */
+  expected(target: Target): { expected: string; detail: string } {
+    const files = this.#targets.get(target)!.files;
+    const noun = TARGET_NOUN[target];
+    if (files === null) return { expected: `${noun} in the roster (tonight's delivery has no ${target} file)`, detail: target };
+    return { expected: `${noun} in ${files.join(" or ") || "tonight's files"}`, detail: files.join(", ") || target };
+  }
+}

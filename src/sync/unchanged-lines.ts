@@ -1,0 +1,207 @@
+import { labelsFor } from "../intake/match-headers.ts";
+import { makeIssue } from "../intake/issue.ts";
+import type { IssueSink } from "../intake/issue.ts";
+import type { EntityName } from "../spec/roster-spec.ts";
+import { removedKeys, rowsOfKeys } from "./line-digest.ts";
+import type { PresentParts } from "./present-parts.ts";
+import type { References } from "./references.ts";
+import { q, removedTable, rosterTable } from "./roster-tables.ts";
+import type { StagedFile } from "./stage-delivery.ts";
+import type { Sqlite } from "./sync-connection.ts";
+
+/*
+ * Second nights: a file read against the previous night's line digest staged only its changed
+ * lines. What a full read would have found among the unchanged ones is found here, in the
+ * database, so that both end the same: the live rows to look at again (`stage.removed_<entity>`),
+ * duplicates of unchanged lines, and unchanged lines whose school, class or student is gone.
+ */
+
+/** The keys of live rows whose lines did not come back tonight: the only live rows the diff looks at. */
+export function loadRemovedKeys(sqlite: Sqlite, file: StagedFile): void {
+  const key = rosterTable(file.entity).key;
+  sqlite.exec(`CREATE TABLE ${removedTable(file.entity)} (${key.map((c) => `${q(c)} TEXT NOT NULL`).join(", ")}, PRIMARY KEY (${key.map(q).join(", ")})) WITHOUT ROWID`);
+  const insert = removedInserter(sqlite, file.entity);
+  sqlite.transaction(() => {
+    for (const batch of removedKeys(file.digest!.dir)) for (const k of batch) insert(k);
+  })();
+}
+
+function removedInserter(sqlite: Sqlite, entity: EntityName): (key: string) => void {
+  const key = rosterTable(entity).key;
+  const insert = sqlite.prepare(`INSERT OR IGNORE INTO ${removedTable(entity)} VALUES (${key.map(() => "?").join(", ")})`);
+  return (k) => insert.run(k.split("\u0000"));
+}
+
+function digestKey(entity: EntityName, values: Record<string, unknown>): string {
+  return rosterTable(entity)
+    .key.map((c) => String(values[c] ?? ""))
+    .join("\u0000");
+}
+
+/**
+ * A changed line whose key is also the key of an unchanged line: a duplicate, as the full read
+ * would have found. The earlier row wins: either the staged row goes, or the unchanged line's
+ * live row is looked at again (its key joins the removed keys) and the staged row replaces it.
+ */
+export function duplicatesOfUnchangedLines(sqlite: Sqlite, districtId: number, file: StagedFile, issues: IssueSink): void {
+  const entity = file.entity;
+  const table = rosterTable(entity);
+  const key = table.key;
+  const on = (a: string, b: string) => key.map((c) => `${a}.${q(c)} = ${b}.${q(c)}`).join(" AND ");
+  // Users: the digest speaks for students only; staff are read in full every night.
+  const users = entity === "users";
+  const conflicts = sqlite
+    .prepare(
+      `SELECT s.rowid AS rid, s.row AS row, ${[...key, ...(users ? ["district_user_id"] : [])].map((c) => `s.${q(c)} AS ${q(c)}`).join(", ")} FROM stage.${q(entity)} s
+       WHERE ${users ? "s.scope = 'student' AND " : ""}EXISTS (SELECT 1 FROM main.${q(table.live)} l WHERE l.district_id = ? AND ${on("l", "s")})
+         AND NOT EXISTS (SELECT 1 FROM ${removedTable(entity)} r WHERE ${on("r", "s")})
+       ORDER BY s.row`,
+    )
+    .all(districtId) as Array<Record<string, string | number>>;
+  if (conflicts.length === 0) return;
+  const groups = new Map<string, Array<Record<string, string | number>>>();
+  for (const c of conflicts) {
+    const k = digestKey(entity, c);
+    const group = groups.get(k);
+    if (group === undefined) groups.set(k, [c]);
+    else group.push(c);
+  }
+  const rows = rowsOfKeys(file.digest!.dir, new Set(groups.keys()));
+  const labels = labelsFor(file.stats.header, { entity, stem: file.stem, implied: {} });
+  const remove = sqlite.prepare(`DELETE FROM stage.${q(entity)} WHERE rowid = ?`);
+  const addRemoved = removedInserter(sqlite, entity);
+  const duplicate = (row: number, values: Record<string, unknown>, firstRow: number) => {
+    issues.add(
+      makeIssue("DUPLICATE_KEY", {
+        file: file.name,
+        row,
+        // As uniqueIndex reports them: users by their id within the scope.
+        ...(users
+          ? { column: labels("district_user_id"), value: String(values.district_user_id), expected: "student id" }
+          : { column: labels(key[0]!), value: key.map((c) => values[c]).filter((v) => v !== null && v !== "").join(" + "), expected: key.join(" + ") }),
+        detail: `in row ${firstRow}`,
+      }),
+    );
+    file.stats.badRows++;
+    file.stats.records--;
+    file.digest!.excluded.push(row);
+  };
+  sqlite.transaction(() => {
+    for (const [k, staged] of groups) {
+      const stagedRows = new Set(staged.map((s) => Number(s.row)));
+      const unchanged = (rows.get(k) ?? []).filter((r) => !stagedRows.has(r));
+      if (unchanged.length === 0) continue;
+      const u = Math.min(...unchanged);
+      const first = staged[0]!;
+      if (Number(first.row) > u) {
+        for (const s of staged) {
+          duplicate(Number(s.row), s, u);
+          remove.run(s.rid);
+        }
+      } else {
+        // The unchanged line comes later: it is the duplicate; the other staged repeats are found with the keys.
+        duplicate(u, first, Number(first.row));
+        addRemoved(k);
+      }
+    }
+  })();
+}
+
+/**
+ * An unchanged enrollment line whose class or student is gone tonight: dropped with the same
+ * warning the full read gives (at its row tonight), and its live row is deleted like any row
+ * whose line did not come back.
+ */
+export function orphansOfUnchangedLines(
+  sqlite: Sqlite,
+  districtId: number,
+  present: PresentParts,
+  delta: ReadonlySet<EntityName>,
+  file: StagedFile,
+  issues: IssueSink,
+  refs: References,
+): void {
+  if (file.entity !== "enrollments") return;
+  const d = Number(districtId);
+  const removed = removedTable("enrollments");
+  const notRemoved = `NOT EXISTS (SELECT 1 FROM ${removed} r WHERE r.class_id = l.class_id AND r.student_id = l.student_id)`;
+  const found = new Map<string, { class_id: string; student_id: string; noStudent: boolean; noClass: boolean }>();
+  const collect = (query: string, missing: "noStudent" | "noClass") => {
+    for (const r of sqlite.prepare(query).iterate() as Iterable<{ class_id: string; student_id: string }>) {
+      const k = `${r.class_id}\u0000${r.student_id}`;
+      const entry = found.get(k) ?? { class_id: r.class_id, student_id: r.student_id, noStudent: false, noClass: false };
+      entry[missing] = true;
+      found.set(k, entry);
+    }
+  };
+  if (present.userScopes.has("student")) {
+    // Read in full, tonight's students are all staged; read against a digest, the gone ones are removed keys not staged again.
+    const stagedAgain = (id: string) => `EXISTS (SELECT 1 FROM stage.users s WHERE s.scope = 'student' AND s.district_user_id = ${id})`;
+    sqlite.exec(
+      delta.has("users")
+        ? `CREATE TABLE stage.gone_students AS SELECT substr(r.user_key, 9) AS id FROM ${removedTable("users")} r
+           WHERE substr(r.user_key, 1, 8) = 'student-' AND NOT ${stagedAgain("substr(r.user_key, 9)")}`
+        : `CREATE TABLE stage.gone_students AS SELECT u.district_user_id AS id FROM main.roster_users u
+           WHERE u.district_id = ${d} AND u.scope = 'student' AND NOT ${stagedAgain("u.district_user_id")}`,
+    );
+    collect(
+      `SELECT l.class_id, l.student_id FROM stage.gone_students g CROSS JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.student_id = g.id WHERE ${notRemoved}`,
+      "noStudent",
+    );
+  }
+  if (present.entities.has("classes")) {
+    sqlite.exec(`CREATE INDEX stage.classes_class_id ON classes (class_id)`);
+    sqlite.exec(`CREATE TABLE stage.gone_classes AS SELECT c.class_id AS id FROM main.roster_classes c
+      WHERE c.district_id = ${d} AND NOT EXISTS (SELECT 1 FROM stage.classes s WHERE s.class_id = c.class_id)`);
+    collect(`SELECT l.class_id, l.student_id FROM stage.gone_classes g CROSS JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.class_id = g.id WHERE ${notRemoved}`, "noClass");
+  }
+  if (found.size === 0) return;
+  const rows = rowsOfKeys(file.digest!.dir, new Set(found.keys()));
+  const labels = labelsFor(file.stats.header, { entity: "enrollments", stem: file.stem, implied: {} });
+  const orphans = [...found].flatMap(([k, entry]) => (rows.get(k) ?? []).map((row) => ({ k, row, entry }))).sort((a, b) => a.row - b.row);
+  const addRemoved = removedInserter(sqlite, "enrollments");
+  sqlite.transaction(() => {
+    for (const { k, row, entry } of orphans) {
+      if (entry.noClass) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("class_id"), value: entry.class_id, ...refs.expected("classes") }));
+      if (entry.noStudent) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("student_id"), value: entry.student_id, ...refs.expected("students") }));
+      file.orphans++;
+      file.digest!.excluded.push(row);
+      addRemoved(k);
+    }
+  })();
+}
+
+/**
+ * An unchanged student line whose school is gone tonight: dropped with the full read's warning
+ * (at its row tonight), its live row looked at again, and the student no longer counts as
+ * present for the files read after this one.
+ */
+export function orphansOfUnchangedStudents(sqlite: Sqlite, districtId: number, present: PresentParts, file: StagedFile, issues: IssueSink, refs: References): void {
+  if (!present.entities.has("schools")) return;
+  const gone = refs.gone("schools");
+  if (gone.length === 0) return;
+  const candidates = sqlite.prepare(
+    `SELECT u.user_key, u.district_user_id, u.school_id FROM main.roster_users u WHERE u.district_id = ? AND u.school_id = ? AND u.scope = 'student'
+       AND NOT EXISTS (SELECT 1 FROM ${removedTable("users")} r WHERE r.user_key = u.user_key)`,
+  );
+  const found = new Map<string, { id: string; school: string }>();
+  for (const school of gone) {
+    for (const r of candidates.iterate(districtId, school) as Iterable<{ user_key: string; district_user_id: string; school_id: string }>) {
+      found.set(r.user_key, { id: r.district_user_id, school: r.school_id });
+    }
+  }
+  if (found.size === 0) return;
+  const rows = rowsOfKeys(file.digest!.dir, new Set(found.keys()));
+  const labels = labelsFor(file.stats.header, { entity: "users", stem: file.stem, implied: {} });
+  const orphans = [...found].flatMap(([k, entry]) => (rows.get(k) ?? []).map((row) => ({ k, row, entry }))).sort((a, b) => a.row - b.row);
+  const addRemoved = removedInserter(sqlite, "users");
+  sqlite.transaction(() => {
+    for (const { k, row, entry } of orphans) {
+      issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("school_id"), value: entry.school, ...refs.expected("schools") }));
+      file.orphans++;
+      file.digest!.excluded.push(row);
+      addRemoved(k);
+      refs.drop("students", entry.id);
+    }
+  })();
+}
