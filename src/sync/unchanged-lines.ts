@@ -155,20 +155,10 @@ export function orphansOfUnchangedLines(
       WHERE c.district_id = ${d} AND NOT EXISTS (SELECT 1 FROM stage.classes s WHERE s.class_id = c.class_id)`);
     collect(`SELECT l.class_id, l.student_id FROM stage.gone_classes g CROSS JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.class_id = g.id WHERE ${notRemoved}`, "noClass");
   }
-  if (found.size === 0) return;
-  const rows = rowsOfKeys(file.digest!.dir, new Set(found.keys()));
-  const labels = labelsFor(file.stats.header, { entity: "enrollments", stem: file.stem, implied: {} });
-  const orphans = [...found].flatMap(([k, entry]) => (rows.get(k) ?? []).map((row) => ({ k, row, entry }))).sort((a, b) => a.row - b.row);
-  const addRemoved = removedInserter(sqlite, "enrollments");
-  sqlite.transaction(() => {
-    for (const { k, row, entry } of orphans) {
-      if (entry.noClass) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("class_id"), value: entry.class_id, ...refs.expected("classes") }));
-      if (entry.noStudent) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("student_id"), value: entry.student_id, ...refs.expected("students") }));
-      file.orphans++;
-      file.digest!.excluded.push(row);
-      addRemoved(k);
-    }
-  })();
+  dropOrphanLines(sqlite, file, found, (entry, row, labels) => {
+    if (entry.noClass) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("class_id"), value: entry.class_id, ...refs.expected("classes") }));
+    if (entry.noStudent) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("student_id"), value: entry.student_id, ...refs.expected("students") }));
+  });
 }
 
 /**
@@ -190,18 +180,28 @@ export function orphansOfUnchangedStudents(sqlite: Sqlite, districtId: number, p
       found.set(r.user_key, { id: r.district_user_id, school: r.school_id });
     }
   }
+  dropOrphanLines(sqlite, file, found, (entry, row, labels) => {
+    issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("school_id"), value: entry.school, ...refs.expected("schools") }));
+    refs.drop("students", entry.id);
+  });
+}
+
+/**
+ * Drops the unchanged lines of `found` (by key): `report` gives each one's issue at its row
+ * tonight; its live row is looked at again and its entry left out of tonight's digest.
+ */
+function dropOrphanLines<E>(sqlite: Sqlite, file: StagedFile, found: ReadonlyMap<string, E>, report: (entry: E, row: number, labels: (column: string) => string) => void): void {
   if (found.size === 0) return;
   const rows = rowsOfKeys(file.digest!.dir, new Set(found.keys()));
-  const labels = labelsFor(file.stats.header, { entity: "users", stem: file.stem, implied: {} });
+  const labels = labelsFor(file.stats.header, { entity: file.entity, stem: file.stem, implied: {} });
   const orphans = [...found].flatMap(([k, entry]) => (rows.get(k) ?? []).map((row) => ({ k, row, entry }))).sort((a, b) => a.row - b.row);
-  const addRemoved = removedInserter(sqlite, "users");
+  const addRemoved = removedInserter(sqlite, file.entity);
   sqlite.transaction(() => {
     for (const { k, row, entry } of orphans) {
-      issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("school_id"), value: entry.school, ...refs.expected("schools") }));
+      report(entry, row, labels);
       file.orphans++;
       file.digest!.excluded.push(row);
       addRemoved(k);
-      refs.drop("students", entry.id);
     }
   })();
 }
