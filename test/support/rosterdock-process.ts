@@ -91,7 +91,7 @@ export class ServerProcess {
       const timer = setTimeout(() => reject(new Error(`serve did not start:\n${JSON.stringify(logs.slice(-5))}`)), 30_000);
       child.once("exit", (code) => {
         clearTimeout(timer);
-        reject(new Error(`serve exited with ${code}: ${JSON.stringify(logs.slice(-5))}`));
+        reject(new Error(`serve exited with ${code}: ${JSON.stringify(logs.slice(-20))}`));
       });
       lines.on("line", (line) => {
         let entry: any;
