@@ -96,12 +96,13 @@ const FORMATS: Record<DemoStyle, Format> = {
 export async function generateDemoData(outDir: string, options: DemoDataOptions = {}): Promise<DemoDataResult> {
   const size: DistrictSize = { ...DEFAULT_DEMO_SIZE, ...definedOnly(options) };
   const district = new DemoDistrict(size, options.seed ?? 1, options.night ?? 1);
-  const stamp = nightStamp(options.firstNightDate ?? "2026-11-28", district.night);
+  const exportedAt = nightDate(options.firstNightDate ?? "2026-11-28", district.night);
+  const stamp = exportedAt.toISOString().slice(0, 10).replaceAll("-", "");
   const files = { dem: [], autosend: [], canonical: [] } as Record<DemoStyle, string[]>;
   for (const style of options.styles ?? DEMO_STYLES) {
     const dir = join(outDir, style);
     await mkdir(dir, { recursive: true });
-    files[style] = style === "canonical" ? [await writeZip(dir, district)] : await writeTables(dir, style, district, stamp);
+    files[style] = style === "canonical" ? [await writeZip(dir, district, exportedAt)] : await writeTables(dir, style, district, stamp);
   }
   return { files, expected: expectations(district) };
 }
@@ -115,10 +116,11 @@ function definedOnly(options: DemoDataOptions): Partial<DistrictSize> {
   return size;
 }
 
-function nightStamp(firstNight: string, night: number): string {
-  const date = new Date(`${firstNight}T00:00:00Z`);
+/** When the night's export ran: 3:00 AM UTC of the night's date, as a PowerSchool schedule would. */
+function nightDate(firstNight: string, night: number): Date {
+  const date = new Date(`${firstNight}T03:00:00Z`);
   date.setUTCDate(date.getUTCDate() + night - 1);
-  return date.toISOString().slice(0, 10).replaceAll("-", "");
+  return date;
 }
 
 async function writeTables(dir: string, style: "dem" | "autosend", district: DemoDistrict, stamp: string): Promise<string[]> {
@@ -132,12 +134,13 @@ async function writeTables(dir: string, style: "dem" | "autosend", district: Dem
   return paths;
 }
 
-async function writeZip(dir: string, district: DemoDistrict): Promise<string> {
+async function writeZip(dir: string, district: DemoDistrict, exportedAt: Date): Promise<string> {
   const path = join(dir, "roster.zip");
   const zip = new yazl.ZipFile();
   for (const table of canonicalTables(district)) {
     // Lazy: yazl asks for each entry's stream in turn, so only one table is generated at a time.
-    zip.addReadStreamLazy(`${table.stem}.csv`, (callback) => callback(null, Readable.from(encodeTable(table, FORMATS.canonical), { objectMode: false })));
+    // The entries' times are the export's, not the clock's: the same night is the same bytes.
+    zip.addReadStreamLazy(`${table.stem}.csv`, { mtime: exportedAt }, (callback) => callback(null, Readable.from(encodeTable(table, FORMATS.canonical), { objectMode: false })));
   }
   zip.end();
   await pipeline(zip.outputStream, createWriteStream(path));
