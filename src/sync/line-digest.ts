@@ -13,8 +13,9 @@ import { rosterTable, userKey } from "./roster-tables.ts";
  * hash is in the digest is the same line, so it yields the same row, which is already live:
  * it is counted and not read any further (no parse, validation, staging or diff). Only the
  * lines that changed are read; the digest's lines that did not come back name the live rows
- * to look at again (`removed`). With 1% of an 8M-row enrollments file changed, 99% of the
- * work of a night is skipped. See docs/architecture.md, "Second nights".
+ * to look at again (`removed`). With 1% of an 8M-row enrollments file changed, only that 1%
+ * is parsed, validated, staged and diffed; the rest is hashed and counted. See
+ * docs/architecture.md, "Second nights".
  *
  * Files in a digest's folder, written by the parse thread, except `excluded` and `meta`:
  *   entries.bin   16 bytes per entry: hash hi, hash lo, row, key length (uint32 LE)
