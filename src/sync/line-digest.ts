@@ -37,7 +37,7 @@ export const DIGEST_FORMAT = 1;
 export const DIGESTED_ENTITIES: ReadonlySet<EntityName> = new Set(["users", "enrollments"]);
 
 /** Whether a record read from a digested file goes into its digest. */
-export function digestedRecord(entity: EntityName, record: Record<string, unknown>): boolean {
+function digestedRecord(entity: EntityName, record: Record<string, unknown>): boolean {
   return entity !== "users" || record.scope === "student";
 }
 
@@ -91,7 +91,7 @@ function sameIdentity(a: DigestIdentity, b: DigestIdentity): boolean {
 }
 
 /** The key of a record as stored in a digest: the live table's key columns, joined by NUL. */
-export function recordKey(entity: EntityName, record: Record<string, unknown>): string {
+function recordKey(entity: EntityName, record: Record<string, unknown>): string {
   if (entity === "users") return userKey(record.scope as Scope, String(record.district_user_id), (record.teacher_number as string | null) ?? null);
   const key = rosterTable(entity).key;
   return key.length === 1 ? String(record[key[0]!]) : key.map((c) => String(record[c] ?? "")).join("\u0000");
@@ -280,7 +280,6 @@ class SequentialFile {
 export class DigestScanner {
   readonly #entries: SequentialFile;
   readonly #keys: SequentialFile;
-  index = -1;
   hi = 0;
   lo = 0;
   row = 0;
@@ -315,7 +314,6 @@ export class DigestScanner {
     this.keyStart = this.#keys.pos;
     this.keyEnd = this.#keys.pos + length;
     this.#keys.pos += length;
-    this.index++;
     return true;
   }
 

@@ -178,10 +178,9 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     for (const file of staged) {
       if (file.digest === null) continue;
       writeExcludedRows(file.digest.dir, file.digest.excluded);
-      const { identity, entries, keyBytes } = file.digest.result;
+      const { identity, entries, keyBytes, delta: usedPrevious, unchanged, removed } = file.digest.result;
       const meta: DigestMeta = { identity, entries, keyBytes };
       sealDigest(file.digest.dir, meta);
-      const { delta: usedPrevious, unchanged, removed } = file.digest.result;
       digests.push({ file: file.name, dir: file.digest.dir, meta, delta: usedPrevious, unchanged, removed });
     }
   }
