@@ -1,10 +1,11 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
+import SqliteDatabase from "better-sqlite3";
 import type { Benchmark, BenchContext } from "./benchmark.ts";
 import { machineInfo } from "./support/machine-info.ts";
 import { cpuTicks, exited, runCommand, TICKS_PER_SECOND } from "./support/processes.ts";
@@ -19,7 +20,7 @@ const USAGE = [
   "  --cache-dir DIR           where generated nights are kept between runs (default: <tmp>/rosterdock-bench-ingest-cache)",
   "  --work-dir DIR            where the data folder and the baseline database go (default: a temporary folder, removed afterwards)",
   "  --keep                    keep the work folder",
-  "  --no-baseline             skip the sqlite3 .import baseline",
+  "  --no-baseline             skip the sqlite3 baselines (plain .import, and .import into the live roster's keyed tables)",
   "  --rosterdock-root DIR     measure another checkout's `bin/rosterdock` (e.g. before a patch); default this one",
   "  --cpu-prof                run the ingests with node --cpu-prof; the profiles are kept in the work folder",
 ].join("\n");
@@ -150,16 +151,24 @@ export const ingestBenchmark: Benchmark = {
 
     // 4. The baseline: the same night-1 CSVs through `sqlite3 .import`, into a fresh database.
     let baseline: Awaited<ReturnType<typeof importBaseline>> | null = null;
+    let keyedBaseline: Awaited<ReturnType<typeof importKeyedBaseline>> | null = null;
     if (!values["no-baseline"]) {
       context.checkInterrupted();
       context.progress(`baseline: sqlite3 .import of ${nights[0]!.csvFiles.length} files`);
       baseline = await importBaseline(context, workDir, nights[0]!.csvFiles, style);
       context.progress(`baseline: ${baseline.seconds} s`);
+      if (style === "canonical") {
+        context.progress("keyed baseline: sqlite3 .import, then the live roster's keyed tables and indexes");
+        keyedBaseline = await importKeyedBaseline(context, workDir, root, nights[0]!.csvFiles);
+        context.progress(`keyed baseline: ${keyedBaseline.seconds} s`);
+      }
     }
 
     const [first, second] = results as [NightResult, NightResult];
     const ratios = {
       firstNightToBaseline: baseline ? round(first.seconds / baseline.seconds, 2) : null,
+      firstNightToKeyedBaseline: keyedBaseline ? round(first.seconds / keyedBaseline.seconds, 2) : null,
+      keyedBaselineToBaseline: baseline && keyedBaseline ? round(keyedBaseline.seconds / baseline.seconds, 2) : null,
       secondNightToBaseline: baseline ? round(second.seconds / baseline.seconds, 2) : null,
       secondNightToFirst: round(second.seconds / first.seconds, 2),
     };
@@ -171,6 +180,7 @@ export const ingestBenchmark: Benchmark = {
       generateSeconds: nights.map((n) => n.generateSeconds),
       nights: results,
       baseline,
+      keyedBaseline,
       ratios,
       peakRssMiB,
       databaseMiB: databaseBytes === null ? null : round(databaseBytes / 2 ** 20, 0),
@@ -353,6 +363,85 @@ async function importBaseline(context: BenchContext, workDir: string, files: str
     peakRssMiB: round(run.peakRssMiB, 1),
     databaseMiB: round(databaseBytes / 2 ** 20, 0),
     warnings: run.stderr.trim().split("\n").filter(Boolean).length,
+  };
+}
+
+/**
+ * What SQLite alone needs to turn the same CSVs into the live roster's tables: `.import` into a
+ * scratch database, then one WAL transaction that fills `roster_users`, `roster_classes` and
+ * `roster_enrollments` of a freshly migrated Rosterdock database in key order, with their
+ * secondary indexes dropped first and built after (as a first load does). No validation, no
+ * references, no staging, no change log: a floor under any first night that ends in those
+ * tables, measured the same way as the plain baseline. Canonical headers only.
+ */
+async function importKeyedBaseline(context: BenchContext, workDir: string, root: string, files: string[]) {
+  const dataDir = join(workDir, "keyed-baseline");
+  await rm(dataDir, { recursive: true, force: true });
+  await mkdir(dataDir, { recursive: true });
+  // The schema comes from Rosterdock's own migrations.
+  await runCommand(join(root, "bin", "rosterdock"), ["district", "create", "keyed", "--name", "Keyed baseline", "--json"], {
+    env: { ...process.env, ROSTERDOCK_DATA_DIR: dataDir, ROSTERDOCK_LOG_LEVEL: "warn" },
+  });
+  const database = join(dataDir, "rosterdock.sqlite");
+  const tables = ["roster_users", "roster_classes", "roster_enrollments"];
+  const schema = new SqliteDatabase(database, { readonly: true });
+  const indexes = schema
+    .prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (${tables.map(() => "?").join(", ")}) ORDER BY name`)
+    .all(...tables) as Array<{ name: string; sql: string }>;
+  schema.close();
+  const csv = (name: string) => {
+    const file = files.find((f) => basename(f) === name);
+    if (file === undefined) throw new Error(`keyed baseline: no ${name} among the night's files`);
+    return `'${file.replace(/'/g, "''")}'`;
+  };
+  const empty = (column: string) => `nullif(${column}, '')`;
+  const script = join(workDir, "keyed-baseline.sql");
+  await writeFile(
+    script,
+    [
+      ".bail on",
+      "PRAGMA synchronous = NORMAL;",
+      "PRAGMA threads = 1;",
+      `ATTACH '${join(dataDir, "scratch.sqlite").replace(/'/g, "''")}' AS scratch;`,
+      "PRAGMA scratch.journal_mode = OFF;",
+      `.import --csv --schema scratch ${csv("users.csv")} users`,
+      `.import --csv --schema scratch ${csv("classes.csv")} classes`,
+      `.import --csv --schema scratch ${csv("enrollments.csv")} enrollments`,
+      "BEGIN IMMEDIATE;",
+      ...indexes.map((i) => `DROP INDEX "${i.name}";`),
+      `INSERT OR IGNORE INTO roster_users (district_id, user_key, scope, district_user_id, role, first_name, middle_name, last_name, email, username,
+         school_id, school_ids, grade, student_number, teacher_number, state_id, birth_date, last_sync_id)
+       SELECT 1, CASE WHEN role = 'student' THEN 'student-' || district_user_id WHEN teacher_number <> '' THEN 'staff-' || teacher_number ELSE 'staff-id-' || district_user_id END,
+         CASE WHEN role = 'student' THEN 'student' ELSE 'staff' END, district_user_id, role, first_name, ${empty("middle_name")}, last_name, ${empty("email")}, NULL,
+         ${empty("school_id")}, json_array(school_id), ${empty("grade")}, ${empty("student_number")}, ${empty("teacher_number")}, NULL, ${empty("birth_date")}, 0
+       FROM scratch.users ORDER BY 2;`,
+      `INSERT OR IGNORE INTO roster_classes (district_id, class_id, class_name, school_id, course_id, teacher_id, teacher_key, term_id, section_number, period, room, last_sync_id)
+       SELECT 1, class_id, class_name, school_id, course_id, teacher_id, 'staff-id-' || teacher_id, ${empty("term_id")}, ${empty("section_number")}, ${empty("period")}, ${empty("room")}, 0
+       FROM scratch.classes ORDER BY class_id;`,
+      `INSERT OR IGNORE INTO roster_enrollments (district_id, class_id, student_id, start_date, end_date, last_sync_id)
+       SELECT 1, class_id, student_id, ${empty("start_date")}, ${empty("end_date")}, 0 FROM scratch.enrollments ORDER BY class_id, student_id;`,
+      ...indexes.map((i) => `${i.sql};`),
+      "COMMIT;",
+      "",
+    ].join("\n"),
+  );
+  const run = await measureChild("sqlite3", [database, `.read '${script.replace(/'/g, "''")}'`], process.env, context);
+  if (run.exitCode !== 0) throw new Error(`keyed baseline failed (exit ${run.exitCode}):\n${run.stderr.slice(-2000)}`);
+  const counts = await runCommand("sqlite3", [database, tables.map((t) => `SELECT count(*) FROM ${t};`).join(" ")]);
+  const rows = counts.stdout
+    .trim()
+    .split("\n")
+    .reduce((sum, n) => sum + Number(n), 0);
+  await rm(dataDir, { recursive: true, force: true });
+  context.progress(`keyed baseline: ${rows} rows in users, classes and enrollments`);
+  return {
+    tool: (await runCommand("sqlite3", ["--version"])).stdout.trim().split(" ")[0],
+    seconds: round(run.seconds, 2),
+    rows,
+    rowsPerSecond: Math.round(rows / run.seconds),
+    peakRssMiB: round(run.peakRssMiB, 1),
+    tables,
+    indexes: indexes.length,
   };
 }
 
