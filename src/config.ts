@@ -21,6 +21,7 @@ export interface Config {
   readonly holdDeleteMinRows: number;
   readonly holdChangePercent: number;
   readonly holdChangeMinRows: number;
+  readonly digestRevisitLimit: number;
 }
 
 interface Setting<K extends keyof Config> {
@@ -202,6 +203,14 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
     description: "…and at least this many rows. A district's first sync is never held for size.",
     defaultText: "`20`",
     parse: wholeNumber(0, Number.MAX_SAFE_INTEGER, 20),
+  },
+  {
+    key: "digestRevisitLimit",
+    env: "ROSTERDOCK_DIGEST_REVISIT_LIMIT",
+    description:
+      "A second night read against line digests looks again, in memory, at unchanged lines that became duplicates or lost their school, class or student; above this many it reads the delivery in full instead (same result, bounded memory).",
+    defaultText: "`200000`",
+    parse: wholeNumber(1, 10_000_000, 200_000),
   },
 ];
 

@@ -64,6 +64,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
         maxTouchShare: config.holdChangePercent / 100,
         minTouchRows: config.holdChangeMinRows,
       },
+      digestRevisitLimit: config.digestRevisitLimit,
       onOutcome: (outcome, sqlite, now) =>
         webhooks.emitWithinSqlite(sqlite, `sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, now),
     },

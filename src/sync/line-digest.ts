@@ -71,6 +71,23 @@ export class DamagedDigestError extends Error {
   }
 }
 
+/**
+ * Tonight's delivery leaves more unchanged lines to look at again (duplicates of changed lines,
+ * lines whose school, class or student is gone: say a truncated classes file) than a second
+ * night keeps in memory. The sync is read again in full, which streams them.
+ */
+export class DigestRevisitLimitError extends Error {
+  override readonly name = "DigestRevisitLimitError";
+  constructor(what: string, limit: number) {
+    super(`More than ${limit} unchanged lines ${what}`);
+  }
+}
+
+/** Errors after which a sync is read again in full, without digests. */
+export const DIGEST_BYPASS_ERRORS: ReadonlySet<string> = new Set(["DamagedDigestError", "DigestRevisitLimitError"]);
+
+export const DEFAULT_DIGEST_REVISIT_LIMIT = 200_000;
+
 export interface DigestRef {
   dir: string;
   meta: DigestMeta;

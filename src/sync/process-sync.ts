@@ -16,7 +16,7 @@ import { DEFAULT_SAFEGUARDS, districtSafeguards, judgeSafeguards, planSync } fro
 import type { HoldReason, LiveCounts, SafeguardThresholds, SyncPlan } from "./plan-sync.ts";
 import { emptyCounts } from "./roster-tables.ts";
 import type { SyncCounts } from "./roster-tables.ts";
-import { readDigestMeta } from "./line-digest.ts";
+import { DEFAULT_DIGEST_REVISIT_LIMIT, DIGEST_BYPASS_ERRORS, readDigestMeta } from "./line-digest.ts";
 import type { DigestRef } from "./line-digest.ts";
 import { stageDelivery } from "./stage-delivery.ts";
 import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
@@ -89,6 +89,8 @@ export interface SyncOutcomeEvent {
 export interface SyncProcessorOptions {
   safeguards?: SafeguardThresholds;
   unpackLimits?: Partial<UnpackLimits>;
+  /** See `digestRevisitLimit` in config.ts (default 200,000). */
+  digestRevisitLimit?: number;
   /** Called inside the transaction that records the outcome (webhooks queue their deliveries there). */
   onOutcome?: (event: SyncOutcomeEvent, sqlite: Sqlite, now: string) => void;
 }
@@ -157,9 +159,14 @@ export class SyncProcessor {
         const result = await this.#attempt(syncId, district, deliveryFiles, options, started, digestDir, useDigests);
         if (result !== null) return result;
       } catch (error) {
-        // A digest is only a shortcut: a damaged one means reading the delivery in full.
-        if (!useDigests || !(error instanceof Error) || error.name !== "DamagedDigestError") throw error;
-        this.logger.warn({ event: "sync.digest_damaged", syncId, error: error.message }, "line digest damaged: reading the delivery in full");
+        // A digest is only a shortcut: a damaged one, or one that leaves too many unchanged lines
+        // to look at again, means reading the delivery in full.
+        if (!useDigests || !(error instanceof Error) || !DIGEST_BYPASS_ERRORS.has(error.name)) throw error;
+        const damaged = error.name === "DamagedDigestError";
+        this.logger.warn(
+          { event: damaged ? "sync.digest_damaged" : "sync.digest_bypassed", syncId, error: error.message },
+          damaged ? "line digest damaged: reading the delivery in full" : "too many unchanged lines to look at again: reading the delivery in full",
+        );
       }
     }
   }
@@ -186,7 +193,7 @@ export class SyncProcessor {
         sqlite,
         districtId: district.id,
         issues,
-        digests: { dir: digestDir, previous: previous.refs },
+        digests: { dir: digestDir, previous: previous.refs, revisitLimit: this.options.digestRevisitLimit ?? DEFAULT_DIGEST_REVISIT_LIMIT },
         ...(this.options.unpackLimits ? { unpackLimits: this.options.unpackLimits } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });

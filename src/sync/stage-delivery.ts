@@ -48,6 +48,8 @@ export interface StagedFile {
 export interface DigestOptions {
   dir: string;
   previous: readonly DigestRef[];
+  /** Most unchanged lines looked at again in memory; beyond, DigestRevisitLimitError (the sync is read in full). */
+  revisitLimit: number;
 }
 
 /** A digest written and sealed by this sync: usable by the next one once this sync is applied. */
@@ -98,6 +100,8 @@ export interface StageOptions {
 }
 
 const ROWS_PER_STATEMENT = 100;
+/** Repeated keys reported and removed per transaction (see uniqueIndex). */
+const REPEATS_PER_PAGE = 10_000;
 const ENTITY_ORDER: readonly EntityName[] = ["schools", "courses", "terms", "users", "classes", "enrollments"];
 
 /**
@@ -147,7 +151,7 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
         // Before the files that point at students are read: unchanged students are live ones.
         if (result.entity === "users") {
           references.fillUnchangedStudents();
-          orphansOfUnchangedStudents(sqlite, options.districtId, present, result, issues, references);
+          orphansOfUnchangedStudents(sqlite, options.districtId, present, result, issues, references, options.digests!.revisitLimit);
         }
       }
       doneBytes += source.size;
@@ -167,10 +171,10 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     for (const file of staged) {
       if (file.digest?.result.delta !== true) continue;
       delta.add(file.entity);
-      duplicatesOfUnchangedLines(sqlite, options.districtId, file, issues);
+      duplicatesOfUnchangedLines(sqlite, options.districtId, file, issues, options.digests!.revisitLimit);
     }
     buildKeys(sqlite, staged, issues);
-    for (const file of staged) if (file.entity === "enrollments" && delta.has("enrollments")) orphansOfUnchangedLines(sqlite, options.districtId, present, delta, file, issues, references!);
+    for (const file of staged) if (file.entity === "enrollments" && delta.has("enrollments")) orphansOfUnchangedLines(sqlite, options.districtId, present, delta, file, issues, references!, options.digests!.revisitLimit);
     for (const file of staged) {
       const limit = badRowLimitIssue(file.name, file.stats);
       if (limit !== null) issues.add(limit);
@@ -483,20 +487,25 @@ function uniqueIndex(sqlite: Sqlite, entity: EntityName, key: readonly string[],
     if (!isConstraintError(error)) throw error;
   }
   sqlite.exec(`CREATE INDEX ${index} ON ${q(entity)} (${cols})`);
+  // The repeats go into a table of their own, in the order they are reported, then are read back
+  // a page at a time: a file that repeats most of its rows (an export joined to the wrong table)
+  // must not have them all in memory at once.
+  const repeats = `stage.${q(`${entity}_repeats`)}`;
   const on = key.map((c) => `e.${q(c)} = d.${q(c)}`).join(" AND ");
-  const repeats = sqlite
-    .prepare(
-      `SELECT e.rowid AS rid, e.file_idx AS file, e.row AS row, ${key.map((c) => `e.${q(c)} AS ${q(c)}`).join(", ")}, f.file_idx AS first_file, f.row AS first_row
-       FROM (SELECT ${cols}, min(rowid) AS first FROM ${table} GROUP BY ${cols} HAVING count(*) > 1) d
-       JOIN ${table} e ON ${on} AND e.rowid <> d.first
-       JOIN ${table} f ON f.rowid = d.first
-       ORDER BY e.file_idx, e.row`,
-    )
-    .all() as Array<Record<string, string | number | null>>;
+  sqlite.exec(`DROP TABLE IF EXISTS ${repeats}`);
+  sqlite.exec(
+    `CREATE TABLE ${repeats} AS
+     SELECT e.rowid AS rid, e.file_idx AS file, e.row AS row, ${key.map((c) => `e.${q(c)} AS ${q(c)}`).join(", ")}, f.file_idx AS first_file, f.row AS first_row
+     FROM (SELECT ${cols}, min(rowid) AS first FROM ${table} GROUP BY ${cols} HAVING count(*) > 1) d
+     JOIN ${table} e ON ${on} AND e.rowid <> d.first
+     JOIN ${table} f ON f.rowid = d.first
+     ORDER BY e.file_idx, e.row`,
+  );
+  const page = sqlite.prepare(`SELECT rowid AS at, * FROM ${repeats} WHERE rowid > ? ORDER BY rowid LIMIT ${REPEATS_PER_PAGE}`);
   const byFile = new Map<number, (column: string) => string>();
   const remove = sqlite.prepare(`DELETE FROM ${table} WHERE rowid = ?`);
-  sqlite.transaction(() => {
-    for (const r of repeats) {
+  const report = sqlite.transaction((rows: ReadonlyArray<Record<string, string | number | null>>) => {
+    for (const r of rows) {
       const fileIndex = Number(r.file);
       const file = files[fileIndex]!;
       let labels = byFile.get(fileIndex);
@@ -521,7 +530,14 @@ function uniqueIndex(sqlite: Sqlite, entity: EntityName, key: readonly string[],
       file.digest?.excluded.push(Number(r.row));
       remove.run(r.rid);
     }
-  })();
+  });
+  for (let after = 0; ; ) {
+    const rows = page.all(after) as Array<Record<string, string | number | null>>;
+    if (rows.length === 0) break;
+    report(rows);
+    after = Number(rows.at(-1)!.at);
+  }
+  sqlite.exec(`DROP TABLE ${repeats}`);
   sqlite.exec(`DROP INDEX ${index}`);
   sqlite.exec(`CREATE UNIQUE INDEX ${index} ON ${q(entity)} (${cols})`);
 }

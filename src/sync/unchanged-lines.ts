@@ -2,7 +2,7 @@ import { labelsFor } from "../intake/match-headers.ts";
 import { makeIssue } from "../intake/issue.ts";
 import type { IssueSink } from "../intake/issue.ts";
 import type { EntityName } from "../spec/roster-spec.ts";
-import { removedKeys, rowsOfKeys } from "./line-digest.ts";
+import { DigestRevisitLimitError, removedKeys, rowsOfKeys } from "./line-digest.ts";
 import type { PresentParts } from "./present-parts.ts";
 import type { References } from "./references.ts";
 import { q, removedTable, rosterTable } from "./roster-tables.ts";
@@ -43,21 +43,26 @@ function digestKey(entity: EntityName, values: Record<string, unknown>): string 
  * would have found. The earlier row wins: either the staged row goes, or the unchanged line's
  * live row is looked at again (its key joins the removed keys) and the staged row replaces it.
  */
-export function duplicatesOfUnchangedLines(sqlite: Sqlite, districtId: number, file: StagedFile, issues: IssueSink): void {
+export function duplicatesOfUnchangedLines(sqlite: Sqlite, districtId: number, file: StagedFile, issues: IssueSink, limit: number): void {
   const entity = file.entity;
   const table = rosterTable(entity);
   const key = table.key;
   const on = (a: string, b: string) => key.map((c) => `${a}.${q(c)} = ${b}.${q(c)}`).join(" AND ");
   // Users: the digest speaks for students only; staff are read in full every night.
   const users = entity === "users";
-  const conflicts = sqlite
+  const found = sqlite
     .prepare(
       `SELECT s.rowid AS rid, s.row AS row, ${[...key, ...(users ? ["district_user_id"] : [])].map((c) => `s.${q(c)} AS ${q(c)}`).join(", ")} FROM stage.${q(entity)} s
        WHERE ${users ? "s.scope = 'student' AND " : ""}EXISTS (SELECT 1 FROM main.${q(table.live)} l WHERE l.district_id = ? AND ${on("l", "s")})
          AND NOT EXISTS (SELECT 1 FROM ${removedTable(entity)} r WHERE ${on("r", "s")})
        ORDER BY s.row`,
     )
-    .all(districtId) as Array<Record<string, string | number>>;
+    .iterate(districtId) as IterableIterator<Record<string, string | number>>;
+  const conflicts: Array<Record<string, string | number>> = [];
+  for (const c of found) {
+    if (conflicts.length === limit) throw new DigestRevisitLimitError(`in ${file.name} repeat the key of a changed line`, limit);
+    conflicts.push(c);
+  }
   if (conflicts.length === 0) return;
   const groups = new Map<string, Array<Record<string, string | number>>>();
   for (const c of conflicts) {
@@ -120,6 +125,7 @@ export function orphansOfUnchangedLines(
   file: StagedFile,
   issues: IssueSink,
   refs: References,
+  limit: number,
 ): void {
   if (file.entity !== "enrollments") return;
   const d = Number(districtId);
@@ -129,9 +135,13 @@ export function orphansOfUnchangedLines(
   const collect = (query: string, missing: "noStudent" | "noClass") => {
     for (const r of sqlite.prepare(query).iterate() as Iterable<{ class_id: string; student_id: string }>) {
       const k = `${r.class_id}\u0000${r.student_id}`;
-      const entry = found.get(k) ?? { class_id: r.class_id, student_id: r.student_id, noStudent: false, noClass: false };
+      let entry = found.get(k);
+      if (entry === undefined) {
+        if (found.size === limit) throw new DigestRevisitLimitError(`in ${file.name} point at a class or student gone tonight`, limit);
+        entry = { class_id: r.class_id, student_id: r.student_id, noStudent: false, noClass: false };
+        found.set(k, entry);
+      }
       entry[missing] = true;
-      found.set(k, entry);
     }
   };
   if (present.userScopes.has("student")) {
@@ -166,7 +176,15 @@ export function orphansOfUnchangedLines(
  * (at its row tonight), its live row looked at again, and the student no longer counts as
  * present for the files read after this one.
  */
-export function orphansOfUnchangedStudents(sqlite: Sqlite, districtId: number, present: PresentParts, file: StagedFile, issues: IssueSink, refs: References): void {
+export function orphansOfUnchangedStudents(
+  sqlite: Sqlite,
+  districtId: number,
+  present: PresentParts,
+  file: StagedFile,
+  issues: IssueSink,
+  refs: References,
+  limit: number,
+): void {
   if (!present.entities.has("schools")) return;
   const gone = refs.gone("schools");
   if (gone.length === 0) return;
@@ -177,6 +195,7 @@ export function orphansOfUnchangedStudents(sqlite: Sqlite, districtId: number, p
   const found = new Map<string, { id: string; school: string }>();
   for (const school of gone) {
     for (const r of candidates.iterate(districtId, school) as Iterable<{ user_key: string; district_user_id: string; school_id: string }>) {
+      if (found.size === limit) throw new DigestRevisitLimitError(`in ${file.name} are students of a school gone tonight`, limit);
       found.set(r.user_key, { id: r.district_user_id, school: r.school_id });
     }
   }

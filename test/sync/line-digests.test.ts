@@ -56,8 +56,8 @@ async function ingest(rd: Rosterdock, slug: string, night: Night) {
   return { outcome, shown, issues: brief(shown.issues).sort() };
 }
 
-async function bothWays(night2: Night) {
-  const rd = await startRosterdock();
+async function bothWays(night2: Night, env: NodeJS.ProcessEnv = {}) {
+  const rd = await startRosterdock(env);
   const delta = await newDistrict(rd, NO_HOLDS);
   const full = await newDistrict(rd, NO_HOLDS);
   const night1: Night = { enrollments: enrollmentLines() };
@@ -73,9 +73,13 @@ function enrollmentsDigest(run: Awaited<ReturnType<typeof ingest>>) {
   return run.shown.summary.digests!.find((d) => d.file === "enrollments.csv")!;
 }
 
-function assertSame(run: Awaited<ReturnType<typeof bothWays>>) {
+function assertSame(run: Awaited<ReturnType<typeof bothWays>>, aUsedDigests = true) {
   const { rd, delta, full, a, b } = run;
-  assert.deepEqual(a.shown.summary.digests?.map((d) => [d.file, d.delta]), [["users.csv", true], ["enrollments.csv", true]], "district A read night 2 against the digests");
+  assert.deepEqual(
+    a.shown.summary.digests?.map((d) => [d.file, d.delta]),
+    [["users.csv", aUsedDigests], ["enrollments.csv", aUsedDigests]],
+    `district A read night 2 ${aUsedDigests ? "against the digests" : "in full"}`,
+  );
   assert.deepEqual(b.shown.summary.digests?.map((d) => [d.file, d.delta]), [["users.csv", false], ["enrollments.csv", false]], "district B read night 2 in full");
   assert.equal(a.outcome.status, b.outcome.status);
   assert.deepEqual(a.outcome.counts, b.outcome.counts);
@@ -106,6 +110,29 @@ describe("second nights read against a line digest", () => {
     assert.ok(run.a.issues.some((i) => /UNKNOWN_REFERENCE@\d+:student_id=5/.test(i)));
     assert.ok(run.a.issues.some((i) => /UNKNOWN_REFERENCE@\d+:class_id=103/.test(i)));
     assert.equal(run.a.shown.summary.files!.find((f) => f.name === "enrollments.csv")!.orphans, 2 * 3 + (STUDENTS - 2));
+  });
+
+  it("reads in full when more unchanged lines lost their class than it looks at again in memory (a truncated classes file)", async () => {
+    // 80 unchanged lines point at classes gone tonight; the limit is 50.
+    const run = await bothWays({ classes: ["101"], enrollments: enrollmentLines() }, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: "50" });
+    assertSame(run, false);
+    assert.equal(run.a.shown.summary.files!.find((f) => f.name === "enrollments.csv")!.orphans, 2 * STUDENTS);
+    // Under the limit, the same night is read against the digests.
+    assertSame(await bothWays({ classes: ["101"], enrollments: enrollmentLines() }, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: "80" }));
+  });
+
+  it("reads in full when more changed lines repeat unchanged keys than it looks at again in memory", async () => {
+    const lines = enrollmentLines();
+    const repeats = lines.slice(0, 6).map((l) => l.replace("2026-08-20", "2026-09-01"));
+    const run = await bothWays({ enrollments: [...lines, ...repeats] }, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: "5" });
+    assertSame(run, false);
+    assert.equal(run.a.issues.filter((i) => i.includes("DUPLICATE_KEY")).length, 6);
+  });
+
+  it("reads in full when more unchanged students lost their school than it looks at again in memory", async () => {
+    const run = await bothWays({ schools: ["1,North High"], enrollments: enrollmentLines() }, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: String(STUDENTS - 31) });
+    assertSame(run, false);
+    assert.equal(run.a.outcome.counts.users.deleted, STUDENTS - 30);
   });
 
   it("finds a changed line repeating an unchanged line's key, before or after it", async () => {

@@ -130,6 +130,20 @@ describe("bad deliveries fail or lose only their bad rows, with the issue a pers
     assert.deepEqual(snapshot(rd, slug).enrollments, snapshot(rd, slug).enrollments && before.enrollments!.map(({ last_sync_id: _s, ...e }) => e));
   });
 
+  it("an export that repeats its rows (a template joined to the wrong table): every repeat counted, a page at a time; the roster stays", async () => {
+    const rd = await startRosterdock();
+    const { slug, before } = await loaded(rd);
+    // 6,000 students, each listed three times: 12,000 repeats, more than one page of them.
+    const tripled = await ingestFiles(rd, slug, canonical({ students: 6000, users: (l) => [...l, ...l.slice(3), ...l.slice(3)] }));
+    assert.equal(tripled.outcome.status, "failed");
+    const users = tripled.shown.summary.files!.find((f) => f.name === "users.csv")!;
+    assert.equal(users.badRows, 12_000);
+    assert.equal(users.records, 6002);
+    assert.ok(tripled.issues.includes("warning DUPLICATE_KEY@6004:district_user_id=1001"), tripled.issues.slice(0, 5).join("\n"));
+    assert.ok(tripled.issues.includes("error TOO_MANY_BAD_ROWS@-:-=-"));
+    assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), before);
+  });
+
   it("orphans: rows pointing at something absent are dropped with a warning, and their dependants too", async () => {
     const rd = await startRosterdock();
     const slug = await newDistrict(rd);
