@@ -1,8 +1,9 @@
 import { mkdirSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver } from "kysely";
-import type { DatabaseConnection, Driver, SqliteDialectConfig } from "kysely";
+import type { DatabaseConnection, Driver, QueryResult, SqliteDialectConfig } from "kysely";
 import pg from "pg";
 import type { Config } from "../config.ts";
 import { POSTGRES_DIALECT, SQLITE_DIALECT, type DialectInfo } from "./dialect-info.ts";
@@ -33,30 +34,82 @@ function openSqlite(dataDir: string): RosterDatabase {
   mkdirSync(dataDir, { recursive: true });
   const sqlite = new SqliteDatabase(join(dataDir, "rosterdock.sqlite"));
   sqlite.pragma("journal_mode = WAL");
-  sqlite.pragma("busy_timeout = 10000");
+  // Only a short wait inside SQLite: it blocks the thread, and this connection serves the SFTP and
+  // HTTP servers. Longer waits for the write lock happen in PatientConnection, between awaits.
+  sqlite.pragma(`busy_timeout = ${BLOCKING_BUSY_TIMEOUT_MS}`);
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new ServerSqliteDialect({ database: sqlite }, sqlite) });
   return { db, dialect: SQLITE_DIALECT, sqlite, close: () => db.destroy() };
 }
+
+const BLOCKING_BUSY_TIMEOUT_MS = 50;
+
+/**
+ * How long a write waits for the database's write lock, without blocking the thread. The longest
+ * holder is the sync engine applying a big district's first load in one transaction (about 15 s
+ * for 1M users and 8M enrollments on 2 cores); a wait past this fails with SQLITE_BUSY.
+ */
+export const WRITE_LOCK_PATIENCE_MS = 120_000;
 
 /**
  * Transactions take the write lock when they begin. With SQLite's default (deferred) a transaction
  * that reads, then writes after another connection (the CLI, the sync thread) committed fails at
  * once with "database is locked", without waiting for the busy timeout.
  */
-class ImmediateSqliteDialect extends SqliteDialect {
-  constructor(private readonly settings: SqliteDialectConfig) {
+class ServerSqliteDialect extends SqliteDialect {
+  constructor(
+    private readonly settings: SqliteDialectConfig,
+    private readonly sqlite: SqliteDatabase.Database,
+  ) {
     super(settings);
   }
 
   override createDriver(): Driver {
+    const sqlite = this.sqlite;
     return new (class extends SqliteDriver {
+      override async acquireConnection(): Promise<DatabaseConnection> {
+        return new PatientConnection(await super.acquireConnection(), sqlite);
+      }
+
       override async beginTransaction(connection: DatabaseConnection): Promise<void> {
         await connection.executeQuery(CompiledQuery.raw("begin immediate"));
       }
     })(this.settings);
   }
+}
+
+/**
+ * Waits for the write lock between awaits: a statement that finds the database locked (SQLITE_BUSY)
+ * outside a transaction has done nothing, so it is tried again after a short sleep, up to
+ * WRITE_LOCK_PATIENCE_MS. Meanwhile the thread goes on serving SFTP sessions and HTTP requests.
+ * `begin immediate` is such a statement; inside a transaction this connection holds the write lock.
+ */
+class PatientConnection implements DatabaseConnection {
+  constructor(
+    private readonly inner: DatabaseConnection,
+    private readonly sqlite: SqliteDatabase.Database,
+  ) {}
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const deadline = Date.now() + WRITE_LOCK_PATIENCE_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.inner.executeQuery<R>(query);
+      } catch (error) {
+        if (!isBusy(error) || this.sqlite.inTransaction || Date.now() >= deadline) throw error;
+        await sleep(Math.min(100, 2 ** attempt));
+      }
+    }
+  }
+
+  streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.inner.streamQuery<R>(query, chunkSize);
+  }
+}
+
+function isBusy(error: unknown): boolean {
+  return error instanceof Error && "code" in error && (error.code === "SQLITE_BUSY" || String(error.code).startsWith("SQLITE_BUSY_"));
 }
 
 function openPostgres(url: string): RosterDatabase {
