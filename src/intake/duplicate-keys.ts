@@ -10,7 +10,7 @@ export interface FirstSeen {
  * users). Costs ~100 bytes per key: fine for schools, users, classes, courses and terms;
  * enrollments (8M composite keys ≈ 1.4 GB) are left to the database's key.
  */
-/** V8 keeps substrings of 13+ characters as views of their source: a kept key would pin a whole 1 MB chunk. */
+/** V8 keeps substrings of 13+ characters as views of their source: a kept key would pin a whole chunk of text. */
 function detach(key: string): string {
   return key.length < 13 ? key : Buffer.from(key, "utf8").toString("utf8");
 }

@@ -60,7 +60,7 @@ class StopFile extends Error {}
 
 /**
  * Reads one roster file: decode → parse → match headers → normalise and validate, streaming.
- * Yields batches of canonical records, one per decoded chunk (1 MB of a plain file, 16 KB of a
+ * Yields batches of canonical records, one per decoded chunk (64 KB of a plain file, 16 KB of a
  * zip entry). Problems go to `issues`; a file-level error ends the file early and sets `stats.failed`.
  */
 export async function* readRosterFile<E extends EntityName>(

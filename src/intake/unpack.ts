@@ -48,7 +48,13 @@ export interface UnpackResult {
   close(): Promise<void>;
 }
 
-const READ_CHUNK_BYTES = 1024 * 1024;
+/**
+ * A plain file is read in 64 KiB chunks; each becomes one batch of records downstream (a zip
+ * entry's come as 16 KiB). Measured on a first night of 8.85M rows from plain CSV files: 46-50 s
+ * and ~300 MB peak RSS with 64 KiB, 62 s and 450 MB with 1 MiB (records of big batches outlive
+ * V8's young generation on both threads).
+ */
+const READ_CHUNK_BYTES = 64 * 1024;
 
 /**
  * Turns a delivery's files into roster sources: zips (recognised by their bytes, not their name)

@@ -34,10 +34,10 @@ export type ParseReply =
   | { kind: "failed"; name: string; message: string; code?: string };
 
 /**
- * Batches parsed ahead of the inserts, at most: bounds memory. A batch is one decoded chunk: 1 MB
- * of a plain file, 16 KB of a zip entry (its inflate output, a few hundred records). Gathering a
- * zip entry's chunks into 1 MB batches was measured slower on a first night (71 s against 44 s,
- * 580 MB peak RSS): records held across chunks outlive V8's young generation.
+ * Batches parsed ahead of the inserts, at most: bounds memory. A batch is one decoded chunk: 64 KB
+ * of a plain file, 16 KB of a zip entry (its inflate output), a few hundred to a few thousand
+ * records. Bigger batches were measured slower on first nights (1 MB: 62-71 s against 44-50 s,
+ * 450-580 MB peak RSS): their records outlive V8's young generation.
  */
 export const BATCHES_IN_FLIGHT = 3;
 
