@@ -208,7 +208,7 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
     key: "digestRevisitLimit",
     env: "ROSTERDOCK_DIGEST_REVISIT_LIMIT",
     description:
-      "A second night read against line digests looks again, in memory, at unchanged lines that became duplicates or lost their school, class or student; above this many it reads the delivery in full instead (same result, bounded memory).",
+      "A second night read against line digests looks again at last night's lines that did not come back, and (in memory) at unchanged lines that became duplicates or lost their school, class or student; above this many of either it reads the delivery in full instead (same result, bounded memory and time).",
     defaultText: "`200000`",
     parse: wholeNumber(1, 10_000_000, 200_000),
   },

@@ -79,7 +79,7 @@ export class DamagedDigestError extends Error {
 export class DigestRevisitLimitError extends Error {
   override readonly name = "DigestRevisitLimitError";
   constructor(what: string, limit: number) {
-    super(`More than ${limit} unchanged lines ${what}`);
+    super(`More than ${limit} ${what}`);
   }
 }
 
@@ -383,6 +383,7 @@ export class DigestMatcher {
   #tailPos = 0;
   #lastMatched = -1;
   #exhausted = false;
+  #closed = false;
   removedCount = 0;
 
   constructor(
@@ -390,6 +391,7 @@ export class DigestMatcher {
     private readonly writer: DigestWriter,
     outDir: string,
     sizes: MatchSizes = MATCH_SIZES,
+    private readonly removedLimit = Number.POSITIVE_INFINITY,
   ) {
     this.#window = sizes.window;
     const ring = 2 ** sizes.ringBits;
@@ -444,7 +446,10 @@ export class DigestMatcher {
     return this.removedCount;
   }
 
+  /** Closes its files (once; a matcher that failed may be closed again as its file is abandoned). */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#head.close();
     this.#tail.close();
     this.#removed.close();
@@ -527,7 +532,7 @@ export class DigestMatcher {
       buffer.writeUInt32LE(length, removed.offset);
       removed.advance(4);
       removed.writeBytes(tail.keyBuffer, tail.keyStart, tail.keyEnd);
-      this.removedCount++;
+      if (++this.removedCount > this.removedLimit) throw new DigestRevisitLimitError("lines of the previous night's file did not come back", this.removedLimit);
     }
   }
 }
@@ -593,6 +598,12 @@ export interface DigestPlan {
   outDir: string;
   /** The previous night's digest of the same file, if one is valid for the live roster. */
   previous: DigestRef | null;
+  /**
+   * Most of the previous night's lines that may fail to come back: each names a live row to look at
+   * again. Past it (a column that changes every night, a reordered or truncated file) the digest
+   * costs more than it saves: DigestRevisitLimitError, and the sync is read in full.
+   */
+  removedLimit: number;
 }
 
 export interface DigestResult {
@@ -631,7 +642,7 @@ export class DigestTracker implements LineTracking {
     this.#writer = new DigestWriter(this.plan.outDir);
     if (previous !== null && sameIdentity(previous.meta.identity, this.#identity)) {
       try {
-        this.#matcher = new DigestMatcher(previous, this.#writer, this.plan.outDir);
+        this.#matcher = new DigestMatcher(previous, this.#writer, this.plan.outDir, undefined, this.plan.removedLimit);
         this.#delta = true;
       } catch (error) {
         // Nothing is skipped yet: the file is simply read in full.

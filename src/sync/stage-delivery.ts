@@ -208,7 +208,7 @@ function planDigest(options: DigestOptions | undefined, recognised: ReadonlyArra
   const speaksFor = (f: RecognisedFile) => f.entity === file.entity && (f.entity !== "users" || presentParts([f]).userScopes.has("student"));
   if (!speaksFor(file) || recognised.filter((r) => speaksFor(r.file)).length !== 1) return null;
   const previous = options.previous.find((p) => p.meta.identity.entity === file.entity && p.meta.identity.stem === file.stem) ?? null;
-  return { outDir: join(options.dir, file.entity), previous };
+  return { outDir: join(options.dir, file.entity), previous, removedLimit: options.revisitLimit };
 }
 
 /** Reads only as far as the header and first rows, keeping file-level errors (encoding, header, columns). */

@@ -60,7 +60,7 @@ export function duplicatesOfUnchangedLines(sqlite: Sqlite, districtId: number, f
     .iterate(districtId) as IterableIterator<Record<string, string | number>>;
   const conflicts: Array<Record<string, string | number>> = [];
   for (const c of found) {
-    if (conflicts.length === limit) throw new DigestRevisitLimitError(`in ${file.name} repeat the key of a changed line`, limit);
+    if (conflicts.length === limit) throw new DigestRevisitLimitError(`unchanged lines in ${file.name} repeat the key of a changed line`, limit);
     conflicts.push(c);
   }
   if (conflicts.length === 0) return;
@@ -137,7 +137,7 @@ export function orphansOfUnchangedLines(
       const k = `${r.class_id}\u0000${r.student_id}`;
       let entry = found.get(k);
       if (entry === undefined) {
-        if (found.size === limit) throw new DigestRevisitLimitError(`in ${file.name} point at a class or student gone tonight`, limit);
+        if (found.size === limit) throw new DigestRevisitLimitError(`unchanged lines in ${file.name} point at a class or student gone tonight`, limit);
         entry = { class_id: r.class_id, student_id: r.student_id, noStudent: false, noClass: false };
         found.set(k, entry);
       }
@@ -195,7 +195,7 @@ export function orphansOfUnchangedStudents(
   const found = new Map<string, { id: string; school: string }>();
   for (const school of gone) {
     for (const r of candidates.iterate(districtId, school) as Iterable<{ user_key: string; district_user_id: string; school_id: string }>) {
-      if (found.size === limit) throw new DigestRevisitLimitError(`in ${file.name} are students of a school gone tonight`, limit);
+      if (found.size === limit) throw new DigestRevisitLimitError(`unchanged lines in ${file.name} are students of a school gone tonight`, limit);
       found.set(r.user_key, { id: r.district_user_id, school: r.school_id });
     }
   }

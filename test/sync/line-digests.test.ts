@@ -56,11 +56,10 @@ async function ingest(rd: Rosterdock, slug: string, night: Night) {
   return { outcome, shown, issues: brief(shown.issues).sort() };
 }
 
-async function bothWays(night2: Night, env: NodeJS.ProcessEnv = {}) {
+async function bothWays(night2: Night, env: NodeJS.ProcessEnv = {}, night1: Night = { enrollments: enrollmentLines() }) {
   const rd = await startRosterdock(env);
   const delta = await newDistrict(rd, NO_HOLDS);
   const full = await newDistrict(rd, NO_HOLDS);
-  const night1: Night = { enrollments: enrollmentLines() };
   for (const slug of [delta, full]) assert.equal((await ingest(rd, slug, night1)).outcome.status, "applied");
   const fullId = (await rd.districts.show(full)).id;
   await rm(join(rd.config.dataDir, "districts", String(fullId), "digests"), { recursive: true, force: true });
@@ -133,6 +132,17 @@ describe("second nights read against a line digest", () => {
     const run = await bothWays({ schools: ["1,North High"], enrollments: enrollmentLines() }, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: String(STUDENTS - 31) });
     assertSame(run, false);
     assert.equal(run.a.outcome.counts.users.deleted, STUDENTS - 30);
+  });
+
+  it("reads in full when more of last night's lines fail to come back than it looks at again (a column renumbered every night)", async () => {
+    const header = "cc_id,class_id,student_id,start_date,end_date";
+    const numbered = (lines: string[]) => lines.map((l, i) => `${i + 1},${l}`);
+    const lines = enrollmentLines();
+    // One line gone at the top: every later line's cc_id changes, so no line comes back as it was.
+    const night2 = { enrollmentsHeader: header, enrollments: numbered(lines.slice(1)) };
+    const run = await bothWays(night2, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: "50" }, { enrollmentsHeader: header, enrollments: numbered(lines) });
+    assertSame(run, false);
+    assert.deepEqual(run.a.outcome.counts.enrollments, { created: 0, updated: 0, deleted: 1, unchanged: lines.length - 1 });
   });
 
   it("finds a changed line repeating an unchanged line's key, before or after it", async () => {
