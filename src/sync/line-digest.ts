@@ -83,8 +83,22 @@ export class DigestRevisitLimitError extends Error {
   }
 }
 
+/**
+ * Most of tonight's lines are not in last night's digest (say a column renumbered every night):
+ * reading against it would stage nearly every line and look again at nearly every live row.
+ */
+export class DigestMismatchError extends Error {
+  override readonly name = "DigestMismatchError";
+  constructor(seen: number, unchanged: number) {
+    super(`Only ${unchanged} of the first ${seen} lines were in the previous night's digest`);
+  }
+}
+
 /** Errors after which a sync is read again in full, without digests. */
-export const DIGEST_BYPASS_ERRORS: ReadonlySet<string> = new Set(["DamagedDigestError", "DigestRevisitLimitError"]);
+export const DIGEST_BYPASS_ERRORS: ReadonlySet<string> = new Set(["DamagedDigestError", "DigestRevisitLimitError", "DigestMismatchError"]);
+
+/** Lines read against a digest before the share found in it is judged (see DigestTracker.known). */
+const MISMATCH_CHECK_AFTER = 100_000;
 
 export const DEFAULT_DIGEST_REVISIT_LIMIT = 200_000;
 
@@ -627,6 +641,7 @@ export class DigestTracker implements LineTracking {
   #matcher: DigestMatcher | null = null;
   #writer: DigestWriter | null = null;
   #unchanged = 0;
+  #seen = 0;
   #delta = false;
   #damaged: DamagedDigestError | null = null;
 
@@ -656,7 +671,12 @@ export class DigestTracker implements LineTracking {
     hasher.hash(text, start, end);
     if (this.#matcher === null) return false;
     try {
-      if (!this.#matcher.take(hasher.hi, hasher.lo, row)) return false;
+      this.#seen++;
+      if (!this.#matcher.take(hasher.hi, hasher.lo, row)) {
+        // Fewer than half found: the digest would cost more than it saves; found early, the sync is read again in full.
+        if (this.#seen >= MISMATCH_CHECK_AFTER && this.#unchanged * 2 < this.#seen) throw new DigestMismatchError(this.#seen, this.#unchanged);
+        return false;
+      }
     } catch (error) {
       // Lines were skipped already: the file cannot be completed; `finish` fails the attempt (read again in full).
       if (!(error instanceof DamagedDigestError)) throw error;

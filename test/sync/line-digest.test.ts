@@ -2,7 +2,17 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { join } from "node:path";
 import { LineHasher } from "../../src/intake/line-hash.ts";
-import { DamagedDigestError, DigestMatcher, DigestScanner, DigestWriter, digestIdentity, removedKeys, sealDigest, writeExcludedRows } from "../../src/sync/line-digest.ts";
+import {
+  DamagedDigestError,
+  DigestMatcher,
+  DigestScanner,
+  DigestTracker,
+  DigestWriter,
+  digestIdentity,
+  removedKeys,
+  sealDigest,
+  writeExcludedRows,
+} from "../../src/sync/line-digest.ts";
 import type { DigestRef, MatchSizes } from "../../src/sync/line-digest.ts";
 import { tempDir } from "./helpers.ts";
 
@@ -28,10 +38,10 @@ async function lastNight(excluded: number[] = []): Promise<DigestRef> {
 }
 
 /** Tonight's lines through a matcher: which were recognised, what was removed, what tonight's digest holds. */
-async function tonight(ref: DigestRef, lines: string[], sizes: MatchSizes) {
+async function tonight(ref: DigestRef, lines: string[], sizes: MatchSizes, removedLimit?: number) {
   const out = join(await tempDir(), "tonight");
   const writer = new DigestWriter(out);
-  const matcher = new DigestMatcher(ref, writer, out, sizes);
+  const matcher = new DigestMatcher(ref, writer, out, sizes, removedLimit);
   const recognised: string[] = [];
   lines.forEach((line, i) => {
     const [hi, lo] = hash(line);
@@ -93,5 +103,43 @@ describe("DigestMatcher", () => {
     assert.ok(!result.carried.has("k5") && !result.removedKeys.includes("k5"));
     assert.deepEqual(result.removedKeys, ["k7"]);
     assert.equal(result.carried.size, 97);
+  });
+
+  it("gives up when the lines removed pass the limit (at the end of a file)", async () => {
+    const ref = await lastNight();
+    // Every line renumbered: none comes back, all 99 recognisable entries are removed.
+    await assert.rejects(tonight(ref, lines.map((l) => `${l}'`), { window: 1000, ringBits: 11, tableBits: 12 }, 50), { name: "DigestRevisitLimitError" });
+    const kept = await tonight(ref, lines.slice(20), { window: 1000, ringBits: 11, tableBits: 12 }, 50);
+    assert.equal(kept.removed, 20); // L0…L19 (L7, which had an issue, is looked at again every night)
+  });
+});
+
+describe("DigestTracker", () => {
+  it("gives up early when fewer than half of a big file's lines are in last night's digest", async () => {
+    const n = 150_000;
+    const dir = join(await tempDir(), "last");
+    const writer = new DigestWriter(dir);
+    for (let i = 0; i < n; i++) writer.add(...hash(`${i},C${i % 9},S${i}`), i + 2, `k${i}`);
+    writer.close();
+    writeExcludedRows(dir, []);
+    const identity = digestIdentity("enrollments", "cc", ["id", "class_id", "student_id"], ",", "utf-8");
+    sealDigest(dir, { identity, entries: n, keyBytes: writer.keyBytes });
+    const read = async (renumber: number) => {
+      const tracker = new DigestTracker("enrollments", "cc", { outDir: join(await tempDir(), "tonight"), previous: { dir, meta: { identity, entries: n, keyBytes: writer.keyBytes } }, removedLimit: n });
+      tracker.begin(["id", "class_id", "student_id"], ",", "utf-8");
+      let known = 0;
+      try {
+        for (let i = 0; i < n; i++) {
+          // A leading row number shifted by `renumber` from line 10 on: the lines no longer match.
+          const line = `${i < 10 ? i : i + renumber},C${i % 9},S${i}`;
+          if (tracker.known(line, 0, line.length, i + 2)) known++;
+        }
+      } finally {
+        tracker.abandon();
+      }
+      return known;
+    };
+    assert.equal(await read(0), n, "the same file: every line is known");
+    await assert.rejects(read(1), (error: Error) => error.name === "DigestMismatchError" && /of the first 100000 lines/.test(error.message));
   });
 });
