@@ -92,11 +92,11 @@ export async function* readRosterFile<E extends EntityName>(
     if (record !== null) {
       batch.rows.push(row);
       batch.records.push(record as CanonicalRecords[E]);
-      lines?.accepted(record, row, issueTotal(issues) === issuesBefore);
+      if (lines !== undefined) tracked(() => lines.accepted(record, row, issueTotal(issues) === issuesBefore));
     } else if (header && rowReader.ready && lines !== undefined) {
-      lines.begin(stats.header, parser.delimiter!, detection.encoding);
+      tracked(() => lines.begin(stats.header, parser.delimiter!, detection.encoding));
       parser.lineFilter = (text, start, end, line) => {
-        if (!lines.known(text, start, end, line)) return false;
+        if (!tracked(() => lines.known(text, start, end, line))) return false;
         rowReader.countKnown();
         return true;
       };
@@ -115,6 +115,8 @@ export async function* readRosterFile<E extends EntityName>(
     stats.delimiter = parser.delimiter;
     rowReader.finish();
   } catch (error) {
+    // The caller's line tracking failed: not the file's fault, and not an issue of the district's.
+    if (error instanceof TrackingFailure) throw error.error;
     rowReader.copyCounts();
     if (error instanceof ParseError) {
       issues.add(makeIssue("UNCLOSED_QUOTE", { file: source.name, row: error.row, detail: error.detail }));
@@ -126,6 +128,21 @@ export async function* readRosterFile<E extends EntityName>(
   }
   stats.delimiter ??= parser.delimiter;
   return stats;
+}
+
+/** Carries an error of the caller's LineTracking past the read's own error handling. */
+class TrackingFailure extends Error {
+  constructor(readonly error: unknown) {
+    super("line tracking failed");
+  }
+}
+
+function tracked<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    throw new TrackingFailure(error);
+  }
 }
 
 function issueTotal(issues: IssueSink): number {

@@ -270,3 +270,21 @@ describe("badRowLimitIssue", () => {
     assert.equal(badRowLimitIssue("cc.csv", { rows: 100, badRows: 6 }, { maxShare: 0.1 }), null);
   });
 });
+
+describe("readRosterFile: line tracking", () => {
+  it("lets an error of the caller's line tracking through, instead of blaming the file", async () => {
+    class GiveUp extends Error {
+      override readonly name = "GiveUp";
+    }
+    let seen = 0;
+    const lines = {
+      begin: () => undefined,
+      known: () => {
+        if (++seen === 2) throw new GiveUp("the tracker gives up");
+        return false;
+      },
+      accepted: () => undefined,
+    };
+    await assert.rejects(readContent("students.csv", `${UTF8_TEXT}1002,Ana,Ruiz,101\r\n1003,Bo,Li,101\r\n`, { lines }), { name: "GiveUp" });
+  });
+});
