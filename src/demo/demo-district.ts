@@ -314,10 +314,12 @@ export class DemoDistrict {
    * sections, and some dropped rows for a section the student is active in again (re-enrolled).
    */
   *enrollments(): Generator<DemoEnrollment> {
-    let ccId = 1;
     for (let i = 0; i < this.studentSlots; i++) {
       const student = this.student(i);
       if (student === null || student.enrollStatus !== 0) continue;
+      // CC.ID is the CC record's own key in PowerSchool: a student's rows keep theirs night after
+      // night (a block of ids per student slot: at most 2 rows per section and one more dropped row).
+      let ccId = i * (2 * this.size.enrollmentsPerStudent + 1) + 1;
       const sections = this.#studentSections(i);
       for (const [k, index] of sections.entries()) {
         const section = this.#sectionPlace(index);
