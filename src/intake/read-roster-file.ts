@@ -92,11 +92,27 @@ export async function* readRosterFile<E extends EntityName>(
     if (record !== null) {
       batch.rows.push(row);
       batch.records.push(record as CanonicalRecords[E]);
-      if (lines !== undefined) tracked(() => lines.accepted(record, row, issueTotal(issues) === issuesBefore));
+      if (lines !== undefined) {
+        try {
+          lines.accepted(record, row, issueTotal(issues) === issuesBefore);
+        } catch (error) {
+          throw new TrackingFailure(error);
+        }
+      }
     } else if (header && rowReader.ready && lines !== undefined) {
-      tracked(() => lines.begin(stats.header, parser.delimiter!, detection.encoding));
+      try {
+        lines.begin(stats.header, parser.delimiter!, detection.encoding);
+      } catch (error) {
+        throw new TrackingFailure(error);
+      }
       parser.lineFilter = (text, start, end, line) => {
-        if (!tracked(() => lines.known(text, start, end, line))) return false;
+        let known: boolean;
+        try {
+          known = lines.known(text, start, end, line);
+        } catch (error) {
+          throw new TrackingFailure(error);
+        }
+        if (!known) return false;
         rowReader.countKnown();
         return true;
       };
@@ -134,14 +150,6 @@ export async function* readRosterFile<E extends EntityName>(
 class TrackingFailure extends Error {
   constructor(readonly error: unknown) {
     super("line tracking failed");
-  }
-}
-
-function tracked<T>(work: () => T): T {
-  try {
-    return work();
-  } catch (error) {
-    throw new TrackingFailure(error);
   }
 }
 
