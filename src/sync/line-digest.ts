@@ -72,9 +72,10 @@ export class DamagedDigestError extends Error {
 }
 
 /**
- * Tonight's delivery leaves more unchanged lines to look at again (duplicates of changed lines,
- * lines whose school, class or student is gone: say a truncated classes file) than a second
- * night keeps in memory. The sync is read again in full, which streams them.
+ * Tonight's delivery leaves more lines to look at again than a second night allows: last night's
+ * lines that did not come back (each a live row to diff), or unchanged lines held in memory that
+ * became duplicates or lost their school, class or student (say a truncated classes file). The
+ * sync is read again in full, which streams them.
  */
 export class DigestRevisitLimitError extends Error {
   override readonly name = "DigestRevisitLimitError";

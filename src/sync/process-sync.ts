@@ -165,7 +165,7 @@ export class SyncProcessor {
         const damaged = error.name === "DamagedDigestError";
         this.logger.warn(
           { event: damaged ? "sync.digest_damaged" : "sync.digest_bypassed", syncId, error: error.message },
-          damaged ? "line digest damaged: reading the delivery in full" : "too many unchanged lines to look at again: reading the delivery in full",
+          damaged ? "line digest damaged: reading the delivery in full" : "line digest costs more than it saves tonight: reading the delivery in full",
         );
       }
     }
