@@ -347,22 +347,34 @@ async function importBaseline(context: BenchContext, workDir: string, files: str
   );
   const run = await measureChild("sqlite3", ["-bail", database, `.read '${script}'`], process.env, context);
   if (run.exitCode !== 0) throw new Error(`sqlite3 .import failed (exit ${run.exitCode}):\n${run.stderr.slice(-2000)}`);
-  const counts = await runCommand("sqlite3", [database, tables.map((t) => `SELECT count(*) FROM ${t};`).join(" ")]);
-  const rows = counts.stdout
-    .trim()
-    .split("\n")
-    .reduce((sum, n) => sum + Number(n), 0);
+  const rows = await countRows(database, tables);
   const databaseBytes = await sizeOf(database);
   await rm(database, { force: true });
   context.progress(`baseline imported ${rows} rows`);
+  return {
+    ...(await sqlite3Result(run, rows)),
+    databaseMiB: round(databaseBytes / 2 ** 20, 0),
+    warnings: run.stderr.trim().split("\n").filter(Boolean).length,
+  };
+}
+
+/** Rows in the given tables of a database, all together. */
+async function countRows(database: string, tables: readonly string[]): Promise<number> {
+  const counts = await runCommand("sqlite3", [database, tables.map((t) => `SELECT count(*) FROM ${t};`).join(" ")]);
+  return counts.stdout
+    .trim()
+    .split("\n")
+    .reduce((sum, n) => sum + Number(n), 0);
+}
+
+/** What both baselines report of their sqlite3 run. */
+async function sqlite3Result(run: ChildMeasurement, rows: number) {
   return {
     tool: (await runCommand("sqlite3", ["--version"])).stdout.trim().split(" ")[0],
     seconds: round(run.seconds, 2),
     rows,
     rowsPerSecond: Math.round(rows / run.seconds),
     peakRssMiB: round(run.peakRssMiB, 1),
-    databaseMiB: round(databaseBytes / 2 ** 20, 0),
-    warnings: run.stderr.trim().split("\n").filter(Boolean).length,
   };
 }
 
@@ -427,22 +439,10 @@ async function importKeyedBaseline(context: BenchContext, workDir: string, root:
   );
   const run = await measureChild("sqlite3", [database, `.read '${script.replace(/'/g, "''")}'`], process.env, context);
   if (run.exitCode !== 0) throw new Error(`keyed baseline failed (exit ${run.exitCode}):\n${run.stderr.slice(-2000)}`);
-  const counts = await runCommand("sqlite3", [database, tables.map((t) => `SELECT count(*) FROM ${t};`).join(" ")]);
-  const rows = counts.stdout
-    .trim()
-    .split("\n")
-    .reduce((sum, n) => sum + Number(n), 0);
+  const rows = await countRows(database, tables);
   await rm(dataDir, { recursive: true, force: true });
   context.progress(`keyed baseline: ${rows} rows in users, classes and enrollments`);
-  return {
-    tool: (await runCommand("sqlite3", ["--version"])).stdout.trim().split(" ")[0],
-    seconds: round(run.seconds, 2),
-    rows,
-    rowsPerSecond: Math.round(rows / run.seconds),
-    peakRssMiB: round(run.peakRssMiB, 1),
-    tables,
-    indexes: indexes.length,
-  };
+  return { ...(await sqlite3Result(run, rows)), tables, indexes: indexes.length };
 }
 
 // ---- helpers ----
