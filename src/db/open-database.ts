@@ -50,7 +50,7 @@ const BLOCKING_BUSY_TIMEOUT_MS = 50;
  * holder is the sync engine applying a big district's first load in one transaction (about 15 s
  * for 1M users and 8M enrollments on 2 cores); a wait past this fails with SQLITE_BUSY.
  */
-export const WRITE_LOCK_PATIENCE_MS = 120_000;
+const WRITE_LOCK_PATIENCE_MS = 120_000;
 
 /**
  * Transactions take the write lock when they begin. With SQLite's default (deferred) a transaction

@@ -84,7 +84,7 @@ export async function* readRosterFile<E extends EntityName>(
   const parser = new DelimitedTextParser(options.maxRecordChars === undefined ? {} : { maxRecordChars: options.maxRecordChars });
   const rowReader = new RowReader(source.name, file, issues, stats, options.duplicates === undefined ? new DuplicateKeyTracker() : options.duplicates, fail);
   let batch = newBatch<CanonicalRecords[E]>();
-  const lines = options.lines;
+  const lines = options.lines === undefined ? undefined : new GuardedTracking(options.lines);
   const onRow = (fields: string[], row: number) => {
     const header = !rowReader.ready;
     const issuesBefore = lines === undefined ? 0 : issueTotal(issues);
@@ -92,27 +92,11 @@ export async function* readRosterFile<E extends EntityName>(
     if (record !== null) {
       batch.rows.push(row);
       batch.records.push(record as CanonicalRecords[E]);
-      if (lines !== undefined) {
-        try {
-          lines.accepted(record, row, issueTotal(issues) === issuesBefore);
-        } catch (error) {
-          throw new TrackingFailure(error);
-        }
-      }
+      lines?.accepted(record, row, issueTotal(issues) === issuesBefore);
     } else if (header && rowReader.ready && lines !== undefined) {
-      try {
-        lines.begin(stats.header, parser.delimiter!, detection.encoding);
-      } catch (error) {
-        throw new TrackingFailure(error);
-      }
+      lines.begin(stats.header, parser.delimiter!, detection.encoding);
       parser.lineFilter = (text, start, end, line) => {
-        let known: boolean;
-        try {
-          known = lines.known(text, start, end, line);
-        } catch (error) {
-          throw new TrackingFailure(error);
-        }
-        if (!known) return false;
+        if (!lines.known(text, start, end, line)) return false;
         rowReader.countKnown();
         return true;
       };
@@ -150,6 +134,35 @@ export async function* readRosterFile<E extends EntityName>(
 class TrackingFailure extends Error {
   constructor(readonly error: unknown) {
     super("line tracking failed");
+  }
+}
+
+/** The caller's LineTracking, its errors wrapped in TrackingFailure. */
+class GuardedTracking implements LineTracking {
+  constructor(private readonly inner: LineTracking) {}
+
+  begin(header: readonly string[], delimiter: Delimiter, encoding: string): void {
+    try {
+      this.inner.begin(header, delimiter, encoding);
+    } catch (error) {
+      throw new TrackingFailure(error);
+    }
+  }
+
+  known(text: string, start: number, end: number, row: number): boolean {
+    try {
+      return this.inner.known(text, start, end, row);
+    } catch (error) {
+      throw new TrackingFailure(error);
+    }
+  }
+
+  accepted(record: unknown, row: number, clean: boolean): void {
+    try {
+      this.inner.accepted(record, row, clean);
+    } catch (error) {
+      throw new TrackingFailure(error);
+    }
   }
 }
 

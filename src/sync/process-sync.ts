@@ -159,8 +159,8 @@ export class SyncProcessor {
         const result = await this.#attempt(syncId, district, deliveryFiles, options, started, digestDir, useDigests);
         if (result !== null) return result;
       } catch (error) {
-        // A digest is only a shortcut: a damaged one, or one that leaves too many unchanged lines
-        // to look at again, means reading the delivery in full.
+        // A digest is only a shortcut: a damaged one, or one that would cost more than it saves
+        // (too many lines to look at again, too few found in it), means reading the delivery in full.
         if (!useDigests || !(error instanceof Error) || !DIGEST_BYPASS_ERRORS.has(error.name)) throw error;
         const damaged = error.name === "DamagedDigestError";
         this.logger.warn(

@@ -48,7 +48,7 @@ export interface StagedFile {
 export interface DigestOptions {
   dir: string;
   previous: readonly DigestRef[];
-  /** Most unchanged lines looked at again in memory; beyond, DigestRevisitLimitError (the sync is read in full). */
+  /** Most lines looked at again (see DigestRevisitLimitError); beyond, the sync is read in full. */
   revisitLimit: number;
 }
 
