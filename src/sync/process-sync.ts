@@ -53,6 +53,8 @@ export interface SyncSummary {
   /** Line digests kept of the big files; `delta`: read against the previous night's (only changed lines read). */
   digests?: Array<{ file: string; dir: string; delta: boolean; unchanged: number; removed: number }>;
   changes: number | null;
+  /** Secondary indexes the apply dropped and built again, the change being bulk (a first load, a school-year rollover). */
+  rebuiltIndexes?: string[];
   approvedBy?: string;
   rolledBackBy?: string;
   discardedBy?: string;
@@ -198,7 +200,7 @@ export class SyncProcessor {
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });
       timings.stageMs = Date.now() - started;
-      const summaryOf = (plan: SyncPlan | null, holdReasons: HoldReason[], changes: number | null): SyncSummary => ({
+      const summaryOf = (plan: SyncPlan | null, holdReasons: HoldReason[], changeset: Changeset | null): SyncSummary => ({
         files: staged.files.map((f) => ({
           name: f.name,
           entity: f.entity,
@@ -218,7 +220,8 @@ export class SyncProcessor {
         holdReasons,
         liveCounts: plan?.liveCounts ?? null,
         present: presentList(staged),
-        changes,
+        changes: changeset?.changes ?? null,
+        ...(changeset !== null && changeset.rebuiltIndexes.length > 0 ? { rebuiltIndexes: changeset.rebuiltIndexes } : {}),
         ...(options.approvedBy !== undefined ? { approvedBy: options.approvedBy } : {}),
         durationMs: Date.now() - started,
         timings: { ...timings },
@@ -254,7 +257,7 @@ export class SyncProcessor {
           }
           const changeset: Changeset = applyPlan(sqlite, plan, syncId, now());
           timings.applyMs = Date.now() - applyStarted;
-          const summary = summaryOf(plan, [], changeset.changes);
+          const summary = summaryOf(plan, [], changeset);
           const at = now();
           this.#finish(syncId, "applied", plan.counts, summary, issues.kept, at);
           this.options.onOutcome?.({ status: "applied", syncId, districtId: district.id, counts: plan.counts }, sqlite, at);
@@ -263,7 +266,14 @@ export class SyncProcessor {
         if (outcome === null) continue;
         applied = outcome.status === "applied";
         this.logger.info(
-          { event: outcome.status === "held" ? "sync.held" : "sync.applied", syncId, districtId: district.id, counts: plan.counts, changes: outcome.changeset?.changes ?? 0 },
+          {
+            event: outcome.status === "held" ? "sync.held" : "sync.applied",
+            syncId,
+            districtId: district.id,
+            counts: plan.counts,
+            changes: outcome.changeset?.changes ?? 0,
+            ...(outcome.changeset && outcome.changeset.rebuiltIndexes.length > 0 ? { rebuiltIndexes: outcome.changeset.rebuiltIndexes } : {}),
+          },
           `sync ${outcome.status}`,
         );
         return { syncId, status: outcome.status, counts: plan.counts, summary: outcome.summary, alreadyDone: false };
@@ -304,7 +314,10 @@ export class SyncProcessor {
       sqlite.prepare("UPDATE main.syncs SET status = 'rolled_back', summary = ?, updated_at = ? WHERE id = ?").run(JSON.stringify(summary), now, syncId);
       return result;
     });
-    this.logger.info({ event: "sync.rolled_back", syncId, changes: changeset.changes }, "sync rolled back");
+    this.logger.info(
+      { event: "sync.rolled_back", syncId, changes: changeset.changes, ...(changeset.rebuiltIndexes.length > 0 ? { rebuiltIndexes: changeset.rebuiltIndexes } : {}) },
+      "sync rolled back",
+    );
     return changeset;
   }
 

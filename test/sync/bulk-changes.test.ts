@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
+import type { Rosterdock } from "../../src/service.ts";
+import { newDistrict, snapshot, startRosterdock, tempDir, writeFiles } from "./helpers.ts";
+
+const STUDENTS = 1_300;
+const CLASSES = 100;
+const CLASSES_PER_STUDENT = 10;
+
+/**
+ * A canonical night of one school: 13,000 enrollments, enough for a bulk change. `year` prefixes
+ * every class id, as a new school year's sections in PowerSchool get new ids.
+ */
+function night(year: string): Promise<string> {
+  const lines = (header: string, rows: Iterable<string>) => [header, ...rows].join("\n") + "\n";
+  const students = Array.from({ length: STUDENTS }, (_, i) => 5000 + i);
+  const classes = Array.from({ length: CLASSES }, (_, i) => `${year}${i + 1}`);
+  return writeFiles({
+    "schools.csv": lines("school_id,school_name", ["101,Lincoln High"]),
+    "courses.csv": lines("course_id,course_name", ["ALG,Algebra"]),
+    "users.csv": lines("district_user_id,role,first_name,last_name,school_id", [
+      "1,teacher,Ada,Teach,101",
+      ...students.map((id) => `${id},student,Student,Number ${id},101`),
+    ]),
+    "classes.csv": lines(
+      "class_id,class_name,school_id,course_id,teacher_id",
+      classes.map((id) => `${id},Algebra ${id},101,ALG,1`),
+    ),
+    "enrollments.csv": lines(
+      "class_id,student_id,start_date,end_date",
+      students.flatMap((id, s) => Array.from({ length: CLASSES_PER_STUDENT }, (_, k) => `${classes[(s + k * 7) % CLASSES]},${id},2026-08-24,2027-06-11`)),
+    ),
+  });
+}
+
+function indexes(rd: Rosterdock): string[] {
+  return rd.database.sqlite!.prepare("SELECT name || ': ' || sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name").pluck().all() as string[];
+}
+
+/** Every index entry matches its table row (what a rebuild could get wrong). */
+function integrity(rd: Rosterdock): string {
+  return rd.database.sqlite!.prepare("PRAGMA integrity_check").pluck().get() as string;
+}
+
+/** The enrollments of a student, read through the student index, as the API reads them. */
+function classesOf(rd: Rosterdock, slug: string, studentId: string): string[] {
+  return rd.database
+    .sqlite!.prepare(
+      "SELECT e.class_id FROM roster_enrollments e INDEXED BY roster_enrollments_student JOIN districts d ON d.id = e.district_id WHERE d.slug = ? AND e.student_id = ? ORDER BY e.class_id",
+    )
+    .pluck()
+    .all(slug, studentId) as string[];
+}
+
+describe("bulk changes rebuild the secondary indexes instead of maintaining them row by row", () => {
+  it("a school-year rollover replaces every class and enrollment, and is rolled back, with the indexes whole", async () => {
+    const rd = await startRosterdock();
+    // A neighbour district shares the tables (and their indexes) and must come through untouched.
+    const neighbour = await newDistrict(rd);
+    const demo = await generateDemoData(await tempDir(), { students: 300, teachers: 24, schools: 3, styles: ["canonical"] });
+    assert.equal((await rd.syncs.ingest(neighbour, demo.files.canonical)).status, "applied");
+    const neighbourRoster = snapshot(rd, neighbour, { withSyncIds: true });
+    const neighbourClasses = classesOf(rd, neighbour, "1001");
+    assert.ok(neighbourClasses.length > 0);
+    const schema = indexes(rd);
+
+    const slug = await newDistrict(rd);
+    const first = await rd.syncs.ingest(slug, [await night("")]);
+    assert.equal(first.status, "applied");
+    assert.equal(first.counts.enrollments.created, STUDENTS * CLASSES_PER_STUDENT);
+    // 13,000 enrollments loaded into a table holding ~1,800: its index is built once afterwards.
+    assert.deepEqual(first.summary?.rebuiltIndexes, ["roster_enrollments_student"]);
+    const lastYear = snapshot(rd, slug, { withSyncIds: true });
+
+    // The new year: every class and enrollment is new. Held by the safeguards, then approved.
+    const nextYear = await night("Y2-");
+    const held = await rd.syncs.ingest(slug, [nextYear]);
+    assert.equal(held.status, "held");
+    const approved = await rd.syncs.approve(held.syncId, "test");
+    assert.equal(approved.status, "applied");
+    assert.deepEqual(approved.counts.enrollments, { created: 13_000, updated: 0, deleted: 13_000, unchanged: 0 });
+    assert.deepEqual(approved.counts.classes, { created: CLASSES, updated: 0, deleted: CLASSES, unchanged: 0 });
+    // 26,000 enrollment changes against ~14,800 rows rebuild the student index; 200 class changes do not.
+    assert.deepEqual(approved.summary?.rebuiltIndexes, ["roster_enrollments_student"]);
+    assert.equal(integrity(rd), "ok");
+    assert.deepEqual(indexes(rd), schema);
+    const fresh = await newDistrict(rd);
+    assert.equal((await rd.syncs.ingest(fresh, [nextYear])).status, "applied");
+    assert.deepEqual(snapshot(rd, slug), snapshot(rd, fresh));
+    assert.deepEqual(
+      classesOf(rd, slug, "5000"),
+      snapshot(rd, slug).enrollments!.filter((e) => e.student_id === "5000").map((e) => String(e.class_id)).sort(),
+    );
+    assert.ok(classesOf(rd, slug, "5000").every((c) => c.startsWith("Y2-")));
+
+    // Rolling the rollover back, then the first load, rebuilds again and restores each state exactly.
+    const undo = await rd.syncs.rollback(approved.syncId, "test");
+    assert.deepEqual(undo.changeset.rebuiltIndexes, ["roster_enrollments_student"]);
+    assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), lastYear);
+    assert.equal(integrity(rd), "ok");
+    const unload = await rd.syncs.rollback(first.syncId, "test");
+    assert.deepEqual(unload.changeset.rebuiltIndexes, ["roster_enrollments_student"]);
+    assert.ok(Object.values(snapshot(rd, slug)).every((rows) => rows.length === 0));
+    assert.equal(integrity(rd), "ok");
+    assert.deepEqual(indexes(rd), schema);
+
+    assert.deepEqual(snapshot(rd, neighbour, { withSyncIds: true }), neighbourRoster);
+    assert.deepEqual(classesOf(rd, neighbour, "1001"), neighbourClasses);
+  });
+
+  it("a nightly change of a few rows keeps the indexes in place", async () => {
+    const rd = await startRosterdock();
+    const slug = await newDistrict(rd);
+    assert.equal((await rd.syncs.ingest(slug, [await night("")])).status, "applied");
+    const dir = await night("");
+    // One student leaves class 1 for class 2: one enrollment deleted, one created.
+    const { readFile, writeFile } = await import("node:fs/promises");
+    const path = `${dir}/enrollments.csv`;
+    const moved = (await readFile(path, "utf8")).replace(/^1,5000,/m, "2,5000,");
+    assert.notEqual(moved, await readFile(path, "utf8"));
+    await writeFile(path, moved);
+    const second = await rd.syncs.ingest(slug, [dir]);
+    assert.equal(second.status, "applied");
+    assert.deepEqual(second.counts.enrollments, { created: 1, updated: 0, deleted: 1, unchanged: 12_999 });
+    assert.equal(second.summary?.rebuiltIndexes, undefined);
+    assert.ok(classesOf(rd, slug, "5000").includes("2"));
+    assert.equal(integrity(rd), "ok");
+  });
+});
