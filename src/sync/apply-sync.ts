@@ -165,10 +165,18 @@ export function rollbackChangeset(sqlite: Sqlite, syncId: number, districtId: nu
     );
   }
   const before = lastChangeId(sqlite);
-  const range = `c.id BETWEEN ${Number(applied.first_change_id)} AND ${Number(applied.last_change_id)}`;
+  // Each entity's changes are a stretch of the changeset (applyPlan logs one entity at a time):
+  // found in one pass, they spare every statement below a scan of the whole changeset, which
+  // for a school-year rollover of a big district is 15M rows.
+  const spans = sqlite
+    .prepare(`SELECT c.entity AS entity, min(c.id) AS first, max(c.id) AS last FROM main.roster_changes c WHERE c.id BETWEEN ? AND ? GROUP BY c.entity`)
+    .all(applied.first_change_id, applied.last_change_id) as Array<{ entity: string; first: number; last: number }>;
   const rebuilt: string[] = [];
   // Later tables first: their rows point at earlier ones.
-  for (const table of [...ROSTER_TABLES].reverse()) rollbackEntity(sqlite, table, districtId, syncId, range, rebuilt);
+  for (const table of [...ROSTER_TABLES].reverse()) {
+    const span = spans.find((s) => s.entity === table.entity);
+    if (span !== undefined) rollbackEntity(sqlite, table, districtId, syncId, `c.id BETWEEN ${Number(span.first)} AND ${Number(span.last)}`, rebuilt);
+  }
   sqlite.prepare("UPDATE main.roster_changesets SET rolled_back_at = ? WHERE id = ?").run(now, applied.id);
   return recordChangeset(sqlite, syncId, districtId, "rollback", before, now, rebuilt);
 }
