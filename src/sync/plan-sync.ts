@@ -129,6 +129,8 @@ export interface EntityPlan {
   created: number;
   updated: number;
   deleted: number;
+  /** Live rows the entity's diff was made against (those `liveFilter` selects). */
+  live: number;
 }
 
 export interface SyncPlan {
@@ -170,7 +172,7 @@ function planEntity(sqlite: Sqlite, table: RosterTable, districtId: number, pres
     table.entity === "staff_ids" ? present.userScopes.has("staff") : present.entities.has(table.entity);
   const scopes = [...present.userScopes].sort();
   const liveFilter = table.entity === "users" ? ` AND scope IN (${scopes.map((s) => `'${s}'`).join(", ")})` : "";
-  const base = { entity: table.entity, liveFilter, scopes: table.entity === "users" ? scopes : null, created: 0, updated: 0, deleted: 0 };
+  const base = { entity: table.entity, liveFilter, scopes: table.entity === "users" ? scopes : null, created: 0, updated: 0, deleted: 0, live: 0 };
   if (!isPresent) return { ...base, mode: "skip" };
   const staged = count(sqlite, `SELECT count(*) FROM ${keyedStage(table.entity)}`);
   const live = count(sqlite, `SELECT count(*) FROM main.${q(table.live)} WHERE district_id = ?${liveFilter}`, districtId);
@@ -200,7 +202,7 @@ function planEntity(sqlite: Sqlite, table: RosterTable, districtId: number, pres
   const gone = count(sqlite, `SELECT count(*) FROM ${oldTable}`);
   const on = table.key.map((c) => `n.${q(c)} = o.${q(c)}`).join(" AND ");
   const updated = count(sqlite, `SELECT count(*) FROM ${newTable} n JOIN ${oldTable} o ON ${on}`);
-  return { ...base, mode: "diff", created: changed - updated, updated, deleted: gone - updated };
+  return { ...base, mode: "diff", created: changed - updated, updated, deleted: gone - updated, live };
 }
 
 function count(sqlite: Sqlite, query: string, ...params: unknown[]): number {
