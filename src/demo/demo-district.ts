@@ -111,6 +111,12 @@ const TERMS = [
   { n: 2, name: "Semester 2", abbreviation: "S2", start: [2027, 1, 19] as DemoDate, end: LAST_DAY },
 ];
 const YEAR_ID = 36;
+/** Section ids of a later school year: new ones, as PowerSchool gives a new year's sections. */
+const SECTION_IDS_PER_YEAR = 10_000_000;
+
+function laterBy(date: DemoDate, years: number): DemoDate {
+  return [date[0] + years, date[1], date[2]];
+}
 
 /** A 32-bit integer hash of the seed and keys (murmur3's finaliser over a simple mix). */
 function hash(seed: number, ...keys: number[]): number {
@@ -130,14 +136,35 @@ export class DemoDistrict {
   readonly size: DistrictSize;
   readonly seed: number;
   readonly night: number;
+  /** 1 = the school year 2026-2027; each later year has new sections, terms and CC records. */
+  readonly schoolYear: number;
+  /** Years after the first: shifts dates, term and section ids. */
+  readonly #years: number;
 
-  constructor(size: DistrictSize, seed: number, night: number) {
+  constructor(size: DistrictSize, seed: number, night: number, schoolYear = 1) {
     if (size.schools < 1 || size.teachers < size.schools || size.sectionsPerTeacher < 1) {
       throw new RangeError("a demo district needs at least one school, one teacher per school and one section per teacher");
     }
     this.size = size;
     this.seed = seed;
     this.night = Math.max(1, Math.floor(night));
+    this.schoolYear = Math.max(1, Math.floor(schoolYear));
+    this.#years = this.schoolYear - 1;
+  }
+
+  /** A date of the first school year, in this one. */
+  #date(date: DemoDate): DemoDate {
+    return laterBy(date, this.#years);
+  }
+
+  get #yearId(): number {
+    return YEAR_ID + this.#years;
+  }
+
+  /** A term of this school year, by its number in TERMS. */
+  #term(n: number): { start: DemoDate; end: DemoDate } {
+    const term = TERMS[n]!;
+    return { start: this.#date(term.start), end: this.#date(term.end) };
   }
 
   #random(salt: number, ...keys: number[]): number {
@@ -162,7 +189,10 @@ export class DemoDistrict {
   *terms(): Generator<DemoTerm> {
     for (let s = 0; s < this.size.schools; s++) {
       for (const term of TERMS) {
-        yield { id: String(YEAR_ID * 100 + term.n), name: term.name, abbreviation: term.abbreviation, start: term.start, end: term.end, yearId: String(YEAR_ID), school: this.school(s).number };
+        const name = this.#years === 0 ? term.name : term.name.replace(/^(\d{4})-(\d{4})$/, (_, a: string, b: string) => `${Number(a) + this.#years}-${Number(b) + this.#years}`);
+        const abbreviation = this.#years === 0 ? term.abbreviation : term.abbreviation.replace(/^(\d{2})-(\d{2})$/, (_, a: string, b: string) => `${(Number(a) + this.#years) % 100}-${(Number(b) + this.#years) % 100}`);
+        const { start, end } = this.#term(term.n);
+        yield { id: String(this.#yearId * 100 + term.n), name, abbreviation, start, end, yearId: String(this.#yearId), school: this.school(s).number };
       }
     }
   }
@@ -234,7 +264,11 @@ export class DemoDistrict {
     const termRoll = this.#random(SALT.term, index);
     const termN = termRoll < 0.7 ? 0 : termRoll < 0.85 ? 1 : 2;
     const s = this.#isSecondSchoolSection(index) ? 1 : t % this.size.schools;
-    return { id: String(20001 + index), school: String(101 + s), termId: String(YEAR_ID * 100 + termN) };
+    return { id: String(this.#firstSectionId + index), school: String(101 + s), termId: String(this.#yearId * 100 + termN) };
+  }
+
+  get #firstSectionId(): number {
+    return 20001 + this.#years * SECTION_IDS_PER_YEAR;
   }
 
   *sections(): Generator<DemoSection> {
@@ -296,6 +330,8 @@ export class DemoDistrict {
   #studentSections(i: number): number[] {
     let salt = 0;
     for (let m = 2; m <= this.night; m++) if (this.#random(SALT.enrolChange, m, i) < ENROLLMENT_CHANGE_RATE) salt = m;
+    // A new school year: every student takes new classes.
+    salt += this.#years * 1_000;
     const s = i % this.size.schools;
     const teachersHere = Math.floor((this.size.teachers - 1 - s) / this.size.schools) + 1;
     const wanted = Math.min(this.size.enrollmentsPerStudent, teachersHere * this.size.sectionsPerTeacher);
@@ -319,20 +355,21 @@ export class DemoDistrict {
       if (student === null || student.enrollStatus !== 0) continue;
       // CC.ID is the CC record's own key in PowerSchool: a student's rows keep theirs night after
       // night (a block of ids per student slot: at most 2 rows per section and one more dropped row).
-      let ccId = i * (2 * this.size.enrollmentsPerStudent + 1) + 1;
+      // A new school year's CC records are new ones.
+      let ccId = (i + this.#years * this.studentSlots) * (2 * this.size.enrollmentsPerStudent + 1) + 1;
       const sections = this.#studentSections(i);
       for (const [k, index] of sections.entries()) {
         const section = this.#sectionPlace(index);
-        const term = TERMS[Number(section.termId) % 100]!;
+        const term = this.#term(Number(section.termId) % 100);
         if (this.#random(SALT.reenrolled, i, k) < DROPPED_RATE / 3 || (i === 0 && k === 0)) {
-          yield { ccId: String(ccId++), studentId: student.id, studentNumber: student.studentNumber, sectionId: `-${section.id}`, school: section.school, termId: `-${section.termId}`, start: term.start, end: [2026, 9, 4] };
+          yield { ccId: String(ccId++), studentId: student.id, studentNumber: student.studentNumber, sectionId: `-${section.id}`, school: section.school, termId: `-${section.termId}`, start: term.start, end: this.#date([2026, 9, 4]) };
         }
         yield { ccId: String(ccId++), studentId: student.id, studentNumber: student.studentNumber, sectionId: section.id, school: section.school, termId: section.termId, start: term.start, end: term.end };
       }
       if (this.#random(SALT.dropped, i) < DROPPED_RATE || i === 0) {
         const other = this.#sectionPlace(hash(this.seed, SALT.dropped, 1, i) % this.sectionCount);
-        if (!sections.includes(Number(other.id) - 20001)) {
-          yield { ccId: String(ccId++), studentId: student.id, studentNumber: student.studentNumber, sectionId: `-${other.id}`, school: other.school, termId: `-${other.termId}`, start: FIRST_DAY, end: [2026, 9, 4] };
+        if (!sections.includes(Number(other.id) - this.#firstSectionId)) {
+          yield { ccId: String(ccId++), studentId: student.id, studentNumber: student.studentNumber, sectionId: `-${other.id}`, school: other.school, termId: `-${other.termId}`, start: this.#date(FIRST_DAY), end: this.#date([2026, 9, 4]) };
         }
       }
     }

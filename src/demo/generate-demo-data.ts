@@ -38,6 +38,11 @@ export interface DemoDataOptions extends Partial<DistrictSize> {
   night?: number;
   /** Date of night 1, YYYY-MM-DD; DEM file names carry the night's date. */
   firstNightDate?: string;
+  /**
+   * 1 = 2026-2027; 2 = the next school year (a year later): the same schools, people and courses,
+   * but new sections, terms and CC records, as after PowerSchool's year-end rollover.
+   */
+  schoolYear?: number;
 }
 
 /** What a correct intake of any style must find. */
@@ -95,8 +100,8 @@ const FORMATS: Record<DemoStyle, Format> = {
  */
 export async function generateDemoData(outDir: string, options: DemoDataOptions = {}): Promise<DemoDataResult> {
   const size: DistrictSize = { ...DEFAULT_DEMO_SIZE, ...definedOnly(options) };
-  const district = new DemoDistrict(size, options.seed ?? 1, options.night ?? 1);
-  const exportedAt = nightDate(options.firstNightDate ?? "2026-11-28", district.night);
+  const district = new DemoDistrict(size, options.seed ?? 1, options.night ?? 1, options.schoolYear ?? 1);
+  const exportedAt = nightDate(options.firstNightDate ?? "2026-11-28", district.night, district.schoolYear);
   const stamp = exportedAt.toISOString().slice(0, 10).replaceAll("-", "");
   const files = { dem: [], autosend: [], canonical: [] } as Record<DemoStyle, string[]>;
   for (const style of options.styles ?? DEMO_STYLES) {
@@ -117,8 +122,9 @@ function definedOnly(options: DemoDataOptions): Partial<DistrictSize> {
 }
 
 /** When the night's export ran: 3:00 AM UTC of the night's date, as a PowerSchool schedule would. */
-function nightDate(firstNight: string, night: number): Date {
+function nightDate(firstNight: string, night: number, schoolYear: number): Date {
   const date = new Date(`${firstNight}T03:00:00Z`);
+  date.setUTCFullYear(date.getUTCFullYear() + schoolYear - 1);
   date.setUTCDate(date.getUTCDate() + night - 1);
   return date;
 }

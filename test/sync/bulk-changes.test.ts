@@ -109,6 +109,38 @@ describe("bulk changes rebuild the secondary indexes instead of maintaining them
     assert.deepEqual(classesOf(rd, neighbour, "1001"), neighbourClasses);
   });
 
+  it("the demo district's next school year has new sections, terms and enrollments: held, then applied", async () => {
+    const rd = await startRosterdock();
+    const slug = await newDistrict(rd);
+    const size = { students: 300, teachers: 24, schools: 3, styles: ["dem" as const] };
+    const year1 = await generateDemoData(await tempDir(), size);
+    assert.equal((await rd.syncs.ingest(slug, year1.files.dem)).status, "applied");
+    const before = snapshot(rd, slug);
+    const year2 = await generateDemoData(await tempDir(), { ...size, schoolYear: 2 });
+    assert.deepEqual({ ...year2.expected }, { ...year1.expected, enrollments: year2.expected.enrollments, droppedEnrollmentRows: year2.expected.droppedEnrollmentRows });
+    assert.ok(year2.files.dem.some((f) => f.endsWith("_20271128.csv")), "a year later");
+    const held = await rd.syncs.ingest(slug, year2.files.dem);
+    assert.equal(held.status, "held");
+    assert.deepEqual(
+      (await rd.syncs.show(held.syncId)).summary.holdReasons.map((r) => `${r.code} ${r.entity}`).sort(),
+      // The 9 terms are fewer than the 20 rows a hold needs.
+      ["TOO_MANY_CHANGES classes", "TOO_MANY_CHANGES enrollments", "TOO_MANY_DELETES classes", "TOO_MANY_DELETES enrollments"],
+    );
+    const applied = await rd.syncs.approve(held.syncId, "test");
+    assert.equal(applied.status, "applied");
+    const after = snapshot(rd, slug);
+    assert.deepEqual(after.users, before.users, "the same people");
+    assert.deepEqual(after.courses, before.courses);
+    assert.equal(applied.counts.classes.created, year2.expected.classes);
+    assert.equal(applied.counts.classes.deleted, year1.expected.classes);
+    assert.equal(applied.counts.enrollments.created, year2.expected.enrollments);
+    assert.equal(applied.counts.enrollments.deleted, year1.expected.enrollments);
+    assert.equal(applied.counts.terms.deleted, 9);
+    assert.ok(after.terms!.every((t) => String(t.start_date).startsWith("2027-") || String(t.start_date).startsWith("2028-")));
+    assert.ok(after.enrollments!.every((e) => String(e.start_date) >= "2027-08-23"));
+    assert.equal(applied.summary?.issueCounts.warning, 0);
+  });
+
   it("a nightly change of a few rows keeps the indexes in place", async () => {
     const rd = await startRosterdock();
     const slug = await newDistrict(rd);

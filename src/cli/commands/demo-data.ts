@@ -25,6 +25,7 @@ export function registerDemoDataCommand(program: Command, _ctx: CliContext): voi
     .option("--style <style>", `${DEMO_STYLES.join(", ")} (repeatable; default all)`, (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option("--night <n>", "1 = first night; each later night changes ~1%", count("night"))
     .option("--seed <n>", "another seed, another district", count("seed"))
+    .option("--school-year <n>", "1 = 2026-2027; 2 = the next year, with new sections, terms and CC records", count("school-year"))
     .option("--first-night-date <date>", "date of night 1 (YYYY-MM-DD), used in DEM file names")
     .option("--json", "print JSON only")
     .action(async (outdir: string, options: OutputOptions & Omit<DemoDataOptions, "styles"> & { style: string[] }) => {
