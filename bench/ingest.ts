@@ -23,6 +23,8 @@ const USAGE = [
   "  --no-baseline             skip the sqlite3 baselines (plain .import, and .import into the live roster's keyed tables)",
   "  --rosterdock-root DIR     measure another checkout's `bin/rosterdock` (e.g. before a patch); default this one",
   "  --cpu-prof                run the ingests with node --cpu-prof; the profiles are kept in the work folder",
+  "  --rollover                then the next school year (every section, term and enrollment new): its ingest (held by the",
+  "                            safeguards), `sync approve` and `sync rollback`, each timed",
 ].join("\n");
 
 /** Targets from issue 3. */
@@ -80,6 +82,7 @@ export const ingestBenchmark: Benchmark = {
         "no-baseline": { type: "boolean", default: false },
         "rosterdock-root": { type: "string" },
         "cpu-prof": { type: "boolean", default: false },
+        rollover: { type: "boolean", default: false },
       },
     });
     const style = values.style as DemoStyle;
@@ -148,6 +151,7 @@ export const ingestBenchmark: Benchmark = {
       context.progress(`night ${i + 1}: ${round(run.seconds, 1)} s, peak RSS ${round(run.peakRssMiB, 0)} MiB, timings ${JSON.stringify(timings)}`);
     }
     const databaseBytes = await sizeOf(join(dataDir, "rosterdock.sqlite")).catch(() => null);
+    const rollover = values.rollover ? await measureRollover(context, await cachedNight(context, cacheDir, size, style, 1, 2), bin, slug, env) : null;
 
     // 4. The baseline: the same night-1 CSVs through `sqlite3 .import`, into a fresh database.
     let baseline: Awaited<ReturnType<typeof importBaseline>> | null = null;
@@ -184,6 +188,7 @@ export const ingestBenchmark: Benchmark = {
       ratios,
       peakRssMiB,
       databaseMiB: databaseBytes === null ? null : round(databaseBytes / 2 ** 20, 0),
+      rollover,
       targets: {
         ...TARGETS,
         met: {
@@ -197,6 +202,52 @@ export const ingestBenchmark: Benchmark = {
     };
   },
 };
+
+// ---- the next school year ----
+
+interface StepResult {
+  seconds: number;
+  peakRssMiB: number;
+  status: string;
+  timings: NightResult["timings"];
+  changes: number | null;
+  rebuiltIndexes: string[];
+}
+
+/**
+ * The yearly rollover on top of the two nights: every section, term and enrollment is new. The
+ * ingest is held (it deletes every class and enrollment); an operator approves it, which reads
+ * the delivery again and applies it; then rolls it back. Each step is its own process.
+ */
+async function measureRollover(context: BenchContext, night: CachedNight, bin: string, slug: string, env: NodeJS.ProcessEnv) {
+  const step = async (label: string, args: string[]): Promise<StepResult> => {
+    context.checkInterrupted();
+    context.progress(`rollover: ${label}`);
+    const run = await measureChild(bin, [...args, "--json"], env, context);
+    if (run.exitCode !== 0) throw new Error(`rosterdock ${args.join(" ")} failed (exit ${run.exitCode}):\n${run.stderr.slice(-4000)}`);
+    const out = JSON.parse(run.stdout) as {
+      status: string;
+      summary?: { timings?: NightResult["timings"]; changes?: number | null; rebuiltIndexes?: string[] };
+      rollback?: { changes: number; rebuiltIndexes: string[] };
+    };
+    const result = {
+      seconds: round(run.seconds, 2),
+      peakRssMiB: round(run.peakRssMiB, 1),
+      status: out.status,
+      timings: out.rollback ? null : (out.summary?.timings ?? null),
+      changes: out.rollback?.changes ?? out.summary?.changes ?? null,
+      rebuiltIndexes: out.rollback?.rebuiltIndexes ?? out.summary?.rebuiltIndexes ?? [],
+    };
+    context.progress(`rollover: ${label}: ${result.seconds} s, ${result.status}, timings ${JSON.stringify(result.timings)}`);
+    return result;
+  };
+  const ingested = await step("ingest of the next school year", ["ingest", slug, ...night.ingestPaths]);
+  const syncId = JSON.parse((await runCommand(bin, ["syncs", slug, "--json"], { env })).stdout)[0].id as number;
+  if (ingested.status !== "held") throw new Error(`the next school year was ${ingested.status}, not held`);
+  const approve = await step("sync approve", ["sync", "approve", String(syncId)]);
+  const rollback = await step("sync rollback", ["sync", "rollback", String(syncId)]);
+  return { syncId, ingest: ingested, approve, rollback };
+}
 
 // ---- generated nights, cached ----
 
@@ -212,12 +263,13 @@ interface CachedNight {
   generateSeconds: number | null;
 }
 
-async function cachedNight(context: BenchContext, cacheDir: string, size: DistrictSize, style: DemoStyle, night: number): Promise<CachedNight> {
+async function cachedNight(context: BenchContext, cacheDir: string, size: DistrictSize, style: DemoStyle, night: number, schoolYear = 1): Promise<CachedNight> {
+  const year = schoolYear === 1 ? {} : { schoolYear };
   const key = createHash("sha256")
-    .update(JSON.stringify({ CACHE_VERSION, size, style, night, generator: await generatorFingerprint() }))
+    .update(JSON.stringify({ CACHE_VERSION, size, style, night, ...year, generator: await generatorFingerprint() }))
     .digest("hex")
     .slice(0, 16);
-  const dir = join(cacheDir, `${style}-${size.students}-night${night}-${key}`);
+  const dir = join(cacheDir, `${style}-${size.students}-${schoolYear === 1 ? "" : `year${schoolYear}-`}night${night}-${key}`);
   const manifestPath = join(dir, "manifest.json");
   if (existsSync(manifestPath)) {
     const manifest = JSON.parse(await readFile(manifestPath, "utf8")) as Omit<CachedNight, "generateSeconds">;
@@ -233,7 +285,7 @@ async function cachedNight(context: BenchContext, cacheDir: string, size: Distri
   context.defer(`partial cache ${partial}`, () => rm(partial, { recursive: true, force: true }));
   context.progress(`night ${night}: generating ${size.students} students, ${size.teachers} teachers (${style}) into ${dir}`);
   const started = performance.now();
-  const generated = await generateDemoData(partial, { ...size, styles: [style], night });
+  const generated = await generateDemoData(partial, { ...size, styles: [style], night, schoolYear });
   const generateSeconds = round((performance.now() - started) / 1000, 1);
   const files = generated.files[style].map((p) => p.slice(partial.length + 1));
   let csvFiles = files;

@@ -122,7 +122,7 @@ describe("bulk changes rebuild the secondary indexes instead of maintaining them
     const held = await rd.syncs.ingest(slug, year2.files.dem);
     assert.equal(held.status, "held");
     assert.deepEqual(
-      (await rd.syncs.show(held.syncId)).summary.holdReasons.map((r) => `${r.code} ${r.entity}`).sort(),
+      (await rd.syncs.show(held.syncId)).summary.holdReasons!.map((r) => `${r.code} ${r.entity}`).sort(),
       // The 9 terms are fewer than the 20 rows a hold needs.
       ["TOO_MANY_CHANGES classes", "TOO_MANY_CHANGES enrollments", "TOO_MANY_DELETES classes", "TOO_MANY_DELETES enrollments"],
     );
