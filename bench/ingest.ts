@@ -220,17 +220,19 @@ interface StepResult {
  * the delivery again and applies it; then rolls it back. Each step is its own process.
  */
 async function measureRollover(context: BenchContext, night: CachedNight, bin: string, slug: string, env: NodeJS.ProcessEnv) {
-  const step = async (label: string, args: string[]): Promise<StepResult> => {
+  const step = async (label: string, args: string[]): Promise<StepResult & { id: number }> => {
     context.checkInterrupted();
     context.progress(`rollover: ${label}`);
     const run = await measureChild(bin, [...args, "--json"], env, context);
     if (run.exitCode !== 0) throw new Error(`rosterdock ${args.join(" ")} failed (exit ${run.exitCode}):\n${run.stderr.slice(-4000)}`);
     const out = JSON.parse(run.stdout) as {
+      id: number;
       status: string;
       summary?: { timings?: NightResult["timings"]; changes?: number | null; rebuiltIndexes?: string[] };
       rollback?: { changes: number; rebuiltIndexes: string[] };
     };
     const result = {
+      id: out.id,
       seconds: round(run.seconds, 2),
       peakRssMiB: round(run.peakRssMiB, 1),
       status: out.status,
@@ -241,12 +243,11 @@ async function measureRollover(context: BenchContext, night: CachedNight, bin: s
     context.progress(`rollover: ${label}: ${result.seconds} s, ${result.status}, timings ${JSON.stringify(result.timings)}`);
     return result;
   };
-  const ingested = await step("ingest of the next school year", ["ingest", slug, ...night.ingestPaths]);
-  const syncId = JSON.parse((await runCommand(bin, ["syncs", slug, "--json"], { env })).stdout)[0].id as number;
-  if (ingested.status !== "held") throw new Error(`the next school year was ${ingested.status}, not held`);
-  const approve = await step("sync approve", ["sync", "approve", String(syncId)]);
-  const rollback = await step("sync rollback", ["sync", "rollback", String(syncId)]);
-  return { syncId, ingest: ingested, approve, rollback };
+  const { id: syncId, ...ingest } = await step("ingest of the next school year", ["ingest", slug, ...night.ingestPaths]);
+  if (ingest.status !== "held") throw new Error(`the next school year was ${ingest.status}, not held`);
+  const { id: _approved, ...approve } = await step("sync approve", ["sync", "approve", String(syncId)]);
+  const { id: _rolledBack, ...rollback } = await step("sync rollback", ["sync", "rollback", String(syncId)]);
+  return { syncId, ingest, approve, rollback };
 }
 
 // ---- generated nights, cached ----

@@ -189,9 +189,10 @@ export class DemoDistrict {
   *terms(): Generator<DemoTerm> {
     for (let s = 0; s < this.size.schools; s++) {
       for (const term of TERMS) {
-        const name = this.#years === 0 ? term.name : term.name.replace(/^(\d{4})-(\d{4})$/, (_, a: string, b: string) => `${Number(a) + this.#years}-${Number(b) + this.#years}`);
-        const abbreviation = this.#years === 0 ? term.abbreviation : term.abbreviation.replace(/^(\d{2})-(\d{2})$/, (_, a: string, b: string) => `${(Number(a) + this.#years) % 100}-${(Number(b) + this.#years) % 100}`);
         const { start, end } = this.#term(term.n);
+        // The year-long term is named after its years; the semesters keep their names.
+        const name = term.n === 0 ? `${start[0]}-${end[0]}` : term.name;
+        const abbreviation = term.n === 0 ? `${start[0] % 100}-${end[0] % 100}` : term.abbreviation;
         yield { id: String(this.#yearId * 100 + term.n), name, abbreviation, start, end, yearId: String(this.#yearId), school: this.school(s).number };
       }
     }
