@@ -221,7 +221,7 @@ export class SyncProcessor {
         liveCounts: plan?.liveCounts ?? null,
         present: presentList(staged),
         changes: changeset?.changes ?? null,
-        ...(changeset !== null && changeset.rebuiltIndexes.length > 0 ? { rebuiltIndexes: changeset.rebuiltIndexes } : {}),
+        ...rebuiltField(changeset),
         ...(options.approvedBy !== undefined ? { approvedBy: options.approvedBy } : {}),
         durationMs: Date.now() - started,
         timings: { ...timings },
@@ -272,7 +272,7 @@ export class SyncProcessor {
             districtId: district.id,
             counts: plan.counts,
             changes: outcome.changeset?.changes ?? 0,
-            ...(outcome.changeset && outcome.changeset.rebuiltIndexes.length > 0 ? { rebuiltIndexes: outcome.changeset.rebuiltIndexes } : {}),
+            ...rebuiltField(outcome.changeset),
           },
           `sync ${outcome.status}`,
         );
@@ -315,7 +315,7 @@ export class SyncProcessor {
       return result;
     });
     this.logger.info(
-      { event: "sync.rolled_back", syncId, changes: changeset.changes, ...(changeset.rebuiltIndexes.length > 0 ? { rebuiltIndexes: changeset.rebuiltIndexes } : {}) },
+      { event: "sync.rolled_back", syncId, changes: changeset.changes, ...rebuiltField(changeset) },
       "sync rolled back",
     );
     return changeset;
@@ -353,6 +353,11 @@ export class SyncProcessor {
       if (row) this.options.onOutcome?.({ status: "failed", syncId, districtId: row.district_id, counts: emptyCounts() }, sqlite, at);
     });
   }
+}
+
+/** `{ rebuiltIndexes }` when the changeset rebuilt any (summaries and log lines), else nothing. */
+function rebuiltField(changeset: Changeset | null): { rebuiltIndexes?: string[] } {
+  return changeset !== null && changeset.rebuiltIndexes.length > 0 ? { rebuiltIndexes: changeset.rebuiltIndexes } : {};
 }
 
 function issueCodeCounts(issues: MemoryIssueSink): Partial<Record<IssueCode, number>> {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
 import { describe, it } from "node:test";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
 import type { Rosterdock } from "../../src/service.ts";
@@ -147,7 +148,6 @@ describe("bulk changes rebuild the secondary indexes instead of maintaining them
     assert.equal((await rd.syncs.ingest(slug, [await night("")])).status, "applied");
     const dir = await night("");
     // One student leaves class 1 for class 2: one enrollment deleted, one created.
-    const { readFile, writeFile } = await import("node:fs/promises");
     const path = `${dir}/enrollments.csv`;
     const moved = (await readFile(path, "utf8")).replace(/^1,5000,/m, "2,5000,");
     assert.notEqual(moved, await readFile(path, "utf8"));
