@@ -33,7 +33,7 @@ const CredentialsSchema = z.object({
   sftp: z.object({ host: z.string(), port: z.number().int(), username: z.string(), password: z.string() }),
   hostKeys: z.array(HostKeySchema),
 });
-const CountsSchema = z.object({ created: z.number(), updated: z.number(), deleted: z.number(), unchanged: z.number() });
+const CountsSchema = z.object({ created: z.number(), updated: z.number(), deleted: z.number(), unchanged: z.number(), kept: z.number().optional() });
 export const SyncSchema = z.object({
   id: z.number().int(),
   status: z.enum(["waiting", "processing", "applied", "held", "failed", "discarded", "rolled_back"]),

@@ -11,6 +11,7 @@ import { registerDemoDataCommand } from "./commands/demo-data.ts";
 import { registerTokenCommands } from "./commands/token.ts";
 import { registerClientCommands } from "./commands/client.ts";
 import { registerWebhookCommands } from "./commands/webhook.ts";
+import { registerDoctorCommand } from "./commands/doctor.ts";
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command("rosterdock")
@@ -27,6 +28,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerTokenCommands(program, ctx);
   registerClientCommands(program, ctx);
   registerWebhookCommands(program, ctx);
+  registerDoctorCommand(program, ctx);
   return program;
 }
 
@@ -34,7 +36,8 @@ async function main(argv: string[]): Promise<number> {
   const program = buildProgram(new CliContext());
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command that finished but found problems (doctor, a failed ingest) set its own exit code.
+    return Number(process.exitCode ?? 0);
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
     if (isRosterdockError(error)) {

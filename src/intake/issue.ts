@@ -95,6 +95,14 @@ export const ISSUE_CODES = {
     message: (c) => `${c.file} is an Excel workbook, not a CSV file. In Excel use File > Save As > "CSV UTF-8", or export directly from PowerSchool as CSV.`,
     example: { file: "students.csv" },
   },
+  NO_ROSTER_FILES: {
+    severity: "error",
+    scope: "file",
+    summary: "No file of the delivery is a roster file: nothing can be read, so the delivery fails.",
+    message: (c) =>
+      `None of the ${plural(c.count, "file")} received (${c.value ?? "none"}) is a roster file, so nothing was read and nothing changed. Name each export after its table, for example ${c.expected}; anything after _ or - is ignored (students_20261128.csv), and the extension must be .csv, .txt or .tsv (or put them in one .zip).`,
+    example: { file: "export1.csv", count: 2, value: "export1.csv, export2.csv", expected: "students.csv, teachers.csv, sections.csv, cc.csv" },
+  },
   NO_HEADER_ROW: {
     severity: "error",
     scope: "file",
@@ -235,6 +243,22 @@ export const ISSUE_CODES = {
     message: (c) =>
       `${at(c)}: ${showValue(c.value)} is not ${c.expected}. The row was dropped, together with the rows that depend on it. Check that the export of ${c.detail ?? "the other table"} includes it (for example it is not filtered to a single school or to active records only).`,
     example: { file: "cc.csv", row: 44, column: "StudentID", value: "99812", expected: "a student in students.csv", detail: "students" },
+  },
+  REJECTED_REFERENCE: {
+    severity: "warning",
+    scope: "row",
+    summary: "A row points at a record whose own row was rejected tonight; it is left out with it.",
+    message: (c) =>
+      `${at(c)}: ${showValue(c.value)} is ${c.expected}, but its row was rejected: ${c.detail}. This row was left out too; it comes back once that row is fixed in PowerSchool and exported again.`,
+    example: { file: "sections.csv", row: 12, column: "Teacher", value: "702", expected: "a staff member", detail: "teachers.csv row 4: the row has 7 values but the header has 6 columns" },
+  },
+  DEPENDENTS_DELETED: {
+    severity: "warning",
+    scope: "summary",
+    summary: "Records that pointed at a record deleted tonight were deleted with it, so that nothing points at nothing.",
+    message: (c) =>
+      `${c.detail}: ${(c.count ?? 0).toLocaleString("en-US")} ${c.value} pointed (${c.column}) at ${c.expected} that ${c.count === 1 ? "is" : "are"} not in the roster after tonight, and ${c.count === 1 ? "goes" : "go"} with ${c.count === 1 ? "it" : "them"}. If those ${c.expected} should not have gone, check that tonight's export is complete (not filtered or cut short); a sync deleting too many is held for review.`,
+    example: { file: "teachers.csv", detail: "teachers.csv", count: 69, value: "enrollments", column: "class_id", expected: "classes" },
   },
   // ---- once per file ----
   UNRECOGNISED_FILE: {

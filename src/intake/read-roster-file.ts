@@ -10,7 +10,7 @@ import type { Delimiter } from "./parse.ts";
 import type { RecognisedFile } from "./recognise-file.ts";
 import type { RosterSource } from "./unpack.ts";
 import { RowValidator, emptyRowCounts } from "./validate-row.ts";
-import type { RowCounts } from "./validate-row.ts";
+import type { RejectedRow, RowCounts } from "./validate-row.ts";
 
 /** Records in file order; `rows[i]` is the spreadsheet row of `records[i]`. */
 export interface RecordBatch<R> {
@@ -41,6 +41,8 @@ export interface ReadRosterFileOptions {
   detection?: Promise<EncodingDetection | { failed: IssueCode }>;
   /** Sees every data line and record (line digests, see sync/line-digest.ts). */
   lines?: LineTracking;
+  /** Told of each rejected row and what can be read of its key (see RejectedRow). */
+  onRejected?: (rejected: RejectedRow) => void;
 }
 
 /**
@@ -82,7 +84,7 @@ export async function* readRosterFile<E extends EntityName>(
   }
   stats.encoding = detection.encoding;
   const parser = new DelimitedTextParser(options.maxRecordChars === undefined ? {} : { maxRecordChars: options.maxRecordChars });
-  const rowReader = new RowReader(source.name, file, issues, stats, options.duplicates === undefined ? new DuplicateKeyTracker() : options.duplicates, fail);
+  const rowReader = new RowReader(source.name, file, issues, stats, options.duplicates === undefined ? new DuplicateKeyTracker() : options.duplicates, fail, options.onRejected);
   let batch = newBatch<CanonicalRecords[E]>();
   const lines = options.lines === undefined ? undefined : new GuardedTracking(options.lines);
   const onRow = (fields: string[], row: number) => {
@@ -185,6 +187,7 @@ class RowReader {
     private readonly stats: FileStats,
     private readonly duplicates: DuplicateKeyTracker | null,
     private readonly fail: (issue: Issue) => never,
+    private readonly onRejected: ((rejected: RejectedRow) => void) | undefined,
   ) {}
 
   /** True once the header is read. */
@@ -223,7 +226,10 @@ class RowReader {
     if (unused.length > 0) {
       this.issues.add(makeIssue("UNUSED_COLUMN", { file: this.fileName, count: unused.length, value: unused.join(", ") }));
     }
-    return new RowValidator(this.fileName, this.file, match, labels.length, this.issues, { duplicates: this.duplicates });
+    return new RowValidator(this.fileName, this.file, match, labels.length, this.issues, {
+      duplicates: this.duplicates,
+      ...(this.onRejected === undefined ? {} : { onRejected: this.onRejected }),
+    });
   }
 
   finish(): void {

@@ -1,7 +1,7 @@
-import { entitySpec, scopeOfRole } from "../spec/roster-spec.ts";
-import type { CanonicalRecord, ColumnSpec, EntityName, Role } from "../spec/roster-spec.ts";
+import { ROLES, SCOPES, entitySpec, scopeOfRole } from "../spec/roster-spec.ts";
+import type { CanonicalRecord, ColumnSpec, EntityName, Role, Scope } from "../spec/roster-spec.ts";
 import type { DuplicateKeyTracker } from "./duplicate-keys.ts";
-import { makeIssue } from "./issue.ts";
+import { makeIssue, showValue } from "./issue.ts";
 import type { IssueSink } from "./issue.ts";
 import type { HeaderMatch } from "./match-headers.ts";
 import { INVALID, TYPE_RULES, cleanCell } from "./normalise.ts";
@@ -45,6 +45,23 @@ interface RulePlan {
 export interface RowValidatorOptions {
   /** Shared across a delivery's files; null disables duplicate detection. Never used for enrollments. */
   duplicates: DuplicateKeyTracker | null;
+  /** Told of every rejected row, with what can still be read of its key (see RejectedRow). */
+  onRejected?: (rejected: RejectedRow) => void;
+}
+
+/**
+ * A row rejected as a whole (wrong field count, a required value missing or invalid), with the
+ * keys it may have: the sync keeps the live record of a key it can still read, so a malformed
+ * row never deletes what it stands for. Keys are in the spec's key order (users: scope, id).
+ */
+export interface RejectedRow {
+  row: number;
+  /** Why, in a few words: "the row has 7 values but the header has 6 columns". */
+  reason: string;
+  /** Candidate keys. Empty: the key cannot be read at all. */
+  keys: string[][];
+  /** True when one of `keys` is surely the row's key (it is read where it belongs, or a row off by one value has one reading either side). */
+  certain: boolean;
 }
 
 const NEGATIVE_INTEGER = /^-\d+$/;
@@ -64,6 +81,9 @@ export class RowValidator {
   readonly #keyColumns: ColumnPlan[];
   readonly #issues: IssueSink;
   readonly #duplicates: DuplicateKeyTracker | null;
+  readonly #onRejected: ((rejected: RejectedRow) => void) | null;
+  /** The first problem of the row being validated, for RejectedRow.reason. */
+  #reason: string | null = null;
 
   constructor(fileName: string, file: RecognisedFile, match: HeaderMatch, width: number, issues: IssueSink, options: RowValidatorOptions) {
     this.#fileName = fileName;
@@ -88,6 +108,7 @@ export class RowValidator {
     });
     this.#keyColumns = spec.key.flatMap((name) => this.#columns.filter((c) => c.spec.name === name));
     this.#duplicates = file.entity === "enrollments" ? null : options.duplicates;
+    this.#onRejected = options.onRejected ?? null;
   }
 
   /** Label of the column a rule reads, for summary messages. */
@@ -108,7 +129,12 @@ export class RowValidator {
       return null;
     }
     this.counts.rows++;
-    if (!this.#hasRightWidth(fields, row) || this.#ruleExcludes(fields)) return null;
+    this.#reason = null;
+    if (!this.#hasRightWidth(fields, row)) {
+      this.#rejectMisaligned(fields, row);
+      return null;
+    }
+    if (this.#ruleExcludes(fields)) return null;
     const record: Record<string, unknown> = {};
     let bad = false;
     let rejected = false;
@@ -121,6 +147,7 @@ export class RowValidator {
     }
     if (rejected) {
       this.counts.badRows++;
+      this.#rejectAligned(record, row);
       return null;
     }
     if (this.#entity === "users") record.scope = scopeOfRole(record.role as Role);
@@ -138,8 +165,58 @@ export class RowValidator {
     if (fields.length === width) return true;
     if (fields.length > width && fields.slice(width).every((f) => f.trim() === "")) return true;
     this.#issues.add(makeIssue("WRONG_FIELD_COUNT", { file: this.#fileName, row, count: fields.length, limit: width }));
+    this.#reason = `the row has ${fields.length} values but the header has ${width} columns`;
     this.counts.badRows++;
     return false;
+  }
+
+  /** A row of the right width: its key is read where it belongs, or not at all if a key value was rejected. */
+  #rejectAligned(record: Record<string, unknown>, row: number): void {
+    if (this.#onRejected === null) return;
+    const scopes = this.#scopesOf(record.role);
+    // An optional key column (a district-wide term's school_id) is "" when empty, as in the roster.
+    const values = this.#keyColumns.map((c) => (record[c.spec.name] === null && !c.spec.required ? "" : record[c.spec.name]));
+    const readable = values.every((v, i) => typeof v === "string" && (v !== "" || !this.#keyColumns[i]!.spec.required));
+    const keys = readable ? this.#withScopes(scopes, [values as string[]]) : [];
+    this.#onRejected({ row, reason: this.#reason ?? "the row was rejected", keys, certain: readable && scopes.length === 1 });
+  }
+
+  /**
+   * A row with a value too many or too few: the delimiter was in a value, or a value was lost.
+   * Columns before that point read right from the start, columns after it from the end; which
+   * side the key is on is unknown, so both readings are candidates. Off by one value, one of
+   * them is surely the key.
+   */
+  #rejectMisaligned(fields: string[], row: number): void {
+    if (this.#onRejected === null) return;
+    const shift = fields.length - this.#width;
+    let tuples: string[][] = [[]];
+    for (const column of this.#keyColumns) {
+      const readings = new Set<string>();
+      for (const index of [column.index, column.index + shift]) {
+        if (column.index !== -1 && (index < 0 || index >= fields.length)) continue;
+        const raw = (column.index === -1 ? null : cleanCell(fields[index])) ?? column.implied;
+        const value = raw === null ? (column.spec.required ? INVALID : "") : column.type.parse(raw);
+        if (typeof value === "string" && (value !== "" || !column.spec.required)) readings.add(value);
+      }
+      tuples = tuples.flatMap((t) => [...readings].map((r) => [...t, r]));
+    }
+    const roleColumn = this.#columns.find((c) => c.spec.name === "role");
+    const roles = roleColumn === undefined ? [] : [roleColumn.index, roleColumn.index + shift].map((i) => (i < 0 || roleColumn.index === -1 ? null : (cleanCell(fields[i]) ?? roleColumn.implied)));
+    const scopes = this.#entity === "users" ? [...new Set(roles.flatMap((r) => this.#scopesOf(r === null ? null : roleColumn!.type.parse(r))))] : [];
+    const keys = this.#withScopes(this.#entity === "users" && scopes.length === 0 ? [...SCOPES] : scopes, tuples);
+    this.#onRejected({ row, reason: this.#reason ?? "the row was rejected", keys, certain: Math.abs(shift) === 1 && keys.length > 0 });
+  }
+
+  /** Users' keys lead with the scope, known from the role when it was read. */
+  #scopesOf(role: unknown): Scope[] {
+    if (this.#entity !== "users") return [];
+    return typeof role === "string" && (ROLES as readonly string[]).includes(role) ? [scopeOfRole(role as Role)] : [...SCOPES];
+  }
+
+  #withScopes(scopes: readonly Scope[], tuples: string[][]): string[][] {
+    if (this.#entity !== "users") return tuples;
+    return scopes.flatMap((scope) => tuples.map((t) => [scope, ...t]));
   }
 
   #ruleExcludes(fields: string[]): boolean {
@@ -178,6 +255,7 @@ export class RowValidator {
 
   #report(code: "MISSING_VALUE" | TypeRules["code"], column: ColumnPlan, row: number, value: string | null, detail?: string): void {
     const context = { file: this.#fileName, row, column: column.label, value, expected: column.type.expected };
+    if (detail === undefined) this.#reason ??= code === "MISSING_VALUE" ? `${column.label} is empty` : `${column.label} ${showValue(value)} is not ${column.type.expected}`;
     this.#issues.add(makeIssue(code, detail === undefined ? context : { ...context, detail }));
   }
 

@@ -7,6 +7,7 @@ import type { EncodingDetection } from "../intake/decode.ts";
 import type { Issue, IssueCode, IssueSink, SeverityCounts } from "../intake/issue.ts";
 import { emptyFileStats, readRosterFile } from "../intake/read-roster-file.ts";
 import { unpackDelivery } from "../intake/unpack.ts";
+import type { RejectedRow } from "../intake/validate-row.ts";
 import type { RosterSource } from "../intake/unpack.ts";
 import { recordColumns } from "../spec/roster-spec.ts";
 import { DigestTracker } from "./line-digest.ts";
@@ -85,7 +86,19 @@ async function main(port: MessagePort, data: ParseThreadData): Promise<void> {
     const columns = recordColumns(request.file.entity);
     const input = request.progress ? counted(source, (b) => (bytes = b)) : source;
     const tracker = request.digest === null ? null : new DigestTracker(request.file.entity, request.file.stem, request.digest);
-    const options = { stats, duplicates: null, ...(ahead ? { detection: ahead.detection } : {}), ...(tracker ? { lines: tracker } : {}) };
+    let rejected: RejectedRow[] = [];
+    const takeRejected = () => {
+      const taken = rejected;
+      rejected = [];
+      return taken;
+    };
+    const options = {
+      stats,
+      duplicates: null,
+      onRejected: (row: RejectedRow) => rejected.push(row),
+      ...(ahead ? { detection: ahead.detection } : {}),
+      ...(tracker ? { lines: tracker } : {}),
+    };
     let digest = null;
     try {
       for await (const batch of readRosterFile(input, request.file, issues, options)) {
@@ -93,13 +106,13 @@ async function main(port: MessagePort, data: ParseThreadData): Promise<void> {
         credits--;
         const rows = Int32Array.from(batch.rows);
         const transfer = [rows.buffer];
-        reply({ kind: "batch", issues: issues.take(), stats, bytes, rows, values: packRecords(batch.records, columns, transfer) }, transfer);
+        reply({ kind: "batch", issues: issues.take(), rejected: takeRejected(), stats, bytes, rows, values: packRecords(batch.records, columns, transfer) }, transfer);
       }
       if (tracker !== null && stats.failed === null) digest = tracker.finish();
     } finally {
       tracker?.abandon();
     }
-    reply({ kind: "end", issues: issues.take(), stats, bytes, digest });
+    reply({ kind: "end", issues: issues.take(), rejected: takeRejected(), stats, bytes, digest });
   }
 
   port.on("message", (request: ParseRequest) => {

@@ -1,6 +1,7 @@
 import { Worker as Thread } from "node:worker_threads";
 import type { FileStats } from "../intake/read-roster-file.ts";
 import type { Issue } from "../intake/issue.ts";
+import type { RejectedRow } from "../intake/validate-row.ts";
 import type { RecognisedFile } from "../intake/recognise-file.ts";
 import type { DeliveryFile, UnpackLimits } from "../intake/unpack.ts";
 import { recordColumns } from "../spec/roster-spec.ts";
@@ -29,8 +30,8 @@ export type ParseRequest =
  * values in `recordColumns(entity)` order (see PackedValues), its rows as a transferred Int32Array.
  */
 export type ParseReply =
-  | { kind: "batch"; issues: Issue[]; stats: FileStats; bytes: number; rows: Int32Array; values: PackedValues }
-  | { kind: "end"; issues: Issue[]; stats: FileStats; bytes: number; digest: DigestResult | null }
+  | { kind: "batch"; issues: Issue[]; rejected: RejectedRow[]; stats: FileStats; bytes: number; rows: Int32Array; values: PackedValues }
+  | { kind: "end"; issues: Issue[]; rejected: RejectedRow[]; stats: FileStats; bytes: number; digest: DigestResult | null }
   | { kind: "failed"; name: string; message: string; code?: string };
 
 /**
@@ -41,9 +42,10 @@ export type ParseReply =
  */
 export const BATCHES_IN_FLIGHT = 3;
 
+/** `rejected`: the rows rejected since the previous message (see RejectedRow). */
 export type ParsedMessage =
-  | { kind: "batch"; issues: Issue[]; stats: FileStats; bytes: number; rows: Int32Array; records: unknown[] }
-  | { kind: "end"; issues: Issue[]; stats: FileStats; bytes: number; digest: DigestResult | null };
+  | { kind: "batch"; issues: Issue[]; rejected: RejectedRow[]; stats: FileStats; bytes: number; rows: Int32Array; records: unknown[] }
+  | { kind: "end"; issues: Issue[]; rejected: RejectedRow[]; stats: FileStats; bytes: number; digest: DigestResult | null };
 
 /**
  * Decode → parse → normalise → validate (readRosterFile) on a thread of its own, so that it
@@ -90,7 +92,7 @@ export class ParseThread {
         yield reply;
         return;
       }
-      yield { kind: "batch", issues: reply.issues, stats: reply.stats, bytes: reply.bytes, rows: reply.rows, records: unpackRecords(reply.values, columns.length, make) };
+      yield { kind: "batch", issues: reply.issues, rejected: reply.rejected, stats: reply.stats, bytes: reply.bytes, rows: reply.rows, records: unpackRecords(reply.values, columns.length, make) };
       this.#post({ kind: "credit" });
     }
   }

@@ -1,5 +1,8 @@
 import type { EntityName } from "../spec/roster-spec.ts";
-import { COUNTED_ENTITIES, ROSTER_TABLES, allColumns, emptyCounts, keyedStage, q, removedTable } from "./roster-tables.ts";
+import type { UnreadableKeys } from "./kept-records.ts";
+import { cascadeDeletes } from "./plan-cascade.ts";
+import type { Cascade } from "./plan-cascade.ts";
+import { COUNTED_ENTITIES, ROSTER_TABLES, allColumns, emptyCounts, keyedStage, q, removedTable, rosterTable } from "./roster-tables.ts";
 import type { RosterEntity, RosterTable, SyncCounts } from "./roster-tables.ts";
 import type { PresentParts } from "./present-parts.ts";
 import type { Sqlite } from "./sync-connection.ts";
@@ -24,7 +27,7 @@ export const DEFAULT_SAFEGUARDS: Readonly<SafeguardThresholds> = Object.freeze({
   minTouchRows: 20,
 });
 
-export type HoldCode = "TOO_MANY_DELETES" | "TOO_MANY_CHANGES" | "EMPTY_FILE";
+export type HoldCode = "TOO_MANY_DELETES" | "TOO_MANY_CHANGES" | "EMPTY_FILE" | "UNREADABLE_KEYS";
 
 export interface HoldReason {
   code: HoldCode;
@@ -48,8 +51,23 @@ export function judgeSafeguards(
   liveCounts: LiveCounts,
   thresholds: SafeguardThresholds,
   presentButEmptyFiles: readonly string[],
+  unreadable: readonly UnreadableKeys[] = [],
+  cascades: readonly Cascade[] = [],
 ): HoldReason[] {
   const reasons: HoldReason[] = [];
+  for (const u of unreadable) {
+    const deleted = counts[u.entity].deleted;
+    if (deleted === 0) continue;
+    const rows = u.examples.map((e) => `${e.file} row ${e.row} (${e.reason})`).join("; ");
+    reasons.push({
+      code: "UNREADABLE_KEYS",
+      entity: u.entity,
+      file: u.examples[0]?.file ?? null,
+      count: deleted,
+      live: liveCounts[u.entity],
+      message: `The sync would delete ${deleted.toLocaleString("en-US")} ${u.entity}, but ${u.rows.toLocaleString("en-US")} rejected ${u.rows === 1 ? "row" : "rows"} could not be read far enough to tell which ${u.entity} ${u.rows === 1 ? "it stands" : "they stand"} for: ${rows}${u.rows > u.examples.length ? "; …" : ""}. Any of those deletions may be a record whose row was rejected. Fix the rows and export again, or approve if the deletions are right.`,
+    });
+  }
   for (const file of presentButEmptyFiles) {
     reasons.push({
       code: "EMPTY_FILE",
@@ -65,13 +83,15 @@ export function judgeSafeguards(
     if (live === 0) continue;
     const { updated, deleted } = counts[entity];
     if (deleted >= thresholds.minDeleteRows && deleted > live * thresholds.maxDeleteShare) {
+      const withOthers = cascades.filter((c) => c.entity === entity && c.deleted > 0);
+      const cascaded = withOthers.map((c) => `${c.deleted.toLocaleString("en-US")} with the ${c.via === "staff_ids" ? "users" : c.via} they point at`).join(", ");
       reasons.push({
         code: "TOO_MANY_DELETES",
         entity,
         file: null,
         count: deleted,
         live,
-        message: `The sync would delete ${deleted.toLocaleString("en-US")} of ${live.toLocaleString("en-US")} ${entity} (${percent(deleted / live)}; the limit is ${percent(thresholds.maxDeleteShare)}). A truncated or filtered export looks like this.`,
+        message: `The sync would delete ${deleted.toLocaleString("en-US")} of ${live.toLocaleString("en-US")} ${entity}${cascaded === "" ? "" : ` (${cascaded})`} (${percent(deleted / live)}; the limit is ${percent(thresholds.maxDeleteShare)}). A truncated or filtered export${cascaded === "" ? "" : ", or a delivery missing some of its files,"} looks like this.`,
       });
     }
     const touched = updated + deleted;
@@ -138,6 +158,8 @@ export interface SyncPlan {
   entities: EntityPlan[];
   counts: SyncCounts;
   liveCounts: LiveCounts;
+  /** Dependents deleted with what they point at (see plan-cascade.ts); included in `counts`. */
+  cascades: Cascade[];
 }
 
 /**
@@ -149,17 +171,35 @@ export interface SyncPlan {
 export function planSync(sqlite: Sqlite, districtId: number, present: PresentParts, delta: ReadonlySet<RosterEntity> = new Set()): SyncPlan {
   const counts = emptyCounts();
   const liveCounts = Object.fromEntries(COUNTED_ENTITIES.map((e) => [e, 0])) as LiveCounts;
-  const entities: EntityPlan[] = [];
-  for (const table of ROSTER_TABLES) {
-    const liveTotal = count(sqlite, `SELECT count(*) FROM main.${q(table.live)} WHERE district_id = ?`, districtId);
-    const plan = planEntity(sqlite, table, districtId, present, delta.has(table.entity));
-    entities.push(plan);
-    if (table.entity === "staff_ids") continue;
-    const entity = table.entity;
+  const entities = ROSTER_TABLES.map((table) => planEntity(sqlite, table, districtId, present, delta.has(table.entity)));
+  const cascades = cascadeDeletes(sqlite, districtId, entities);
+  for (const plan of entities) {
+    if (cascades.some((c) => c.entity === plan.entity)) recount(sqlite, plan);
+    if (plan.entity === "staff_ids") continue;
+    const entity = plan.entity;
+    const liveTotal = count(sqlite, `SELECT count(*) FROM main.${q(rosterTable(entity).live)} WHERE district_id = ?`, districtId);
     liveCounts[entity] = liveTotal;
     counts[entity] = { created: plan.created, updated: plan.updated, deleted: plan.deleted, unchanged: liveTotal - plan.updated - plan.deleted };
   }
-  return { districtId, entities, counts, liveCounts };
+  return { districtId, entities, counts, liveCounts, cascades };
+}
+
+/** A plan's counts from its tables again, after a cascade changed them. */
+function recount(sqlite: Sqlite, plan: EntityPlan): void {
+  const table = rosterTable(plan.entity);
+  if (plan.mode === "load") {
+    plan.created = count(sqlite, `SELECT count(*) FROM ${keyedStage(plan.entity)}`);
+    return;
+  }
+  if (plan.mode !== "diff") return;
+  const newTable = `stage.${q(`new_${table.entity}`)}`;
+  const oldTable = `stage.${q(`old_${table.entity}`)}`;
+  const changed = count(sqlite, `SELECT count(*) FROM ${newTable}`);
+  const gone = count(sqlite, `SELECT count(*) FROM ${oldTable}`);
+  const on = table.key.map((c) => `n.${q(c)} = o.${q(c)}`).join(" AND ");
+  plan.updated = count(sqlite, `SELECT count(*) FROM ${newTable} n JOIN ${oldTable} o ON ${on}`);
+  plan.created = changed - plan.updated;
+  plan.deleted = gone - plan.updated;
 }
 
 /**

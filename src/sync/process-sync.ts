@@ -6,7 +6,9 @@ import { isoNow } from "../clock.ts";
 import type { Clock } from "../clock.ts";
 import type { Database, Job, SyncStatus } from "../db/schema.ts";
 import { RosterdockError } from "../errors.ts";
-import { ISSUE_CODES, MemoryIssueSink } from "../intake/issue.ts";
+import { ISSUE_CODES, MemoryIssueSink, makeIssue } from "../intake/issue.ts";
+import type { EntityName } from "../spec/roster-spec.ts";
+import type { Cascade } from "./plan-cascade.ts";
 import type { Issue, IssueCode } from "../intake/issue.ts";
 import type { DeliveryFile, UnpackLimits } from "../intake/unpack.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
@@ -35,6 +37,8 @@ export interface FileSummary {
   dropped: number;
   skipped: number;
   orphans: number;
+  /** Rejected rows whose live record was kept unchanged. */
+  kept: number;
   encoding: string | null;
   delimiter: string | null;
   failed: string | null;
@@ -48,8 +52,10 @@ export interface SyncSummary {
   issueCodes: Partial<Record<IssueCode, number>>;
   holdReasons: HoldReason[];
   liveCounts: LiveCounts | null;
-  /** Entities the delivery spoke for; the others were left alone. */
+  /** Entities the delivery spoke for; the others were left alone (but for dependents of what it deleted, see `cascades`). */
   present: string[];
+  /** Dependents deleted with a record they pointed at, or rows of tonight's files left out with it. */
+  cascades?: Cascade[];
   /** Line digests kept of the big files; `delta`: read against the previous night's (only changed lines read). */
   digests?: Array<{ file: string; dir: string; delta: boolean; unchanged: number; removed: number }>;
   changes: number | null;
@@ -210,6 +216,7 @@ export class SyncProcessor {
           dropped: f.stats.dropped,
           skipped: f.stats.skipped,
           orphans: f.orphans,
+          kept: f.kept,
           encoding: f.stats.encoding,
           delimiter: f.stats.delimiter,
           failed: f.stats.failed,
@@ -220,6 +227,7 @@ export class SyncProcessor {
         holdReasons,
         liveCounts: plan?.liveCounts ?? null,
         present: presentList(staged),
+        ...(plan !== null && plan.cascades.length > 0 ? { cascades: plan.cascades } : {}),
         changes: changeset?.changes ?? null,
         ...rebuiltField(changeset),
         ...(options.approvedBy !== undefined ? { approvedBy: options.approvedBy } : {}),
@@ -242,12 +250,15 @@ export class SyncProcessor {
         if (staged.delta.size > 0 && version !== previous.version) return null;
         const planStarted = Date.now();
         const plan = planSync(sqlite, district.id, staged.present, staged.delta);
+        countKept(plan.counts, staged.kept);
         timings.planMs = Date.now() - planStarted;
         const applyStarted = Date.now();
-        const holdReasons = options.approvedBy === undefined ? judgeSafeguards(plan.counts, plan.liveCounts, thresholds, staged.emptyFiles) : [];
+        const holdReasons =
+          options.approvedBy === undefined ? judgeSafeguards(plan.counts, plan.liveCounts, thresholds, staged.emptyFiles, staged.unreadable, plan.cascades) : [];
         const outcome = this.connection.writeTransaction(() => {
           // Another sync of the district applied since the plan was made: plan again.
           if (rosterVersion(sqlite, district.id) !== version) return null;
+          for (const issue of cascadeIssues(plan, staged)) issues.add(issue);
           if (holdReasons.length > 0) {
             const summary = summaryOf(plan, holdReasons, null);
             const at = now();
@@ -353,6 +364,26 @@ export class SyncProcessor {
       if (row) this.options.onOutcome?.({ status: "failed", syncId, districtId: row.district_id, counts: emptyCounts() }, sqlite, at);
     });
   }
+}
+
+/** Kept records are live rows left as they were: counted as `kept`, not as unchanged. */
+function countKept(counts: SyncCounts, kept: ReadonlyMap<EntityName, number>): void {
+  for (const [entity, n] of kept) {
+    if (n === 0) continue;
+    counts[entity].kept = n;
+    counts[entity].unchanged = Math.max(0, counts[entity].unchanged - n);
+  }
+}
+
+/** One warning per cascade, on tonight's file of what the dependents pointed at (or the delivery's first file). */
+function cascadeIssues(plan: SyncPlan, staged: StagedDelivery): Issue[] {
+  return plan.cascades
+    .filter((c) => c.entity !== "staff_ids")
+    .map((c) => {
+      const via: EntityName = c.via === "staff_ids" ? "users" : c.via;
+      const file = staged.files.find((f) => f.entity === via)?.name ?? staged.files[0]?.name ?? "(delivery)";
+      return makeIssue("DEPENDENTS_DELETED", { file, detail: file, count: c.deleted + c.dropped, value: c.entity, column: c.column, expected: via });
+    });
 }
 
 /** `{ rebuiltIndexes }` when the changeset rebuilt any (summaries and log lines), else nothing. */

@@ -1,6 +1,7 @@
 import type { RecognisedFile } from "../intake/recognise-file.ts";
 import type { RosterSource } from "../intake/unpack.ts";
 import type { EntityName, Scope } from "../spec/roster-spec.ts";
+import type { RejectedAt } from "./kept-records.ts";
 import { presentParts } from "./present-parts.ts";
 import type { PresentParts } from "./present-parts.ts";
 import { removedTable } from "./roster-tables.ts";
@@ -111,6 +112,8 @@ export class References {
   readonly staffKeys = new Map<string, string>();
   /** Course id → name, for class names. */
   readonly courseNames = new Map<string, string>();
+  /** Ids of rejected rows that were not live records, by target: rows pointing at them say why they are missing. */
+  readonly #rejected = new Map<Target, Map<string, RejectedAt>>();
 
   constructor(
     private readonly sqlite: Sqlite,
@@ -184,6 +187,20 @@ export class References {
     this.#targets.get(target)!.ids?.add(id);
   }
 
+  /** A rejected row was the only row of this id tonight (see KeptRecords). The first rejection is kept. */
+  reject(target: Target, id: string, at: RejectedAt): void {
+    let ids = this.#rejected.get(target);
+    if (ids === undefined) this.#rejected.set(target, (ids = new Map()));
+    if (!ids.has(id)) ids.set(id, at);
+  }
+
+  /** Where the row of a missing id was rejected, if it was. */
+  rejectedAt(target: Target, id: string): RejectedAt | undefined {
+    const ids = this.#rejected.get(target);
+    if (ids === undefined) return undefined;
+    return target === "terms" ? (ids.get(id) ?? ids.get(id.slice(0, id.indexOf("\u0000") + 1))) : ids.get(id);
+  }
+
   drop(target: Target, id: string): void {
     this.#targets.get(target)!.ids?.delete(id);
   }
@@ -204,6 +221,11 @@ export class References {
     if (this.#targets.get(target)!.files === null) return [];
     const ids = this.sqlite.prepare("SELECT school_id FROM main.roster_schools WHERE district_id = ?").pluck(true).all(this.districtId) as string[];
     return ids.filter((id) => !this.has(target, id));
+  }
+
+  /** "a school", "a staff member"… */
+  noun(target: Target): string {
+    return TARGET_NOUN[target];
   }
 
   /** "a school in schools.csv", or "a school in the roster" when tonight's delivery has none. */

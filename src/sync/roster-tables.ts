@@ -79,6 +79,8 @@ export interface ChangeCounts {
   updated: number;
   deleted: number;
   unchanged: number;
+  /** Live records kept as they were because their row was rejected tonight (present only when some were). */
+  kept?: number;
 }
 
 export type SyncCounts = Record<EntityName, ChangeCounts>;

@@ -4,7 +4,7 @@ import { badRowLimitIssue, emptyFileStats, readRosterFile } from "../intake/read
 import type { FileStats } from "../intake/read-roster-file.ts";
 import { MemoryIssueSink, makeIssue } from "../intake/issue.ts";
 import type { IssueSink } from "../intake/issue.ts";
-import { recogniseDelivery } from "../intake/recognise-file.ts";
+import { exampleFileNames, recogniseDelivery } from "../intake/recognise-file.ts";
 import type { RecognisedFile } from "../intake/recognise-file.ts";
 import { unpackDelivery } from "../intake/unpack.ts";
 import type { DeliveryFile, RosterSource, UnpackLimits } from "../intake/unpack.ts";
@@ -23,6 +23,8 @@ import type { DigestMeta, DigestPlan, DigestRef, DigestResult } from "./line-dig
 import { ParseThread } from "./parse-thread.ts";
 import { presentParts } from "./present-parts.ts";
 import type { PresentParts } from "./present-parts.ts";
+import { KeptRecords, createKeptTables } from "./kept-records.ts";
+import type { UnreadableKeys } from "./kept-records.ts";
 import { References } from "./references.ts";
 import type { Target } from "./references.ts";
 import { duplicatesOfUnchangedLines, loadRemovedKeys, orphansOfUnchangedLines, orphansOfUnchangedStudents } from "./unchanged-lines.ts";
@@ -40,6 +42,8 @@ export interface StagedFile {
   stats: FileStats;
   /** Rows dropped because they point at something absent. */
   orphans: number;
+  /** Rejected rows whose live record was kept unchanged. */
+  kept: number;
   /** A digested file (see line-digest.ts): tonight's digest, and rows read but not staged or removed since. */
   digest: { dir: string; result: DigestResult; excluded: number[] } | null;
 }
@@ -75,6 +79,10 @@ export interface StagedDelivery {
    */
   delta: Set<EntityName>;
   digests: SealedDigest[];
+  /** Live records kept unchanged because their row was rejected, per entity (staff ids count for users). */
+  kept: Map<EntityName, number>;
+  /** Entities with rejected rows whose key could not be read: their deletions wait for a person. */
+  unreadable: UnreadableKeys[];
 }
 
 export interface StageProgress {
@@ -118,12 +126,15 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
   let present: PresentParts = { entities: new Set(), userScopes: new Set() };
   let parser: ParseThread | null = null;
   let references: References | null = null;
+  let kept: KeptRecords | null = null;
   try {
     const recognised = recogniseDelivery(sources, issues).sort(
       (a, b) => ENTITY_ORDER.indexOf(a.file.entity) - ENTITY_ORDER.indexOf(b.file.entity) || a.source.name.localeCompare(b.source.name),
     );
+    if (recognised.length === 0) noRosterFiles(files, sources, issues);
     present = presentParts(recognised.map((r) => r.file));
     references = new References(sqlite, options.districtId, present, recognised);
+    kept = new KeptRecords(sqlite, options.districtId, references);
     const totalSize = recognised.reduce((sum, r) => sum + r.source.size, 0);
     let doneBytes = 0;
     let failedFile = false;
@@ -144,7 +155,7 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
       }
       const digestPlan = planDigest(options.digests, recognised, file);
       const parsed = parser.read(sources.indexOf(source), file, progress !== undefined, digestPlan);
-      const result = await stageFile(sqlite, parsed, source.name, file, fileIndex, issues, references, progress, digestPlan?.outDir ?? null);
+      const result = await stageFile(sqlite, parsed, source.name, file, fileIndex, issues, references, kept, progress, digestPlan?.outDir ?? null);
       staged.push(result);
       if (result.digest?.result.delta === true && result.stats.failed === null) {
         loadRemovedKeys(sqlite, result);
@@ -174,6 +185,7 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
       duplicatesOfUnchangedLines(sqlite, options.districtId, file, issues, options.digests!.revisitLimit);
     }
     buildKeys(sqlite, staged, issues);
+    kept!.stageKept();
     for (const file of staged) if (file.entity === "enrollments" && delta.has("enrollments")) orphansOfUnchangedLines(sqlite, options.districtId, present, delta, file, issues, references!, options.digests!.revisitLimit);
     for (const file of staged) {
       const limit = badRowLimitIssue(file.name, file.stats);
@@ -195,6 +207,8 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     failed: issues.counts.error > 0,
     delta,
     digests,
+    kept: kept?.counts() ?? new Map(),
+    unreadable: kept?.unreadable ?? [],
   };
 }
 
@@ -232,6 +246,14 @@ function createStagingTables(sqlite: Sqlite): void {
     const columns = allColumns(table).map((c) => `${q(c)} TEXT${notNull.has(c) ? " NOT NULL" : ""}`);
     sqlite.exec(`CREATE TABLE stage.${q(table.entity)} (${columns.join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL)`);
   }
+  createKeptTables(sqlite);
+}
+
+/** Files arrived, but none is a roster file (all misnamed, or a zip of other things): the delivery fails, saying what came and what was expected. */
+function noRosterFiles(files: readonly DeliveryFile[], sources: readonly RosterSource[], issues: IssueSink): void {
+  const names = (sources.length > 0 ? sources.map((s) => s.name) : files.map((f) => f.name));
+  const shown = names.length > 10 ? `${names.slice(0, 10).join(", ")} and ${names.length - 10} more` : names.join(", ");
+  issues.add(makeIssue("NO_ROSTER_FILES", { file: files[0]?.name ?? "(delivery)", count: names.length, value: shown || "no files", expected: exampleFileNames() }));
 }
 
 /**
@@ -292,17 +314,25 @@ async function stageFile(
   fileIndex: number,
   issues: IssueSink,
   refs: References,
+  kept: KeptRecords,
   progress: ((bytes: number) => void) | undefined,
   digestDir: string | null,
 ): Promise<StagedFile> {
   const stats = emptyFileStats();
-  const staged: StagedFile = { name, entity: file.entity, stem: file.stem, stats, orphans: 0, digest: null };
+  const staged: StagedFile = { name, entity: file.entity, stem: file.stem, stats, orphans: 0, kept: 0, digest: null };
   const excluded: number[] = [];
   const entity = file.entity;
   const inserter = new BatchInserter(sqlite, entity, fileIndex);
   let labels: ((column: string) => string) | null = null;
   const derived = { names: 0 };
-  const orphan = (ctx: RowContext, target: Target, column: string, value: string) => {
+  const orphan = (ctx: RowContext, target: Target, column: string, value: string, id = value) => {
+    // Missing because its own row was rejected tonight: say so, not "not in the file".
+    const rejected = refs.rejectedAt(target, id);
+    if (rejected !== undefined) {
+      const detail = `${rejected.file === ctx.file ? "" : `${rejected.file} `}row ${rejected.row}: ${rejected.reason}`;
+      issues.add(makeIssue("REJECTED_REFERENCE", { file: ctx.file, row: ctx.row, column: ctx.labels(column), value, expected: refs.noun(target), detail }));
+      return;
+    }
     issues.add(makeIssue("UNKNOWN_REFERENCE", { file: ctx.file, row: ctx.row, column: ctx.labels(column), value, ...refs.expected(target) }));
   };
   const insertBatch = sqlite.transaction((records: unknown[], rows: ArrayLike<number>) => {
@@ -319,8 +349,17 @@ async function stageFile(
     }
   });
   for await (const message of parsed) {
+    // Rejected rows first: their issues then say what became of the live record.
+    const notes = kept.consider(entity, message.rejected, { name, index: fileIndex, stem: file.stem });
     // The issues the reader found before this batch, in order, as if it ran here.
-    for (const issue of message.issues) issues.add(issue);
+    for (const issue of message.issues) {
+      const note = issue.row === null ? undefined : notes.get(issue.row);
+      if (note !== undefined) {
+        notes.delete(issue.row!);
+        if (note.startsWith("Kept")) staged.kept++;
+        issues.add({ ...issue, message: `${issue.message} ${note}` });
+      } else issues.add(issue);
+    }
     Object.assign(stats, message.stats);
     if (message.bytes > 0) progress?.(message.bytes);
     if (message.kind === "end") {
@@ -336,7 +375,7 @@ async function stageFile(
   return staged;
 }
 
-type Orphan = (ctx: RowContext, target: Target, column: string, value: string) => void;
+type Orphan = (ctx: RowContext, target: Target, column: string, value: string, id?: string) => void;
 
 /** The staged values of a record in table column order, or null when it points at something absent. */
 function toStagedRow(entity: EntityName, record: unknown, ctx: RowContext, refs: References, orphan: Orphan, derived: { names: number }): unknown[] | null {
@@ -393,7 +432,7 @@ function toStagedRow(entity: EntityName, record: unknown, ctx: RowContext, refs:
       if (!refs.has("schools", r.school_id)) ok = (orphan(ctx, "schools", "school_id", r.school_id), false);
       if (!refs.has("staff", r.teacher_id)) ok = (orphan(ctx, "staff", "teacher_id", r.teacher_id), false);
       if (!refs.has("courses", r.course_id)) ok = (orphan(ctx, "courses", "course_id", r.course_id), false);
-      if (r.term_id !== null && !refs.hasTerm(r.term_id, r.school_id)) ok = (orphan(ctx, "terms", "term_id", r.term_id), false);
+      if (r.term_id !== null && !refs.hasTerm(r.term_id, r.school_id)) ok = (orphan(ctx, "terms", "term_id", r.term_id, `${r.term_id}\u0000${r.school_id}`), false);
       if (!ok) return null;
       refs.add("classes", r.class_id);
       const teacherKey = refs.staffKeys.get(r.teacher_id) ?? userKey("staff", r.teacher_id, null);

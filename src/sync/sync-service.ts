@@ -17,6 +17,8 @@ import type { Changeset } from "./apply-sync.ts";
 import { SyncProcessor } from "./process-sync.ts";
 import type { ProcessOutcome, SyncOutcomeEvent, SyncProcessorOptions, SyncSummary } from "./process-sync.ts";
 import { emptyCounts } from "./roster-tables.ts";
+import { findDanglingReferences } from "./roster-doctor.ts";
+import type { DanglingReference } from "./roster-doctor.ts";
 import { SyncConnection } from "./sync-connection.ts";
 import type { StageProgress } from "./stage-delivery.ts";
 
@@ -28,7 +30,7 @@ export interface SyncView {
   status: SyncStatus;
   createdAt: string;
   files: { name: string; size: number; sha256: string }[];
-  counts: Record<string, { created: number; updated: number; deleted: number; unchanged: number }>;
+  counts: Record<string, { created: number; updated: number; deleted: number; unchanged: number; kept?: number }>;
   /** The first issues, errors first (at most 100); `sync show` has the totals. */
   issues: SyncIssueView[];
 }
@@ -66,6 +68,12 @@ export class SyncService {
     private readonly clock: Clock | undefined = undefined,
     private readonly hooks: SyncServiceHooks = {},
   ) {}
+
+  /** Every reference of the district's live roster that points at nothing: none, after any apply or rollback. */
+  async doctor(slug: string): Promise<{ district: string; dangling: DanglingReference[] }> {
+    const district = await this.districts.requireRow(slug);
+    return { district: district.slug, dangling: await findDanglingReferences(this.db, district.id) };
+  }
 
   /** The district's syncs, newest first. */
   async list(slug: string, limit = 100): Promise<SyncView[]> {

@@ -1,0 +1,204 @@
+import type { Statement } from "better-sqlite3";
+import type { RejectedRow } from "../intake/validate-row.ts";
+import type { EntityName } from "../spec/roster-spec.ts";
+import { ENTITY_NAMES, entitySpec } from "../spec/roster-spec.ts";
+import type { References, Target } from "./references.ts";
+import { allColumns, keyedStage, q, rosterTable } from "./roster-tables.ts";
+import type { Sqlite } from "./sync-connection.ts";
+
+/** Where a rejected row was: its file and spreadsheet row, and why it was rejected. */
+export interface RejectedAt {
+  file: string;
+  row: number;
+  reason: string;
+}
+
+/** Rejected rows of an entity whose key could not be read: none of its live rows may be deleted without a person. */
+export interface UnreadableKeys {
+  entity: EntityName;
+  rows: number;
+  /** The first few, for the hold reason. */
+  examples: RejectedAt[];
+}
+
+const MAX_EXAMPLES = 5;
+
+/** A staging table of the keys of live records kept unchanged because their row was rejected. */
+export function keptTable(entity: EntityName): string {
+  return `stage.${q(`kept_${entity}`)}`;
+}
+
+export function createKeptTables(sqlite: Sqlite): void {
+  for (const entity of ENTITY_NAMES) {
+    const columns = entitySpec(entity).key.map((c) => `${q(c)} TEXT NOT NULL`);
+    sqlite.exec(`CREATE TABLE ${keptTable(entity)} (${columns.join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL)`);
+  }
+}
+
+/**
+ * A rejected row never deletes its live record. When its key can still be read and names a live
+ * record, that record is kept exactly as it is (staged from the live roster after keys are
+ * built) and rows pointing at it still resolve. When the key names nothing live, the row was a
+ * new record: rows pointing at it are told why it is missing. When the key cannot be read, the
+ * entity's deletions are held for a person (see `unreadable`).
+ */
+export class KeptRecords {
+  readonly #lookups: Record<EntityName, Statement<unknown[]>>;
+  readonly #staffKey: Statement<unknown[]>;
+  readonly #courseName: Statement<unknown[]>;
+  readonly #unreadable = new Map<EntityName, UnreadableKeys>();
+  readonly #kept = new Map<EntityName, number>();
+
+  constructor(
+    private readonly sqlite: Sqlite,
+    private readonly districtId: number,
+    private readonly refs: References,
+  ) {
+    const lookup = (table: string, where: string) => sqlite.prepare(`SELECT 1 FROM main.${table} WHERE district_id = ? AND ${where}`).pluck(true);
+    this.#lookups = {
+      schools: lookup("roster_schools", "school_id = ?"),
+      courses: lookup("roster_courses", "course_id = ?"),
+      terms: lookup("roster_terms", "term_id = ? AND school_id = ?"),
+      users: lookup("roster_users", "user_key = ?"),
+      classes: lookup("roster_classes", "class_id = ?"),
+      enrollments: lookup("roster_enrollments", "class_id = ? AND student_id = ?"),
+    };
+    this.#staffKey = sqlite.prepare("SELECT user_key FROM main.roster_staff_ids WHERE district_id = ? AND district_user_id = ?").pluck(true);
+    this.#courseName = sqlite.prepare("SELECT course_name FROM main.roster_courses WHERE district_id = ? AND course_id = ?").pluck(true);
+  }
+
+  /** Entities with rejected rows whose key could not be read. */
+  get unreadable(): UnreadableKeys[] {
+    return [...this.#unreadable.values()];
+  }
+
+  /**
+   * Decides what becomes of each rejected row of a file. Returns, by row, a sentence to add to the
+   * row's issue ("Kept yesterday's record for teacher 702 unchanged.").
+   */
+  consider(entity: EntityName, rejected: readonly RejectedRow[], file: { name: string; index: number; stem: string }): Map<number, string> {
+    const notes = new Map<number, string>();
+    if (rejected.length === 0) return notes;
+    const insert = this.sqlite.prepare(
+      `INSERT INTO ${keptTable(entity)} (${entitySpec(entity).key.map(q).join(", ")}, file_idx, row) VALUES (${entitySpec(entity).key.map(() => "?").join(", ")}, ${Math.trunc(file.index)}, ?)`,
+    );
+    for (const r of rejected) {
+      const at: RejectedAt = { file: file.name, row: r.row, reason: r.reason };
+      const live = r.keys.find((key) => this.#isLive(entity, key));
+      if (live !== undefined) {
+        insert.run(...live, r.row);
+        this.#kept.set(entity, (this.#kept.get(entity) ?? 0) + 1);
+        this.#resolve(entity, live);
+        notes.set(r.row, `Kept yesterday's record for ${describe(entity, live, file.stem)} unchanged.`);
+        continue;
+      }
+      for (const key of r.keys) {
+        const target = targetOf(entity, key);
+        if (target !== null) this.refs.reject(target.target, target.id, at);
+      }
+      if (r.certain) continue;
+      const unreadable = this.#unreadable.get(entity) ?? { entity, rows: 0, examples: [] };
+      unreadable.rows++;
+      if (unreadable.examples.length < MAX_EXAMPLES) unreadable.examples.push(at);
+      this.#unreadable.set(entity, unreadable);
+      notes.set(r.row, `Its ${entity === "users" ? "id" : "key"} could not be read, so if tonight's sync would delete any ${entity}, it waits for a person's approval.`);
+    }
+    return notes;
+  }
+
+  #isLive(entity: EntityName, key: readonly string[]): boolean {
+    const d = this.districtId;
+    if (entity !== "users") return this.#lookups[entity].get(d, ...key) !== undefined;
+    const [scope, id] = key as [string, string];
+    if (scope === "student") return this.#lookups.users.get(d, `student-${id}`) !== undefined;
+    return this.#staffKey.get(d, id) !== undefined;
+  }
+
+  /** Rows pointing at a kept record resolve, as if its row had been read. */
+  #resolve(entity: EntityName, key: readonly string[]): void {
+    const target = targetOf(entity, key);
+    if (target === null) return;
+    this.refs.add(target.target, target.id);
+    if (target.target === "staff" && !this.refs.staffKeys.has(target.id)) this.refs.staffKeys.set(target.id, this.#staffKey.get(this.districtId, target.id) as string);
+    if (target.target === "courses" && !this.refs.courseNames.has(target.id)) this.refs.courseNames.set(target.id, this.#courseName.get(this.districtId, target.id) as string);
+  }
+
+  /** Kept records per entity, once `stageKept` has run (a key also read from a good row counts there, not here). */
+  counts(): Map<EntityName, number> {
+    return this.#kept;
+  }
+
+  /**
+   * Copies the kept records from the live roster into the keyed staging tables, after keys are
+   * built: a good row of the same key wins (INSERT OR IGNORE). A kept staff id keeps its person
+   * too, whose schools are then those of every staff id staged for them.
+   */
+  stageKept(): void {
+    const d = Number(this.districtId);
+    for (const entity of ENTITY_NAMES) {
+      if ((this.#kept.get(entity) ?? 0) === 0) continue;
+      const table = rosterTable(entity);
+      const columns = allColumns(table).map(q).join(", ");
+      const lColumns = allColumns(table).map((c) => `l.${q(c)}`).join(", ");
+      let inserted = 0;
+      if (entity !== "users") {
+        const on = table.key.map((c) => `l.${q(c)} = k.${q(c)}`).join(" AND ");
+        inserted = this.sqlite
+          .prepare(`INSERT OR IGNORE INTO ${keyedStage(entity)} (${columns}) SELECT DISTINCT ${lColumns} FROM ${keptTable(entity)} k CROSS JOIN main.${q(table.live)} l ON l.district_id = ${d} AND ${on}`)
+          .run().changes;
+      } else {
+        const kept = keptTable("users");
+        inserted += this.sqlite
+          .prepare(
+            `INSERT OR IGNORE INTO ${keyedStage("users")} (${columns}) SELECT DISTINCT ${lColumns} FROM ${kept} k CROSS JOIN main.roster_users l
+             ON l.district_id = ${d} AND l.user_key = 'student-' || k.district_user_id WHERE k.scope = 'student'`,
+          )
+          .run().changes;
+        const staffIds = `SELECT DISTINCT s.district_user_id, s.user_key, s.school_id FROM ${kept} k CROSS JOIN main.roster_staff_ids s
+             ON s.district_id = ${d} AND s.district_user_id = k.district_user_id WHERE k.scope = 'staff'`;
+        const keptStaff = this.sqlite.prepare(`INSERT OR IGNORE INTO ${keyedStage("staff_ids")} (district_user_id, user_key, school_id) ${staffIds}`).run().changes;
+        inserted += keptStaff;
+        if (keptStaff > 0) {
+          this.sqlite.exec(`INSERT OR IGNORE INTO ${keyedStage("users")} (${columns}) SELECT ${lColumns} FROM main.roster_users l
+            WHERE l.district_id = ${d} AND l.user_key IN (SELECT user_key FROM (${staffIds}))`);
+          this.sqlite.exec(`UPDATE ${keyedStage("users")} SET school_ids = (
+              SELECT json_group_array(school_id) FROM (
+                SELECT DISTINCT s.school_id FROM ${keyedStage("staff_ids")} s WHERE s.user_key = ${keyedStage("users")}.user_key AND s.school_id IS NOT NULL ORDER BY s.school_id))
+            WHERE user_key IN (SELECT user_key FROM (${staffIds}))`);
+        }
+      }
+      this.#kept.set(entity, inserted);
+    }
+  }
+}
+
+/** What a record of the entity is to rows pointing at it: the References target and id. */
+function targetOf(entity: EntityName, key: readonly string[]): { target: Target; id: string } | null {
+  switch (entity) {
+    case "schools":
+      return { target: "schools", id: key[0]! };
+    case "courses":
+      return { target: "courses", id: key[0]! };
+    case "terms":
+      return { target: "terms", id: `${key[0]}\u0000${key[1]}` };
+    case "users":
+      return { target: key[0] === "student" ? "students" : "staff", id: key[1]! };
+    case "classes":
+      return { target: "classes", id: key[0]! };
+    case "enrollments":
+      return null;
+  }
+}
+
+function describe(entity: EntityName, key: readonly string[], stem: string): string {
+  switch (entity) {
+    case "users":
+      return key[0] === "student" ? `student ${key[1]}` : `${stem === "teachers" ? "teacher" : "staff member"} ${key[1]}`;
+    case "enrollments":
+      return `student ${key[1]} in class ${key[0]}`;
+    case "terms":
+      return key[1] === "" ? `term ${key[0]}` : `term ${key[0]} of school ${key[1]}`;
+    default:
+      return `${entity === "classes" ? "class" : entity.slice(0, -1)} ${key[0]}`;
+  }
+}
