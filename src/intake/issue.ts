@@ -247,9 +247,9 @@ export const ISSUE_CODES = {
   REJECTED_REFERENCE: {
     severity: "warning",
     scope: "row",
-    summary: "A row points at a record whose own row was rejected tonight; it is left out with it.",
+    summary: "A row points at a record whose own row was rejected or left out tonight; it is left out with it.",
     message: (c) =>
-      `${at(c)}: ${showValue(c.value)} is ${c.expected}, but its row was rejected: ${c.detail}. This row was left out too; it comes back once that row is fixed in PowerSchool and exported again.`,
+      `${at(c)}: ${showValue(c.value)} is ${c.expected} whose row was left out of tonight's sync (${c.detail}). This row was left out too; it comes back once that row is fixed in PowerSchool and exported again.`,
     example: { file: "sections.csv", row: 12, column: "Teacher", value: "702", expected: "a staff member", detail: "teachers.csv row 4: the row has 7 values but the header has 6 columns" },
   },
   DEPENDENTS_DELETED: {

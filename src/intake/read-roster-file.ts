@@ -268,18 +268,20 @@ function withoutTrailingEmpty(labels: string[]): string[] {
 }
 
 export interface BadRowLimit {
-  /** Share of data rows that may be bad before the file fails. */
+  /** Share of data rows that may be bad before the file fails… */
   maxShare: number;
+  /** …and this many bad rows never fail a file: one malformed row of a small school's teachers file is not a wrong template (and a rejected row keeps its live record). */
+  minRows: number;
 }
 
-export const DEFAULT_BAD_ROW_LIMIT: Readonly<BadRowLimit> = Object.freeze({ maxShare: 0.05 });
+export const DEFAULT_BAD_ROW_LIMIT: Readonly<BadRowLimit> = Object.freeze({ maxShare: 0.05, minRows: 5 });
 
 /**
  * The TOO_MANY_BAD_ROWS error when a file's bad rows exceed the limit, else null. The caller
  * applies it once it knows every bad row: add duplicate keys the database found to `badRows`.
  */
 export function badRowLimitIssue(fileName: string, counts: Pick<RowCounts, "rows" | "badRows">, limit: BadRowLimit = DEFAULT_BAD_ROW_LIMIT): Issue | null {
-  if (counts.badRows === 0 || counts.badRows <= counts.rows * limit.maxShare) return null;
+  if (counts.badRows <= limit.minRows || counts.badRows <= counts.rows * limit.maxShare) return null;
   const share = (100 * counts.badRows) / Math.max(1, counts.rows);
   return makeIssue("TOO_MANY_BAD_ROWS", {
     file: fileName,

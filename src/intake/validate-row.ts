@@ -202,7 +202,13 @@ export class RowValidator {
       tuples = tuples.flatMap((t) => [...readings].map((r) => [...t, r]));
     }
     const roleColumn = this.#columns.find((c) => c.spec.name === "role");
-    const roles = roleColumn === undefined ? [] : [roleColumn.index, roleColumn.index + shift].map((i) => (i < 0 || roleColumn.index === -1 ? null : (cleanCell(fields[i]) ?? roleColumn.implied)));
+    // The role of a students, teachers or staff file is implied by its name, wherever its column is.
+    const roles =
+      roleColumn === undefined
+        ? []
+        : roleColumn.index === -1
+          ? [roleColumn.implied]
+          : [roleColumn.index, roleColumn.index + shift].map((i) => (i < 0 || i >= fields.length ? null : (cleanCell(fields[i]) ?? roleColumn.implied)));
     const scopes = this.#entity === "users" ? [...new Set(roles.flatMap((r) => this.#scopesOf(r === null ? null : roleColumn!.type.parse(r))))] : [];
     const keys = this.#withScopes(this.#entity === "users" && scopes.length === 0 ? [...SCOPES] : scopes, tuples);
     this.#onRejected({ row, reason: this.#reason ?? "the row was rejected", keys, certain: Math.abs(shift) === 1 && keys.length > 0 });

@@ -159,6 +159,9 @@ export class KeptRecords {
         const keptStaff = this.sqlite.prepare(`INSERT OR IGNORE INTO ${keyedStage("staff_ids")} (district_user_id, user_key, school_id) ${staffIds}`).run().changes;
         inserted += keptStaff;
         if (keptStaff > 0) {
+          // The person as they are live when the kept row was their first (whose fields the person carries), else as staged from their other rows.
+          this.sqlite.exec(`INSERT OR REPLACE INTO ${keyedStage("users")} (${columns}) SELECT ${lColumns} FROM main.roster_users l
+            WHERE l.district_id = ${d} AND l.scope = 'staff' AND l.district_user_id IN (SELECT district_user_id FROM ${kept} WHERE scope = 'staff')`);
           this.sqlite.exec(`INSERT OR IGNORE INTO ${keyedStage("users")} (${columns}) SELECT ${lColumns} FROM main.roster_users l
             WHERE l.district_id = ${d} AND l.user_key IN (SELECT user_key FROM (${staffIds}))`);
           this.sqlite.exec(`UPDATE ${keyedStage("users")} SET school_ids = (

@@ -19,7 +19,7 @@ export interface Cascade {
 
 const newTable = (entity: RosterEntity) => `stage.${q(`new_${entity}`)}`;
 const oldTable = (entity: RosterEntity) => `stage.${q(`old_${entity}`)}`;
-const goneTable = (entity: RosterEntity) => `stage.${q(`gone_${entity}`)}`;
+const goneTable = (entity: RosterEntity) => `stage.${q(`cascade_gone_${entity}`)}`;
 const cascadeTable = (entity: RosterEntity) => `stage.${q(`cascade_${entity}`)}`;
 
 /**

@@ -1,6 +1,8 @@
 import type { RecognisedFile } from "../intake/recognise-file.ts";
 import type { RosterSource } from "../intake/unpack.ts";
 import type { EntityName, Scope } from "../spec/roster-spec.ts";
+import { makeIssue, showValue } from "../intake/issue.ts";
+import type { Issue } from "../intake/issue.ts";
 import type { RejectedAt } from "./kept-records.ts";
 import { presentParts } from "./present-parts.ts";
 import type { PresentParts } from "./present-parts.ts";
@@ -223,9 +225,22 @@ export class References {
     return ids.filter((id) => !this.has(target, id));
   }
 
-  /** "a school", "a staff member"… */
-  noun(target: Target): string {
-    return TARGET_NOUN[target];
+  /**
+   * The issue of a row pointing at an id that is missing tonight, and why it is missing in a few
+   * words (for rows that point at this row in turn). A missing id whose own row was rejected or
+   * left out says so; only an id truly absent is "not in" the file.
+   */
+  orphanIssue(at: { file: string; row: number; column: string }, target: Target, value: string, id = value): { issue: Issue; why: string } {
+    const rejected = this.rejectedAt(target, id);
+    if (rejected !== undefined) {
+      const detail = `${rejected.file === at.file ? "" : `${rejected.file} `}row ${rejected.row}: ${rejected.reason}`;
+      return {
+        issue: makeIssue("REJECTED_REFERENCE", { ...at, value, expected: TARGET_NOUN[target], detail }),
+        why: `${at.column} ${showValue(value)} is ${TARGET_NOUN[target]} whose row was left out (${detail})`,
+      };
+    }
+    const expected = this.expected(target);
+    return { issue: makeIssue("UNKNOWN_REFERENCE", { ...at, value, ...expected }), why: `${at.column} ${showValue(value)} is not ${expected.expected}` };
   }
 
   /** "a school in schools.csv", or "a school in the roster" when tonight's delivery has none. */

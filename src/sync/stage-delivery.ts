@@ -304,6 +304,8 @@ interface RowContext {
   file: string;
   row: number;
   labels: (column: string) => string;
+  /** Why the row being staged was left out, once an orphan check failed. */
+  missing: string | null;
 }
 
 async function stageFile(
@@ -326,23 +328,22 @@ async function stageFile(
   let labels: ((column: string) => string) | null = null;
   const derived = { names: 0 };
   const orphan = (ctx: RowContext, target: Target, column: string, value: string, id = value) => {
-    // Missing because its own row was rejected tonight: say so, not "not in the file".
-    const rejected = refs.rejectedAt(target, id);
-    if (rejected !== undefined) {
-      const detail = `${rejected.file === ctx.file ? "" : `${rejected.file} `}row ${rejected.row}: ${rejected.reason}`;
-      issues.add(makeIssue("REJECTED_REFERENCE", { file: ctx.file, row: ctx.row, column: ctx.labels(column), value, expected: refs.noun(target), detail }));
-      return;
-    }
-    issues.add(makeIssue("UNKNOWN_REFERENCE", { file: ctx.file, row: ctx.row, column: ctx.labels(column), value, ...refs.expected(target) }));
+    const { issue, why } = refs.orphanIssue({ file: ctx.file, row: ctx.row, column: ctx.labels(column) }, target, value, id);
+    issues.add(issue);
+    ctx.missing ??= why;
   };
   const insertBatch = sqlite.transaction((records: unknown[], rows: ArrayLike<number>) => {
-    const ctx: RowContext = { file: name, row: 0, labels: labels! };
+    const ctx: RowContext = { file: name, row: 0, labels: labels!, missing: null };
     for (let i = 0; i < records.length; i++) {
       ctx.row = rows[i]!;
+      ctx.missing = null;
       const values = toStagedRow(entity, records[i], ctx, refs, orphan, derived);
       if (values === null) {
         staged.orphans++;
         excluded.push(ctx.row);
+        // Rows pointing at this one are then told why it is missing.
+        const target = targetOfRecord(entity, records[i]);
+        if (target !== null && ctx.missing !== null) refs.reject(target.target, target.id, { file: name, row: ctx.row, reason: ctx.missing });
         continue;
       }
       inserter.push(values, ctx.row);
@@ -373,6 +374,26 @@ async function stageFile(
   sqlite.transaction(() => inserter.flush())();
   if (derived.names > 0) issues.add(makeIssue("CLASS_NAME_DERIVED", { file: name, count: derived.names }));
   return staged;
+}
+
+/** What rows of other files point at a record with (see References). */
+function targetOfRecord(entity: EntityName, record: unknown): { target: Target; id: string } | null {
+  switch (entity) {
+    case "courses":
+      return { target: "courses", id: (record as CourseRecord).course_id };
+    case "terms": {
+      const r = record as TermRecord;
+      return { target: "terms", id: `${r.term_id}\u0000${r.school_id ?? ""}` };
+    }
+    case "users": {
+      const r = record as UserRecord;
+      return { target: r.scope === "student" ? "students" : "staff", id: r.district_user_id };
+    }
+    case "classes":
+      return { target: "classes", id: (record as ClassRecord).class_id };
+    default:
+      return null;
+  }
 }
 
 type Orphan = (ctx: RowContext, target: Target, column: string, value: string, id?: string) => void;

@@ -5,6 +5,7 @@ import type { EntityName } from "../spec/roster-spec.ts";
 import { DigestRevisitLimitError, removedKeys, rowsOfKeys } from "./line-digest.ts";
 import type { PresentParts } from "./present-parts.ts";
 import type { References } from "./references.ts";
+import { keptTable } from "./kept-records.ts";
 import { q, removedTable, rosterTable } from "./roster-tables.ts";
 import type { StagedFile } from "./stage-delivery.ts";
 import type { Sqlite } from "./sync-connection.ts";
@@ -146,7 +147,9 @@ export function orphansOfUnchangedLines(
   };
   if (present.userScopes.has("student")) {
     // Read in full, tonight's students are all staged; read against a digest, the gone ones are removed keys not staged again.
-    const stagedAgain = (id: string) => `EXISTS (SELECT 1 FROM stage.users s WHERE s.scope = 'student' AND s.district_user_id = ${id})`;
+    // A student whose row was rejected tonight but kept (kept-records.ts) is not gone.
+    const stagedAgain = (id: string) =>
+      `(EXISTS (SELECT 1 FROM stage.users s WHERE s.scope = 'student' AND s.district_user_id = ${id}) OR EXISTS (SELECT 1 FROM ${keptTable("users")} k WHERE k.scope = 'student' AND k.district_user_id = ${id}))`;
     sqlite.exec(
       delta.has("users")
         ? `CREATE TABLE stage.gone_students AS SELECT substr(r.user_key, 9) AS id FROM ${removedTable("users")} r
@@ -162,12 +165,13 @@ export function orphansOfUnchangedLines(
   if (present.entities.has("classes")) {
     sqlite.exec(`CREATE INDEX stage.classes_class_id ON classes (class_id)`);
     sqlite.exec(`CREATE TABLE stage.gone_classes AS SELECT c.class_id AS id FROM main.roster_classes c
-      WHERE c.district_id = ${d} AND NOT EXISTS (SELECT 1 FROM stage.classes s WHERE s.class_id = c.class_id)`);
+      WHERE c.district_id = ${d} AND NOT EXISTS (SELECT 1 FROM stage.classes s WHERE s.class_id = c.class_id)
+        AND NOT EXISTS (SELECT 1 FROM ${keptTable("classes")} k WHERE k.class_id = c.class_id)`);
     collect(`SELECT l.class_id, l.student_id FROM stage.gone_classes g CROSS JOIN main.roster_enrollments l ON l.district_id = ${d} AND l.class_id = g.id WHERE ${notRemoved}`, "noClass");
   }
   dropOrphanLines(sqlite, file, found, (entry, row, labels) => {
-    if (entry.noClass) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("class_id"), value: entry.class_id, ...refs.expected("classes") }));
-    if (entry.noStudent) issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("student_id"), value: entry.student_id, ...refs.expected("students") }));
+    if (entry.noClass) issues.add(refs.orphanIssue({ file: file.name, row, column: labels("class_id") }, "classes", entry.class_id).issue);
+    if (entry.noStudent) issues.add(refs.orphanIssue({ file: file.name, row, column: labels("student_id") }, "students", entry.student_id).issue);
   });
 }
 
@@ -200,8 +204,11 @@ export function orphansOfUnchangedStudents(
     }
   }
   dropOrphanLines(sqlite, file, found, (entry, row, labels) => {
-    issues.add(makeIssue("UNKNOWN_REFERENCE", { file: file.name, row, column: labels("school_id"), value: entry.school, ...refs.expected("schools") }));
+    const { issue, why } = refs.orphanIssue({ file: file.name, row, column: labels("school_id") }, "schools", entry.school);
+    issues.add(issue);
     refs.drop("students", entry.id);
+    // As in a full read: rows pointing at the student are told why it is missing.
+    refs.reject("students", entry.id, { file: file.name, row, reason: why });
   });
 }
 

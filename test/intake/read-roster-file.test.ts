@@ -267,7 +267,7 @@ describe("badRowLimitIssue", () => {
     assert.equal(issue?.code, "TOO_MANY_BAD_ROWS");
     assert.equal(issue?.severity, "error");
     assert.match(issue!.message, /cc\.csv: 6 rows of 100 are bad \(6\.0%, the limit is 5%\)/);
-    assert.equal(badRowLimitIssue("cc.csv", { rows: 100, badRows: 6 }, { maxShare: 0.1 }), null);
+    assert.equal(badRowLimitIssue("cc.csv", { rows: 100, badRows: 6 }, { maxShare: 0.1, minRows: 5 }), null);
   });
 });
 

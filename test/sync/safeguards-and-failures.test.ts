@@ -159,10 +159,12 @@ describe("bad deliveries fail or lose only their bad rows, with the issue a pers
       "warning UNKNOWN_REFERENCE@6:teacher_id=77",
       "warning UNKNOWN_REFERENCE@122:class_id=C9",
       "warning UNKNOWN_REFERENCE@123:student_id=4242",
-      "warning UNKNOWN_REFERENCE@124:student_id=1999",
+      "warning REJECTED_REFERENCE@124:student_id=1999",
     ]) {
       assert.ok(issues.includes(expected), `${expected} in\n${issues.join("\n")}`);
     }
+    // The student is in users.csv: the enrollment says why it is missing, not that it is absent.
+    assert.match(shown.issues.find((i) => i.value === "1999" && i.row === 124)!.message, /users\.csv row 44: school_id "999" is not a school in schools\.csv/);
     assert.match(shown.issues.find((i) => i.value === "4242")!.message, /not a student in .*users\.csv/);
     assert.equal(outcome.counts.enrollments.created, 120);
     assert.equal(outcome.counts.users.created, 42);
