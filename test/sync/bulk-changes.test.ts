@@ -86,6 +86,7 @@ describe("bulk changes rebuild the secondary indexes instead of maintaining them
     assert.deepEqual(approved.summary?.rebuiltIndexes, ["roster_enrollments_student"]);
     assert.equal(integrity(rd), "ok");
     assert.deepEqual(indexes(rd), schema);
+    assert.deepEqual((await rd.syncs.doctor(slug)).dangling, []);
     const fresh = await newDistrict(rd);
     assert.equal((await rd.syncs.ingest(fresh, [nextYear])).status, "applied");
     assert.deepEqual(snapshot(rd, slug), snapshot(rd, fresh));
@@ -100,6 +101,7 @@ describe("bulk changes rebuild the secondary indexes instead of maintaining them
     assert.deepEqual(undo.changeset.rebuiltIndexes, ["roster_enrollments_student"]);
     assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), lastYear);
     assert.equal(integrity(rd), "ok");
+    assert.deepEqual((await rd.syncs.doctor(slug)).dangling, []);
     const unload = await rd.syncs.rollback(first.syncId, "test");
     assert.deepEqual(unload.changeset.rebuiltIndexes, ["roster_enrollments_student"]);
     assert.ok(Object.values(snapshot(rd, slug)).every((rows) => rows.length === 0));
