@@ -1,6 +1,6 @@
-import type { AddressInfo } from "node:net";
+import { createServer, type AddressInfo, type Server as TcpServer, type Socket } from "node:net";
 import ssh2 from "ssh2";
-import type { AuthContext, Connection, ServerConfig } from "ssh2";
+import type { AuthContext, ClientInfo, Connection, NegotiatedAlgorithms, ServerConfig } from "ssh2";
 import type { Logger } from "pino";
 import type { DistrictService, DistrictView, LoginResult } from "../districts/district-service.ts";
 import type { DeliveryService } from "../deliveries/delivery-service.ts";
@@ -10,6 +10,9 @@ import { Jail } from "./jail.ts";
 import { LoginThrottle } from "./login-throttle.ts";
 import { listenError } from "../errors.ts";
 import { SftpSession, type SessionLimits } from "./sftp-session.ts";
+import { sshAlgorithms, type SshAlgorithms } from "./ssh-algorithms.ts";
+import { ClientHello } from "./client-hello.ts";
+import { HANDSHAKE_FAILURE_MESSAGES, handshakeCloseFailure, handshakeErrorFailure, type HandshakeFailure } from "./handshake-failure.ts";
 
 const { Server, utils } = ssh2;
 
@@ -25,10 +28,24 @@ export interface SftpServerOptions {
 
 const BANNER = "Rosterdock SFTP";
 
+/** One TCP connection, from accept to close, whether or not it ever becomes an SSH connection. */
+interface Attempt {
+  readonly socket: Socket;
+  readonly hello: ClientHello;
+  client?: Connection;
+  ident?: string;
+  negotiated?: NegotiatedAlgorithms;
+  /** Set once the connection's handshake outcome was logged (or it succeeded). */
+  settled: boolean;
+}
+
 /** The SSH/SFTP front end: authentication, then one jailed SftpSession per SFTP channel. */
 export class SftpServer {
-  private readonly server: InstanceType<typeof Server>;
-  private readonly clients = new Set<Connection>();
+  private readonly ssh: InstanceType<typeof Server>;
+  /** Accepts the TCP connections and hands them to ssh2, so that connections ssh2 never reports are seen too. */
+  private readonly tcp: TcpServer;
+  private readonly algorithms: SshAlgorithms;
+  private readonly attempts = new Map<string, Attempt>();
   private readonly disposals = new Set<Promise<void>>();
   private readonly throttle = new LoginThrottle();
 
@@ -39,13 +56,16 @@ export class SftpServer {
     private readonly storage: LocalStorage,
     private readonly logger: Logger,
   ) {
-    this.server = new Server(this.serverConfig(), (client, info) => this.onConnection(client, info));
+    this.algorithms = sshAlgorithms({ allowSshRsa: options.allowSshRsa });
+    this.ssh = new Server(this.serverConfig(), (client, info) => this.onConnection(client, info));
+    this.tcp = createServer((socket) => this.onSocket(socket));
   }
 
   private serverConfig(): ServerConfig {
-    // ssh2 always offers SHA-1 `ssh-rsa` for an RSA key, so turning it off means leaving RSA out.
-    const keys = this.options.hostKeys.filter((k) => this.options.allowSshRsa || k.algorithm !== "ssh-rsa");
-    const rsa = this.options.allowSshRsa ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [];
+    const offered = this.algorithms;
+    // ssh2 offers every key it is given (an RSA key always with SHA-1 `ssh-rsa` too), so the list of
+    // host key algorithms is kept by passing only the keys it names.
+    const keys = this.options.hostKeys.filter((k) => offered.hostKey.includes(k.algorithm));
     return {
       hostKeys: keys.map((k) => k.privateKey),
       ident: "Rosterdock",
@@ -53,57 +73,77 @@ export class SftpServer {
       debug: this.logger.isLevelEnabled("trace") ? (message: string) => this.logger.trace({ event: "ssh.debug" }, message) : undefined,
       banner: undefined,
       algorithms: {
-        serverHostKey: ["ssh-ed25519", "ecdsa-sha2-nistp256", ...rsa] as never,
-        kex: [
-          "curve25519-sha256",
-          "curve25519-sha256@libssh.org",
-          "ecdh-sha2-nistp256",
-          "ecdh-sha2-nistp384",
-          "ecdh-sha2-nistp521",
-          "diffie-hellman-group-exchange-sha256",
-          "diffie-hellman-group14-sha256",
-          "diffie-hellman-group16-sha512",
-          ...(this.options.allowSshRsa ? ["diffie-hellman-group14-sha1"] : []),
-        ] as never,
-        cipher: [
-          "aes128-gcm@openssh.com",
-          "aes256-gcm@openssh.com",
-          "chacha20-poly1305@openssh.com",
-          "aes128-ctr",
-          "aes192-ctr",
-          "aes256-ctr",
-        ] as never,
-        hmac: ["hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512", "hmac-sha1"] as never,
+        kex: [...offered.kex] as never,
+        serverHostKey: [...offered.hostKey] as never,
+        cipher: [...offered.cipher] as never,
+        hmac: [...offered.mac] as never,
+        compress: [...offered.compression] as never,
       },
     };
   }
 
   async listen(): Promise<number> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once("error", (error: Error) => reject(listenError(error, "SFTP", this.options.host, this.options.port)));
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.removeAllListeners("error");
-        this.server.on("error", (error: Error) => this.logger.error({ event: "sftp.server.error", err: error }, "SFTP server error"));
+      this.tcp.once("error", (error: Error) => reject(listenError(error, "SFTP", this.options.host, this.options.port)));
+      this.tcp.listen(this.options.port, this.options.host, () => {
+        this.tcp.removeAllListeners("error");
+        this.tcp.on("error", (error: Error) => this.logger.error({ event: "sftp.server.error", err: error }, "SFTP server error"));
         resolve();
       });
     });
-    const port = (this.server.address() as AddressInfo).port;
+    const port = (this.tcp.address() as AddressInfo).port;
     this.logger.info({ event: "sftp.listening", host: this.options.host, port }, "SFTP server listening");
     return port;
   }
 
   /** Stops accepting connections and ends those open; open uploads become partial uploads. */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const client of this.clients) client.end();
+    const closed = new Promise<void>((resolve) => this.tcp.close(() => resolve()));
+    for (const attempt of this.attempts.values()) {
+      // Handshakes cut short by the shutdown itself are not the client's failure.
+      attempt.settled = true;
+      if (attempt.client) attempt.client.end();
+      else attempt.socket.destroy();
+    }
     await closed;
     await Promise.allSettled([...this.disposals]);
   }
 
-  private onConnection(client: Connection, info: { ip: string; header: { identRaw: string } }): void {
+  private onSocket(socket: Socket): void {
     // ssh2 leaves Nagle on, which stalls SFTP's small acknowledgements (measured: 0.2-0.5x throughput).
-    (client as Connection & { setNoDelay(on: boolean): void }).setNoDelay(true);
-    this.clients.add(client);
+    socket.setNoDelay(true);
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const attempt: Attempt = { socket, hello: new ClientHello(), settled: false };
+    this.attempts.set(key, attempt);
+    socket.once("close", () => {
+      this.attempts.delete(key);
+      if (!attempt.settled) this.handshakeFailed(attempt, handshakeCloseFailure(attempt.hello, attempt.client !== undefined));
+    });
+    this.ssh.injectSocket(socket);
+    // Listening beside ssh2 (after it, so its pause until crypto is ready still holds).
+    const listen = (chunk: Buffer) => {
+      if (attempt.hello.push(chunk)) socket.off("data", listen);
+    };
+    socket.on("data", listen);
+  }
+
+  private handshakeFailed(attempt: Attempt, failure: HandshakeFailure): void {
+    attempt.settled = true;
+    const { socket, hello } = attempt;
+    this.logger.info(
+      { event: "sftp.handshake_failed", ip: socket.remoteAddress, port: socket.remotePort, client: attempt.ident ?? hello.ident, ...failure },
+      HANDSHAKE_FAILURE_MESSAGES[failure.reason],
+    );
+  }
+
+  private onConnection(client: Connection, info: ClientInfo): void {
+    const attempt = this.attempts.get(`${info.ip}:${info.port}`);
+    if (!attempt) {
+      client.end();
+      return;
+    }
+    attempt.client = client;
+    attempt.ident = info.header.identRaw;
     const address = info.ip;
     const clientVersion = info.header.identRaw;
     let district: DistrictView | undefined;
@@ -128,7 +168,9 @@ export class SftpServer {
     client.on("ready", () => {
       if (!district) return client.end();
       const current = district;
-      this.logger.info({ event: "sftp.login.succeeded", district: current.slug, ip: address, client: clientVersion }, "login succeeded");
+      const negotiated = attempt.negotiated;
+      const ssh = negotiated && { kex: negotiated.kex, hostKey: negotiated.serverHostKey, cipher: negotiated.cs.cipher, mac: negotiated.cs.mac || undefined, compression: negotiated.cs.compress };
+      this.logger.info({ event: "sftp.login.succeeded", district: current.slug, ip: address, client: clientVersion, ssh }, "login succeeded");
       client.on("session", (acceptSession) => {
         const session = acceptSession();
         session.on("sftp", (acceptSftp) => {
@@ -160,9 +202,16 @@ export class SftpServer {
       });
     });
 
-    client.on("error", (error: Error) => this.logger.debug({ event: "sftp.connection.error", ip: address, err: error.message }, "connection error"));
+    client.on("handshake", (negotiated) => {
+      if (attempt.negotiated) return; // a later re-key
+      attempt.negotiated = negotiated;
+      attempt.settled = true;
+    });
+    client.on("error", (error: Error) => {
+      if (!attempt.settled) return this.handshakeFailed(attempt, handshakeErrorFailure(error, attempt.hello, true, this.algorithms));
+      this.logger.debug({ event: "sftp.connection.error", ip: address, err: error.message }, "connection error");
+    });
     client.on("close", () => {
-      this.clients.delete(client);
       for (const session of sessions) {
         const disposal = session.dispose().finally(() => this.disposals.delete(disposal));
         this.disposals.add(disposal);

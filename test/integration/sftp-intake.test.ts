@@ -10,6 +10,8 @@ import yazl from "yazl";
 import { createWriteStream } from "node:fs";
 import { RosterdockHome, ROOT, waitFor, type ServerProcess } from "../support/rosterdock-process.ts";
 import { requireTool, runSftp, type SftpLogin } from "../support/sftp-client.ts";
+import { offeredOnTheWire } from "../support/ssh-offer.ts";
+import { sshAlgorithms } from "../../src/sftp/ssh-algorithms.ts";
 
 const run = promisify(execFile);
 const missing = requireTool("sftp") ?? requireTool("java", ["-version"]) ?? requireTool("ssh-keyscan", ["-h"]);
@@ -275,6 +277,8 @@ describe("server lifecycle", { skip: missing }, () => {
         assert.match(await probe("rsa-sha2-256"), /no matching host key type/);
         assert.match(await probe("ecdsa-sha2-nistp256"), /Permission denied/);
         assert.match(await probe("ssh-ed25519"), /Permission denied/);
+        // The SHA-1 key exchange goes with SHA-1 signatures: the whole offer is the documented one.
+        assert.deepEqual(await offeredOnTheWire(server.sftpPort), sshAlgorithms({ allowSshRsa: false }));
       } finally {
         await server.stop();
       }

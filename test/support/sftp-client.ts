@@ -32,15 +32,16 @@ async function askpass(password: string): Promise<string> {
   return script;
 }
 
+/** `extra` comes first: ssh keeps the first value it reads for an option, so extra options override these. */
 export function sftpArgs(login: SftpLogin, extra: string[] = []): string[] {
   return [
+    ...extra,
     "-o", "BatchMode=no",
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",
     "-o", "PreferredAuthentications=password",
     "-o", "LogLevel=ERROR",
     "-P", String(login.port),
-    ...extra,
   ];
 }
 
