@@ -4,8 +4,9 @@ const COLUMNS = ["severity", "code", "file", "row", "column", "value", "message"
 
 /**
  * Issues as a CSV a district admin opens in Excel: UTF-8 with a BOM (else Excel guesses the
- * encoding and mangles José), CRLF, RFC 4180 quoting. Values that Excel would run as a formula
- * get a leading apostrophe.
+ * encoding and mangles José), CRLF, RFC 4180 quoting. A text cell a spreadsheet could take for a
+ * formula (starting with =, +, -, @, tab or CR: OWASP's list, `-1+1+cmd|…` included) gets a
+ * leading apostrophe; numbers we wrote ourselves (rows) stay numbers.
  */
 export function issuesCsv(issues: readonly SyncIssueView[]): string {
   const lines = [COLUMNS.join(",")];
@@ -16,6 +17,6 @@ export function issuesCsv(issues: readonly SyncIssueView[]): string {
 export function csvCell(value: string | number | null): string {
   if (value === null) return "";
   let text = String(value);
-  if (typeof value === "string" && /^[=+@\t\r]|^-[^\d]/.test(text)) text = `'${text}`;
+  if (typeof value === "string" && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) || text !== text.trim() ? `"${text.replaceAll('"', '""')}"` : text;
 }

@@ -3,7 +3,7 @@ import type { CliContext } from "../cli-context.ts";
 import { RosterdockError } from "../../errors.ts";
 import { issuesCsv } from "../../sync/issues-csv.ts";
 import type { SyncDetail } from "../../sync/sync-service.ts";
-import { emit, table, type OutputOptions } from "../output.ts";
+import { emit, plain, table, type OutputOptions } from "../output.ts";
 
 function syncId(raw: string): number {
   if (!/^\d+$/.test(raw)) throw new RosterdockError("ERR_INVALID_ARGUMENT", `A sync id is a number, got "${raw}".`);
@@ -15,7 +15,7 @@ export function describeSync(s: SyncDetail): string {
     `Sync       ${s.id} (${s.district}, ${s.source})`,
     `Status     ${s.status}`,
     `Created    ${s.createdAt}   updated ${s.updatedAt}`,
-    `Files      ${s.files.map((f) => f.name).join(", ") || "-"}`,
+    `Files      ${s.files.map((f) => plain(f.name)).join(", ") || "-"}`,
   ];
   const entities = Object.entries(s.counts);
   if (entities.length > 0) {
@@ -27,11 +27,11 @@ export function describeSync(s: SyncDetail): string {
       ]),
     );
   }
-  for (const reason of s.summary.holdReasons ?? []) lines.push("", `Held: ${reason.message}`);
-  if (s.summary.error) lines.push("", `Error: ${s.summary.error}`);
+  for (const reason of s.summary.holdReasons ?? []) lines.push("", `Held: ${plain(reason.message)}`);
+  if (s.summary.error) lines.push("", `Error: ${plain(s.summary.error)}`);
   const t = s.issueTotals;
   lines.push("", `Issues     ${t.error} errors, ${t.warning} warnings, ${t.info} notes (${t.stored} stored; \`rosterdock sync issues ${s.id} --csv\` lists them)`);
-  for (const issue of s.issues.slice(0, 20)) lines.push(`  ${issue.severity.padEnd(7)} ${issue.code}: ${issue.message}`);
+  for (const issue of s.issues.slice(0, 20)) lines.push(`  ${issue.severity.padEnd(7)} ${issue.code}: ${plain(issue.message)}`);
   if (s.issues.length > 20) lines.push(`  … and more`);
   return lines.join("\n");
 }
