@@ -67,7 +67,7 @@ describe("CLI contract", () => {
       assert.equal(rows.length, 1);
       // rdk_ + 12-character lookup + _ + secret; base64url may itself contain "_".
       assert.ok(!JSON.stringify(rows).includes(token.slice("rdk_".length + 13)));
-      assert.deepEqual(JSON.parse(rows[0]!.scopes), ["admin"]);
+      assert.deepEqual(JSON.parse(rows[0]!.scopes), ["roster.readonly"], "without --scope, a token only reads rosters");
       assert.equal((await home.cli(["token", "create", "--name", "x", "--scope", "root"])).code, 2);
     } finally {
       await home.remove();
