@@ -75,6 +75,23 @@ export const EXIT_CODES: Record<ErrorCategory, number> = {
   internal: 1,
 };
 
+/**
+ * `rosterdock ingest` exits by the sync's outcome, so that a script can tell an applied night from
+ * one that needs a person. An error before there is an outcome (unknown district, no files) exits
+ * by EXIT_CODES, with nothing on standard output even with `--json`.
+ */
+export const INGEST_EXIT_CODES = {
+  applied: 0,
+  held: 3,
+  failed: 4,
+} as const satisfies Record<"applied" | "held" | "failed", number>;
+
+export const INGEST_OUTCOME_MEANINGS: Record<keyof typeof INGEST_EXIT_CODES, string> = {
+  applied: "The sync was applied to the roster (also when it changed nothing).",
+  held: "The sync was held by a safeguard: the roster is unchanged until `rosterdock sync approve ID` (or `sync discard ID`).",
+  failed: "The sync failed (unreadable file, missing required column, too many bad rows…): the roster is unchanged; `rosterdock sync issues ID` says what to fix.",
+};
+
 /** Turns a listen failure into a message an operator can act on. */
 export function listenError(error: unknown, what: string, host: string, port: number): unknown {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
