@@ -26,7 +26,7 @@ describe("CLI contract", () => {
       assert.deepEqual(Object.keys(created).sort(), ["hostKeys", "name", "sftp", "slug"]);
       assert.equal(created.slug, "lincoln-usd");
       assert.equal(created.name, "Lincoln Unified");
-      assert.deepEqual({ ...created.sftp, password: undefined }, { host: "sftp.example.org", port: 2222, username: "lincoln-usd", password: undefined });
+      assert.deepEqual({ ...created.sftp, password: undefined }, { host: "sftp.example.org", port: 2222, username: "lincoln-usd", password: undefined, source: "environment" });
       assert.match(created.sftp.password, /^[A-Za-z0-9_-]{20,}$/);
       assert.equal(created.hostKeys.length, 3);
 
