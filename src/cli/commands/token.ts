@@ -3,7 +3,8 @@ import type { CliContext } from "../cli-context.ts";
 import { DEFAULT_TOKEN_SCOPES, type TokenView } from "../../tokens/token-service.ts";
 import { emit, table, type OutputOptions } from "../output.ts";
 
-const collect = (v: string, acc: string[]) => [...acc, v];
+// No commander default: it would print "(default: [])" beside the real default, which the description gives.
+const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
 
 export function registerTokenCommands(program: Command, ctx: CliContext): void {
   const token = program.command("token").description("API bearer tokens: create, list, revoke");
@@ -16,12 +17,11 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
       "--scope <scope>",
       `roster.readonly (read the OneRoster API and change feed) or admin (everything, the admin API included); repeatable; default ${DEFAULT_TOKEN_SCOPES.join(", ")}`,
       collect,
-      [] as string[],
     )
     .option("--json", "print JSON only")
-    .action(async (options: OutputOptions & { name: string; scope: string[] }) => {
+    .action(async (options: OutputOptions & { name: string; scope?: string[] }) => {
       await ctx.with(async (rd) => {
-        const created = await rd.tokens.create(options.name, options.scope.length ? options.scope : DEFAULT_TOKEN_SCOPES, ctx.actor);
+        const created = await rd.tokens.create(options.name, options.scope ?? DEFAULT_TOKEN_SCOPES, ctx.actor);
         emit(options, { id: created.id, name: options.name.trim(), scopes: created.scopes, token: created.token }, () =>
           [
             `Token ${created.id} for "${options.name}" (${created.scopes.join(", ")}), shown only now:`,
