@@ -13,6 +13,7 @@ import { ROOT } from "./support/rosterdock-server.ts";
 import { BENCHMARK_DEMO_SIZE, DEMO_STYLES, generateDemoData } from "../src/demo/generate-demo-data.ts";
 import type { DemoExpectations, DemoStyle } from "../src/demo/generate-demo-data.ts";
 import type { DistrictSize } from "../src/demo/demo-district.ts";
+import { INGEST_EXIT_CODES } from "../src/errors.ts";
 
 const USAGE = [
   `  --students N              students in the generated district (default ${BENCHMARK_DEMO_SIZE.students}: with teachers, 1M users and ~8M enrollments)`,
@@ -220,11 +221,11 @@ interface StepResult {
  * the delivery again and applies it; then rolls it back. Each step is its own process.
  */
 async function measureRollover(context: BenchContext, night: CachedNight, bin: string, slug: string, env: NodeJS.ProcessEnv) {
-  const step = async (label: string, args: string[]): Promise<StepResult & { id: number }> => {
+  const step = async (label: string, args: string[], expectedExit = 0): Promise<StepResult & { id: number }> => {
     context.checkInterrupted();
     context.progress(`rollover: ${label}`);
     const run = await measureChild(bin, [...args, "--json"], env, context);
-    if (run.exitCode !== 0) throw new Error(`rosterdock ${args.join(" ")} failed (exit ${run.exitCode}):\n${run.stderr.slice(-4000)}`);
+    if (run.exitCode !== expectedExit) throw new Error(`rosterdock ${args.join(" ")} failed (exit ${run.exitCode}):\n${run.stderr.slice(-4000)}`);
     const out = JSON.parse(run.stdout) as {
       id: number;
       status: string;
@@ -243,7 +244,8 @@ async function measureRollover(context: BenchContext, night: CachedNight, bin: s
     context.progress(`rollover: ${label}: ${result.seconds} s, ${result.status}, timings ${JSON.stringify(result.timings)}`);
     return result;
   };
-  const { id: syncId, ...ingest } = await step("ingest of the next school year", ["ingest", slug, ...night.ingestPaths]);
+  // A held ingest exits 3 (docs/errors.md).
+  const { id: syncId, ...ingest } = await step("ingest of the next school year", ["ingest", slug, ...night.ingestPaths], INGEST_EXIT_CODES.held);
   if (ingest.status !== "held") throw new Error(`the next school year was ${ingest.status}, not held`);
   const { id: _approved, ...approve } = await step("sync approve", ["sync", "approve", String(syncId)]);
   const { id: _rolledBack, ...rollback } = await step("sync rollback", ["sync", "rollback", String(syncId)]);

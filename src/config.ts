@@ -29,6 +29,8 @@ interface Setting<K extends keyof Config> {
   env: string;
   description: string;
   defaultText: string;
+  /** Settings this one's default is derived from: when one of them is invalid, only that one is reported. */
+  derivesFrom?: ReadonlyArray<keyof Config>;
   parse(raw: string | undefined, partial: Partial<Config>): Config[K];
 }
 
@@ -106,6 +108,7 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
     env: "ROSTERDOCK_PUBLIC_URL",
     description: "Base URL of the console and APIs as users reach it.",
     defaultText: "`http://PUBLIC_HOST:HTTP_PORT`",
+    derivesFrom: ["publicHost", "httpPort"],
     parse: (raw, partial) => {
       const value = raw?.trim() || `http://${partial.publicHost}:${partial.httpPort}`;
       let url: URL;
@@ -218,11 +221,16 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const partial: Partial<Record<keyof Config, unknown>> = {};
   const problems: string[] = [];
+  const invalid = new Set<keyof Config>();
   for (const setting of SETTINGS) {
+    const raw = env[setting.env];
+    // A default built from an invalid value would be a second, misleading error about a variable nobody set.
+    if ((raw === undefined || raw.trim() === "") && setting.derivesFrom?.some((key) => invalid.has(key))) continue;
     try {
-      partial[setting.key] = setting.parse(env[setting.env], partial as Partial<Config>);
+      partial[setting.key] = setting.parse(raw, partial as Partial<Config>);
     } catch (error) {
       if (!(error instanceof SettingError)) throw error;
+      invalid.add(setting.key);
       problems.push(`${setting.env} ${error.message}`);
     }
   }

@@ -34,6 +34,7 @@ export const ERROR_CATALOGUE = {
   ERR_PORT_IN_USE: { category: "unavailable", message: "A port Rosterdock needs is already in use." },
   ERR_UNAUTHENTICATED: { category: "unauthenticated", message: "A valid bearer token is required: send `Authorization: Bearer <token>`." },
   ERR_FORBIDDEN: { category: "forbidden", message: "The token does not grant access to this." },
+  ERR_TOKEN_NOT_FOUND: { category: "not_found", message: "No API token has that id or name." },
   ERR_ROUTE_NOT_FOUND: { category: "not_found", message: "No such route." },
   ERR_ONEROSTER_INVALID_FILTER: { category: "invalid_input", message: "The OneRoster filter is invalid or names a field that cannot be filtered." },
   ERR_ONEROSTER_INVALID_SORT: { category: "invalid_input", message: "The OneRoster sort names a field that cannot be sorted on." },
@@ -72,6 +73,23 @@ export const EXIT_CODES: Record<ErrorCategory, number> = {
   limit: 6,
   unavailable: 7,
   internal: 1,
+};
+
+/**
+ * `rosterdock ingest` exits by the sync's outcome, so that a script can tell an applied night from
+ * one that needs a person. An error before there is an outcome (unknown district, no files) exits
+ * by EXIT_CODES, with nothing on standard output even with `--json`.
+ */
+export const INGEST_EXIT_CODES = {
+  applied: 0,
+  held: 3,
+  failed: 4,
+} as const satisfies Record<"applied" | "held" | "failed", number>;
+
+export const INGEST_OUTCOME_MEANINGS: Record<keyof typeof INGEST_EXIT_CODES, string> = {
+  applied: "The sync was applied to the roster (also when it changed nothing).",
+  held: "The sync was held by a safeguard: the roster is unchanged until `rosterdock sync approve ID` (or `sync discard ID`).",
+  failed: "The sync failed (unreadable file, missing required column, too many bad rows…): the roster is unchanged; `rosterdock sync issues ID` says what to fix.",
 };
 
 /** Turns a listen failure into a message an operator can act on. */

@@ -1,4 +1,4 @@
-import { ERROR_CATALOGUE, EXIT_CODES } from "./errors.ts";
+import { ERROR_CATALOGUE, EXIT_CODES, INGEST_EXIT_CODES, INGEST_OUTCOME_MEANINGS } from "./errors.ts";
 
 /** docs/errors.md: every error code Rosterdock answers with, and its CLI exit code. */
 export function renderErrorDoc(): string {
@@ -16,6 +16,16 @@ export function renderErrorDoc(): string {
     "| code | category | CLI exit code | default message |",
     "|---|---|---|---|",
     ...rows,
+    "",
+    "## `rosterdock ingest`",
+    "",
+    "`rosterdock ingest SLUG PATH...` records a sync and exits by its outcome. Standard output holds the sync (with `--json`, as",
+    "`rosterdock sync show ID --json` prints it) whatever the outcome; an error before there is a sync (unknown district, no files)",
+    "exits by the table above with nothing on standard output, which tells it apart from a held or failed sync.",
+    "",
+    "| sync status | CLI exit code | meaning |",
+    "|---|---|---|",
+    ...Object.entries(INGEST_EXIT_CODES).map(([status, code]) => `| \`${status}\` | ${code} | ${INGEST_OUTCOME_MEANINGS[status as keyof typeof INGEST_EXIT_CODES]} |`),
     "",
   ].join("\n");
 }

@@ -15,6 +15,7 @@ import { SyncThread } from "./jobs/sync-thread.ts";
 import { TokenService } from "./tokens/token-service.ts";
 import { ClientService } from "./tokens/client-service.ts";
 import { WebhookService, WEBHOOK_MAX_ATTEMPTS } from "./webhooks/webhook-service.ts";
+import { ServerSettings, reachableUrl } from "./settings/server-settings.ts";
 import { createLogger } from "./logger.ts";
 import { listenError } from "./errors.ts";
 
@@ -33,6 +34,7 @@ export interface Rosterdock {
   readonly tokens: TokenService;
   readonly clients: ClientService;
   readonly webhooks: WebhookService;
+  readonly settings: ServerSettings;
   hostKeys(): Promise<HostKey[]>;
   close(): Promise<void>;
 }
@@ -87,6 +89,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     tokens,
     clients: new ClientService(db, tokens, districts, clock, audit),
     webhooks,
+    settings: new ServerSettings(db, clock),
     hostKeys: () => (hostKeys ??= ensureHostKeys(db, clock)),
     close: async () => {
       syncs.close();
@@ -139,6 +142,8 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const address = http.server.address();
   const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
   logger.info({ event: "http.listening", host: config.host, port: httpPort }, "HTTP server listening");
+  // CLI commands in other shells tell districts what this server really uses, bound ports included.
+  await rd.settings.publishAddress({ sftpHost: config.publicHost, sftpPort, publicUrl: reachableUrl(config.publicUrl, httpPort) });
 
   const handlers = new Map<string, JobHandler>([
     ["deliver-webhook", { run: (job) => rd.webhooks.deliver(job), maxAttempts: WEBHOOK_MAX_ATTEMPTS }],

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { Rosterdock } from "../service.ts";
 import type { Authenticator } from "./authenticator.ts";
 import { connectionDetails, credentialsView } from "../districts/connection-details.ts";
-import { TOKEN_SCOPES } from "../tokens/token-service.ts";
+import { DEFAULT_TOKEN_SCOPES, TOKEN_SCOPES } from "../tokens/token-service.ts";
 import { apiErrors } from "./api-schemas.ts";
 import { CHANGE_FEED_PATH } from "./change-feed-routes.ts";
 
@@ -30,7 +30,13 @@ const DistrictSchema = z.object({
 const CredentialsSchema = z.object({
   slug: z.string(),
   name: z.string(),
-  sftp: z.object({ host: z.string(), port: z.number().int(), username: z.string(), password: z.string() }),
+  sftp: z.object({
+    host: z.string(),
+    port: z.number().int(),
+    username: z.string(),
+    password: z.string(),
+    source: z.enum(["server", "environment"]).describe("`server`: host and port as the server published them when it started; `environment`: its configuration"),
+  }),
   hostKeys: z.array(HostKeySchema),
 });
 const CountsSchema = z.object({ created: z.number(), updated: z.number(), deleted: z.number(), unchanged: z.number(), kept: z.number().optional() });
@@ -41,6 +47,13 @@ export const SyncSchema = z.object({
   files: z.array(z.object({ name: z.string(), size: z.number(), sha256: z.string() })),
   counts: z.record(z.string(), CountsSchema),
   issues: z.array(z.unknown()),
+});
+const TokenSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  scopes: z.array(z.enum(TOKEN_SCOPES)),
+  createdAt: z.string(),
+  revokedAt: z.string().nullable().describe("Null while the token works"),
 });
 const SlugParams = z.object({ slug: z.string().describe("The district's slug") });
 
@@ -69,7 +82,7 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
     },
     async (request, reply) => {
       const created = await rd.districts.create(request.body, actor(request.principal!.name));
-      return reply.code(201).send(credentialsView(created, connectionDetails(rd.config, await rd.hostKeys())));
+      return reply.code(201).send(credentialsView(created, connectionDetails(await rd.settings.address(rd.config), await rd.hostKeys())));
     },
   );
 
@@ -110,7 +123,7 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
   api.post(
     "/api/v1/districts/:slug/rotate-password",
     { schema: { tags: ["districts"], summary: "Replace the SFTP password; the new one is in this response only", params: SlugParams, response: { 200: CredentialsSchema, ...errors } } },
-    async (request) => credentialsView(await rd.districts.rotatePassword(request.params.slug, actor(request.principal!.name)), connectionDetails(rd.config, await rd.hostKeys())),
+    async (request) => credentialsView(await rd.districts.rotatePassword(request.params.slug, actor(request.principal!.name)), connectionDetails(await rd.settings.address(rd.config), await rd.hostKeys())),
   );
 
   api.post(
@@ -126,7 +139,7 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
   );
 
   api.get("/api/v1/host-keys", { schema: { tags: ["server"], summary: "Host-key fingerprints districts accept once", response: { 200: z.array(HostKeySchema), ...errors } } }, async () =>
-    connectionDetails(rd.config, await rd.hostKeys()).hostKeys,
+    (await rd.hostKeys()).map((k) => ({ algorithm: k.algorithm, sha256: k.sha256, md5: k.md5 })),
   );
 
   api.post(
@@ -135,13 +148,45 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
       schema: {
         tags: ["tokens"],
         summary: "Create an API token; it is in this response only",
-        body: z.object({ name: z.string(), scopes: z.array(z.enum(TOKEN_SCOPES)).default(["admin"]) }),
-        response: { 201: z.object({ token: z.string() }), ...errors },
+        body: z.object({
+          name: z.string(),
+          scopes: z
+            .array(z.enum(TOKEN_SCOPES))
+            .default([...DEFAULT_TOKEN_SCOPES])
+            .describe(`Default ${DEFAULT_TOKEN_SCOPES.join(", ")}; ask for admin explicitly`),
+        }),
+        response: { 201: z.object({ id: z.number().int(), name: z.string(), scopes: z.array(z.enum(TOKEN_SCOPES)), token: z.string() }), ...errors },
       },
     },
     async (request, reply) => {
       const created = await rd.tokens.create(request.body.name, request.body.scopes, actor(request.principal!.name));
-      return reply.code(201).send({ token: created.token });
+      return reply.code(201).send({ id: created.id, name: request.body.name.trim(), scopes: created.scopes, token: created.token });
     },
+  );
+
+  api.get(
+    "/api/v1/tokens",
+    {
+      schema: {
+        tags: ["tokens"],
+        summary: "Operators' API tokens (as `rosterdock token list --json`); never the tokens themselves",
+        querystring: z.object({ all: z.enum(["true", "false"]).default("false").describe("`true` includes revoked tokens") }),
+        response: { 200: z.array(TokenSchema), ...errors },
+      },
+    },
+    async (request) => rd.tokens.list({ includeRevoked: request.query.all === "true" }),
+  );
+
+  api.delete(
+    "/api/v1/tokens/:token",
+    {
+      schema: {
+        tags: ["tokens"],
+        summary: "Revoke an API token by id or name; it stops working at once",
+        params: z.object({ token: z.string().describe("The token's id or name") }),
+        response: { 200: TokenSchema.extend({ alreadyRevoked: z.boolean() }), ...errors },
+      },
+    },
+    async (request) => rd.tokens.revoke(request.params.token, actor(request.principal!.name)),
   );
 }

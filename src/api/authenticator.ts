@@ -15,10 +15,11 @@ const CACHE_MAX = 10_000;
 
 /**
  * Checks bearer tokens. A token's scrypt check costs tens of milliseconds, so a verified token is
- * remembered (by its SHA-256, never in clear) for a minute; revocation takes effect within that.
+ * remembered (by its SHA-256, never in clear) for a minute; each request still looks its row up by
+ * id, so a revocation (from the CLI, another process) takes effect at once.
  */
 export class Authenticator {
-  private readonly cache = new Map<string, { principal: Principal | undefined; until: number }>();
+  private readonly cache = new Map<string, { principal: Principal | undefined; tokenId: number | undefined; until: number }>();
 
   constructor(private readonly tokens: TokenService) {}
 
@@ -30,10 +31,18 @@ export class Authenticator {
     const key = createHash("sha256").update(token).digest("base64");
     const now = Date.now();
     let entry = this.cache.get(key);
+    if (entry?.tokenId !== undefined && entry.until >= now && !(await this.tokens.stillValid(entry.tokenId))) {
+      this.cache.delete(key);
+      entry = undefined;
+    }
     if (!entry || entry.until < now) {
       const verified = await this.tokens.verify(token);
       const expires = verified?.expiresAt ? Date.parse(verified.expiresAt) : Infinity;
-      entry = { principal: verified ? { name: verified.name, scopes: verified.scopes, districts: verified.districts } : undefined, until: Math.min(now + CACHE_MS, expires) };
+      entry = {
+        principal: verified ? { name: verified.name, scopes: verified.scopes, districts: verified.districts } : undefined,
+        tokenId: verified?.id,
+        until: Math.min(now + CACHE_MS, expires),
+      };
       if (this.cache.size >= CACHE_MAX) this.cache.clear();
       this.cache.set(key, entry);
     }

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { EXIT_CODES, isRosterdockError } from "../errors.ts";
 import { CliContext } from "./cli-context.ts";
@@ -13,9 +14,15 @@ import { registerClientCommands } from "./commands/client.ts";
 import { registerWebhookCommands } from "./commands/webhook.ts";
 import { registerDoctorCommand } from "./commands/doctor.ts";
 
+/** The version in package.json, read at run time: the CLI runs from a checkout, not a build. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command("rosterdock")
     .description("Receive districts' nightly roster exports over SFTP and keep a trustworthy roster.")
+    .version(packageVersion(), "-V, --version", "print the version")
     .showHelpAfterError()
     .exitOverride();
   registerServeCommand(program, ctx);
@@ -36,8 +43,8 @@ async function main(argv: string[]): Promise<number> {
   const program = buildProgram(new CliContext());
   try {
     await program.parseAsync(argv);
-    // A command that finished but found problems (doctor, a failed ingest) set its own exit code.
-    return Number(process.exitCode ?? 0);
+    // A command whose outcome is not a plain success (an ingest held or failed, doctor finding a dangling reference) has set its own code.
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
     if (isRosterdockError(error)) {

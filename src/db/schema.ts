@@ -261,6 +261,14 @@ export interface Database extends ClientAndWebhookTables {
   roster_changes: RosterChangeTable;
   roster_changesets: RosterChangesetTable;
   sync_issues: SyncIssueTable;
+  server_settings: ServerSettingTable;
+}
+
+/** Key-value facts the running server publishes about itself (migration 0006); values are JSON. */
+export interface ServerSettingTable {
+  key: string;
+  value: string;
+  updated_at: string;
 }
 
 export type District = Selectable<DistrictTable>;

@@ -1,4 +1,4 @@
-import type { Config } from "../config.ts";
+import type { ServerAddress } from "../settings/server-settings.ts";
 import type { HostKey } from "../sftp/host-keys.ts";
 import type { CreatedDistrict } from "./district-service.ts";
 
@@ -11,14 +11,17 @@ export interface HostKeyView {
 export interface ConnectionDetails {
   host: string;
   port: number;
+  /** Whether host and port are what the server published at its start, or this process's configuration. */
+  source: ServerAddress["source"];
   hostKeys: HostKeyView[];
 }
 
 /** What a district's SFTP client needs to connect, besides its credentials. */
-export function connectionDetails(config: Pick<Config, "publicHost" | "sftpPort">, hostKeys: readonly HostKey[]): ConnectionDetails {
+export function connectionDetails(address: Pick<ServerAddress, "sftpHost" | "sftpPort" | "source">, hostKeys: readonly HostKey[]): ConnectionDetails {
   return {
-    host: config.publicHost,
-    port: config.sftpPort,
+    host: address.sftpHost,
+    port: address.sftpPort,
+    source: address.source,
     hostKeys: hostKeys.map((k) => ({ algorithm: k.algorithm, sha256: k.sha256, md5: k.md5 })),
   };
 }
@@ -28,7 +31,7 @@ export function credentialsView(created: CreatedDistrict, connection: Connection
   return {
     slug: created.district.slug,
     name: created.district.name,
-    sftp: { host: connection.host, port: connection.port, username: created.district.sftpUsername, password: created.password },
+    sftp: { host: connection.host, port: connection.port, username: created.district.sftpUsername, password: created.password, source: connection.source },
     hostKeys: connection.hostKeys,
   };
 }

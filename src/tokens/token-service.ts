@@ -8,6 +8,19 @@ import { hashSecret, randomToken, verifySecret } from "../security/secrets.ts";
 export const TOKEN_SCOPES = ["admin", "roster.readonly"] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];
 
+/** What a token gets when no scope is asked for: reading rosters, never administering the server. */
+export const DEFAULT_TOKEN_SCOPES: readonly TokenScope[] = ["roster.readonly"];
+
+/** A token as `token list` shows it: never the token nor its hash. */
+export interface TokenView {
+  id: number;
+  name: string;
+  scopes: TokenScope[];
+  createdAt: string;
+  /** Null while the token works. */
+  revokedAt: string | null;
+}
+
 export interface VerifiedToken {
   id: number;
   name: string;
@@ -68,6 +81,49 @@ export class TokenService {
     return { id: row.id, token: `rdk_${lookup}_${secret}` };
   }
 
+  /** Operators' tokens, oldest first (OAuth clients' short-lived access tokens are not listed). */
+  async list(options: { includeRevoked?: boolean } = {}): Promise<TokenView[]> {
+    let query = this.db.selectFrom("api_tokens").select(["id", "name", "scopes", "created_at", "revoked_at"]).where("client_id", "is", null).orderBy("id");
+    if (!options.includeRevoked) query = query.where("revoked_at", "is", null);
+    return (await query.execute()).map(tokenView);
+  }
+
+  /**
+   * Revokes an operator's token by id or, failing that, by name (which must then be unambiguous
+   * among working tokens). Revoking a revoked token changes nothing and says when it was revoked.
+   */
+  async revoke(idOrName: string, actor: string): Promise<TokenView & { alreadyRevoked: boolean }> {
+    const wanted = idOrName.trim();
+    const columns = ["id", "name", "scopes", "created_at", "revoked_at"] as const;
+    const operators = this.db.selectFrom("api_tokens").select(columns).where("client_id", "is", null);
+    let row = /^\d+$/.test(wanted) ? await operators.where("id", "=", Number(wanted)).executeTakeFirst() : undefined;
+    if (!row) {
+      const named = await operators.where("name", "=", wanted).orderBy("id").execute();
+      const working = named.filter((r) => r.revoked_at === null);
+      if (working.length > 1) {
+        throw new RosterdockError("ERR_INVALID_ARGUMENT", `${working.length} tokens are named "${wanted}" (ids ${working.map((r) => r.id).join(", ")}): revoke one by its id.`, {
+          ids: working.map((r) => r.id),
+        });
+      }
+      row = working[0] ?? named.at(-1);
+    }
+    if (!row) throw new RosterdockError("ERR_TOKEN_NOT_FOUND", `No API token has the id or name "${wanted}"; \`rosterdock token list\` shows them.`, { token: wanted });
+    if (row.revoked_at !== null) return { ...tokenView(row), alreadyRevoked: true };
+    const now = isoNow(this.clock);
+    await this.db.updateTable("api_tokens").set({ revoked_at: now }).where("id", "=", row.id).where("revoked_at", "is", null).execute();
+    await this.audit.record({ actor, action: "token.revoked", details: { id: row.id, name: row.name } });
+    return { ...tokenView({ ...row, revoked_at: now }), alreadyRevoked: false };
+  }
+
+  /**
+   * Whether a token verified earlier still works: one lookup by primary key, so a token revoked
+   * by another process (the CLI) stops working at the next request, without a new scrypt check.
+   */
+  async stillValid(id: number): Promise<boolean> {
+    const row = await this.db.selectFrom("api_tokens").select(["revoked_at", "expires_at"]).where("id", "=", id).executeTakeFirst();
+    return row !== undefined && row.revoked_at === null && (row.expires_at === null || row.expires_at > isoNow(this.clock));
+  }
+
   async verify(token: string): Promise<VerifiedToken | undefined> {
     const match = /^rdk_([A-Za-z0-9_-]{12})_([A-Za-z0-9_-]{43})$/.exec(token);
     if (!match) return undefined;
@@ -82,4 +138,8 @@ export class TokenService {
       expiresAt: row.expires_at,
     };
   }
+}
+
+function tokenView(row: { id: number; name: string; scopes: string; created_at: string; revoked_at: string | null }): TokenView {
+  return { id: row.id, name: row.name, scopes: JSON.parse(row.scopes) as TokenScope[], createdAt: row.created_at, revokedAt: row.revoked_at };
 }

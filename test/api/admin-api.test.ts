@@ -119,6 +119,8 @@ describe("admin API", () => {
       "GET /api/v1/districts/{slug}/syncs",
       "GET /api/v1/host-keys",
       "POST /api/v1/tokens",
+      "GET /api/v1/tokens",
+      "DELETE /api/v1/tokens/{token}",
       "POST /api/v1/webhooks",
       "GET /api/v1/webhooks/deliveries",
       "POST /api/v1/webhooks/deliveries/{id}/resend",

@@ -411,6 +411,23 @@ for (const backend of selectedBackends()) {
         await rejectsWith(rd.tokens.create(" ", ["admin"], "test"), "ERR_INVALID_ARGUMENT");
       });
 
+      it("lists operators' tokens without secrets and revokes them by id or name", async () => {
+        const { rd } = t;
+        const lms = await rd.tokens.create("lms", ["roster.readonly"], "test");
+        const listed = await rd.tokens.list();
+        const mine = listed.find((v) => v.id === lms.id)!;
+        assert.deepEqual({ ...mine, createdAt: "" }, { id: lms.id, name: "lms", scopes: ["roster.readonly"], createdAt: "", revokedAt: null });
+        assert.ok(!JSON.stringify(listed).includes(lms.token.slice(-20)));
+        const revoked = await rd.tokens.revoke("lms", "test");
+        assert.equal(revoked.alreadyRevoked, false);
+        assert.equal(await rd.tokens.verify(lms.token), undefined);
+        assert.equal(await rd.tokens.stillValid(lms.id), false);
+        assert.equal((await rd.tokens.revoke(String(lms.id), "test")).alreadyRevoked, true);
+        assert.ok(!(await rd.tokens.list()).some((v) => v.id === lms.id));
+        assert.ok((await rd.tokens.list({ includeRevoked: true })).some((v) => v.id === lms.id && v.revokedAt !== null));
+        await rejectsWith(rd.tokens.revoke("nobody", "test"), "ERR_TOKEN_NOT_FOUND");
+      });
+
       it("issues expiring access tokens to OAuth clients, limited to their districts and scopes", async () => {
         const { rd } = t;
         await rd.districts.create({ slug: "lincoln", name: "Lincoln" }, "test");
@@ -428,6 +445,31 @@ for (const backend of selectedBackends()) {
         assert.equal(verified?.expiresAt, new Date(clock.now().getTime() + 3600_000).toISOString());
         clock.advance(3600);
         assert.equal(await rd.tokens.verify(issued!.access_token), undefined, "expired");
+      });
+    });
+
+    describe("server settings", () => {
+      const t = fresh({ env: { ROSTERDOCK_PUBLIC_HOST: "sftp.example.org", ROSTERDOCK_SFTP_PORT: "2222" } });
+
+      it("give the configuration's address until a server publishes its own, then the server's", async () => {
+        const { rd } = t;
+        assert.deepEqual(await rd.settings.address(rd.config), {
+          sftpHost: "sftp.example.org",
+          sftpPort: 2222,
+          publicUrl: "http://sftp.example.org:8080",
+          source: "environment",
+          publishedAt: null,
+        });
+        await rd.settings.publishAddress({ sftpHost: "roster.example.org", sftpPort: 40022, publicUrl: "https://roster.example.org" });
+        await rd.settings.publishAddress({ sftpHost: "roster.example.org", sftpPort: 40023, publicUrl: "https://roster.example.org" });
+        const published = await rd.settings.address(rd.config);
+        assert.deepEqual({ ...published, publishedAt: typeof published.publishedAt }, {
+          sftpHost: "roster.example.org",
+          sftpPort: 40023,
+          publicUrl: "https://roster.example.org",
+          source: "server",
+          publishedAt: "string",
+        });
       });
     });
 
@@ -551,7 +593,7 @@ for (const backend of selectedBackends()) {
         const created = await call("POST", "/api/v1/districts", admin, { slug: "lincoln", name: "Lincoln Unified" });
         assert.equal(created.status, 201);
         const body = await created.json();
-        assert.deepEqual({ ...body.sftp, password: "" }, { host: "sftp.example.org", port: 2222, username: "lincoln", password: "" });
+        assert.deepEqual({ ...body.sftp, password: "" }, { host: "sftp.example.org", port: 2222, username: "lincoln", password: "", source: "environment" });
         assert.equal(body.hostKeys.length, 3);
         const again = await call("POST", "/api/v1/districts", admin, { slug: "lincoln", name: "x" });
         assert.equal(again.status, 409);
@@ -596,9 +638,26 @@ for (const backend of selectedBackends()) {
           keys.map((k: { algorithm: string }) => k.algorithm),
           ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"],
         );
-        const token = await call("POST", "/api/v1/tokens", admin, { name: "script" });
+        const readOnly = await call("POST", "/api/v1/tokens", admin, { name: "script" });
+        assert.equal(readOnly.status, 201);
+        const readOnlyBody = await readOnly.json();
+        assert.deepEqual(readOnlyBody.scopes, ["roster.readonly"], "without scopes, a token only reads rosters");
+        assert.equal((await call("GET", "/api/v1/districts", readOnlyBody.token)).status, 403);
+        const token = await call("POST", "/api/v1/tokens", admin, { name: "ops-script", scopes: ["admin"] });
         assert.equal(token.status, 201);
-        assert.equal((await call("GET", "/api/v1/districts", (await token.json()).token)).status, 200);
+        const scriptToken = (await token.json()).token;
+        assert.equal((await call("GET", "/api/v1/districts", scriptToken)).status, 200);
+        const tokens = await (await call("GET", "/api/v1/tokens", admin)).json();
+        assert.ok(!JSON.stringify(tokens).includes(scriptToken.slice(-20)));
+        const listed = tokens.find((t: { name: string }) => t.name === "ops-script");
+        assert.deepEqual(Object.keys(listed).sort(), ["createdAt", "id", "name", "revokedAt", "scopes"]);
+        const revoked = await call("DELETE", "/api/v1/tokens/ops-script", admin);
+        assert.equal(revoked.status, 200);
+        assert.equal((await revoked.json()).alreadyRevoked, false);
+        assert.equal((await call("GET", "/api/v1/districts", scriptToken)).status, 401, "revoked at once, though verified a moment ago");
+        assert.equal((await call("DELETE", "/api/v1/tokens/nobody", admin)).status, 404);
+        assert.ok((await (await call("GET", "/api/v1/tokens?all=true", admin)).json()).some((t: { name: string; revokedAt: string | null }) => t.name === "ops-script" && t.revokedAt !== null));
+        assert.ok(!(await (await call("GET", "/api/v1/tokens", admin)).json()).some((t: { name: string }) => t.name === "ops-script"));
 
         const hook = await call("POST", "/api/v1/webhooks", admin, { url: "http://127.0.0.1:9/hooks", district: "madison" });
         assert.equal(hook.status, 201);

@@ -26,7 +26,7 @@ describe("CLI contract", () => {
       assert.deepEqual(Object.keys(created).sort(), ["hostKeys", "name", "sftp", "slug"]);
       assert.equal(created.slug, "lincoln-usd");
       assert.equal(created.name, "Lincoln Unified");
-      assert.deepEqual({ ...created.sftp, password: undefined }, { host: "sftp.example.org", port: 2222, username: "lincoln-usd", password: undefined });
+      assert.deepEqual({ ...created.sftp, password: undefined }, { host: "sftp.example.org", port: 2222, username: "lincoln-usd", password: undefined, source: "environment" });
       assert.match(created.sftp.password, /^[A-Za-z0-9_-]{20,}$/);
       assert.equal(created.hostKeys.length, 3);
 
@@ -67,7 +67,7 @@ describe("CLI contract", () => {
       assert.equal(rows.length, 1);
       // rdk_ + 12-character lookup + _ + secret; base64url may itself contain "_".
       assert.ok(!JSON.stringify(rows).includes(token.slice("rdk_".length + 13)));
-      assert.deepEqual(JSON.parse(rows[0]!.scopes), ["admin"]);
+      assert.deepEqual(JSON.parse(rows[0]!.scopes), ["roster.readonly"], "without --scope, a token only reads rosters");
       assert.equal((await home.cli(["token", "create", "--name", "x", "--scope", "root"])).code, 2);
     } finally {
       await home.remove();

@@ -102,7 +102,7 @@ describe("rosterdock serve on PostgreSQL", { skip: missing }, () => {
     assert.equal(server.logs.filter((e) => e.event === "sync.failed").length, 1);
 
     // The admin API reports the same.
-    const { token } = await home.json(["token", "create", "--name", "ops"]);
+    const { token } = await home.json(["token", "create", "--name", "ops", "--scope", "admin"]);
     const listed = await fetch(`http://127.0.0.1:${server.httpPort}/api/v1/districts/lincoln/syncs`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(listed.status, 200);
     assert.equal((await listed.json())[0].status, "failed");

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, it } from "node:test";
 import { renderErrorDoc } from "../../src/render-error-doc.ts";
-import { ERROR_CATALOGUE } from "../../src/errors.ts";
+import { ERROR_CATALOGUE, INGEST_EXIT_CODES } from "../../src/errors.ts";
 import { SETTINGS } from "../../src/config.ts";
 import { withConfigurationTable } from "../../scripts/generate-docs.ts";
 
@@ -13,6 +13,11 @@ describe("generated docs (run `npm run docs` when these fail)", () => {
     const doc = await read("docs/errors.md");
     assert.equal(doc, renderErrorDoc());
     for (const code of Object.keys(ERROR_CATALOGUE)) assert.ok(doc.includes(`\`${code}\``), code);
+  });
+
+  it("docs/errors.md gives rosterdock ingest's exit code for each outcome", async () => {
+    const doc = await read("docs/errors.md");
+    for (const [status, code] of Object.entries(INGEST_EXIT_CODES)) assert.match(doc, new RegExp(`^\\| \`${status}\` \\| ${code} \\|`, "m"), status);
   });
 
   it("the README's configuration table lists every setting", async () => {

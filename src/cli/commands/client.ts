@@ -17,8 +17,9 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
     .action(async (options: OutputOptions & { name: string; scope: string[]; district: string[] }) => {
       await ctx.with(async (rd) => {
         const created = await rd.clients.create({ name: options.name, scopes: options.scope, districts: options.district }, ctx.actor);
+        const { publicUrl } = await rd.settings.address(rd.config);
         emit(options, created, () =>
-          [`Client for "${options.name}" (shown only now):`, `  client_id      ${created.clientId}`, `  client_secret  ${created.clientSecret}`, `Token endpoint: ${rd.config.publicUrl}/oauth/token`].join("\n"),
+          [`Client for "${options.name}" (shown only now):`, `  client_id      ${created.clientId}`, `  client_secret  ${created.clientSecret}`, `Token endpoint: ${publicUrl}/oauth/token`].join("\n"),
         );
       });
     });

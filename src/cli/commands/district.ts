@@ -4,9 +4,11 @@ import type { DistrictView } from "../../districts/district-service.ts";
 import type { Rosterdock } from "../../service.ts";
 import { emit, table, type OutputOptions } from "../output.ts";
 import { connectionDetails, credentialsView, type ConnectionDetails } from "../../districts/connection-details.ts";
+import { addressNote } from "./hostkey.ts";
 
-async function connection(rd: Rosterdock): Promise<ConnectionDetails> {
-  return connectionDetails(rd.config, await rd.hostKeys());
+async function connection(rd: Rosterdock): Promise<ConnectionDetails & { note: string }> {
+  const address = await rd.settings.address(rd.config);
+  return { ...connectionDetails(address, await rd.hostKeys()), note: addressNote(address, rd.config) };
 }
 
 function describe(d: DistrictView): string {
@@ -19,11 +21,12 @@ function describe(d: DistrictView): string {
   ].join("\n");
 }
 
-function credentialsText(c: ConnectionDetails, username: string, password: string): string {
+function credentialsText(c: ConnectionDetails & { note: string }, username: string, password: string): string {
   return [
     "SFTP connection for the district's PowerSchool Remote Connection Manager:",
     `  Host      ${c.host}`,
     `  Port      ${c.port}`,
+    `  (${c.note})`,
     `  Username  ${username}`,
     `  Password  ${password}`,
     "  (The password is shown only now. Hand it over securely; rotate it if it leaks.)",
@@ -76,8 +79,9 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
         const d = await rd.districts.show(slug);
         const details = await connection(rd);
         const open = await rd.deliveries.openDelivery(d.id);
-        emit(options, { ...d, sftp: { host: details.host, port: details.port, username: d.sftpUsername }, hostKeys: details.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null }, () =>
-          [describe(d), `SFTP       ${details.host}:${details.port}`, open ? `Receiving  a delivery since ${open.opened_at} (last upload ${open.last_upload_at})` : ""].filter(Boolean).join("\n"),
+        const sftp = { host: details.host, port: details.port, username: d.sftpUsername, source: details.source };
+        emit(options, { ...d, sftp, hostKeys: details.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null }, () =>
+          [describe(d), `SFTP       ${details.host}:${details.port} (${details.note})`, open ? `Receiving  a delivery since ${open.opened_at} (last upload ${open.last_upload_at})` : ""].filter(Boolean).join("\n"),
         );
       });
     });

@@ -2,13 +2,14 @@ import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import type { CliContext } from "../cli-context.ts";
 import type { StageProgress } from "../../sync/stage-delivery.ts";
+import { INGEST_EXIT_CODES } from "../../errors.ts";
 import { describeSync } from "./sync.ts";
 import { emit, type OutputOptions } from "../output.ts";
 
 export function registerIngestCommand(program: Command, ctx: CliContext): void {
   program
     .command("ingest <slug> <paths...>")
-    .description("Run the sync pipeline on local files (files, a folder or a zip) without a server")
+    .description("Run the sync pipeline on local files (files, a folder or a zip) without a server; exits 0 when applied, 3 when held, 4 when failed")
     .option("--json", "print JSON only")
     .action(async (slug: string, paths: string[], options: OutputOptions) => {
       await ctx.with(async (rd) => {
@@ -18,7 +19,8 @@ export function registerIngestCommand(program: Command, ctx: CliContext): void {
           bar?.stop();
           const detail = await rd.syncs.show(outcome.syncId);
           emit(options, detail, () => describeSync(detail));
-          if (outcome.status === "failed") process.exitCode = 1;
+          // Exit codes by outcome: docs/errors.md (generated from INGEST_EXIT_CODES).
+          process.exitCode = outcome.status in INGEST_EXIT_CODES ? INGEST_EXIT_CODES[outcome.status as keyof typeof INGEST_EXIT_CODES] : 1;
         } finally {
           bar?.stop();
         }
