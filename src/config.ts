@@ -143,7 +143,7 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
   {
     key: "allowSshRsa",
     env: "ROSTERDOCK_ALLOW_SSH_RSA",
-    description: "Offer the RSA host key, signing with SHA-1 `ssh-rsa` as old Java SSH clients (PowerSchool) need; `false` leaves RSA out (Ed25519 and ECDSA remain).",
+    description: "Offer the RSA host key, signing with SHA-1 `ssh-rsa` as old Java SSH clients (PowerSchool) need; `false` leaves RSA and the SHA-1 key exchange `diffie-hellman-group14-sha1` out (Ed25519, ECDSA and the SHA-2 key exchanges remain).",
     defaultText: "`true`",
     parse: boolean(true),
   },
