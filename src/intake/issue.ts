@@ -135,6 +135,14 @@ export const ISSUE_CODES = {
       `${c.file}, row ${c.row}: a value opens a quote (") that is never closed${c.detail ? ` (${c.detail})` : ""}, so the rows after it cannot be read. The file may have been cut off during upload, or a value contains a stray quote: in Data Export Manager turn on "Surround field values in quotes" so quotes inside values are doubled, and run the export again.`,
     example: { file: "students.csv", row: 412, detail: "still open after 1,048,576 characters" },
   },
+  LINE_TOO_LONG: {
+    severity: "error",
+    scope: "file",
+    summary: "A line is longer than any roster row can be, so the rest of the file cannot be read.",
+    message: (c) =>
+      `${c.file}, row ${c.row}: ${c.detail ?? "the line is too long"}. A roster row is at most a few thousand characters: the file is probably not a roster export (or its line breaks were lost). Export it again as delimited text from PowerSchool.`,
+    example: { file: "students.csv", row: 2, detail: "no line break in 1,048,576 characters" },
+  },
   UNSAFE_ZIP_ENTRY: {
     severity: "error",
     scope: "file",
@@ -333,16 +341,25 @@ export function formatBytes(bytes: number | undefined): string {
   return `${n} bytes`;
 }
 
+/** Longest value and message an issue keeps: a 100k-column header must not become a 1 MB issue row. */
+export const MAX_ISSUE_VALUE = 1000;
+export const MAX_ISSUE_MESSAGE = 2000;
+
+/** The text cut at `max` characters, saying so and how long it was. */
+export function truncated(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… [cut: ${text.length.toLocaleString("en-US")} characters in all]`;
+}
+
 export function makeIssue(code: IssueCode, context: IssueContext, severity?: Severity): Issue {
   const spec: IssueCodeSpec = ISSUE_CODES[code];
   return {
-    file: context.file,
+    file: truncated(context.file, MAX_ISSUE_VALUE),
     row: context.row ?? null,
-    column: context.column ?? null,
-    value: context.value ?? null,
+    column: context.column == null ? null : truncated(context.column, MAX_ISSUE_VALUE),
+    value: context.value == null ? null : truncated(context.value, MAX_ISSUE_VALUE),
     code,
     severity: severity ?? spec.severity,
-    message: spec.message(context),
+    message: truncated(spec.message(context), MAX_ISSUE_MESSAGE),
   };
 }
 

@@ -29,17 +29,24 @@ export interface ParserOptions {
 
 export const DEFAULT_MAX_RECORD_CHARS = 1024 * 1024;
 
+/** The file cannot be read past `row`: a quote never closes, or a line is longer than any roster row. */
 export class ParseError extends Error {
-  readonly code = "UNCLOSED_QUOTE";
   constructor(
     readonly row: number,
     readonly detail: string,
+    readonly code: "UNCLOSED_QUOTE" | "LINE_TOO_LONG" = "UNCLOSED_QUOTE",
   ) {
-    super(`unclosed quote in row ${row}: ${detail}`);
+    super(`${code === "UNCLOSED_QUOTE" ? "unclosed quote" : "line too long"} in row ${row}: ${detail}`);
   }
 }
 
 const QUOTE = '"';
+
+function countQuotes(text: string): number {
+  let count = 0;
+  for (let at = text.indexOf(QUOTE); at !== -1; at = text.indexOf(QUOTE, at + 1)) count++;
+  return count;
+}
 const LF = 10;
 const CR = 13;
 
@@ -97,9 +104,11 @@ export class DelimitedTextParser {
   }
 
   #checkPending(): void {
-    if (this.#pending.length > this.#maxRecordChars) {
-      throw new ParseError(this.#row + 1, `the row is still open after ${this.#maxRecordChars.toLocaleString("en-US")} characters`);
-    }
+    if (this.#pending.length <= this.#maxRecordChars) return;
+    const limit = this.#maxRecordChars.toLocaleString("en-US");
+    // Every closed quoted value holds an even number of quotes (doubled inside): an odd count is a quote left open.
+    if (countQuotes(this.#pending) % 2 === 1) throw new ParseError(this.#row + 1, `the row is still open after ${limit} characters`);
+    throw new ParseError(this.#row + 1, `no line break in ${limit} characters`, "LINE_TOO_LONG");
   }
 
   /** Emits every complete record of `text`; returns how many characters were consumed. */

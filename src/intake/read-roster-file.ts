@@ -121,8 +121,8 @@ export async function* readRosterFile<E extends EntityName>(
     if (error instanceof TrackingFailure) throw error.error;
     rowReader.copyCounts();
     if (error instanceof ParseError) {
-      issues.add(makeIssue("UNCLOSED_QUOTE", { file: source.name, row: error.row, detail: error.detail }));
-      stats.failed = "UNCLOSED_QUOTE";
+      issues.add(makeIssue(error.code, { file: source.name, row: error.row, detail: error.detail }));
+      stats.failed = error.code;
     } else if (!(error instanceof StopFile)) {
       issues.add(makeIssue("UNREADABLE_FILE", { file: source.name, detail: error instanceof Error ? error.message : String(error) }));
       stats.failed = "UNREADABLE_FILE";

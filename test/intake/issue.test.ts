@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ISSUE_CODES, MemoryIssueSink, makeIssue } from "../../src/intake/issue.ts";
+import { ISSUE_CODES, MAX_ISSUE_MESSAGE, MAX_ISSUE_VALUE, MemoryIssueSink, makeIssue } from "../../src/intake/issue.ts";
 import type { IssueCode } from "../../src/intake/issue.ts";
 
 describe("MemoryIssueSink", () => {
@@ -28,5 +28,16 @@ describe("ISSUE_CODES", () => {
       assert.ok(issue.message.includes(ISSUE_CODES[code].example.file), code);
       assert.doesNotMatch(issue.message, /undefined|NaN|\[object/, code);
     }
+  });
+});
+
+describe("makeIssue", () => {
+  it("caps what an issue keeps: the value cut and marked, the message bounded", () => {
+    const header = Array.from({ length: 100_000 }, (_, i) => `Column${i}`).join(", ");
+    const issue = makeIssue("UNUSED_COLUMN", { file: "students.csv", count: 100_000, value: header });
+    assert.ok(issue.value!.length < MAX_ISSUE_VALUE + 60);
+    assert.match(issue.value!, /… \[cut: [\d,]+ characters in all\]$/);
+    assert.ok(issue.message.length < MAX_ISSUE_MESSAGE + 60);
+    assert.match(issue.message, /^students\.csv: 100,000 columns/);
   });
 });

@@ -84,8 +84,17 @@ describe("DelimitedTextParser", () => {
     const text = `a,b\n1,"${"x".repeat(5000)}`;
     assert.throws(
       () => parse(text, 100, 1000),
-      (error: unknown) => error instanceof ParseError && error.row === 2 && /1,000 characters/.test(error.detail),
+      (error: unknown) => error instanceof ParseError && error.row === 2 && error.code === "UNCLOSED_QUOTE" && /1,000 characters/.test(error.detail),
     );
+  });
+
+  it("calls a long line without an open quote too long, not a quote problem", () => {
+    for (const text of [`a,b\n1,${"x".repeat(5000)}`, `a,b\n1,"closed ""twice""",${"x".repeat(5000)}`]) {
+      assert.throws(
+        () => parse(text, 100, 1000),
+        (error: unknown) => error instanceof ParseError && error.row === 2 && error.code === "LINE_TOO_LONG" && /no line break in 1,000 characters/.test(error.detail),
+      );
+    }
   });
 
   it("reads a one-column file", () => {
