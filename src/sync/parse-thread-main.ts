@@ -85,7 +85,7 @@ async function main(port: MessagePort, data: ParseThreadData): Promise<void> {
     const columns = recordColumns(request.file.entity);
     const input = request.progress ? counted(source, (b) => (bytes = b)) : source;
     const tracker = request.digest === null ? null : new DigestTracker(request.file.entity, request.file.stem, request.digest);
-    const options = { stats, duplicates: null, ...(ahead ? { detection: ahead.detection } : {}), ...(tracker ? { lines: tracker } : {}) };
+    const options = { stats, duplicates: null, dateFormat: request.dateFormat, ...(ahead ? { detection: ahead.detection } : {}), ...(tracker ? { lines: tracker } : {}) };
     let digest = null;
     try {
       for await (const batch of readRosterFile(input, request.file, issues, options)) {

@@ -32,7 +32,7 @@ async function lastNight(excluded: number[] = []): Promise<DigestRef> {
   }
   writer.close();
   writeExcludedRows(dir, excluded);
-  const meta = { identity: digestIdentity("enrollments", "enrollments", ["a"], ",", "utf-8"), entries: 100, keyBytes: writer.keyBytes };
+  const meta = { identity: digestIdentity("enrollments", "enrollments", ["a"], ",", "utf-8", "auto"), entries: 100, keyBytes: writer.keyBytes, dates: {} };
   sealDigest(dir, meta);
   return { dir, meta };
 }
@@ -122,10 +122,10 @@ describe("DigestTracker", () => {
     for (let i = 0; i < n; i++) writer.add(...hash(`${i},C${i % 9},S${i}`), i + 2, `k${i}`);
     writer.close();
     writeExcludedRows(dir, []);
-    const identity = digestIdentity("enrollments", "cc", ["id", "class_id", "student_id"], ",", "utf-8");
-    sealDigest(dir, { identity, entries: n, keyBytes: writer.keyBytes });
+    const identity = digestIdentity("enrollments", "cc", ["id", "class_id", "student_id"], ",", "utf-8", "auto");
+    sealDigest(dir, { identity, entries: n, keyBytes: writer.keyBytes, dates: {} });
     const read = async (renumber: number) => {
-      const tracker = new DigestTracker("enrollments", "cc", { outDir: join(await tempDir(), "tonight"), previous: { dir, meta: { identity, entries: n, keyBytes: writer.keyBytes } }, removedLimit: n });
+      const tracker = new DigestTracker("enrollments", "cc", { outDir: join(await tempDir(), "tonight"), previous: { dir, meta: { identity, entries: n, keyBytes: writer.keyBytes, dates: {} } }, removedLimit: n, dateFormat: "auto" });
       tracker.begin(["id", "class_id", "student_id"], ",", "utf-8");
       let known = 0;
       try {
