@@ -19,8 +19,8 @@ const FOLLOWED_PER_CODE = 1000;
  * issues are stored (the sink holds the same objects).
  */
 export class KeptValueIssues implements IssueSink {
-  /** By `row NUL column label`. */
-  readonly pending = new Map<string, Issue>();
+  /** By column label, then row. */
+  readonly pending = new Map<string, Map<number, Issue>>();
   readonly #perCode = new Map<IssueCode, number>();
 
   constructor(private readonly inner: IssueSink) {}
@@ -39,7 +39,9 @@ export class KeptValueIssues implements IssueSink {
     const followed = this.#perCode.get(issue.code) ?? 0;
     if (followed >= FOLLOWED_PER_CODE) return;
     this.#perCode.set(issue.code, followed + 1);
-    this.pending.set(`${issue.row}\u0000${issue.column}`, issue);
+    let byRow = this.pending.get(issue.column);
+    if (byRow === undefined) this.pending.set(issue.column, (byRow = new Map()));
+    byRow.set(issue.row, issue);
   }
 }
 
@@ -57,16 +59,17 @@ export function takeLiveValues(sqlite: Sqlite, districtId: number, file: StagedF
   const matches = (l: string, s: string) => table.key.map((c) => `${l}.${q(c)} = ${s}.${q(c)}`).join(" AND ");
   const labels = labelsFor(file.stats.header, { entity: file.entity, stem: file.stem, implied: {} });
   for (const [column] of columns) {
-    const label = labels(column);
-    if (issues.pending.size > 0) {
+    const pending = issues.pending.get(labels(column));
+    if (pending !== undefined) {
+      // Only the rows of the issues (a few hundred at most), not every value kept (an ambiguous column keeps them all).
       const rows = sqlite
         .prepare(
           `SELECT s.row AS row, l.${q(column)} AS value FROM stage.${q(entity)} s LEFT JOIN ${live} l ON l.district_id = ? AND ${matches("l", "s")}
-           WHERE s.file_idx = ? AND s.${q(column)} = ?`,
+           WHERE s.file_idx = ? AND s.${q(column)} = ? AND s.row IN (SELECT value FROM json_each(?))`,
         )
-        .iterate(districtId, fileIndex, KEPT_VALUE) as IterableIterator<{ row: number; value: string | null }>;
+        .iterate(districtId, fileIndex, KEPT_VALUE, JSON.stringify([...pending.keys()])) as IterableIterator<{ row: number; value: string | null }>;
       for (const { row, value } of rows) {
-        const issue = issues.pending.get(`${row}\u0000${label}`);
+        const issue = pending.get(row);
         if (issue !== undefined) issue.message = finishKeptValueMessage(issue, value);
       }
     }
