@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { DATE_EVIDENCE } from "../intake/date-format.ts";
 import type { DateColumnMemory, DateFormatSetting } from "../intake/date-format.ts";
 import { LineHasher } from "../intake/line-hash.ts";
 import type { LineTracking } from "../intake/read-roster-file.ts";
@@ -150,6 +151,19 @@ function sameIdentity(a: DigestIdentity, b: DigestIdentity): boolean {
     a.delimiter === b.delimiter &&
     a.encoding === b.encoding &&
     a.dateFormat === b.dateFormat
+  );
+}
+
+function isDateColumnMemory(value: unknown): boolean {
+  const memory = value as Partial<DateColumnMemory> | null;
+  const isBounds = (b: unknown) => Array.isArray(b) && b.length === 2 && b.every((n) => Number.isInteger(n) && n >= 0);
+  return (
+    typeof memory === "object" &&
+    memory !== null &&
+    typeof memory.reading === "string" &&
+    Number.isInteger(memory.rows) &&
+    typeof memory.examples === "object" &&
+    DATE_EVIDENCE.every((kind) => isBounds(memory.lines?.[kind]))
   );
 }
 
@@ -727,7 +741,9 @@ export class DigestTracker implements LineTracking {
     if (!this.#delta) return null;
     const dates = this.plan.previous!.meta.dates as Record<string, DateColumnMemory> | undefined;
     // Nothing is skipped yet: the sync is read again in full.
-    if (typeof dates !== "object" || dates === null) throw new DamagedDigestError("its meta.json does not say how its dates were read");
+    if (typeof dates !== "object" || dates === null || !Object.values(dates).every(isDateColumnMemory)) {
+      throw new DamagedDigestError("its meta.json does not say how its dates were read");
+    }
     return dates;
   }
 
