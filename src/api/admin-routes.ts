@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { Rosterdock } from "../service.ts";
 import type { Authenticator } from "./authenticator.ts";
 import { connectionDetails, credentialsView } from "../districts/connection-details.ts";
+import { DATE_FORMAT_SETTINGS } from "../intake/date-format.ts";
 import { DEFAULT_TOKEN_SCOPES, TOKEN_SCOPES } from "../tokens/token-service.ts";
 import { apiErrors } from "./api-schemas.ts";
 import { CHANGE_FEED_PATH } from "./change-feed-routes.ts";
@@ -25,6 +26,7 @@ const DistrictSchema = z.object({
   allowIps: z.array(z.string()),
   sftpUsername: z.string(),
   safeguards: SafeguardsSchema.describe("The district's own hold thresholds; unset ones follow the server's"),
+  dateFormat: z.enum(DATE_FORMAT_SETTINGS).describe("How the district's dates are read: auto (each date column as its values show), mdy or dmy"),
   createdAt: z.string(),
 });
 const CredentialsSchema = z.object({
@@ -95,7 +97,7 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
     {
       schema: {
         tags: ["districts"],
-        summary: "Change a district's name, SFTP allow-list or safeguard thresholds (null clears one)",
+        summary: "Change a district's name, SFTP allow-list, safeguard thresholds (null clears one) or date format",
         params: SlugParams,
         body: z.object({
           name: z.string().optional(),
@@ -108,14 +110,16 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
               changeMinRows: z.number().int().nullable().optional(),
             })
             .optional(),
+          dateFormat: z.enum(DATE_FORMAT_SETTINGS).optional(),
         }),
         response: { 200: DistrictSchema, ...errors },
       },
     },
     async (request) => {
-      const { safeguards, ...changes } = request.body;
+      const { safeguards, dateFormat, ...changes } = request.body;
       const by = actor(request.principal!.name);
       if (safeguards) await rd.districts.setSafeguards(request.params.slug, safeguards, by);
+      if (dateFormat) await rd.districts.setDateFormat(request.params.slug, dateFormat, by);
       return changes.name !== undefined || changes.allowIps !== undefined ? rd.districts.update(request.params.slug, changes, by) : rd.districts.show(request.params.slug);
     },
   );

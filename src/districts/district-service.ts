@@ -8,6 +8,8 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import { generatePassword, hashSecret, randomToken, verifySecret } from "../security/secrets.ts";
 import { isAddressAllowed, parseCidr } from "./ip-allow-list.ts";
 import { isUniqueViolation } from "../db/dialect-info.ts";
+import { DATE_FORMAT_SETTINGS, districtDateFormat } from "../intake/date-format.ts";
+import type { DateFormatSetting } from "../intake/date-format.ts";
 
 const SLUG = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
 
@@ -27,6 +29,8 @@ export interface DistrictView {
   allowIps: string[];
   sftpUsername: string;
   safeguards: SafeguardOverrides;
+  /** How its files' dates are read: `auto` (each date column as its values show), `mdy` or `dmy`. */
+  dateFormat: DateFormatSetting;
   createdAt: string;
 }
 
@@ -184,6 +188,21 @@ export class DistrictService {
     return this.show(slug);
   }
 
+  /** Sets how the district's dates are read (`districts.settings.dateFormat`; `auto`, the default, is not stored). */
+  async setDateFormat(slug: string, dateFormat: string, actor: string): Promise<DistrictView> {
+    if (!(DATE_FORMAT_SETTINGS as readonly string[]).includes(dateFormat)) {
+      throw new RosterdockError("ERR_INVALID_ARGUMENT", `The date format must be one of ${DATE_FORMAT_SETTINGS.join(", ")}, got ${JSON.stringify(dateFormat)}.`);
+    }
+    const district = await this.requireRow(slug);
+    const { dateFormat: _previous, ...settings } = JSON.parse(district.settings) as { dateFormat?: string };
+    const stored = dateFormat === "auto" ? settings : { ...settings, dateFormat };
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable("districts").set({ settings: JSON.stringify(stored), updated_at: isoNow(this.clock) }).where("id", "=", district.id).execute();
+      await this.audit.record({ actor, action: "district.date_format_set", districtId: district.id, details: { dateFormat } }, trx);
+    });
+    return this.show(slug);
+  }
+
   async disable(slug: string, actor: string): Promise<DistrictView> {
     const district = await this.requireRow(slug);
     await this.db.transaction().execute(async (trx) => {
@@ -258,6 +277,7 @@ function toView(row: District): DistrictView {
     allowIps: JSON.parse(row.allow_ips) as string[],
     sftpUsername: row.slug,
     safeguards: safeguardOverrides(row.settings),
+    dateFormat: districtDateFormat(row.settings),
     createdAt: row.created_at,
   };
 }

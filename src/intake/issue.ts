@@ -64,6 +64,34 @@ function plural(count: number | undefined, one: string, many = `${one}s`): strin
 
 const ROW_SKIPPED = "The row was left out of tonight's sync.";
 
+/** A bad optional value that names another record (an id) cannot keep yesterday's value. */
+export const VALUE_LEFT_EMPTY = "The value was left empty; the row was kept.";
+
+/**
+ * What happened to a bad optional value: the column keeps the live record's value. The reader
+ * does not know it (it runs apart from the roster): it says `undefined`, and the sync, which
+ * does, finishes the message with `finishKeptValueMessage`.
+ */
+export function keptValueDetail(value: string | null | undefined): string {
+  if (value === undefined) return KEPT_VALUE_PENDING;
+  return value === null ? "There was no value yesterday, so it was left empty; the row was kept." : `Kept yesterday's value ${value}; the row was kept.`;
+}
+
+const KEPT_VALUE_PENDING = "Yesterday's value was kept; the row was kept.";
+
+/** Whether an issue's message ends with a kept value still to be named. */
+export function awaitsKeptValue(issue: Issue): boolean {
+  return issue.message.endsWith(KEPT_VALUE_PENDING);
+}
+
+/** The message naming the value kept, for an issue that `awaitsKeptValue`. */
+export function finishKeptValueMessage(issue: Issue, value: string | null): string {
+  return issue.message.slice(0, issue.message.length - KEPT_VALUE_PENDING.length) + keptValueDetail(value);
+}
+
+const CHANGE_DATE_FORMAT =
+  "set the export's date format in PowerSchool so that every date is written the same way, or have your Rosterdock operator set the district's date format (rosterdock district settings <district> --date-format mdy, or dmy)";
+
 export const ISSUE_CODES = {
   // ---- delivery and file level: the delivery fails ----
   UNREADABLE_FILE: {
@@ -219,8 +247,8 @@ export const ISSUE_CODES = {
     scope: "row",
     summary: "A value is not a date in an accepted format.",
     message: (c) =>
-      `${at(c)}: ${showValue(c.value)} is not a valid date. Use MM/DD/YYYY (for example 08/24/2026) or YYYY-MM-DD. ${c.detail ?? ROW_SKIPPED}`,
-    example: { file: "cc.csv", row: 5, column: "DateEnrolled", value: "31/08/2026", detail: ROW_SKIPPED },
+      `${at(c)}: ${showValue(c.value)} is not a valid date. Use ${c.expected ?? "MM/DD/YYYY (for example 08/24/2026) or YYYY-MM-DD"}. ${c.detail ?? ROW_SKIPPED}`,
+    example: { file: "cc.csv", row: 5, column: "DateEnrolled", value: "02/30/2026", detail: "Kept yesterday's value 2026-08-24; the row was kept." },
   },
   BAD_ROLE: {
     severity: "warning",
@@ -234,7 +262,7 @@ export const ISSUE_CODES = {
     scope: "row",
     summary: "A value does not have the column's type (number, grade, email, length).",
     message: (c) => `${at(c)}: ${showValue(c.value)} is not ${c.expected}. ${c.detail ?? ROW_SKIPPED}`,
-    example: { file: "teachers.csv", row: 3, column: "Email_Addr", value: "jsmith@", expected: "an email address", detail: "The value was left empty; the row was kept." },
+    example: { file: "teachers.csv", row: 3, column: "Email_Addr", value: "jsmith@", expected: "an email address", detail: "Kept yesterday's value jsmith@example.org; the row was kept." },
   },
   DUPLICATE_KEY: {
     severity: "warning",
@@ -321,6 +349,26 @@ export const ISSUE_CODES = {
     message: (c) =>
       `${c.file}: ${plural(c.count, "user")} with ${c.column ?? "Enroll_Status"} other than 0 (pre-registered, inactive, transferred out, graduated) ${c.count === 1 ? "was" : "were"} skipped. Nothing to do; to keep them out of the file, filter the export on Enroll_Status=0.`,
     example: { file: "students.csv", column: "Enroll_Status", count: 214 },
+  },
+  AMBIGUOUS_DATE_FORMAT: {
+    severity: "warning",
+    scope: "summary",
+    summary: "A date column holds dates written day first and dates written month first, so none of them is taken.",
+    message: (c) =>
+      `${c.file}: column ${c.column} holds dates that cannot all be read one way: ${c.detail}. None of its dates can be read with confidence, so ${
+        c.count === undefined
+          ? "none was taken tonight: each row kept yesterday's value."
+          : `${plural(c.count, "row was", "rows were")} left out of tonight's sync; those records stay as they were.`
+      } To fix it, ${CHANGE_DATE_FORMAT}.`,
+    example: { file: "cc.csv", column: "DateEnrolled", detail: "25/08/2026 in row 2 can only be day first (DD/MM/YYYY), 08/26/2026 in row 40 only month first (MM/DD/YYYY)" },
+  },
+  DATE_FORMAT_DAY_FIRST: {
+    severity: "info",
+    scope: "summary",
+    summary: "A date column was read day first (DD/MM/YYYY), as some of its dates can only be read so.",
+    message: (c) =>
+      `${c.file}: column ${c.column} was read as DD/MM/YYYY (day first) throughout, because some of its dates can only be read so (for example ${c.detail}). Nothing to do if that is right. If the district's dates are month first, set the export's date format in PowerSchool to MM/DD/YYYY, or have your Rosterdock operator set the district's date format (rosterdock district settings <district> --date-format mdy).`,
+    example: { file: "students.csv", column: "DOB", detail: "25/03/2010 in row 7" },
   },
   CLASS_NAME_DERIVED: {
     severity: "info",

@@ -1,9 +1,10 @@
 import { ROLES } from "../spec/roster-spec.ts";
 import type { ColumnType, Role } from "../spec/roster-spec.ts";
+import { dateForms } from "./date-format.ts";
+import { INVALID } from "./invalid.ts";
 import type { IssueCode } from "./issue.ts";
 
-/** Returned by a value parser for a value that does not have the column's type. */
-export const INVALID: unique symbol = Symbol("invalid");
+export { INVALID };
 
 export type CanonicalValue = string | number;
 export type ValueParser = (raw: string) => CanonicalValue | null | typeof INVALID;
@@ -24,40 +25,13 @@ function text(raw: string): string | typeof INVALID {
   return raw.length > MAX_TEXT || CONTROL.test(raw) ? INVALID : raw;
 }
 
-const SLASH_DATE = /^(\d{1,2})\/(\d{1,2})\/(\d{1,4})$/;
-const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-/** POSIX strptime's pivot: 00-68 are 20xx, 69-99 are 19xx. */
-const TWO_DIGIT_YEAR_PIVOT = 69;
-
 /**
  * `MM/DD/YYYY`, `M/D/YY` or `YYYY-MM-DD` to `YYYY-MM-DD`. PowerSchool writes `0/0/0` and
- * `01/01/1900` for "no date": those are null.
+ * `01/01/1900` for "no date": those are null. A file's date columns are read by `DateColumn`
+ * (date-format.ts), which also reads DD/MM/YYYY.
  */
 export function parseDate(raw: string): string | null | typeof INVALID {
-  const slash = SLASH_DATE.exec(raw);
-  if (slash !== null) {
-    const [, m, d, y] = slash as unknown as [string, string, string, string];
-    if (Number(m) === 0 && Number(d) === 0 && Number(y) === 0) return null;
-    if (y.length !== 2 && y.length !== 4) return INVALID;
-    const year = y.length === 4 ? Number(y) : Number(y) + (Number(y) < TWO_DIGIT_YEAR_PIVOT ? 2000 : 1900);
-    return isoDate(year, Number(m), Number(d));
-  }
-  const iso = ISO_DATE.exec(raw);
-  if (iso !== null) return isoDate(Number(iso[1]), Number(iso[2]), Number(iso[3]));
-  return INVALID;
-}
-
-function isoDate(year: number, month: number, day: number): string | null | typeof INVALID {
-  if (year === 1900 && month === 1 && day === 1) return null;
-  if (year < 1900 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return INVALID;
-  return `${year}-${String(month).padStart(2, "0")}-${String(day).padStart(2, "0")}`;
-}
-
-const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
-function daysInMonth(year: number, month: number): number {
-  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  return leap ? 29 : DAYS_IN_MONTH[month - 1]!;
+  return dateForms(raw).mdy;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { CanonicalRecords, EntityName } from "../spec/roster-spec.ts";
+import type { DateColumnMemory, DateColumnOutcome, DateFormatSetting } from "./date-format.ts";
 import { decodeText, detectEncoding } from "./decode.ts";
 import type { EncodingDetection } from "./decode.ts";
 import { DuplicateKeyTracker } from "./duplicate-keys.ts";
@@ -10,7 +11,7 @@ import type { Delimiter } from "./parse.ts";
 import type { RecognisedFile } from "./recognise-file.ts";
 import type { RosterSource } from "./unpack.ts";
 import { RowValidator, emptyRowCounts } from "./validate-row.ts";
-import type { RejectedRow, RowCounts } from "./validate-row.ts";
+import type { RejectedRow, RowCounts, RowValidatorOptions } from "./validate-row.ts";
 
 /** Records in file order; `rows[i]` is the spreadsheet row of `records[i]`. */
 export interface RecordBatch<R> {
@@ -25,10 +26,14 @@ export interface FileStats extends RowCounts {
   delimiter: Delimiter | null;
   /** The header's labels as written (trailing empty label removed). */
   header: string[];
+  /** Bad values that keep yesterday's (KEPT_VALUE in their records), per column name. */
+  keptValues: Record<string, number>;
+  /** How each date column was read: known at the end of the file (see DateColumn). */
+  dateColumns: DateColumnOutcome[];
 }
 
 export function emptyFileStats(): FileStats {
-  return { ...emptyRowCounts(), failed: null, encoding: null, delimiter: null, header: [] };
+  return { ...emptyRowCounts(), failed: null, encoding: null, delimiter: null, header: [], keptValues: {}, dateColumns: [] };
 }
 
 export interface ReadRosterFileOptions {
@@ -43,6 +48,8 @@ export interface ReadRosterFileOptions {
   lines?: LineTracking;
   /** Told of each rejected row and what can be read of its key (see RejectedRow). */
   onRejected?: (rejected: RejectedRow) => void;
+  /** How date columns are read (the district's setting); default `auto`. */
+  dateFormat?: DateFormatSetting;
 }
 
 /**
@@ -56,6 +63,8 @@ export interface LineTracking {
   known(text: string, start: number, end: number, row: number): boolean;
   /** `clean`: the row had no issue at all. */
   accepted(record: unknown, row: number, clean: boolean): void;
+  /** After `begin`: when lines will be skipped, how last night read the date columns of their values (by column name). */
+  previousDates?(): Readonly<Record<string, DateColumnMemory>> | null;
 }
 
 class StopFile extends Error {}
@@ -84,7 +93,15 @@ export async function* readRosterFile<E extends EntityName>(
   }
   stats.encoding = detection.encoding;
   const parser = new DelimitedTextParser(options.maxRecordChars === undefined ? {} : { maxRecordChars: options.maxRecordChars });
-  const rowReader = new RowReader(source.name, file, issues, stats, options.duplicates === undefined ? new DuplicateKeyTracker() : options.duplicates, fail, options.onRejected);
+  const duplicates = options.duplicates === undefined ? new DuplicateKeyTracker() : options.duplicates;
+  const rowReader = new RowReader(
+    source.name,
+    file,
+    issues,
+    stats,
+    { duplicates, dateFormat: options.dateFormat ?? "auto", ...(options.onRejected === undefined ? {} : { onRejected: options.onRejected }) },
+    fail,
+  );
   let batch = newBatch<CanonicalRecords[E]>();
   const lines = options.lines === undefined ? undefined : new GuardedTracking(options.lines);
   const onRow = (fields: string[], row: number) => {
@@ -97,6 +114,8 @@ export async function* readRosterFile<E extends EntityName>(
       lines?.accepted(record, row, issueTotal(issues) === issuesBefore);
     } else if (header && rowReader.ready && lines !== undefined) {
       lines.begin(stats.header, parser.delimiter!, detection.encoding);
+      const previous = lines.previousDates();
+      if (previous !== null) rowReader.readAgainst(previous);
       parser.lineFilter = (text, start, end, line) => {
         if (!lines.known(text, start, end, line)) return false;
         rowReader.countKnown();
@@ -166,6 +185,14 @@ class GuardedTracking implements LineTracking {
       throw new TrackingFailure(error);
     }
   }
+
+  previousDates(): Readonly<Record<string, DateColumnMemory>> | null {
+    try {
+      return this.inner.previousDates?.() ?? null;
+    } catch (error) {
+      throw new TrackingFailure(error);
+    }
+  }
 }
 
 function issueTotal(issues: IssueSink): number {
@@ -185,9 +212,8 @@ class RowReader {
     private readonly file: RecognisedFile,
     private readonly issues: IssueSink,
     private readonly stats: FileStats,
-    private readonly duplicates: DuplicateKeyTracker | null,
+    private readonly options: RowValidatorOptions,
     private readonly fail: (issue: Issue) => never,
-    private readonly onRejected: ((rejected: RejectedRow) => void) | undefined,
   ) {}
 
   /** True once the header is read. */
@@ -198,6 +224,11 @@ class RowReader {
   /** A data line known to be a good record (see LineTracking). */
   countKnown(): void {
     this.#validator!.countKnown();
+  }
+
+  /** Lines will be skipped as last night's (see RowValidator.readAgainst). */
+  readAgainst(previous: Readonly<Record<string, DateColumnMemory>>): void {
+    this.#validator!.readAgainst(previous);
   }
 
   read(fields: string[], row: number) {
@@ -226,10 +257,7 @@ class RowReader {
     if (unused.length > 0) {
       this.issues.add(makeIssue("UNUSED_COLUMN", { file: this.fileName, count: unused.length, value: unused.join(", ") }));
     }
-    return new RowValidator(this.fileName, this.file, match, labels.length, this.issues, {
-      duplicates: this.duplicates,
-      ...(this.onRejected === undefined ? {} : { onRejected: this.onRejected }),
-    });
+    return new RowValidator(this.fileName, this.file, match, labels.length, this.issues, this.options);
   }
 
   finish(): void {
@@ -239,6 +267,7 @@ class RowReader {
       return;
     }
     this.copyCounts();
+    this.stats.dateColumns = validator.finishDates();
     const { counts } = validator;
     if (counts.rows === 0) this.issues.add(makeIssue("NO_DATA_ROWS", { file: this.fileName }));
     if (counts.dropped > 0) {
@@ -250,7 +279,9 @@ class RowReader {
   }
 
   copyCounts(): void {
-    if (this.#validator !== null) Object.assign(this.stats, this.#validator.counts);
+    if (this.#validator === null) return;
+    Object.assign(this.stats, this.#validator.counts);
+    this.stats.keptValues = { ...this.#validator.kept };
   }
 }
 

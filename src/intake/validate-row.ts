@@ -1,7 +1,9 @@
 import { ROLES, SCOPES, entitySpec, scopeOfRole } from "../spec/roster-spec.ts";
 import type { CanonicalRecord, ColumnSpec, EntityName, Role, Scope } from "../spec/roster-spec.ts";
+import { DATE_EXPECTED, DateColumn, describeConflict, describeExample } from "./date-format.ts";
+import type { DateColumnMemory, DateColumnOutcome, DateFormatSetting } from "./date-format.ts";
 import type { DuplicateKeyTracker } from "./duplicate-keys.ts";
-import { makeIssue, showValue } from "./issue.ts";
+import { VALUE_LEFT_EMPTY, keptValueDetail, makeIssue, showValue } from "./issue.ts";
 import type { IssueSink } from "./issue.ts";
 import type { HeaderMatch } from "./match-headers.ts";
 import { INVALID, TYPE_RULES, cleanCell } from "./normalise.ts";
@@ -35,6 +37,28 @@ interface ColumnPlan {
   label: string;
   implied: string | null;
   type: TypeRules;
+  /** A date column's reading, kept across the file (null for other types). */
+  date: DateColumn | null;
+  /** A bad value keeps the live record's (see KEPT_VALUE). */
+  keeps: boolean;
+}
+
+/**
+ * The value of a column whose value was bad, standing for the live record's value: the sync
+ * replaces it from the roster before keys are built (sync/kept-values.ts). A string (records
+ * cross threads) that no valid value can be: valid values never hold control characters.
+ */
+export const KEPT_VALUE = "\u0001kept";
+
+/** Optional columns whose value other values are built from (a staff member's key, a class's derived name): a bad one is left empty. */
+const NEVER_KEPT: ReadonlySet<string> = new Set(["teacher_number", "class_name", "section_number"]);
+
+/**
+ * Whether a bad value of the column keeps yesterday's value. Not for required values (the row
+ * is left out), ids (they name other records, which may be gone tonight) or values others are built from.
+ */
+export function keepsYesterday(column: ColumnSpec): boolean {
+  return !column.required && !column.inputOnly && column.type !== "id" && !NEVER_KEPT.has(column.name);
 }
 
 interface RulePlan {
@@ -45,6 +69,8 @@ interface RulePlan {
 export interface RowValidatorOptions {
   /** Shared across a delivery's files; null disables duplicate detection. Never used for enrollments. */
   duplicates: DuplicateKeyTracker | null;
+  /** How date columns are read (the district's setting); default `auto`. */
+  dateFormat?: DateFormatSetting;
   /** Told of every rejected row, with what can still be read of its key (see RejectedRow). */
   onRejected?: (rejected: RejectedRow) => void;
 }
@@ -73,6 +99,8 @@ const INTEGER = /^[-+]?\d+$/;
  */
 export class RowValidator {
   readonly counts: RowCounts = emptyRowCounts();
+  /** Bad values that keep yesterday's (KEPT_VALUE), per column name. */
+  readonly kept: Record<string, number> = {};
   readonly #fileName: string;
   readonly #entity: EntityName;
   readonly #width: number;
@@ -84,6 +112,9 @@ export class RowValidator {
   readonly #onRejected: ((rejected: RejectedRow) => void) | null;
   /** The first problem of the row being validated, for RejectedRow.reason. */
   #reason: string | null = null;
+  readonly #dateFormat: DateFormatSetting;
+  /** Rows counted as known (skipped against last night's digest). */
+  #known = 0;
 
   constructor(fileName: string, file: RecognisedFile, match: HeaderMatch, width: number, issues: IssueSink, options: RowValidatorOptions) {
     this.#fileName = fileName;
@@ -91,14 +122,18 @@ export class RowValidator {
     this.#width = width;
     this.#issues = issues;
     const spec = entitySpec(file.entity);
+    this.#dateFormat = options.dateFormat ?? "auto";
     this.#columns = spec.columns.map((column) => {
       const binding = match.bindings.get(column.name);
+      const type = TYPE_RULES[column.type];
       return {
         spec: column,
         index: binding?.index ?? -1,
         label: binding?.label ?? column.name,
         implied: file.implied[column.name] ?? null,
-        type: TYPE_RULES[column.type],
+        type: column.type === "date" ? { ...type, expected: DATE_EXPECTED[this.#dateFormat] } : type,
+        date: column.type === "date" ? new DateColumn(column.name, column.required, this.#dateFormat) : null,
+        keeps: keepsYesterday(column),
       };
     });
     this.#rules = spec.rules.flatMap((rule) => {
@@ -121,6 +156,40 @@ export class RowValidator {
   countKnown(): void {
     this.counts.rows++;
     this.counts.records++;
+    this.#known++;
+  }
+
+  /**
+   * Lines will be skipped as last night's: their dates were read as last night's memory says,
+   * and tonight's reading starts from it. Before any data row.
+   */
+  readAgainst(previous: Readonly<Record<string, DateColumnMemory>>): void {
+    for (const column of this.#columns) {
+      if (column.date === null) continue;
+      column.date = new DateColumn(column.spec.name, column.spec.required, this.#dateFormat, previous[column.spec.name] ?? null);
+    }
+  }
+
+  /**
+   * How each date column read, once the file is read; reports a column read day first (info) or
+   * one that cannot be read one way (its values are then not taken: see DateColumnOutcome).
+   */
+  finishDates(): DateColumnOutcome[] {
+    const outcomes: DateColumnOutcome[] = [];
+    for (const column of this.#columns) {
+      if (column.date === null || column.index === -1) continue;
+      const outcome = column.date.finish(this.counts.rows, this.#known);
+      outcomes.push(outcome);
+      // An unsettled reading is read again in full: its issues would be that read's.
+      if (!outcome.settled || this.#dateFormat !== "auto") continue;
+      const context = { file: this.#fileName, column: column.label };
+      if (outcome.reading === "dmy") this.#issues.add(makeIssue("DATE_FORMAT_DAY_FIRST", { ...context, detail: describeExample(outcome.examples.dayFirst) }));
+      if (outcome.reading === "ambiguous") {
+        const required = column.spec.required ? { count: this.counts.records } : {};
+        this.#issues.add(makeIssue("AMBIGUOUS_DATE_FORMAT", { ...context, detail: describeConflict(outcome.examples), ...required }));
+      }
+    }
+    return outcomes;
   }
 
   validate(fields: string[], row: number): CanonicalRecord | null {
@@ -142,8 +211,8 @@ export class RowValidator {
     for (const column of this.#columns) {
       const outcome = this.#value(column, fields, row);
       if (outcome === REJECT) rejected = true;
-      else if (outcome === KEEP_AS_NULL) bad = true;
-      if (!column.spec.inputOnly) record[column.spec.name] = outcome === KEEP_AS_NULL ? null : outcome;
+      else if (outcome === LEFT_EMPTY || outcome === KEPT_VALUE) bad = true;
+      if (!column.spec.inputOnly) record[column.spec.name] = outcome === LEFT_EMPTY ? null : outcome;
     }
     if (rejected) {
       this.counts.badRows++;
@@ -155,7 +224,10 @@ export class RowValidator {
       this.counts.badRows++;
       return null;
     }
-    if (bad) this.counts.badRows++;
+    if (bad) {
+      this.counts.badRows++;
+      for (const column of this.#columns) if (record[column.spec.name] === KEPT_VALUE) this.kept[column.spec.name] = (this.kept[column.spec.name] ?? 0) + 1;
+    }
     this.counts.records++;
     return record as unknown as CanonicalRecord;
   }
@@ -249,14 +321,18 @@ export class RowValidator {
       this.#report("MISSING_VALUE", column, row, fields[column.index] ?? "");
       return REJECT;
     }
-    const parsed = column.type.parse(value);
+    const parsed = column.date === null ? column.type.parse(value) : column.date.read(value, row);
     if (parsed !== INVALID) return parsed;
     if (column.spec.required) {
       this.#report(column.type.code, column, row, raw);
       return REJECT;
     }
-    this.#report(column.type.code, column, row, raw, "The value was left empty; the row was kept.");
-    return KEEP_AS_NULL;
+    if (column.keeps) {
+      this.#report(column.type.code, column, row, raw, keptValueDetail(undefined));
+      return KEPT_VALUE;
+    }
+    this.#report(column.type.code, column, row, raw, VALUE_LEFT_EMPTY);
+    return LEFT_EMPTY;
   }
 
   #report(code: "MISSING_VALUE" | TypeRules["code"], column: ColumnPlan, row: number, value: string | null, detail?: string): void {
@@ -287,7 +363,7 @@ export class RowValidator {
 }
 
 const REJECT = Symbol("reject");
-const KEEP_AS_NULL = Symbol("keep-as-null");
+const LEFT_EMPTY = Symbol("left-empty");
 
 function isBlank(fields: string[]): boolean {
   for (const field of fields) if (field.trim() !== "") return false;

@@ -19,7 +19,8 @@ export const COLUMN_TYPES = {
   id: "Text identifier, 1-255 characters, kept exactly as sent apart from surrounding spaces.",
   string: "Text, up to 255 characters.",
   integer: "Whole number, for example `0` or `-1`.",
-  date: "A date as `MM/DD/YYYY`, `M/D/YY` or `YYYY-MM-DD`. `0/0/0`, `00/00/0000` and `01/01/1900` mean no date.",
+  date:
+    "A date as `MM/DD/YYYY`, `DD/MM/YYYY`, `M/D/YY`, `D/M/YY` or `YYYY-MM-DD`. Each date column of a file is read one way: month first (PowerSchool's US default), or day first when one of its values can only be read so (a first part over 12, reported). A column holding both kinds is not read at all (a warning): an optional one keeps yesterday's values, a required one's rows are left out. A district's date format (`rosterdock district settings SLUG --date-format mdy` or `dmy`) reads every date its way instead. `0/0/0`, `00/00/0000` and `01/01/1900` mean no date.",
   role: "One of `student`, `teacher`, `administrator`, `aide`, in any case.",
   grade: "A grade level such as `-2`…`13` (PowerSchool) or a code such as `K`, `PK`, `01`, up to 8 characters.",
   email: "An email address (`name@domain`).",

@@ -123,6 +123,23 @@ export class KeptRecords {
     if (target.target === "courses" && !this.refs.courseNames.has(target.id)) this.refs.courseNames.set(target.id, this.#courseName.get(this.districtId, target.id) as string);
   }
 
+  /**
+   * Terms rows rejected after their file was read (a date column found ambiguous at its end, see
+   * date-columns.ts) sit in `kept_terms` already: those naming no live term are missing tonight,
+   * and classes pointing at them must be told why, not resolve.
+   */
+  settleRejectedTerms(file: string): void {
+    const missing = this.sqlite
+      .prepare(`SELECT k.term_id, k.school_id, k.row FROM ${keptTable("terms")} k
+        WHERE NOT EXISTS (SELECT 1 FROM main.roster_terms t WHERE t.district_id = ? AND t.term_id = k.term_id AND t.school_id = k.school_id)`)
+      .raw(true)
+      .all(this.districtId) as Array<[string, string, number]>;
+    for (const [termId, schoolId, row] of missing) {
+      this.refs.drop("terms", `${termId}\u0000${schoolId}`);
+      this.refs.reject("terms", `${termId}\u0000${schoolId}`, { file, row, reason: "its dates could be read day first or month first" });
+    }
+  }
+
   /** Kept records per entity, once `stageKept` has run (a key also read from a good row counts there, not here). */
   counts(): Map<EntityName, number> {
     return this.#kept;
@@ -136,7 +153,8 @@ export class KeptRecords {
   stageKept(): void {
     const d = Number(this.districtId);
     for (const entity of ENTITY_NAMES) {
-      if ((this.#kept.get(entity) ?? 0) === 0) continue;
+      // Rows rejected after their file was read (ambiguous dates) are in the table too.
+      if (this.sqlite.prepare(`SELECT EXISTS (SELECT 1 FROM ${keptTable(entity)})`).pluck(true).get() !== 1) continue;
       const table = rosterTable(entity);
       const columns = allColumns(table).map(q).join(", ");
       const lColumns = allColumns(table).map((c) => `l.${q(c)}`).join(", ");

@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { DATE_EVIDENCE } from "../intake/date-format.ts";
+import type { DateColumnMemory, DateFormatSetting } from "../intake/date-format.ts";
 import { LineHasher } from "../intake/line-hash.ts";
 import type { LineTracking } from "../intake/read-roster-file.ts";
 import { entitySpec } from "../spec/roster-spec.ts";
@@ -26,8 +28,8 @@ import { rosterTable, userKey } from "./roster-tables.ts";
  * A line that had any issue is recorded with hash (0, 0): never recognised, always read again.
  */
 
-/** Bumped whenever reading a line can give a different row than before (format, normalising). */
-export const DIGEST_FORMAT = 1;
+/** Bumped whenever reading a line can give a different row than before (format, normalising). 2: date columns read one way per file. */
+export const DIGEST_FORMAT = 2;
 
 /**
  * Which files digests are kept for: the big ones. Only rows that depend on nothing but their
@@ -51,6 +53,8 @@ export interface DigestIdentity {
   header: string;
   delimiter: string;
   encoding: string;
+  /** The district's date format setting: another reads dates differently. */
+  dateFormat: DateFormatSetting;
 }
 
 export interface DigestMeta {
@@ -58,6 +62,8 @@ export interface DigestMeta {
   entries: number;
   /** Size of keys.bin: with `entries`, what a damaged digest is recognised by. */
   keyBytes: number;
+  /** How the file's date columns were read, by column name: lines are only skipped while they read the same way. */
+  dates: Record<string, DateColumnMemory>;
 }
 
 /**
@@ -95,8 +101,20 @@ export class DigestMismatchError extends Error {
   }
 }
 
+/**
+ * Tonight's changed lines read a date column differently from last night (say its first
+ * day-first date arrived), or no longer show that the lines skipped read it as last night:
+ * those lines' live values may be read the other way. The sync is read again in full.
+ */
+export class DigestDateReadingError extends Error {
+  override readonly name = "DigestDateReadingError";
+  constructor(file: string, column: string) {
+    super(`The dates of ${file}, column ${column}, may not read as they did last night`);
+  }
+}
+
 /** Errors after which a sync is read again in full, without digests. */
-export const DIGEST_BYPASS_ERRORS: ReadonlySet<string> = new Set(["DamagedDigestError", "DigestRevisitLimitError", "DigestMismatchError"]);
+export const DIGEST_BYPASS_ERRORS: ReadonlySet<string> = new Set(["DamagedDigestError", "DigestRevisitLimitError", "DigestMismatchError", "DigestDateReadingError"]);
 
 /** Lines read against a digest before the share found in it is judged (see DigestTracker.known). */
 const MISMATCH_CHECK_AFTER = 100_000;
@@ -111,14 +129,41 @@ export interface DigestRef {
 const ENTRY_BYTES = 16;
 const BUFFER_BYTES = 1 << 20;
 
-export function digestIdentity(entity: EntityName, stem: string, header: readonly string[], delimiter: string, encoding: string): DigestIdentity {
+export function digestIdentity(
+  entity: EntityName,
+  stem: string,
+  header: readonly string[],
+  delimiter: string,
+  encoding: string,
+  dateFormat: DateFormatSetting,
+): DigestIdentity {
   const spec = createHash("sha256").update(JSON.stringify(entitySpec(entity))).digest("hex").slice(0, 16);
-  return { format: DIGEST_FORMAT, spec, entity, stem, header: header.join("\u0000"), delimiter, encoding };
+  return { format: DIGEST_FORMAT, spec, entity, stem, header: header.join("\u0000"), delimiter, encoding, dateFormat };
 }
 
 function sameIdentity(a: DigestIdentity, b: DigestIdentity): boolean {
   return (
-    a.format === b.format && a.spec === b.spec && a.entity === b.entity && a.stem === b.stem && a.header === b.header && a.delimiter === b.delimiter && a.encoding === b.encoding
+    a.format === b.format &&
+    a.spec === b.spec &&
+    a.entity === b.entity &&
+    a.stem === b.stem &&
+    a.header === b.header &&
+    a.delimiter === b.delimiter &&
+    a.encoding === b.encoding &&
+    a.dateFormat === b.dateFormat
+  );
+}
+
+function isDateColumnMemory(value: unknown): boolean {
+  const memory = value as Partial<DateColumnMemory> | null;
+  const isBounds = (b: unknown) => Array.isArray(b) && b.length === 2 && b.every((n) => Number.isInteger(n) && n >= 0);
+  return (
+    typeof memory === "object" &&
+    memory !== null &&
+    typeof memory.reading === "string" &&
+    Number.isInteger(memory.rows) &&
+    typeof memory.examples === "object" &&
+    DATE_EVIDENCE.every((kind) => isBounds(memory.lines?.[kind]))
   );
 }
 
@@ -619,6 +664,8 @@ export interface DigestPlan {
    * costs more than it saves: DigestRevisitLimitError, and the sync is read in full.
    */
   removedLimit: number;
+  /** The district's date format setting (part of the identity). */
+  dateFormat: DateFormatSetting;
 }
 
 export interface DigestResult {
@@ -653,7 +700,7 @@ export class DigestTracker implements LineTracking {
   ) {}
 
   begin(header: readonly string[], delimiter: string, encoding: string): void {
-    this.#identity = digestIdentity(this.entity, this.stem, header, delimiter, encoding);
+    this.#identity = digestIdentity(this.entity, this.stem, header, delimiter, encoding, this.plan.dateFormat);
     const previous = this.plan.previous;
     this.#writer = new DigestWriter(this.plan.outDir);
     if (previous !== null && sameIdentity(previous.meta.identity, this.#identity)) {
@@ -688,6 +735,16 @@ export class DigestTracker implements LineTracking {
     }
     this.#unchanged++;
     return true;
+  }
+
+  previousDates(): Readonly<Record<string, DateColumnMemory>> | null {
+    if (!this.#delta) return null;
+    const dates = this.plan.previous!.meta.dates as Record<string, DateColumnMemory> | undefined;
+    // Nothing is skipped yet: the sync is read again in full.
+    if (typeof dates !== "object" || dates === null || !Object.values(dates).every(isDateColumnMemory)) {
+      throw new DamagedDigestError("its meta.json does not say how its dates were read");
+    }
+    return dates;
   }
 
   accepted(record: unknown, row: number, clean: boolean): void {

@@ -95,6 +95,7 @@ async function main(port: MessagePort, data: ParseThreadData): Promise<void> {
     const options = {
       stats,
       duplicates: null,
+      dateFormat: request.dateFormat,
       onRejected: (row: RejectedRow) => rejected.push(row),
       ...(ahead ? { detection: ahead.detection } : {}),
       ...(tracker ? { lines: tracker } : {}),

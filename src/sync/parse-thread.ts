@@ -1,4 +1,5 @@
 import { Worker as Thread } from "node:worker_threads";
+import type { DateFormatSetting } from "../intake/date-format.ts";
 import type { FileStats } from "../intake/read-roster-file.ts";
 import type { Issue } from "../intake/issue.ts";
 import type { RejectedRow } from "../intake/validate-row.ts";
@@ -21,7 +22,7 @@ export interface ParseThreadData {
  */
 export type ParseRequest =
   | { kind: "prepare"; sources: number[] }
-  | { kind: "file"; source: number; file: RecognisedFile; progress: boolean; digest: DigestPlan | null }
+  | { kind: "file"; source: number; file: RecognisedFile; progress: boolean; digest: DigestPlan | null; dateFormat: DateFormatSetting }
   | { kind: "credit" };
 
 /**
@@ -81,8 +82,8 @@ export class ParseThread {
   }
 
   /** The file's messages in order; ends after its `end` message. Asking for the next one lets the thread parse one more batch. */
-  async *read(source: number, file: RecognisedFile, progress: boolean, digest: DigestPlan | null = null): AsyncGenerator<ParsedMessage> {
-    this.#post({ kind: "file", source, file, progress, digest });
+  async *read(source: number, file: RecognisedFile, progress: boolean, digest: DigestPlan | null = null, dateFormat: DateFormatSetting = "auto"): AsyncGenerator<ParsedMessage> {
+    this.#post({ kind: "file", source, file, progress, digest, dateFormat });
     const columns = recordColumns(file.entity);
     const make = recordMaker(file.entity, columns);
     for (;;) {

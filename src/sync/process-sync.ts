@@ -6,6 +6,7 @@ import { isoNow } from "../clock.ts";
 import type { Clock } from "../clock.ts";
 import type { Database, Job, SyncStatus } from "../db/schema.ts";
 import { RosterdockError } from "../errors.ts";
+import { districtDateFormat } from "../intake/date-format.ts";
 import { ISSUE_CODES, MemoryIssueSink, makeIssue } from "../intake/issue.ts";
 import type { EntityName } from "../spec/roster-spec.ts";
 import type { Cascade } from "./plan-cascade.ts";
@@ -202,6 +203,7 @@ export class SyncProcessor {
         districtId: district.id,
         issues,
         digests: { dir: digestDir, previous: previous.refs, revisitLimit: this.options.digestRevisitLimit ?? DEFAULT_DIGEST_REVISIT_LIMIT },
+        dateFormat: districtDateFormat(district.settings),
         ...(this.options.unpackLimits ? { unpackLimits: this.options.unpackLimits } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });

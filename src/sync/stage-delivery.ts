@@ -1,4 +1,6 @@
 import { join } from "node:path";
+import type { DateFormatSetting } from "../intake/date-format.ts";
+import { dateColumnMemory } from "../intake/date-format.ts";
 import { labelsFor } from "../intake/match-headers.ts";
 import { badRowLimitIssue, emptyFileStats, readRosterFile } from "../intake/read-roster-file.ts";
 import type { FileStats } from "../intake/read-roster-file.ts";
@@ -18,6 +20,8 @@ import type {
   UserRecord,
 } from "../spec/roster-spec.ts";
 import { ENTITY_NAMES } from "../spec/roster-spec.ts";
+import { settleDateColumns } from "./date-columns.ts";
+import { KeptValueIssues, takeLiveValues } from "./kept-values.ts";
 import { DIGESTED_ENTITIES, sealDigest, writeExcludedRows } from "./line-digest.ts";
 import type { DigestMeta, DigestPlan, DigestRef, DigestResult } from "./line-digest.ts";
 import { ParseThread } from "./parse-thread.ts";
@@ -105,6 +109,8 @@ export interface StageOptions {
   onProgress?: (progress: StageProgress) => void;
   /** Keep line digests of the big files, and read against the previous night's. */
   digests?: DigestOptions;
+  /** The district's date format setting; default `auto`. */
+  dateFormat?: DateFormatSetting;
 }
 
 const ROWS_PER_STATEMENT = 100;
@@ -153,10 +159,17 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
         parser = new ParseThread(files, options.unpackLimits ?? {});
         parser.prepare(recognised.slice(fileIndex).map((r) => sources.indexOf(r.source)));
       }
-      const digestPlan = planDigest(options.digests, recognised, file);
-      const parsed = parser.read(sources.indexOf(source), file, progress !== undefined, digestPlan);
-      const result = await stageFile(sqlite, parsed, source.name, file, fileIndex, issues, references, kept, progress, digestPlan?.outDir ?? null);
+      const dateFormat = options.dateFormat ?? "auto";
+      const digestPlan = planDigest(options.digests, recognised, file, dateFormat);
+      const parsed = parser.read(sources.indexOf(source), file, progress !== undefined, digestPlan, dateFormat);
+      const fileIssues = new KeptValueIssues(issues);
+      const result = await stageFile(sqlite, parsed, source.name, file, fileIndex, fileIssues, references, kept, progress, digestPlan?.outDir ?? null);
       staged.push(result);
+      if (result.stats.failed === null) {
+        settleDateColumns(sqlite, result, fileIndex);
+        if (result.entity === "terms") kept.settleRejectedTerms(result.name);
+        takeLiveValues(sqlite, options.districtId, result, fileIndex, fileIssues);
+      }
       if (result.digest?.result.delta === true && result.stats.failed === null) {
         loadRemovedKeys(sqlite, result);
         // Before the files that point at students are read: unchanged students are live ones.
@@ -195,7 +208,8 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
       if (file.digest === null) continue;
       writeExcludedRows(file.digest.dir, file.digest.excluded);
       const { identity, entries, keyBytes, delta: usedPrevious, unchanged, removed } = file.digest.result;
-      const meta: DigestMeta = { identity, entries, keyBytes };
+      const dates = Object.fromEntries(file.stats.dateColumns.map((outcome) => [outcome.column, dateColumnMemory(outcome)]));
+      const meta: DigestMeta = { identity, entries, keyBytes, dates };
       sealDigest(file.digest.dir, meta);
       digests.push({ file: file.name, dir: file.digest.dir, meta, delta: usedPrevious, unchanged, removed });
     }
@@ -216,13 +230,18 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
  * Tonight's digest plan for a file: only for the entities digests are kept for, and only when
  * the file is the delivery's only file of its entity (the digest speaks for all its live rows).
  */
-function planDigest(options: DigestOptions | undefined, recognised: ReadonlyArray<{ file: RecognisedFile }>, file: RecognisedFile): DigestPlan | null {
+function planDigest(
+  options: DigestOptions | undefined,
+  recognised: ReadonlyArray<{ file: RecognisedFile }>,
+  file: RecognisedFile,
+  dateFormat: DateFormatSetting,
+): DigestPlan | null {
   if (options === undefined || !DIGESTED_ENTITIES.has(file.entity)) return null;
   // A users digest speaks for the live students: kept for the one file that has students.
   const speaksFor = (f: RecognisedFile) => f.entity === file.entity && (f.entity !== "users" || presentParts([f]).userScopes.has("student"));
   if (!speaksFor(file) || recognised.filter((r) => speaksFor(r.file)).length !== 1) return null;
   const previous = options.previous.find((p) => p.meta.identity.entity === file.entity && p.meta.identity.stem === file.stem) ?? null;
-  return { outDir: join(options.dir, file.entity), previous, removedLimit: options.revisitLimit };
+  return { outDir: join(options.dir, file.entity), previous, removedLimit: options.revisitLimit, dateFormat };
 }
 
 /** Reads only as far as the header and first rows, keeping file-level errors (encoding, header, columns). */

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import iconv from "iconv-lite";
 import { DuplicateKeyTracker } from "../../src/intake/duplicate-keys.ts";
+import { awaitsKeptValue } from "../../src/intake/issue.ts";
 import { badRowLimitIssue } from "../../src/intake/read-roster-file.ts";
+import { KEPT_VALUE } from "../../src/intake/validate-row.ts";
 import { brief, readContent } from "./helpers.ts";
 
 const STUDENT_1001 = {
@@ -188,18 +190,29 @@ describe("readRosterFile: values and rules", () => {
     );
   });
 
-  it("reports a bad optional date, keeps the row and counts it bad", async () => {
-    const result = await readContent("cc.csv", "StudentID,SectionID,DateEnrolled\n1,10,31/08/2026\n2,10,02/30/2026\n");
-    assert.deepEqual(brief(result.issues), ["warning BAD_DATE@2:DateEnrolled=31/08/2026", "warning BAD_DATE@3:DateEnrolled=02/30/2026"]);
-    assert.equal(result.records.length, 2);
+  it("reports a bad optional date, keeps the row and counts it bad; the value stands for yesterday's", async () => {
+    const result = await readContent("cc.csv", "StudentID,SectionID,DateEnrolled\n1,10,13/13/2026\n2,10,02/30/2026\n");
+    assert.deepEqual(brief(result.issues), ["warning BAD_DATE@2:DateEnrolled=13/13/2026", "warning BAD_DATE@3:DateEnrolled=02/30/2026"]);
+    assert.deepEqual(
+      result.records.map((r) => (r as { start_date: string | null }).start_date),
+      [KEPT_VALUE, KEPT_VALUE],
+    );
     assert.equal(result.stats.badRows, 2);
-    assert.match(result.issues[0]!.message, /cc\.csv, row 2, column DateEnrolled: "31\/08\/2026" is not a valid date\. Use MM\/DD\/YYYY/);
+    assert.deepEqual(result.stats.keptValues, { start_date: 2 });
+    assert.match(result.issues[0]!.message, /cc\.csv, row 2, column DateEnrolled: "13\/13\/2026" is not a valid date\. Use MM\/DD\/YYYY/);
+    assert.ok(awaitsKeptValue(result.issues[0]!), "the sync names the value kept");
+  });
+
+  it("leaves a bad optional id empty: it would name another record", async () => {
+    const result = await readContent("students.csv", `ID,First_Name,Last_Name,SchoolID\n1,A,B,${"9".repeat(300)}\n`);
+    assert.equal((result.records[0] as { school_id: string | null }).school_id, null);
+    assert.match(result.issues[0]!.message, /The value was left empty; the row was kept\.$/);
   });
 
   it("reports a bad required date and skips the row", async () => {
-    const result = await readContent("terms.csv", "ID,Name,FirstDay,LastDay\n3600,2026-2027,8/24/2026,13/11/2027\n");
+    const result = await readContent("terms.csv", "ID,Name,FirstDay,LastDay\n3600,2026-2027,8/24/2026,13/13/2027\n");
     assert.deepEqual(result.records, []);
-    assert.deepEqual(brief(result.issues), ["warning BAD_DATE@2:LastDay=13/11/2027"]);
+    assert.deepEqual(brief(result.issues), ["warning BAD_DATE@2:LastDay=13/13/2027"]);
   });
 
   it("drops CC rows with a negative SectionID and reports the count once", async () => {

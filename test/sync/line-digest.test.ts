@@ -32,7 +32,7 @@ async function lastNight(excluded: number[] = []): Promise<DigestRef> {
   }
   writer.close();
   writeExcludedRows(dir, excluded);
-  const meta = { identity: digestIdentity("enrollments", "enrollments", ["a"], ",", "utf-8"), entries: 100, keyBytes: writer.keyBytes };
+  const meta = { identity: digestIdentity("enrollments", "enrollments", ["a"], ",", "utf-8", "auto"), entries: 100, keyBytes: writer.keyBytes, dates: {} };
   sealDigest(dir, meta);
   return { dir, meta };
 }
@@ -115,6 +115,30 @@ describe("DigestMatcher", () => {
 });
 
 describe("DigestTracker", () => {
+  it("reads changed lines' dates as last night's digest says, and refuses a digest that does not say", async () => {
+    const ref = await lastNight();
+    const plan = (dates: unknown) => ({
+      outDir: join(ref.dir, "..", `tonight-${Math.random()}`),
+      previous: { dir: ref.dir, meta: { ...ref.meta, dates } as DigestRef["meta"] },
+      removedLimit: 1000,
+      dateFormat: "auto" as const,
+    });
+    const memory = { reading: "dmy", rows: 100, lines: { dayFirst: [60, 60], monthFirst: [0, 0], isoLowDay: [0, 0] }, examples: {} };
+    const tracker = new DigestTracker("enrollments", "enrollments", plan({ start_date: memory }));
+    tracker.begin(["a"], ",", "utf-8");
+    assert.deepEqual(tracker.previousDates(), { start_date: memory });
+    tracker.abandon();
+    const damaged = new DigestTracker("enrollments", "enrollments", plan({ start_date: { reading: "dmy" } }));
+    damaged.begin(["a"], ",", "utf-8");
+    assert.throws(() => damaged.previousDates(), DamagedDigestError);
+    damaged.abandon();
+    // Another date format setting: not last night's reading at all, so nothing is skipped.
+    const other = new DigestTracker("enrollments", "enrollments", { ...plan({ start_date: memory }), dateFormat: "dmy" });
+    other.begin(["a"], ",", "utf-8");
+    assert.equal(other.previousDates(), null);
+    other.abandon();
+  });
+
   it("gives up early when fewer than half of a big file's lines are in last night's digest", async () => {
     const n = 150_000;
     const dir = join(await tempDir(), "last");
@@ -122,10 +146,10 @@ describe("DigestTracker", () => {
     for (let i = 0; i < n; i++) writer.add(...hash(`${i},C${i % 9},S${i}`), i + 2, `k${i}`);
     writer.close();
     writeExcludedRows(dir, []);
-    const identity = digestIdentity("enrollments", "cc", ["id", "class_id", "student_id"], ",", "utf-8");
-    sealDigest(dir, { identity, entries: n, keyBytes: writer.keyBytes });
+    const identity = digestIdentity("enrollments", "cc", ["id", "class_id", "student_id"], ",", "utf-8", "auto");
+    sealDigest(dir, { identity, entries: n, keyBytes: writer.keyBytes, dates: {} });
     const read = async (renumber: number) => {
-      const tracker = new DigestTracker("enrollments", "cc", { outDir: join(await tempDir(), "tonight"), previous: { dir, meta: { identity, entries: n, keyBytes: writer.keyBytes } }, removedLimit: n });
+      const tracker = new DigestTracker("enrollments", "cc", { outDir: join(await tempDir(), "tonight"), previous: { dir, meta: { identity, entries: n, keyBytes: writer.keyBytes, dates: {} } }, removedLimit: n, dateFormat: "auto" });
       tracker.begin(["id", "class_id", "student_id"], ",", "utf-8");
       let known = 0;
       try {

@@ -184,9 +184,9 @@ describe("bad deliveries fail or lose only their bad rows, with the issue a pers
   it("bad dates: a few are warnings on their row and column; too many fail", async () => {
     const rd = await startRosterdock();
     const { slug, before } = await loaded(rd);
-    const one = await ingestFiles(rd, slug, canonical({ enrollments: (l) => l.map((line, i) => (i === 3 ? line.replace("08/24/2026", "31/08/2026") : line)) }));
+    const one = await ingestFiles(rd, slug, canonical({ enrollments: (l) => l.map((line, i) => (i === 3 ? line.replace("08/24/2026", "02/30/2026") : line)) }));
     assert.equal(one.outcome.status, "applied");
-    assert.ok(one.issues.some((i) => i.startsWith("warning BAD_DATE@4:start_date=31/08/2026")), one.issues.join("\n"));
+    assert.ok(one.issues.some((i) => i.startsWith("warning BAD_DATE@4:start_date=02/30/2026")), one.issues.join("\n"));
     const many = await ingestFiles(rd, slug, canonical({ enrollments: (l) => l.map((line, i) => (i % 10 === 1 ? line.replace("08/24/2026", "2026-13-01") : line)) }));
     assert.equal(many.outcome.status, "failed");
     assert.ok(many.issues.includes("error TOO_MANY_BAD_ROWS@-:-=-"));

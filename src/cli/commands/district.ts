@@ -1,10 +1,17 @@
 import type { Command } from "commander";
 import type { CliContext } from "../cli-context.ts";
 import type { DistrictView } from "../../districts/district-service.ts";
+import type { DateFormatSetting } from "../../intake/date-format.ts";
 import type { Rosterdock } from "../../service.ts";
 import { emit, table, type OutputOptions } from "../output.ts";
 import { connectionDetails, credentialsView, type ConnectionDetails } from "../../districts/connection-details.ts";
 import { addressNote } from "./hostkey.ts";
+
+const DATE_FORMAT_TEXT: Record<DateFormatSetting, string> = {
+  auto: "auto (each date column read one way, day first when its values show it, else month first)",
+  mdy: "mdy (MM/DD/YYYY)",
+  dmy: "dmy (DD/MM/YYYY)",
+};
 
 async function connection(rd: Rosterdock): Promise<ConnectionDetails & { note: string }> {
   const address = await rd.settings.address(rd.config);
@@ -134,6 +141,25 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
         };
         emit(options, { slug: d.slug, safeguards: d.safeguards, effective }, () =>
           `${d.slug} holds a sync that deletes more than ${effective.deletePercent}% (and at least ${effective.deleteMinRows} rows) or changes more than ${effective.changePercent}% (and at least ${effective.changeMinRows} rows) of an entity's live rows.`,
+        );
+      });
+    });
+
+  district
+    .command("settings <slug>")
+    .description("Show the district's settings, or set how its dates are read")
+    .option("--date-format <auto|mdy|dmy>", "auto: each date column as its values show (the default); mdy: MM/DD/YYYY; dmy: DD/MM/YYYY")
+    .option("--json", "print JSON only")
+    .action(async (slug: string, options: OutputOptions & { dateFormat?: string }) => {
+      await ctx.with(async (rd) => {
+        const d = options.dateFormat === undefined ? await rd.districts.show(slug) : await rd.districts.setDateFormat(slug, options.dateFormat, ctx.actor);
+        const safeguards = Object.entries(d.safeguards).map(([name, value]) => `${name} ${value}`);
+        emit(options, { slug: d.slug, dateFormat: d.dateFormat, safeguards: d.safeguards }, () =>
+          [
+            `Settings of ${d.slug}:`,
+            `  Date format  ${DATE_FORMAT_TEXT[d.dateFormat]}`,
+            `  Safeguards   ${safeguards.length > 0 ? safeguards.join(", ") : "the server's (ROSTERDOCK_HOLD_*)"}`,
+          ].join("\n"),
         );
       });
     });

@@ -1,0 +1,70 @@
+import { labelsFor } from "../intake/match-headers.ts";
+import { KEPT_VALUE } from "../intake/validate-row.ts";
+import { DigestDateReadingError } from "./line-digest.ts";
+import type { RosterEntity } from "./roster-tables.ts";
+import { q, rosterTable } from "./roster-tables.ts";
+import type { StagedFile } from "./stage-delivery.ts";
+import type { Sqlite } from "./sync-connection.ts";
+
+/**
+ * Applies how a staged file's date columns were read, known only at the end of the file (see
+ * DateColumn): rows were staged as they were read, with values that could be read either way
+ * read month first.
+ *
+ * - Day first: those values are exactly the file's staged ISO dates whose day is 12 or less
+ *   (a value read day first has a day over 12; an ISO date with a day of 12 or less makes the
+ *   column ambiguous instead); one UPDATE swaps their month and day.
+ * - Ambiguous, optional column: every value of the file keeps yesterday's (KEPT_VALUE, then
+ *   takeLiveValues).
+ * - Ambiguous, required column: the file's rows are rejected, as the reader rejects a row with a
+ *   bad required value: left out of staging, counted bad, and their keys recorded in
+ *   `stage.kept_<entity>` (the live records they name stay as they are).
+ *
+ * A file read against last night's digest whose reading is not settled throws
+ * DigestDateReadingError: its skipped lines may read another way tonight, so the sync is read
+ * again in full.
+ */
+export function settleDateColumns(sqlite: Sqlite, file: StagedFile, fileIndex: number): void {
+  const outcomes = file.stats.dateColumns;
+  if (outcomes.length === 0) return;
+  const labels = labelsFor(file.stats.header, { entity: file.entity, stem: file.stem, implied: {} });
+  if (file.digest?.result.delta === true) {
+    const unsettled = outcomes.find((o) => !o.settled);
+    if (unsettled !== undefined) throw new DigestDateReadingError(file.name, labels(unsettled.column));
+  }
+  const entity = file.entity as RosterEntity;
+  const table = `stage.${q(entity)}`;
+  for (const outcome of outcomes) {
+    const column = q(outcome.column);
+    if (outcome.swap) {
+      sqlite
+        .prepare(
+          `UPDATE ${table} SET ${column} = substr(${column}, 1, 5) || substr(${column}, 9, 2) || '-' || substr(${column}, 6, 2)
+           WHERE file_idx = ? AND length(${column}) = 10 AND substr(${column}, 9, 2) <= '12'`,
+        )
+        .run(fileIndex);
+    } else if (outcome.reading === "ambiguous" && !outcome.required) {
+      const { changes } = sqlite.prepare(`UPDATE ${table} SET ${column} = ? WHERE file_idx = ? AND ${column} IS NOT NULL AND ${column} <> ?`).run(KEPT_VALUE, fileIndex, KEPT_VALUE);
+      file.stats.keptValues[outcome.column] = (file.stats.keptValues[outcome.column] ?? 0) + changes;
+    } else if (outcome.reading === "ambiguous") {
+      rejectRows(sqlite, file, fileIndex, entity, `${column} IS NOT NULL`);
+    }
+  }
+}
+
+/** Rejects the file's staged rows matching `where` (see settleDateColumns). */
+function rejectRows(sqlite: Sqlite, file: StagedFile, fileIndex: number, entity: RosterEntity, where: string): void {
+  const key = rosterTable(entity).key.map(q);
+  const kept = `stage.${q(`kept_${entity}`)}`;
+  sqlite.exec(`CREATE TABLE IF NOT EXISTS ${kept} (${key.map((c) => `${c} TEXT NOT NULL`).join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL)`);
+  sqlite.prepare(`INSERT INTO ${kept} (${key.join(", ")}, file_idx, row) SELECT ${key.join(", ")}, file_idx, row FROM stage.${q(entity)} WHERE file_idx = ? AND ${where}`).run(fileIndex);
+  // A digested file's rejected lines are not live rows (as for duplicates and orphans).
+  if (file.digest !== null) {
+    for (const row of sqlite.prepare(`SELECT row FROM stage.${q(entity)} WHERE file_idx = ? AND ${where}`).pluck(true).iterate(fileIndex) as Iterable<number>) {
+      file.digest.excluded.push(row);
+    }
+  }
+  const { changes } = sqlite.prepare(`DELETE FROM stage.${q(entity)} WHERE file_idx = ? AND ${where}`).run(fileIndex);
+  file.stats.records -= changes;
+  file.stats.badRows += changes;
+}
