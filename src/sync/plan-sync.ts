@@ -24,7 +24,8 @@ export const DEFAULT_SAFEGUARDS: Readonly<SafeguardThresholds> = Object.freeze({
   minTouchRows: 20,
 });
 
-export type HoldCode = "TOO_MANY_DELETES" | "TOO_MANY_CHANGES" | "EMPTY_FILE";
+/** REFUSED_UPLOAD: a file of the night was refused at upload (see sync/refused-uploads.ts). */
+export type HoldCode = "TOO_MANY_DELETES" | "TOO_MANY_CHANGES" | "EMPTY_FILE" | "REFUSED_UPLOAD";
 
 export interface HoldReason {
   code: HoldCode;
