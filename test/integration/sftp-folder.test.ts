@@ -167,6 +167,21 @@ describe("the district's folder keeps only what is waiting", { skip: missing }, 
       assert.deepEqual(listing(ls.stdout), []);
     });
 
+    it("fails a night of which every file was refused, naming them (a template sending to a folder that does not exist)", async () => {
+      const login = await district("monroe");
+      const dir = join(files[0]!, "..");
+      const name = basename(files[0]!);
+      const sent = await runSftp(login, [`put ${name} /outgoing/${name}`], { cwd: dir });
+      assert.notEqual(sent.code, 0);
+      assert.ok(sent.stderr.includes(`Rosterdock: ${name} refused: The folder /outgoing does not exist: create it, or send the file to /.`), sent.stderr);
+      const [upload] = await home.json(["uploads", "monroe"]);
+      assert.deepEqual([upload.path, upload.status], [`/outgoing/${name}`, "refused"]);
+      const sync = await finishedSync("monroe");
+      assert.equal(sync.status, "failed");
+      assert.deepEqual(sync.files, []);
+      assert.match(sync.summary.error, new RegExp(`Refused at upload, so missing from this delivery: outgoing/${name}\\.`));
+    });
+
     it("gives a Java client (PowerSchool's kind) the reason as the status message, and its session goes on", async () => {
       const login = await district("madison");
       const dir = await workDir({ "teachers.csv": "ID,First_Name\n1,Ana\n" });
