@@ -1,7 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream, type Stats } from "node:fs";
 import * as fs from "node:fs";
-import { copyFile, lstat, mkdir, open, readdir, rename, rmdir, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
+import { copyFile, lstat, mkdir, open, readdir, rmdir, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
 import type { Attributes, SFTPWrapper } from "ssh2";
 import ssh2 from "ssh2";
 import type { Logger } from "pino";
@@ -347,8 +347,10 @@ export class SftpSession {
       if (!isRosterdockError(error)) this.logger.error({ event: "sftp.upload.store_failed", err: error, path: handle.path }, "could not store an upload");
       return this.refuse(reqId, handle, error);
     }
-    // Becomes visible under its name only now; an earlier file of that name is replaced.
-    await rename(handle.tempPath, handle.realPath);
+    // Becomes visible under its name only now; an earlier file of that name is replaced. Renamed on
+    // this thread, so that a delivery's close never sees the name change between its check and its
+    // removal (LocalStorage.removeFromView).
+    fs.renameSync(handle.tempPath, handle.realPath);
     if (handle.times) await utimes(handle.realPath, handle.times.atime, handle.times.mtime);
     this.sftp.status(reqId, STATUS_CODE.OK);
     await this.deliveries
@@ -582,7 +584,7 @@ export class SftpSession {
     const target = await lstat(to).catch(() => undefined);
     if (target?.isDirectory()) return this.status(reqId, STATUS_CODE.FAILURE, `${this.jail.virtual(toPath)} is an existing folder.`);
     if (target && source.isDirectory()) return this.status(reqId, STATUS_CODE.FAILURE, `${this.jail.virtual(toPath)} already exists.`);
-    await rename(from, to);
+    fs.renameSync(from, to); // on this thread, as uploads are (see close)
     if (source.isFile()) await this.deliveries.renamed(this.context.districtId, this.jail.virtual(fromPath), this.jail.virtual(toPath));
     this.sftp.status(reqId, STATUS_CODE.OK);
   }

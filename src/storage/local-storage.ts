@@ -67,8 +67,9 @@ export class LocalStorage {
   /**
    * Takes a received file out of the district's view if, and only if, what is visible at `path` is
    * the very file archived at `storedPath` (same inode): a newer upload of the same name stays.
-   * Synchronous on purpose: uploads are renamed into view on this same thread, so none can land
-   * between the check and the unlink. The archived link keeps the content. Returns whether it removed it.
+   * Synchronous on purpose: the SFTP sessions rename uploads into view synchronously on this same
+   * thread, so none can land between the check and the unlink. The archived link keeps the content.
+   * Returns whether it removed the file.
    */
   removeFromView(districtId: number, path: string, storedPath: string): boolean {
     const visible = this.homeDir(districtId) + path.split("/").join(sep);
