@@ -46,6 +46,17 @@ function wholeNumber(min: number, max: number, fallback: number) {
   };
 }
 
+/** Seconds, fractions allowed ("0.2"): tests close deliveries within a fraction of a second. */
+function seconds(min: number, max: number, fallback: number) {
+  return (raw: string | undefined): number => {
+    if (raw === undefined || raw.trim() === "") return fallback;
+    if (!/^\d+(\.\d+)?$/.test(raw.trim())) throw new SettingError(`must be a number of seconds, got "${raw}"`);
+    const value = Number(raw.trim());
+    if (value < min || value > max) throw new SettingError(`must be between ${min} and ${max}, got ${value}`);
+    return value;
+  };
+}
+
 function port(fallback: number) {
   return wholeNumber(0, 65535, fallback);
 }
@@ -124,9 +135,9 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
   {
     key: "quietSeconds",
     env: "ROSTERDOCK_QUIET_SECONDS",
-    description: "A delivery closes after this many seconds without a new upload.",
+    description: "A delivery closes after this many seconds without a new upload (fractions allowed); its files then leave the district's folder.",
     defaultText: "`300`",
-    parse: wholeNumber(1, 7 * 24 * 3600, 300),
+    parse: seconds(0.05, 7 * 24 * 3600, 300),
   },
   {
     key: "databaseUrl",
@@ -168,7 +179,7 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
   {
     key: "maxFilesPerDistrict",
     env: "ROSTERDOCK_MAX_FILES_PER_DISTRICT",
-    description: "Most files a district's SFTP space may hold at once.",
+    description: "Most files waiting in a district's SFTP folder at once; further uploads are refused. Received files leave the folder when their delivery closes (the archive does not count).",
     defaultText: "`1000`",
     parse: wholeNumber(1, 1_000_000, 1000),
   },

@@ -149,7 +149,12 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
     ["deliver-webhook", { run: (job) => rd.webhooks.deliver(job), maxAttempts: WEBHOOK_MAX_ATTEMPTS }],
     ["process-sync", { run: (job) => syncThread.run(job), maxAttempts: MAX_SYNC_ATTEMPTS }],
   ]);
-  const worker = new Worker(rd.deliveries, rd.jobs, handlers, logger.child({ component: "worker" }));
+  // Looks at least a few times per quiet period, so a short one (tests) closes on time.
+  const tickMs = Math.min(1000, Math.max(10, (config.quietSeconds * 1000) / 4));
+  const worker = new Worker(rd.deliveries, rd.jobs, handlers, logger.child({ component: "worker" }), tickMs);
+  // Before the worker's first close: files a crash left in view after their delivery closed.
+  const removed = await rd.deliveries.removeReceivedEverywhere();
+  if (removed > 0) logger.info({ event: "storage.received.removed", count: removed }, "took files received before a restart out of the districts' folders");
   await worker.start();
   const cleared = await rd.storage.clearIncoming(startedAt);
   if (cleared > 0) logger.warn({ event: "storage.incoming.cleared", count: cleared }, "removed uploads left unfinished by an earlier crash");

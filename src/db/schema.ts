@@ -29,7 +29,8 @@ export interface HostKeyTable {
   created_at: string;
 }
 
-export type UploadStatus = "accepted" | "partial";
+/** `refused`: the server turned the upload down (a limit, a missing folder, a full disk); `reason` says why. */
+export type UploadStatus = "accepted" | "partial" | "refused";
 
 export interface UploadTable {
   id: Generated<number>;

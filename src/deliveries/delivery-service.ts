@@ -29,6 +29,18 @@ export interface PartialUpload {
   reason: string;
 }
 
+/** An upload the server refused (a limit, a missing folder, a full disk…): kept on record and held against its night. */
+export interface RefusedUpload {
+  districtId: number;
+  path: string;
+  /** Bytes received before the refusal (0 when refused at open). */
+  size: number;
+  clientIp: string;
+  clientVersion: string;
+  startedAt: string;
+  reason: string;
+}
+
 export interface UploadView {
   id: number;
   path: string;
@@ -48,12 +60,19 @@ export interface ClosedDelivery {
   districtId: number;
   syncId: number;
   files: number;
+  /** Received files taken out of the district's folder once the close was committed. */
+  removedFromView: number;
 }
+
+/** Paths looked up per query when matching visible files to their uploads. */
+const PATHS_PER_QUERY = 500;
 
 /**
  * Groups a district's uploads into deliveries. A delivery opens with the first upload and
  * closes after `quietSeconds` without another; closing it creates a `waiting` sync and a
  * durable job in the same transaction, so a crash between the two cannot lose either.
+ * Once that transaction has committed, the delivery's files leave the district's folder
+ * (the archive keeps them), so the folder only ever holds what is waiting.
  */
 export class DeliveryService {
   constructor(
@@ -70,22 +89,7 @@ export class DeliveryService {
     const storedPath = await this.storage.archive(upload.districtId, upload.tempPath);
     const now = isoNow(this.clock);
     const record = () => this.db.transaction().execute(async (trx) => {
-      // Updating first locks the open delivery (PostgreSQL): a close running at the same moment
-      // either sees this upload's time and leaves it open, or closes it first and this opens a new one.
-      let delivery = await trx
-        .updateTable("deliveries")
-        .set({ last_upload_at: now })
-        .where("district_id", "=", upload.districtId)
-        .where("status", "=", "open")
-        .returning("id")
-        .executeTakeFirst();
-      if (!delivery) {
-        delivery = await trx
-          .insertInto("deliveries")
-          .values({ district_id: upload.districtId, status: "open", opened_at: now, last_upload_at: now, closed_at: null })
-          .returning("id")
-          .executeTakeFirstOrThrow();
-      }
+      const delivery = await this.joinOpenDelivery(trx, upload.districtId, now);
       const row = await trx
         .insertInto("uploads")
         .values({
@@ -106,13 +110,67 @@ export class DeliveryService {
         .executeTakeFirstOrThrow();
       return { uploadId: row.id, deliveryId: delivery.id };
     });
-    // Another upload opened the delivery at the same moment (deliveries_one_open): join it.
-    const { uploadId, deliveryId } = await record().catch((error: unknown) => (isUniqueViolation(error) ? record() : Promise.reject(error)));
+    const { uploadId, deliveryId } = await retryOnUniqueViolation(record);
     this.logger.info(
       { event: "sftp.upload.closed", districtId: upload.districtId, uploadId, deliveryId, path: upload.path, size: upload.size, sha256: upload.sha256 },
       "upload closed",
     );
     return uploadId;
+  }
+
+  /**
+   * The district's open delivery, opened if there is none, marked as having had an upload now.
+   * Updating first locks the open delivery (PostgreSQL): a close running at the same moment
+   * either sees this upload's time and leaves it open, or closes it first and this opens a new one.
+   */
+  private async joinOpenDelivery(trx: Kysely<Database>, districtId: number, now: string): Promise<{ id: number }> {
+    const open = await trx
+      .updateTable("deliveries")
+      .set({ last_upload_at: now })
+      .where("district_id", "=", districtId)
+      .where("status", "=", "open")
+      .returning("id")
+      .executeTakeFirst();
+    if (open) return open;
+    return trx
+      .insertInto("deliveries")
+      .values({ district_id: districtId, status: "open", opened_at: now, last_upload_at: now, closed_at: null })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+  }
+
+  /**
+   * An upload the server refused. It belongs to the night the district was sending, so it joins
+   * the open delivery (or opens one, and keeps it open for the quiet period like an upload): the
+   * sync that night becomes is held, naming the file and why, instead of being applied without it.
+   * Returns the delivery it joined.
+   */
+  async recordRefused(upload: RefusedUpload): Promise<{ uploadId: number; deliveryId: number }> {
+    const now = isoNow(this.clock);
+    const record = () =>
+      this.db.transaction().execute(async (trx) => {
+        const delivery = await this.joinOpenDelivery(trx, upload.districtId, now);
+        const row = await trx
+          .insertInto("uploads")
+          .values({
+            district_id: upload.districtId,
+            delivery_id: delivery.id,
+            path: upload.path,
+            size: upload.size,
+            sha256: null,
+            status: "refused",
+            stored_path: null,
+            client_ip: upload.clientIp,
+            client_version: upload.clientVersion,
+            started_at: upload.startedAt,
+            finished_at: now,
+            reason: upload.reason,
+          })
+          .returning("id")
+          .executeTakeFirstOrThrow();
+        return { uploadId: row.id, deliveryId: delivery.id };
+      });
+    return retryOnUniqueViolation(record);
   }
 
   /** A transfer the client never finished: kept on record, never processed. */
@@ -187,9 +245,70 @@ export class DeliveryService {
     const closed: ClosedDelivery[] = [];
     for (const { id } of due) {
       const result = await this.close(id, cutoff);
-      if (result) closed.push(result);
+      if (!result) continue;
+      // Only now that the sync and its files are committed: a crash before this line leaves the
+      // files in view, and the next close or start takes them out.
+      result.removedFromView = await this.removeReceived(result.districtId).catch((error: unknown) => {
+        this.logger.error({ event: "delivery.remove_failed", districtId: result.districtId, err: error }, "could not take received files out of the district's folder");
+        return 0;
+      });
+      this.logger.info({ event: "delivery.closed", ...result }, "delivery closed");
+      closed.push(result);
     }
     return closed;
+  }
+
+  /**
+   * Takes out of the district's folder every file that a closed delivery received: a visible
+   * file whose latest accepted upload of that name belongs to a closed delivery and is that
+   * upload's very file (same inode as its archived copy). Anything else stays: files of the open
+   * delivery, a newer upload of the same name, files renamed since, whatever else is there.
+   * Idempotent; returns how many files it removed.
+   */
+  async removeReceived(districtId: number): Promise<number> {
+    const visible = await this.storage.visibleFiles(districtId);
+    let removed = 0;
+    for (let i = 0; i < visible.length; i += PATHS_PER_QUERY) {
+      const rows = await this.db
+        .selectFrom("uploads")
+        .innerJoin("deliveries", "deliveries.id", "uploads.delivery_id")
+        .select(["uploads.path", "uploads.stored_path", "deliveries.status"])
+        .where("uploads.district_id", "=", districtId)
+        .where("uploads.status", "=", "accepted")
+        .where("uploads.path", "in", visible.slice(i, i + PATHS_PER_QUERY))
+        .orderBy("uploads.id")
+        .execute();
+      const latest = new Map(rows.map((r) => [r.path, r]));
+      for (const upload of latest.values()) {
+        if (upload.status !== "closed" || upload.stored_path === null) continue;
+        if (this.storage.removeFromView(districtId, upload.path, upload.stored_path)) removed++;
+      }
+    }
+    return removed;
+  }
+
+  /**
+   * Called once an upload is in view: if its delivery closed between the upload's record and its
+   * rename into view (a short quiet period, a busy database), that close did not see the file, so
+   * it leaves the folder now.
+   */
+  async removeIfReceived(districtId: number, uploadId: number): Promise<boolean> {
+    const upload = await this.db
+      .selectFrom("uploads")
+      .innerJoin("deliveries", "deliveries.id", "uploads.delivery_id")
+      .select(["uploads.path", "uploads.stored_path", "deliveries.status"])
+      .where("uploads.id", "=", uploadId)
+      .executeTakeFirst();
+    if (upload?.status !== "closed" || upload.stored_path === null) return false;
+    return this.storage.removeFromView(districtId, upload.path, upload.stored_path);
+  }
+
+  /** At start: what a crash left in view after its delivery closed, for every district. */
+  async removeReceivedEverywhere(): Promise<number> {
+    const districts = await this.db.selectFrom("districts").select("id").orderBy("id").execute();
+    let removed = 0;
+    for (const { id } of districts) removed += await this.removeReceived(id);
+    return removed;
   }
 
   private async close(deliveryId: number, cutoff: string): Promise<ClosedDelivery | undefined> {
@@ -226,9 +345,13 @@ export class DeliveryService {
           .execute();
       }
       await this.jobs.enqueue("process-sync", { syncId: sync.id }, trx);
-      return { deliveryId, districtId: updated.district_id, syncId: sync.id, files: latest.size };
+      return { deliveryId, districtId: updated.district_id, syncId: sync.id, files: latest.size, removedFromView: 0 };
     });
-    if (result) this.logger.info({ event: "delivery.closed", ...result }, "delivery closed");
     return result;
   }
+}
+
+/** Another upload opened the delivery at the same moment (deliveries_one_open): join it. */
+function retryOnUniqueViolation<T>(work: () => Promise<T>): Promise<T> {
+  return work().catch((error: unknown) => (isUniqueViolation(error) ? work() : Promise.reject(error)));
 }

@@ -17,6 +17,8 @@ export interface JobHandler {
 export class Worker {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
   private stopped = false;
 
   constructor(
@@ -32,12 +34,14 @@ export class Worker {
     if (requeued > 0) this.logger.warn({ event: "jobs.requeued", count: requeued }, "jobs interrupted by a restart will run again");
     this.stopped = false;
     this.schedule(0);
+    this.scheduleClose();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.running;
+    clearTimeout(this.closeTimer);
+    await Promise.all([this.running, this.closing]);
   }
 
   /** One pass: close what is due, then run every ready job. */
@@ -57,6 +61,21 @@ export class Worker {
         await this.jobs.fail(job, error instanceof Error ? error.message : String(error), handler.maxAttempts);
       }
     }
+  }
+
+  /**
+   * Deliveries also close on a timer of their own: a big district's sync runs for minutes, and
+   * meanwhile other districts' nights would stay open and their files waiting in their folders.
+   */
+  private scheduleClose(): void {
+    if (this.stopped) return;
+    this.closeTimer = setTimeout(() => {
+      this.closing = this.deliveries
+        .closeQuietDeliveries()
+        .then(() => undefined)
+        .catch((error: unknown) => this.logger.error({ event: "worker.error", err: error }, "closing deliveries failed"))
+        .finally(() => this.scheduleClose());
+    }, this.intervalMs);
   }
 
   private schedule(delay: number): void {

@@ -1,18 +1,21 @@
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream, type Stats } from "node:fs";
 import * as fs from "node:fs";
-import { copyFile, lstat, mkdir, open, readdir, rename, rmdir, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
+import { copyFile, lstat, mkdir, open, readdir, rmdir, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
 import type { Attributes, SFTPWrapper } from "ssh2";
 import ssh2 from "ssh2";
 import type { Logger } from "pino";
 import type { DeliveryService } from "../deliveries/delivery-service.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
-import { RosterdockError } from "../errors.ts";
+import { basename } from "node:path";
+import { isRosterdockError, RosterdockError } from "../errors.ts";
 import { longName, toAttributes } from "./attributes.ts";
 import { Jail } from "./jail.ts";
 import { sftpStatusFor } from "./sftp-status.ts";
 
 const { OPEN_MODE, STATUS_CODE } = ssh2.utils.sftp;
+/** SSH_EXTENDED_DATA_STDERR (RFC 4254, 5.2). */
+const STDERR = 1;
 
 /** Contiguous WRITEs are gathered into writes of this size (measured: far fewer syscalls, no slower). */
 const COALESCE_BYTES = 1024 * 1024;
@@ -50,6 +53,8 @@ interface WriteHandle {
   spare: Buffer | undefined;
   flushScheduled: boolean;
   failure: RosterdockError | Error | undefined;
+  /** The client has been told why the upload failed (once, however many writes were in flight). */
+  told: boolean;
   times: { atime: number; mtime: number } | undefined;
 }
 
@@ -140,60 +145,85 @@ export class SftpSession {
   // ---- open / write / close ------------------------------------------------------------
 
   private async open(reqId: number, filename: string, flags: number, _attrs: Attributes): Promise<void> {
+    if (!(flags & OPEN_MODE.WRITE) && !(flags & OPEN_MODE.APPEND)) return this.openForReading(reqId, filename);
+    const startedAt = new Date().toISOString();
+    let handle: WriteHandle;
+    try {
+      handle = await this.openForWriting(filename, flags, startedAt);
+    } catch (error) {
+      return this.refuse(reqId, { path: this.recordablePath(filename), size: 0, startedAt }, error);
+    }
+    this.sftp.handle(reqId, this.addHandle(handle));
+  }
+
+  private async openForReading(reqId: number, filename: string): Promise<void> {
     const path = this.jail.virtual(filename);
     const realPath = this.jail.real(filename);
     await this.jail.assertInside(realPath);
     const existing = await lstat(realPath).catch(() => undefined);
-    if (existing && !existing.isFile()) {
-      return this.status(reqId, STATUS_CODE.FAILURE, `${path} is a folder, not a file.`);
-    }
-    if (!(flags & OPEN_MODE.WRITE) && !(flags & OPEN_MODE.APPEND)) {
-      if (!existing) return this.status(reqId, STATUS_CODE.NO_SUCH_FILE, `${path} does not exist.`);
-      const file = await open(realPath, "r");
-      this.sftp.handle(reqId, this.addHandle({ kind: "read", path, file }));
-      return;
-    }
-    if (existing && flags & OPEN_MODE.EXCL) return this.status(reqId, STATUS_CODE.FAILURE, `${path} already exists.`);
+    if (existing && !existing.isFile()) return this.status(reqId, STATUS_CODE.FAILURE, `${path} is a folder, not a file.`);
+    if (!existing) return this.status(reqId, STATUS_CODE.NO_SUCH_FILE, `${path} does not exist.`);
+    const file = await open(realPath, "r");
+    this.sftp.handle(reqId, this.addHandle({ kind: "read", path, file }));
+  }
+
+  /** Opens an upload, or throws why it is refused (each refusal is recorded by `refuse`). */
+  private async openForWriting(filename: string, flags: number, startedAt: string): Promise<WriteHandle> {
+    const path = this.jail.virtual(filename);
+    const realPath = this.jail.real(filename);
+    await this.jail.assertInside(realPath);
+    if (this.handles.size >= MAX_OPEN_HANDLES) throw new RosterdockError("ERR_UNSUPPORTED", `At most ${MAX_OPEN_HANDLES} files may be open at once.`);
+    const existing = await lstat(realPath).catch(() => undefined);
+    if (existing && !existing.isFile()) throw new RosterdockError("ERR_NAME_IN_USE", `${path} is a folder, not a file.`);
+    if (existing && flags & OPEN_MODE.EXCL) throw new RosterdockError("ERR_NAME_IN_USE", `${path} already exists.`);
+    const parentPath = path.slice(0, path.lastIndexOf("/")) || "/";
     const parent = await stat(realPath.slice(0, realPath.lastIndexOf("/")) || "/").catch(() => undefined);
-    if (!parent?.isDirectory()) return this.status(reqId, STATUS_CODE.NO_SUCH_FILE, `The folder for ${path} does not exist.`);
-    if (!existing && (await this.countFiles(this.jail.root, this.limits.maxFilesPerDistrict)) >= this.limits.maxFilesPerDistrict) {
-      throw new RosterdockError("ERR_TOO_MANY_FILES", `This space already holds ${this.limits.maxFilesPerDistrict} files: remove old ones first.`);
+    if (!parent?.isDirectory()) throw new RosterdockError("ERR_NOT_FOUND", `The folder ${parentPath} does not exist: create it, or send the file to /.`);
+    const max = this.limits.maxFilesPerDistrict;
+    if (!existing && (await this.countFiles(this.jail.root, max)) >= max) {
+      throw new RosterdockError(
+        "ERR_TOO_MANY_FILES",
+        `Quota exceeded: the folder already holds ${max} files waiting to be processed. Received files leave it on their own once their delivery is closed; remove any others placed there.`,
+      );
     }
     const tempPath = await this.storage.incomingPath(this.context.districtId);
     const keepContent = existing && !(flags & OPEN_MODE.TRUNC);
-    if (keepContent) await copyFile(realPath, tempPath);
-    const fd = fs.openSync(tempPath, keepContent ? "r+" : "w", 0o640);
-    const size = keepContent ? existing.size : 0;
-    this.sftp.handle(
-      reqId,
-      this.addHandle({
-        kind: "write",
-        path,
-        realPath,
-        tempPath,
-        fd,
-        startedAt: new Date().toISOString(),
-        size,
-        append: Boolean(flags & OPEN_MODE.APPEND),
-        hash: keepContent ? undefined : createHash("sha256"),
-        hashedUpTo: 0,
-        pending: undefined,
-        flushScheduled: false,
-        failure: undefined,
-        times: undefined,
-        spare: undefined,
-      }),
-    );
+    let fd: number;
+    try {
+      if (keepContent) await copyFile(realPath, tempPath);
+      fd = fs.openSync(tempPath, keepContent ? "r+" : "w", 0o640);
+    } catch (error) {
+      await this.storage.discard(tempPath);
+      throw error;
+    }
+    return {
+      kind: "write",
+      path,
+      realPath,
+      tempPath,
+      fd,
+      startedAt,
+      size: keepContent ? existing.size : 0,
+      append: Boolean(flags & OPEN_MODE.APPEND),
+      hash: keepContent ? undefined : createHash("sha256"),
+      hashedUpTo: 0,
+      pending: undefined,
+      flushScheduled: false,
+      failure: undefined,
+      told: false,
+      times: undefined,
+      spare: undefined,
+    };
   }
 
   private write(reqId: number, handleBuffer: Buffer, offset: number, data: Buffer): void {
     const handle = this.lookup(handleBuffer);
     if (handle?.kind !== "write") return this.status(reqId, STATUS_CODE.FAILURE, "That handle is not open for writing.");
-    if (handle.failure) return this.status(reqId, STATUS_CODE.FAILURE, handle.failure.message);
+    if (handle.failure) return this.failWrite(handle, [reqId]);
     const position = handle.append ? handle.size : offset;
     if (position + data.length > this.limits.maxUploadBytes) {
-      handle.failure = new RosterdockError("ERR_UPLOAD_TOO_LARGE", `Files may be at most ${this.limits.maxUploadBytes} bytes.`);
-      return this.status(reqId, STATUS_CODE.FAILURE, handle.failure.message);
+      handle.failure = new RosterdockError("ERR_UPLOAD_TOO_LARGE", `Upload too large: files may be at most ${this.limits.maxUploadBytes.toLocaleString("en-US")} bytes.`);
+      return this.failWrite(handle, [reqId]);
     }
     let pending = handle.pending;
     if (pending && (pending.start + pending.length !== position || pending.length + data.length > COALESCE_BYTES)) {
@@ -243,10 +273,11 @@ export class SftpSession {
    * bounds what the server holds for a client to what one socket read delivers.
    */
   private writeNow(handle: WriteHandle, data: Buffer, position: number, reqIds: number[]): void {
-    if (this.closed || handle.failure) {
-      for (const id of reqIds) this.status(id, STATUS_CODE.FAILURE, handle.failure?.message ?? "The session is closing.");
+    if (this.closed) {
+      for (const id of reqIds) this.status(id, STATUS_CODE.FAILURE, "The session is closing.");
       return;
     }
+    if (handle.failure) return this.failWrite(handle, reqIds);
     try {
       let written = 0;
       while (written < data.length) written += fs.writeSync(handle.fd, data, written, data.length - written, position + written);
@@ -261,8 +292,18 @@ export class SftpSession {
     } catch (error) {
       handle.failure = error as Error;
       this.logger.error({ event: "sftp.write.failed", err: error, path: handle.path }, "write failed");
-      for (const id of reqIds) this.status(id, STATUS_CODE.FAILURE, "The server could not store the data.");
+      this.failWrite(handle, reqIds);
     }
+  }
+
+  /** Answers writes to a failed upload; the client is told why once (it is recorded at close). */
+  private failWrite(handle: WriteHandle, reqIds: number[]): void {
+    const { code, message } = sftpStatusFor(handle.failure);
+    if (!handle.told) {
+      handle.told = true;
+      this.tellClient(`${basename(handle.path)} refused: ${message}`);
+    }
+    for (const id of reqIds) this.status(id, code, message);
   }
 
   private async close(reqId: number, handleBuffer: Buffer): Promise<void> {
@@ -279,27 +320,111 @@ export class SftpSession {
     if (handle.failure) {
       fs.closeSync(handle.fd);
       await this.storage.discard(handle.tempPath);
-      await this.deliveries.recordPartial({ ...this.uploadContext(handle), reason: `upload failed: ${handle.failure.message}` });
-      return this.status(reqId, STATUS_CODE.FAILURE, handle.failure.message);
+      return this.refuse(reqId, handle, handle.failure, handle.told);
     }
-    await new Promise<void>((resolve, reject) => fs.fsync(handle.fd, (error) => (error ? reject(error) : resolve())));
-    fs.closeSync(handle.fd);
-    const size = fs.statSync(handle.tempPath).size;
-    const sha256 = handle.hash && handle.hashedUpTo === size ? handle.hash.digest("hex") : await hashFile(handle.tempPath);
-    await this.deliveries.accept({
-      districtId: this.context.districtId,
-      path: handle.path,
-      tempPath: handle.tempPath,
-      size,
-      sha256,
-      clientIp: this.context.clientIp,
-      clientVersion: this.context.clientVersion,
-      startedAt: handle.startedAt,
-    });
-    // Becomes visible under its name only now; an earlier file of that name is replaced.
-    await rename(handle.tempPath, handle.realPath);
+    let fdOpen = true;
+    let uploadId: number;
+    try {
+      await new Promise<void>((resolve, reject) => fs.fsync(handle.fd, (error) => (error ? reject(error) : resolve())));
+      fdOpen = false;
+      fs.closeSync(handle.fd);
+      const size = fs.statSync(handle.tempPath).size;
+      const sha256 = handle.hash && handle.hashedUpTo === size ? handle.hash.digest("hex") : await hashFile(handle.tempPath);
+      uploadId = await this.deliveries.accept({
+        districtId: this.context.districtId,
+        path: handle.path,
+        tempPath: handle.tempPath,
+        size,
+        sha256,
+        clientIp: this.context.clientIp,
+        clientVersion: this.context.clientVersion,
+        startedAt: handle.startedAt,
+      });
+    } catch (error) {
+      // Not stored (a full disk, the database unavailable): the client must not take it as received.
+      if (fdOpen) fs.closeSync(handle.fd);
+      await this.storage.discard(handle.tempPath);
+      if (!isRosterdockError(error)) this.logger.error({ event: "sftp.upload.store_failed", err: error, path: handle.path }, "could not store an upload");
+      return this.refuse(reqId, handle, error);
+    }
+    // Becomes visible under its name only now; an earlier file of that name is replaced. Renamed on
+    // this thread, so that a delivery's close never sees the name change between its check and its
+    // removal (LocalStorage.removeFromView).
+    fs.renameSync(handle.tempPath, handle.realPath);
     if (handle.times) await utimes(handle.realPath, handle.times.atime, handle.times.mtime);
     this.sftp.status(reqId, STATUS_CODE.OK);
+    await this.deliveries
+      .removeIfReceived(this.context.districtId, uploadId)
+      .catch((error: unknown) => this.logger.error({ event: "delivery.remove_failed", err: error, path: handle.path }, "could not take a received file out of the folder"));
+  }
+
+  /**
+   * Refuses an upload: recorded (against the night's delivery, which is then held), logged, told
+   * to the client in its own words, and answered with the same message as the SFTP status.
+   */
+  private async refuse(reqId: number | undefined, upload: { path: string; size: number; startedAt: string }, error: unknown, told = false): Promise<void> {
+    const { code, message, unexpected } = sftpStatusFor(error);
+    if (unexpected) this.logger.error({ event: "sftp.request.failed", err: error, district: this.context.districtSlug }, "SFTP request failed");
+    if (!told && reqId !== undefined) this.tellClient(`${basename(upload.path) || upload.path} refused: ${message}`);
+    let recorded: { uploadId: number; deliveryId: number } | undefined;
+    try {
+      recorded = await this.deliveries.recordRefused({
+        districtId: this.context.districtId,
+        path: upload.path,
+        size: upload.size,
+        clientIp: this.context.clientIp,
+        clientVersion: this.context.clientVersion,
+        startedAt: upload.startedAt,
+        reason: message,
+      });
+    } catch (recordError) {
+      this.logger.error({ event: "sftp.upload.refusal_not_recorded", err: recordError, path: upload.path }, "could not record a refused upload");
+    }
+    this.logger.warn(
+      {
+        event: "sftp.upload.refused",
+        district: this.context.districtSlug,
+        districtId: this.context.districtId,
+        path: upload.path,
+        file: basename(upload.path),
+        size: upload.size,
+        code: isRosterdockError(error) ? error.code : ((error as NodeJS.ErrnoException | undefined)?.code ?? "ERR_INTERNAL"),
+        reason: message,
+        ...recorded,
+      },
+      "upload refused",
+    );
+    if (reqId !== undefined) this.status(reqId, code, message);
+  }
+
+  /**
+   * Writes a line to the client's standard error on this channel. OpenSSH's sftp shows only the
+   * status code of a failed request ("Failure"), never the server's message, but prints what the
+   * server writes to the channel's stderr: that is how its user learns why an upload was refused.
+   * Clients that show the status message (JSch, WinSCP) get it there as well. ssh2 gives the SFTP
+   * channel no stderr stream, so the extended data is sent through its protocol, counted against
+   * the client's window as the channel's own data is; without room in the window it is skipped.
+   */
+  private tellClient(line: string): void {
+    const channel = this.sftp as unknown as {
+      outgoing?: { id: number; state: string; window: number; packetSize: number };
+      _protocol?: { channelExtData(id: number, data: Buffer, type: number): void };
+    };
+    const outgoing = channel.outgoing;
+    const data = Buffer.from(`Rosterdock: ${line.replace(/[\r\n]+/g, " ")}\n`);
+    if (this.closed || !outgoing || outgoing.state !== "open" || typeof channel._protocol?.channelExtData !== "function") return;
+    if (data.length > outgoing.window || data.length > outgoing.packetSize) return;
+    outgoing.window -= data.length;
+    channel._protocol.channelExtData(outgoing.id, data, STDERR);
+  }
+
+  /** The client's path as it can be recorded, even one refused for being unusable (a NUL in it). */
+  private recordablePath(filename: string): string {
+    try {
+      return this.jail.virtual(filename);
+    } catch {
+      return this.jail.virtual(filename.replace(/\0/g, "\uFFFD")).slice(0, 1024);
+    }
   }
 
   private uploadContext(handle: WriteHandle) {
@@ -324,6 +449,11 @@ export class SftpSession {
       handle.pending = undefined;
       fs.closeSync(handle.fd);
       await this.storage.discard(handle.tempPath);
+      // Refused mid-transfer, then the client hung up instead of closing it: still a refusal.
+      if (handle.failure) {
+        await this.refuse(undefined, handle, handle.failure, true).catch(() => undefined);
+        continue;
+      }
       await this.deliveries
         .recordPartial({ ...this.uploadContext(handle), reason: "The connection ended before the file was closed: the transfer was cut off." })
         .catch((error: unknown) => this.logger.error({ err: error }, "could not record a partial upload"));
@@ -454,7 +584,7 @@ export class SftpSession {
     const target = await lstat(to).catch(() => undefined);
     if (target?.isDirectory()) return this.status(reqId, STATUS_CODE.FAILURE, `${this.jail.virtual(toPath)} is an existing folder.`);
     if (target && source.isDirectory()) return this.status(reqId, STATUS_CODE.FAILURE, `${this.jail.virtual(toPath)} already exists.`);
-    await rename(from, to);
+    fs.renameSync(from, to); // on this thread, as uploads are (see close)
     if (source.isFile()) await this.deliveries.renamed(this.context.districtId, this.jail.virtual(fromPath), this.jail.virtual(toPath));
     this.sftp.status(reqId, STATUS_CODE.OK);
   }

@@ -1,11 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { constants, mkdirSync } from "node:fs";
+import { constants, lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
 import { link, mkdir, open, readdir, rm, stat } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { join, relative, sep } from "node:path";
+
+/** Folders deeper than this in a district's space are not looked into for received files. */
+const MAX_VIEW_DEPTH = 8;
 
 /**
  * Where district files live on disk, under the data folder:
- *   districts/<id>/home/      what the district sees as `/` over SFTP
+ *   districts/<id>/home/      what the district sees as `/` over SFTP: files waiting to be received
  *   districts/<id>/incoming/  uploads still being written (never visible, never processed)
  *   districts/<id>/archive/   every accepted upload, immutable, as the delivery saw it
  */
@@ -42,6 +45,44 @@ export class LocalStorage {
     await link(finishedPath, target);
     await syncDir(dir);
     return relative(this.dataDir, target);
+  }
+
+  /**
+   * The files in the district's space, as the client names them (`/students.csv`, `/in/cc.csv`).
+   * Links and anything not a regular file are left out.
+   */
+  async visibleFiles(districtId: number): Promise<string[]> {
+    const found: string[] = [];
+    const walk = async (dir: string, prefix: string, depth: number): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) {
+        if (entry.isFile()) found.push(`${prefix}/${entry.name}`);
+        else if (entry.isDirectory() && depth < MAX_VIEW_DEPTH) await walk(join(dir, entry.name), `${prefix}/${entry.name}`, depth + 1);
+      }
+    };
+    await walk(this.homeDir(districtId), "", 0);
+    return found;
+  }
+
+  /**
+   * Takes a received file out of the district's view if, and only if, what is visible at `path` is
+   * the very file archived at `storedPath` (same inode): a newer upload of the same name stays.
+   * Synchronous on purpose: the SFTP sessions rename uploads into view synchronously on this same
+   * thread, so none can land between the check and the unlink. The archived link keeps the content.
+   * Returns whether it removed the file.
+   */
+  removeFromView(districtId: number, path: string, storedPath: string): boolean {
+    const visible = this.homeDir(districtId) + path.split("/").join(sep);
+    try {
+      const shown = lstatSync(visible);
+      const archived = statSync(this.absolute(storedPath));
+      if (!shown.isFile() || shown.ino !== archived.ino || shown.dev !== archived.dev) return false;
+      unlinkSync(visible);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw error;
+    }
   }
 
   /** Where a sync keeps the line digests of its files (see sync/line-digest.ts). */

@@ -27,7 +27,8 @@ export const DEFAULT_SAFEGUARDS: Readonly<SafeguardThresholds> = Object.freeze({
   minTouchRows: 20,
 });
 
-export type HoldCode = "TOO_MANY_DELETES" | "TOO_MANY_CHANGES" | "EMPTY_FILE" | "UNREADABLE_KEYS";
+/** REFUSED_UPLOAD: a file of the night was refused at upload (see sync/refused-uploads.ts). UNREADABLE_KEYS: see kept-records.ts. */
+export type HoldCode = "TOO_MANY_DELETES" | "TOO_MANY_CHANGES" | "EMPTY_FILE" | "REFUSED_UPLOAD" | "UNREADABLE_KEYS";
 
 export interface HoldReason {
   code: HoldCode;

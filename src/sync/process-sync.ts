@@ -21,6 +21,7 @@ import { emptyCounts } from "./roster-tables.ts";
 import type { SyncCounts } from "./roster-tables.ts";
 import { DEFAULT_DIGEST_REVISIT_LIMIT, DIGEST_BYPASS_ERRORS, readDigestMeta } from "./line-digest.ts";
 import type { DigestRef } from "./line-digest.ts";
+import { refusedUploadHolds, refusedUploadsError } from "./refused-uploads.ts";
 import { stageDelivery } from "./stage-delivery.ts";
 import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
 import type { Sqlite, SyncConnection } from "./sync-connection.ts";
@@ -161,11 +162,12 @@ export class SyncProcessor {
     const files = await this.db.selectFrom("sync_files").select(["name", "stored_path"]).where("sync_id", "=", syncId).orderBy("id").execute();
     const deliveryFiles: DeliveryFile[] = files.map((f) => ({ name: f.name, path: isAbsolute(f.stored_path) ? f.stored_path : this.storage.absolute(f.stored_path) }));
     const digestDir = this.storage.digestDir(district.id, syncId);
+    const refused = await refusedUploadHolds(this.db, sync.delivery_id);
     // Read against the previous night's line digests when they match the live roster; if the roster
     // changes before this sync applies, it is read again in full (the digests spoke for the old roster).
     for (let useDigests = true; ; useDigests = false) {
       try {
-        const result = await this.#attempt(syncId, district, deliveryFiles, options, started, digestDir, useDigests);
+        const result = await this.#attempt(syncId, district, deliveryFiles, options, started, digestDir, useDigests, refused);
         if (result !== null) return result;
       } catch (error) {
         // A digest is only a shortcut: a damaged one, or one that would cost more than it saves
@@ -188,6 +190,7 @@ export class SyncProcessor {
     started: number,
     digestDir: string,
     useDigests: boolean,
+    refused: HoldReason[],
   ): Promise<ProcessOutcome | null> {
     const issues = new MemoryIssueSink({ maxPerFileAndCode: MAX_ISSUES_PER_FILE_AND_CODE });
     const thresholds = districtSafeguards(district.settings, this.options.safeguards ?? DEFAULT_SAFEGUARDS);
@@ -238,7 +241,7 @@ export class SyncProcessor {
       });
       const now = () => isoNow(this.clock);
       if (staged.failed || deliveryFiles.length === 0) {
-        const summary = summaryOf(null, [], null);
+        const summary = { ...summaryOf(null, [], null), ...refusedUploadsError(refused) };
         this.connection.writeTransaction(() => {
           const at = now();
           this.#finish(syncId, "failed", emptyCounts(), summary, issues.kept, at);
@@ -256,7 +259,9 @@ export class SyncProcessor {
         timings.planMs = Date.now() - planStarted;
         const applyStarted = Date.now();
         const holdReasons =
-          options.approvedBy === undefined ? judgeSafeguards(plan.counts, plan.liveCounts, thresholds, staged.emptyFiles, staged.unreadable, plan.cascades) : [];
+          options.approvedBy === undefined
+            ? [...refused, ...judgeSafeguards(plan.counts, plan.liveCounts, thresholds, staged.emptyFiles, staged.unreadable, plan.cascades)]
+            : [];
         const outcome = this.connection.writeTransaction(() => {
           // Another sync of the district applied since the plan was made: plan again.
           if (rosterVersion(sqlite, district.id) !== version) return null;

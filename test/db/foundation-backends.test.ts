@@ -239,7 +239,7 @@ for (const backend of selectedBackends()) {
         clock.advance(1);
         const closed = await rd.deliveries.closeQuietDeliveries();
         assert.equal(closed.length, 1);
-        assert.deepEqual({ ...closed[0], syncId: 0 }, { deliveryId: open.id, districtId, syncId: 0, files: 2 });
+        assert.deepEqual({ ...closed[0], syncId: 0 }, { deliveryId: open.id, districtId, syncId: 0, files: 2, removedFromView: 0 });
         assert.equal(await rd.deliveries.openDelivery(districtId), undefined);
         assert.deepEqual(await rd.deliveries.closeQuietDeliveries(), []);
 

@@ -9,7 +9,7 @@ describe("configuration", () => {
       const result = await home.cli(["district", "list"]);
       assert.equal(result.code, 2);
       assert.match(result.stderr, /ROSTERDOCK_SFTP_PORT must be between 0 and 65535, got 70000/);
-      assert.match(result.stderr, /ROSTERDOCK_QUIET_SECONDS must be between 1 and \d+, got 0/);
+      assert.match(result.stderr, /ROSTERDOCK_QUIET_SECONDS must be between 0.05 and \d+, got 0/);
       assert.match(result.stderr, /ROSTERDOCK_PUBLIC_URL must be an http\(s\) URL/);
       assert.match(result.stderr, /ROSTERDOCK_DATABASE_URL must start with postgres/);
     } finally {

@@ -21,7 +21,7 @@ export function registerSyncsCommand(program: Command, ctx: CliContext): void {
 
   program
     .command("uploads <slug>")
-    .description("A district's recent uploads, newest first, including partial ones")
+    .description("A district's recent uploads, newest first, including partial and refused ones with the reason")
     .option("--limit <n>", "how many", "50")
     .option("--json", "print JSON only")
     .action(async (slug: string, options: OutputOptions & { limit: string }) => {
@@ -32,8 +32,8 @@ export function registerSyncsCommand(program: Command, ctx: CliContext): void {
           uploads.length === 0
             ? `No uploads from ${slug} yet.`
             : table([
-                ["ID", "STATUS", "FINISHED", "SIZE", "DELIVERY", "PATH"],
-                ...uploads.map((u) => [String(u.id), u.status, u.finishedAt, String(u.size), u.deliveryId === null ? "-" : String(u.deliveryId), u.path]),
+                ["ID", "STATUS", "FINISHED", "SIZE", "DELIVERY", "PATH", "REASON"],
+                ...uploads.map((u) => [String(u.id), u.status, u.finishedAt, String(u.size), u.deliveryId === null ? "-" : String(u.deliveryId), u.path, u.reason ?? ""]),
               ]),
         );
       });
