@@ -70,6 +70,12 @@ describe("a rejected row never deletes", () => {
         [],
       );
       assert.deepEqual(await doctor(rd, slug), []);
+      // The next night the row is fixed: nothing changes (the kept record is not taken for a new one).
+      await editLine(files, c.stem, (f) => f.length > (c.stem === "cc" ? 0 : 1) && unquote(f[c.at]!) === "Jr", (f) => [...f.slice(0, c.at), ...f.slice(c.at + 1)]);
+      const fixed = await rd.syncs.ingest(slug, files);
+      assert.equal(fixed.status, "applied", JSON.stringify(fixed.summary?.error ?? fixed.summary?.holdReasons));
+      assert.deepEqual(snapshot(rd, slug), before);
+      assert.equal(fixed.counts[c.entity].created + fixed.counts[c.entity].deleted + fixed.counts[c.entity].updated, 0);
     });
   }
 
