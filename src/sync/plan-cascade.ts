@@ -88,10 +88,15 @@ function deleteStaying(sqlite: Sqlite, d: number, table: RosterTable, plan: Enti
   // A load replaces every live row of its scope: only rows outside it (the other users' scope) stay.
   const outsideLoad = plan.mode === "load" ? (plan.scopes === null ? " AND 0" : ` AND l.scope NOT IN (${plan.scopes.map((s) => `'${s}'`).join(", ")})`) : "";
   const gone = goneTable(edge.to);
-  const fromTarget = (edge.matchesFromTarget ?? edge.matches)("l", "g");
-  // Through the dependent's index, one lookup per gone key; else one pass over the dependent's rows.
+  const fromTarget = (edge.matchesFromTarget ?? edge.matches)("x", "g");
+  const keys = table.key.map((c) => `x.${q(c)}`).join(", ");
+  // Through the dependent's index, one lookup per gone key: the keys first (the index covers
+  // them; asked for whole rows, SQLite, without statistics, walks the district's rows by primary
+  // key instead: 87 s against 0.1 s for 560 students' enrollments), then each row by its key.
+  // An unindexed reference (small tables) is one pass over the dependent's rows.
   const source = edge.indexed
-    ? `FROM ${gone} g CROSS JOIN ${live} l ON l.district_id = ${d} AND ${fromTarget} WHERE ${edge.when("l")}`
+    ? `FROM (SELECT DISTINCT ${keys} FROM ${gone} g CROSS JOIN ${live} x ON x.district_id = ${d} AND ${fromTarget} WHERE ${edge.when("x")}) k
+       CROSS JOIN ${live} l ON l.district_id = ${d} AND ${table.key.map((c) => `l.${q(c)} = k.${q(c)}`).join(" AND ")} WHERE 1`
     : `FROM ${live} l WHERE l.district_id = ${d} AND ${edge.when("l")} AND EXISTS (SELECT 1 FROM ${gone} g WHERE ${edge.matches("l", "g")})`;
   const stillResolves = edge.termOfSchool ? ` AND NOT ${termRemains(d, targetPlan, "l.term_id", "l.school_id")} AND NOT ${termRemains(d, targetPlan, "l.term_id", "''")}` : "";
   const staging = `stage.${q(`cascading_${table.entity}`)}`;
