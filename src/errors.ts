@@ -31,6 +31,7 @@ export const ERROR_CATALOGUE = {
   ERR_TOO_MANY_FILES: { category: "limit", message: "The district's space holds the maximum number of files." },
   ERR_UNSUPPORTED: { category: "invalid_input", message: "That operation is not supported." },
   ERR_INVALID_ARGUMENT: { category: "invalid_input", message: "An argument is invalid." },
+  ERR_SERVER_BUSY: { category: "unavailable", message: "The server is near its limit of open files; try again later." },
   ERR_PORT_IN_USE: { category: "unavailable", message: "A port Rosterdock needs is already in use." },
   ERR_UNAUTHENTICATED: { category: "unauthenticated", message: "A valid bearer token is required: send `Authorization: Bearer <token>`." },
   ERR_FORBIDDEN: { category: "forbidden", message: "The token does not grant access to this." },
