@@ -134,8 +134,9 @@ export class SftpServer {
 
   private onSocket(socket: Socket): void {
     const { remoteAddress, remotePort } = socket;
-    // Already reset by the client; or refused by a cap, before any SSH work.
+    // Already reset by the client.
     if (remoteAddress === undefined) return void socket.destroy();
+    // Over a cap: closed before ssh2 sees it, so a flood costs no key-exchange work.
     const ticket = this.connections.admit(remoteAddress, remotePort ?? 0, (stage, seconds) => this.timedOut(attempt, stage, seconds));
     if (!ticket) return void socket.destroy();
     // ssh2 leaves Nagle on, which stalls SFTP's small acknowledgements (measured: 0.2-0.5x throughput).
