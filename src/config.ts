@@ -22,6 +22,15 @@ export interface Config {
   readonly holdChangePercent: number;
   readonly holdChangeMinRows: number;
   readonly digestRevisitLimit: number;
+  readonly sftpLoginTimeoutSeconds: number;
+  readonly sftpIdleTimeoutSeconds: number;
+  readonly sftpMaxUnauthenticatedPerAddress: number;
+  readonly sftpMaxUnauthenticated: number;
+  readonly sftpMaxConnectionsPerDistrict: number;
+  readonly sftpMaxConnectionsPerAddress: number;
+  readonly sftpMaxConnections: number;
+  readonly sftpMaxChannelsPerConnection: number;
+  readonly descriptorReserve: number;
 }
 
 interface Setting<K extends keyof Config> {
@@ -225,6 +234,70 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
       "A second night read against line digests looks again at last night's lines that did not come back, and (in memory) at unchanged lines that became duplicates or lost their school, class or student; above this many of either it reads the delivery in full instead (same result, bounded memory and time).",
     defaultText: "`200000`",
     parse: wholeNumber(1, 10_000_000, 200_000),
+  },
+  {
+    key: "sftpLoginTimeoutSeconds",
+    env: "ROSTERDOCK_SFTP_LOGIN_TIMEOUT_SECONDS",
+    description: "An SFTP connection must send its SSH identification, agree keys and log in within this many seconds, or it is closed (`sftp.connection.timed_out`, `stage` `login`).",
+    defaultText: "`30`",
+    parse: wholeNumber(1, 3600, 30),
+  },
+  {
+    key: "sftpIdleTimeoutSeconds",
+    env: "ROSTERDOCK_SFTP_IDLE_TIMEOUT_SECONDS",
+    description: "A logged-in SFTP connection that sends no SFTP request for this many seconds is closed (`stage` `idle`); SSH keepalives do not count.",
+    defaultText: "`600` (10 minutes)",
+    parse: wholeNumber(1, 7 * 24 * 3600, 600),
+  },
+  {
+    key: "sftpMaxUnauthenticatedPerAddress",
+    env: "ROSTERDOCK_SFTP_MAX_UNAUTHENTICATED_PER_ADDRESS",
+    description: "Most SFTP connections from one address (IPv6: one /64) not yet logged in; more are closed at once, before any key exchange (`sftp.connection.refused`).",
+    defaultText: "`20`",
+    parse: wholeNumber(1, 1_000_000, 20),
+  },
+  {
+    key: "sftpMaxUnauthenticated",
+    env: "ROSTERDOCK_SFTP_MAX_UNAUTHENTICATED",
+    description: "Most SFTP connections not yet logged in, from all addresses together.",
+    defaultText: "`500`",
+    parse: wholeNumber(1, 1_000_000, 500),
+  },
+  {
+    key: "sftpMaxConnectionsPerDistrict",
+    env: "ROSTERDOCK_SFTP_MAX_CONNECTIONS_PER_DISTRICT",
+    description: "Most logged-in SFTP connections of one district at once; a further login sees its session channel refused (\"resource shortage\").",
+    defaultText: "`20`",
+    parse: wholeNumber(1, 1_000_000, 20),
+  },
+  {
+    key: "sftpMaxConnectionsPerAddress",
+    env: "ROSTERDOCK_SFTP_MAX_CONNECTIONS_PER_ADDRESS",
+    description: "Most logged-in SFTP connections from one address (IPv6: one /64), all districts together: high, since a vendor sends many districts' exports from a few addresses.",
+    defaultText: "`200`",
+    parse: wholeNumber(1, 1_000_000, 200),
+  },
+  {
+    key: "sftpMaxConnections",
+    env: "ROSTERDOCK_SFTP_MAX_CONNECTIONS",
+    description: "Most logged-in SFTP connections in all.",
+    defaultText: "`1000`",
+    parse: wholeNumber(1, 1_000_000, 1000),
+  },
+  {
+    key: "sftpMaxChannelsPerConnection",
+    env: "ROSTERDOCK_SFTP_MAX_CHANNELS_PER_CONNECTION",
+    description: "Most SFTP sessions (SSH session channels) open on one connection; each may hold 64 open files.",
+    defaultText: "`4`",
+    parse: wholeNumber(1, 1000, 4),
+  },
+  {
+    key: "descriptorReserve",
+    env: "ROSTERDOCK_DESCRIPTOR_RESERVE",
+    description:
+      "File descriptors kept for HTTP, the database and syncs: when fewer than this many remain below the process's limit (raised to the hard limit by `bin/rosterdock`), new SFTP connections are refused, and below half of it, new SFTP file opens (Linux).",
+    defaultText: "`256`",
+    parse: wholeNumber(16, 1_000_000, 256),
   },
 ];
 

@@ -32,6 +32,7 @@ export const ERROR_CATALOGUE = {
   ERR_NAME_IN_USE: { category: "conflict", message: "That name is taken by a folder, or by a file that may not be replaced." },
   ERR_UNSUPPORTED: { category: "invalid_input", message: "That operation is not supported." },
   ERR_INVALID_ARGUMENT: { category: "invalid_input", message: "An argument is invalid." },
+  ERR_SERVER_BUSY: { category: "unavailable", message: "The server is near its limit of open files; try again later." },
   ERR_PORT_IN_USE: { category: "unavailable", message: "A port Rosterdock needs is already in use." },
   ERR_UNAUTHENTICATED: { category: "unauthenticated", message: "A valid bearer token is required: send `Authorization: Bearer <token>`." },
   ERR_FORBIDDEN: { category: "forbidden", message: "The token does not grant access to this." },

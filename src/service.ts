@@ -122,6 +122,17 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
         maxFilesPerDistrict: config.maxFilesPerDistrict,
         maxOutstandingWriteBytes: config.maxOutstandingWriteBytes,
       },
+      connectionLimits: {
+        loginTimeoutSeconds: config.sftpLoginTimeoutSeconds,
+        idleTimeoutSeconds: config.sftpIdleTimeoutSeconds,
+        maxUnauthenticatedPerAddress: config.sftpMaxUnauthenticatedPerAddress,
+        maxUnauthenticated: config.sftpMaxUnauthenticated,
+        maxConnectionsPerDistrict: config.sftpMaxConnectionsPerDistrict,
+        maxConnectionsPerAddress: config.sftpMaxConnectionsPerAddress,
+        maxConnections: config.sftpMaxConnections,
+        maxChannelsPerConnection: config.sftpMaxChannelsPerConnection,
+      },
+      descriptorReserve: config.descriptorReserve,
     },
     rd.districts,
     rd.deliveries,
@@ -132,7 +143,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const sftpPort = await sftp.listen();
   sftpListening = true;
   const syncThread = new SyncThread(config, logger.child({ component: "sync" }));
-  const http = await buildHttpApp(rd, { sftpListening: () => sftpListening, syncRunner: syncThread });
+  const http = await buildHttpApp(rd, { sftpListening: () => sftpListening, sftpReport: () => sftp.report(), syncRunner: syncThread });
   try {
     await http.listen({ host: config.host, port: config.httpPort });
   } catch (error) {

@@ -24,6 +24,8 @@ declare module "fastify" {
 export interface HttpAppOptions {
   /** Reports whether the SFTP front end is accepting connections. */
   sftpListening: () => boolean;
+  /** SFTP connection counts and descriptor use, shown by /healthz; absent in tests without SFTP. */
+  sftpReport?: () => Record<string, unknown>;
   /** Runs heavy sync operations; the server passes its sync thread, tests may use the services directly. */
   syncRunner?: SyncRunner;
   /** Sees every route as it is added (tests check the OpenAPI document against them). */
@@ -65,7 +67,8 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
     }
     const sftp = options.sftpListening() ? "ok" : "unavailable";
     const healthy = database === "ok" && sftp === "ok";
-    return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "degraded", database, sftp });
+    // Counts are information, not health: a full cap means the limits are doing their work.
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "degraded", database, sftp, ...options.sftpReport?.() });
   });
 
   app.get("/", { schema: { hide: true } }, async (_request, reply) =>

@@ -13,6 +13,8 @@ import { SftpSession, type SessionLimits } from "./sftp-session.ts";
 import { sshAlgorithms, type SshAlgorithms } from "./ssh-algorithms.ts";
 import { ClientHello } from "./client-hello.ts";
 import { HANDSHAKE_FAILURE_MESSAGES, handshakeCloseFailure, handshakeErrorFailure, type HandshakeFailure } from "./handshake-failure.ts";
+import { ConnectionLimits, type ConnectionLimitSettings, type ConnectionReport, type ConnectionTicket, type TimeoutStage } from "./connection-limits.ts";
+import { DescriptorBudget, readDescriptorLimits, type DescriptorReport } from "./descriptor-budget.ts";
 
 const { Server, utils } = ssh2;
 
@@ -22,18 +24,27 @@ export interface SftpServerOptions {
   hostKeys: readonly HostKey[];
   allowSshRsa: boolean;
   limits: SessionLimits;
+  connectionLimits: ConnectionLimitSettings;
+  /** File descriptors kept for HTTP and the database (see DescriptorBudget). */
+  descriptorReserve: number;
   /** Wait before answering a failed login, to slow guessing. */
   failedLoginDelayMs?: number;
 }
 
 const BANNER = "Rosterdock SFTP";
 
+/** Every SFTP request a client can send: each one restarts the idle timeout. */
+const SFTP_REQUESTS = ["OPEN", "READ", "WRITE", "FSTAT", "FSETSTAT", "CLOSE", "OPENDIR", "READDIR", "LSTAT", "STAT", "REMOVE", "RMDIR", "REALPATH", "READLINK", "SETSTAT", "MKDIR", "RENAME", "SYMLINK", "EXTENDED"] as const;
+
 /** One TCP connection, from accept to close, whether or not it ever becomes an SSH connection. */
 interface Attempt {
   readonly socket: Socket;
   readonly hello: ClientHello;
+  readonly ticket: ConnectionTicket;
   client?: Connection;
   ident?: string;
+  /** The district's slug once logged in. */
+  district?: string;
   negotiated?: NegotiatedAlgorithms;
   /** Set once the connection's handshake outcome was logged (or it succeeded). */
   settled: boolean;
@@ -48,6 +59,8 @@ export class SftpServer {
   private readonly attempts = new Map<string, Attempt>();
   private readonly disposals = new Set<Promise<void>>();
   private readonly throttle = new LoginThrottle();
+  private readonly descriptors: DescriptorBudget;
+  private readonly connections: ConnectionLimits;
 
   constructor(
     private readonly options: SftpServerOptions,
@@ -57,6 +70,8 @@ export class SftpServer {
     private readonly logger: Logger,
   ) {
     this.algorithms = sshAlgorithms({ allowSshRsa: options.allowSshRsa });
+    this.descriptors = new DescriptorBudget(readDescriptorLimits(), options.descriptorReserve, logger);
+    this.connections = new ConnectionLimits(options.connectionLimits, this.descriptors, logger);
     this.ssh = new Server(this.serverConfig(), (client, info) => this.onConnection(client, info));
     this.tcp = createServer((socket) => this.onSocket(socket));
   }
@@ -82,10 +97,17 @@ export class SftpServer {
     };
   }
 
+  /** Connection counts and descriptor use, for /healthz. */
+  report(): { connections: ConnectionReport; descriptors: DescriptorReport | undefined } {
+    return { connections: this.connections.report(), descriptors: this.descriptors.report() };
+  }
+
   async listen(): Promise<number> {
+    await this.descriptors.start();
     await new Promise<void>((resolve, reject) => {
       this.tcp.once("error", (error: Error) => reject(listenError(error, "SFTP", this.options.host, this.options.port)));
-      this.tcp.listen(this.options.port, this.options.host, () => {
+      // A deep accept queue lets a flood be accepted and refused at once, instead of its SYNs crowding out a district's.
+      this.tcp.listen({ port: this.options.port, host: this.options.host, backlog: 4096 }, () => {
         this.tcp.removeAllListeners("error");
         this.tcp.on("error", (error: Error) => this.logger.error({ event: "sftp.server.error", err: error }, "SFTP server error"));
         resolve();
@@ -99,6 +121,7 @@ export class SftpServer {
   /** Stops accepting connections and ends those open; open uploads become partial uploads. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.tcp.close(() => resolve()));
+    this.descriptors.stop();
     for (const attempt of this.attempts.values()) {
       // Handshakes cut short by the shutdown itself are not the client's failure.
       attempt.settled = true;
@@ -110,13 +133,20 @@ export class SftpServer {
   }
 
   private onSocket(socket: Socket): void {
+    const { remoteAddress, remotePort } = socket;
+    // Already reset by the client.
+    if (remoteAddress === undefined) return void socket.destroy();
+    // Over a cap: closed before ssh2 sees it, so a flood costs no key-exchange work.
+    const ticket = this.connections.admit(remoteAddress, remotePort ?? 0, (stage, seconds) => this.timedOut(attempt, stage, seconds));
+    if (!ticket) return void socket.destroy();
     // ssh2 leaves Nagle on, which stalls SFTP's small acknowledgements (measured: 0.2-0.5x throughput).
     socket.setNoDelay(true);
-    const key = `${socket.remoteAddress}:${socket.remotePort}`;
-    const attempt: Attempt = { socket, hello: new ClientHello(), settled: false };
+    const key = `${remoteAddress}:${remotePort}`;
+    const attempt: Attempt = { socket, hello: new ClientHello(), ticket, settled: false };
     this.attempts.set(key, attempt);
     socket.once("close", () => {
       this.attempts.delete(key);
+      ticket.release();
       if (!attempt.settled) this.handshakeFailed(attempt, handshakeCloseFailure(attempt.hello, attempt.client !== undefined));
     });
     this.ssh.injectSocket(socket);
@@ -125,6 +155,21 @@ export class SftpServer {
       if (attempt.hello.push(chunk)) socket.off("data", listen);
     };
     socket.on("data", listen);
+  }
+
+  private timedOut(attempt: Attempt, stage: TimeoutStage, seconds: number): void {
+    const { socket, hello, ticket } = attempt;
+    // Logged as a timeout, not again as a failed handshake when the socket closes.
+    attempt.settled = true;
+    const phase = stage === "idle" ? undefined : !hello.ident && !attempt.ident ? "identification" : !attempt.negotiated ? "key_exchange" : "authentication";
+    this.logger.info(
+      { event: "sftp.connection.timed_out", stage, seconds, phase, ip: socket.remoteAddress, port: socket.remotePort, client: attempt.ident ?? hello.ident, district: attempt.district },
+      stage === "idle" ? `closed a logged-in connection idle for ${seconds} s` : `closed a connection not logged in within ${seconds} s`,
+    );
+    if (stage === "login") return void socket.destroy();
+    attempt.client?.end();
+    // end() waits for the client to close; a silent one must not keep the descriptor.
+    setTimeout(() => socket.destroy(), 1000).unref();
   }
 
   private handshakeFailed(attempt: Attempt, failure: HandshakeFailure): void {
@@ -168,11 +213,30 @@ export class SftpServer {
     client.on("ready", () => {
       if (!district) return client.end();
       const current = district;
+      const { ticket } = attempt;
+      const where = { ip: address, port: info.port, district: current.slug };
+      if (!ticket.authenticate(current, where)) {
+        // Refused after the password was checked, so the client reads "resource shortage", not a wrong password.
+        client.on("session", (_accept, reject) => {
+          reject();
+          client.end();
+        });
+        setTimeout(() => attempt.socket.destroy(), 5000).unref();
+        return;
+      }
+      attempt.district = current.slug;
       const negotiated = attempt.negotiated;
       const ssh = negotiated && { kex: negotiated.kex, hostKey: negotiated.serverHostKey, cipher: negotiated.cs.cipher, mac: negotiated.cs.mac || undefined, compression: negotiated.cs.compress };
       this.logger.info({ event: "sftp.login.succeeded", district: current.slug, ip: address, client: clientVersion, ssh }, "login succeeded");
-      client.on("session", (acceptSession) => {
+      client.on("session", (acceptSession, rejectSession) => {
+        if (!ticket.openChannel(where)) return rejectSession();
         const session = acceptSession();
+        let sftpSession: SftpSession | undefined;
+        session.once("close", () => {
+          ticket.closeChannel();
+          // A channel's open files go with it, so closing channels cannot pile up open files under the cap.
+          if (sftpSession) this.dispose(sftpSession, sessions);
+        });
         session.on("sftp", (acceptSftp) => {
           // Accepted synchronously: the client's first SFTP packet is already on its way.
           let home: string;
@@ -182,17 +246,20 @@ export class SftpServer {
             this.logger.error({ err: error }, "could not open the district's space");
             return client.end();
           }
-          sessions.add(
-            new SftpSession(
-              acceptSftp(),
-              new Jail(home),
-              { districtId: current.id, districtSlug: current.slug, clientIp: address, clientVersion },
-              this.storage,
-              this.deliveries,
-              this.options.limits,
-              this.logger.child({ district: current.slug }),
-            ),
+          const sftp = acceptSftp();
+          sftpSession = new SftpSession(
+            sftp,
+            new Jail(home),
+            { districtId: current.id, districtSlug: current.slug, clientIp: address, clientVersion },
+            this.storage,
+            this.deliveries,
+            { ...this.options.limits, hasDescriptorRoom: () => this.descriptors.hasRoom("file") },
+            this.logger.child({ district: current.slug }),
           );
+          sessions.add(sftpSession);
+          // Only requests the session answers: ssh2 answers "unsupported" itself only when nobody listens.
+          const touch = () => ticket.touch();
+          for (const request of SFTP_REQUESTS) if (sftp.listenerCount(request) > 0) sftp.on(request, touch);
         });
         // Only the SFTP subsystem: no shell, no commands, no forwarding.
         session.on("exec", (_accept, reject) => reject());
@@ -212,11 +279,14 @@ export class SftpServer {
       this.logger.debug({ event: "sftp.connection.error", ip: address, err: error.message }, "connection error");
     });
     client.on("close", () => {
-      for (const session of sessions) {
-        const disposal = session.dispose().finally(() => this.disposals.delete(disposal));
-        this.disposals.add(disposal);
-      }
+      for (const session of sessions) this.dispose(session, sessions);
     });
+  }
+
+  private dispose(session: SftpSession, sessions: Set<SftpSession>): void {
+    sessions.delete(session);
+    const disposal = session.dispose().finally(() => this.disposals.delete(disposal));
+    this.disposals.add(disposal);
   }
 
   /** Resolves to the login's result, or undefined when the context was answered some other way. */

@@ -27,6 +27,8 @@ export interface SessionLimits {
   maxUploadBytes: number;
   maxFilesPerDistrict: number;
   maxOutstandingWriteBytes: number;
+  /** False when the process is near its descriptor limit: new files wait, HTTP and the database keep theirs. */
+  hasDescriptorRoom?: () => boolean;
 }
 
 export interface SessionContext {
@@ -84,6 +86,9 @@ export class SftpSession {
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
   private pendingWriteBytes = 0;
+  /** OPENs between their check against the cap and their handle. */
+  private opening = 0;
+  private readonly refusedOpens = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -103,13 +108,13 @@ export class SftpSession {
     const run = (reqId: number, work: () => Promise<void>) => {
       work().catch((error: unknown) => this.fail(reqId, error));
     };
-    s.on("OPEN", (reqId, filename, flags, attrs) => run(reqId, () => this.open(reqId, filename, flags, attrs)));
+    s.on("OPEN", (reqId, filename, flags, attrs) => run(reqId, () => this.withHandleSlot(() => this.open(reqId, filename, flags, attrs))));
     s.on("WRITE", (reqId, handle, offset, data) => this.write(reqId, handle, offset, data));
     s.on("READ", (reqId, handle, offset, length) => run(reqId, () => this.read(reqId, handle, offset, length)));
     s.on("CLOSE", (reqId, handle) => run(reqId, () => this.close(reqId, handle)));
     s.on("FSTAT", (reqId, handle) => run(reqId, () => this.fstat(reqId, handle)));
     s.on("FSETSTAT", (reqId, handle, attrs) => run(reqId, () => this.fsetstat(reqId, handle, attrs)));
-    s.on("OPENDIR", (reqId, path) => run(reqId, () => this.opendir(reqId, path)));
+    s.on("OPENDIR", (reqId, path) => run(reqId, () => this.withHandleSlot(() => this.opendir(reqId, path))));
     s.on("READDIR", (reqId, handle) => run(reqId, () => this.readdir(reqId, handle)));
     s.on("STAT", (reqId, path) => run(reqId, () => this.stat(reqId, path)));
     s.on("LSTAT", (reqId, path) => run(reqId, () => this.stat(reqId, path)));
@@ -125,8 +130,33 @@ export class SftpSession {
 
   // ---- handles -------------------------------------------------------------------------
 
+  /** Takes a handle's place before anything is opened, so a refused OPEN leaves no descriptor behind. */
+  private async withHandleSlot(work: () => Promise<void>): Promise<void> {
+    if (this.handles.size + this.opening >= MAX_OPEN_HANDLES) {
+      this.refusedOpen("handles_per_session", MAX_OPEN_HANDLES);
+      throw new RosterdockError("ERR_UNSUPPORTED", `At most ${MAX_OPEN_HANDLES} files may be open at once.`);
+    }
+    if (this.limits.hasDescriptorRoom?.() === false) {
+      this.refusedOpen("descriptors", undefined);
+      throw new RosterdockError("ERR_SERVER_BUSY", "The server is busy: close some files or try again later.");
+    }
+    this.opening++;
+    try {
+      await work();
+    } finally {
+      this.opening--;
+    }
+  }
+
+  /** Logged once per session and limit: a client retrying in a loop would otherwise flood the log. */
+  private refusedOpen(limit: "handles_per_session" | "descriptors", max: number | undefined): void {
+    const count = (this.refusedOpens.get(limit) ?? 0) + 1;
+    this.refusedOpens.set(limit, count);
+    if (count > 1) return;
+    this.logger.warn({ event: "sftp.open.refused", limit, max, ip: this.context.clientIp, district: this.context.districtSlug }, "file open refused: limit reached");
+  }
+
   private addHandle(handle: Handle): Buffer {
-    if (this.handles.size >= MAX_OPEN_HANDLES) throw new RosterdockError("ERR_UNSUPPORTED", `At most ${MAX_OPEN_HANDLES} files may be open at once.`);
     const id = this.nextHandle++;
     this.handles.set(id, handle);
     const buffer = Buffer.alloc(4);

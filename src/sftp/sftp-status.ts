@@ -22,6 +22,8 @@ const BY_ERRNO: Record<string, [number, string]> = {
   EISDIR: [STATUS_CODE.FAILURE, "That is a folder."],
   EACCES: [STATUS_CODE.PERMISSION_DENIED, "Permission denied."],
   ENOSPC: [STATUS_CODE.FAILURE, "The server is out of disk space; try again later."],
+  EMFILE: [STATUS_CODE.FAILURE, "The server is busy: too many files are open; try again later."],
+  ENFILE: [STATUS_CODE.FAILURE, "The server is busy: too many files are open; try again later."],
 };
 
 /** The one place errors become SFTP status codes. */
@@ -29,6 +31,6 @@ export function sftpStatusFor(error: unknown): { code: number; message: string; 
   if (isRosterdockError(error)) return { code: BY_CATEGORY[error.category], message: error.message, unexpected: error.category === "internal" };
   const errno = (error as NodeJS.ErrnoException | undefined)?.code;
   const known = errno ? BY_ERRNO[errno] : undefined;
-  if (known) return { code: known[0], message: known[1], unexpected: errno === "ENOSPC" };
+  if (known) return { code: known[0], message: known[1], unexpected: errno === "ENOSPC" || errno === "EMFILE" || errno === "ENFILE" };
   return { code: STATUS_CODE.FAILURE, message: "The server could not complete the request.", unexpected: true };
 }

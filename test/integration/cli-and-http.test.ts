@@ -4,7 +4,7 @@ import { RosterdockHome } from "../support/rosterdock-process.ts";
 
 describe("configuration", () => {
   it("names every bad setting and exits with a usage error", async () => {
-    const home = await RosterdockHome.create({ ROSTERDOCK_SFTP_PORT: "70000", ROSTERDOCK_QUIET_SECONDS: "0", ROSTERDOCK_PUBLIC_URL: "ftp://x", ROSTERDOCK_DATABASE_URL: "mysql://x" });
+    const home = await RosterdockHome.create({ ROSTERDOCK_SFTP_PORT: "70000", ROSTERDOCK_QUIET_SECONDS: "0", ROSTERDOCK_PUBLIC_URL: "ftp://x", ROSTERDOCK_DATABASE_URL: "mysql://x", ROSTERDOCK_SFTP_LOGIN_TIMEOUT_SECONDS: "0", ROSTERDOCK_SFTP_MAX_CHANNELS_PER_CONNECTION: "four" });
     try {
       const result = await home.cli(["district", "list"]);
       assert.equal(result.code, 2);
@@ -12,6 +12,8 @@ describe("configuration", () => {
       assert.match(result.stderr, /ROSTERDOCK_QUIET_SECONDS must be between 0.05 and \d+, got 0/);
       assert.match(result.stderr, /ROSTERDOCK_PUBLIC_URL must be an http\(s\) URL/);
       assert.match(result.stderr, /ROSTERDOCK_DATABASE_URL must start with postgres/);
+      assert.match(result.stderr, /ROSTERDOCK_SFTP_LOGIN_TIMEOUT_SECONDS must be between 1 and 3600, got 0/);
+      assert.match(result.stderr, /ROSTERDOCK_SFTP_MAX_CHANNELS_PER_CONNECTION must be a whole number, got "four"/);
     } finally {
       await home.remove();
     }
@@ -82,7 +84,11 @@ describe("serve", () => {
       const server = await home.serve();
       const health = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`);
       assert.equal(health.status, 200);
-      assert.deepEqual(await health.json(), { status: "ok", database: "ok", sftp: "ok" });
+      const body = await health.json();
+      assert.deepEqual({ status: body.status, database: body.database, sftp: body.sftp }, { status: "ok", database: "ok", sftp: "ok" });
+      assert.deepEqual({ unauthenticated: body.connections.unauthenticated, authenticated: body.connections.authenticated, channels: body.connections.channels }, { unauthenticated: 0, authenticated: 0, channels: 0 });
+      assert.equal(body.connections.limits.maxUnauthenticatedPerAddress, 20);
+      assert.equal(typeof body.descriptors.open, "number");
       const page = await fetch(`http://127.0.0.1:${server.httpPort}/`);
       assert.match(await page.text(), /Rosterdock/);
       const started = Date.now();

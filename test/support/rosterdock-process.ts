@@ -58,8 +58,9 @@ export class RosterdockHome {
     return created.sftp;
   }
 
-  async serve(env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
-    return ServerProcess.start(this, env);
+  /** `shell` runs first in the shell that starts the server, e.g. `ulimit -H -n 400`. */
+  async serve(env: NodeJS.ProcessEnv = {}, options: { shell?: string } = {}): Promise<ServerProcess> {
+    return ServerProcess.start(this, env, options);
   }
 
   async remove(): Promise<void> {
@@ -83,8 +84,9 @@ export class ServerProcess {
     });
   }
 
-  static async start(home: RosterdockHome, env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
-    const child = spawn(BIN, ["serve"], { env: { ...home.env, ...env }, stdio: ["ignore", "inherit", "pipe"] });
+  static async start(home: RosterdockHome, env: NodeJS.ProcessEnv = {}, options: { shell?: string } = {}): Promise<ServerProcess> {
+    const [command, args] = options.shell ? ["sh", ["-c", `${options.shell} && exec "$0" serve`, BIN]] : [BIN, ["serve"]];
+    const child = spawn(command, args, { env: { ...home.env, ...env }, stdio: ["ignore", "inherit", "pipe"] });
     const logs: any[] = [];
     const lines = createInterface({ input: child.stderr! });
     const started = await new Promise<{ sftpPort: number; httpPort: number }>((resolve, reject) => {
