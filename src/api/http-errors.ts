@@ -10,6 +10,7 @@ export const HTTP_STATUS: Record<ErrorCategory, number> = {
   unauthenticated: 401,
   forbidden: 403,
   limit: 413,
+  throttled: 429,
   unavailable: 503,
   internal: 500,
 };
@@ -25,6 +26,8 @@ export function registerErrorHandler(app: FastifyInstance, render: (error: Roste
     const status = HTTP_STATUS[mapped.category];
     if (status >= 500) request.log.error({ err: error }, "request failed");
     if (mapped.code === "ERR_UNAUTHENTICATED") reply.header("www-authenticate", 'Bearer realm="rosterdock"');
+    const retryAfter = mapped.details?.retryAfterSeconds;
+    if (typeof retryAfter === "number") reply.header("retry-after", String(retryAfter));
     return reply.code(status).send(render(mapped, status, request.url));
   });
   app.setNotFoundHandler((request, reply) => {

@@ -12,6 +12,7 @@ import { registerTokenCommands } from "./commands/token.ts";
 import { registerClientCommands } from "./commands/client.ts";
 import { registerWebhookCommands } from "./commands/webhook.ts";
 import { registerDoctorCommand } from "./commands/doctor.ts";
+import { registerBansCommands } from "./commands/bans.ts";
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command("rosterdock")
@@ -29,6 +30,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerClientCommands(program, ctx);
   registerWebhookCommands(program, ctx);
   registerDoctorCommand(program, ctx);
+  registerBansCommands(program, ctx);
   return program;
 }
 

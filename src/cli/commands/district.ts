@@ -76,8 +76,18 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
         const d = await rd.districts.show(slug);
         const details = await connection(rd);
         const open = await rd.deliveries.openDelivery(d.id);
-        emit(options, { ...d, sftp: { host: details.host, port: details.port, username: d.sftpUsername }, hostKeys: details.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null }, () =>
-          [describe(d), `SFTP       ${details.host}:${details.port}`, open ? `Receiving  a delivery since ${open.opened_at} (last upload ${open.last_upload_at})` : ""].filter(Boolean).join("\n"),
+        const underAttack = await rd.defender.underAttack(d.sftpUsername);
+        emit(options, { ...d, sftp: { host: details.host, port: details.port, username: d.sftpUsername }, hostKeys: details.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null, underAttack }, () =>
+          [
+            describe(d),
+            `SFTP       ${details.host}:${details.port}`,
+            open ? `Receiving  a delivery since ${open.opened_at} (last upload ${open.last_upload_at})` : "",
+            underAttack
+              ? `ATTACKED   its account is banned from ${underAttack.addresses.join(", ")} after ${underAttack.failures} failed logins (since ${underAttack.since}, until ${underAttack.until}); \`rosterdock bans list\``
+              : "",
+          ]
+            .filter(Boolean)
+            .join("\n"),
         );
       });
     });
