@@ -24,8 +24,8 @@ export interface HashPoolOptions {
  * over HTTP left every SFTP write waiting behind hundreds of hashes (a 1-byte upload took 30 s or
  * more). These threads run at a lower CPU priority, so the event loop keeps a core.
  *
- * Waiting hashes form one queue per lane (client address), served round-robin with clean lanes
- * first, so one flooding address delays another district's login by at most one hash. When the
+ * Waiting hashes form one queue per lane (client address), served round-robin with clean and short
+ * lanes first, so a flood delays another district's login by about one hash. When the
  * queue is full, the newest hash of the longest lane is refused, or the newcomer's if its own lane
  * is the longest: a flood cannot fill the queue against the others.
  */
@@ -33,8 +33,6 @@ export class HashPool implements SecretHasher {
   private readonly idle: PoolThread[] = [];
   private readonly threads: PoolThread[] = [];
   private readonly lanes = new Map<string, Job[]>();
-  private readonly lastServed = new Map<string, number>();
-  private served = 0;
   private queued = 0;
   private closed = false;
   private refusedSinceLog = 0;
@@ -117,21 +115,22 @@ export class HashPool implements SecretHasher {
     }
   }
 
-  /** The first job of the best lane: lowest rank, then served longest ago. */
+  /**
+   * The first job of the best lane: lowest rank (no recent failures), then fewest waiting (a single
+   * login goes before a flood's backlog), then round-robin: a served lane goes to the back.
+   */
   private next(): Job {
     let best: string | undefined;
     let bestRank = Infinity;
-    let bestServed = Infinity;
-    for (const lane of this.lanes.keys()) {
+    let bestLength = Infinity;
+    for (const [lane, jobs] of this.lanes) {
       const rank = this.options.rank?.(lane) ?? 0;
-      const served = this.lastServed.get(lane) ?? 0;
-      if (rank < bestRank || (rank === bestRank && served < bestServed)) [best, bestRank, bestServed] = [lane, rank, served];
+      if (rank < bestRank || (rank === bestRank && jobs.length < bestLength)) [best, bestRank, bestLength] = [lane, rank, jobs.length];
     }
     const jobs = this.lanes.get(best!)!;
     const job = jobs.shift()!;
-    if (jobs.length === 0) this.lanes.delete(best!);
-    this.lastServed.set(best!, ++this.served);
-    if (this.lastServed.size > 10_000) this.lastServed.clear();
+    this.lanes.delete(best!);
+    if (jobs.length > 0) this.lanes.set(best!, jobs);
     return job;
   }
 
