@@ -46,7 +46,8 @@ export function registerOAuthRoutes(app: FastifyInstance, rd: Rosterdock): void 
         const account = `client:${id}`;
         const started = rd.defender.begin(request.ip, account, "http");
         if (!started.ok) {
-          request.log.warn({ event: "http.auth.refused", ip: request.ip, account, reason: started.refusal.reason }, "client secret refused without a check");
+          const refused = rd.defender.refusalToLog(`oauth:${request.ip}`);
+          if (refused !== undefined) request.log.warn({ event: "http.auth.refused", ip: request.ip, account, reason: started.refusal.reason, refused }, "client secrets refused without a check");
           throw new RosterdockError("ERR_TOO_MANY_ATTEMPTS", undefined, { retryAfterSeconds: started.refusal.retryAfterSeconds });
         }
         try {
