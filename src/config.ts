@@ -14,6 +14,13 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   readonly allowSshRsa: boolean;
   readonly logLevel: string;
+  readonly loginMaxFailures: number;
+  readonly loginMaxAccounts: number;
+  readonly loginWindowSeconds: number;
+  readonly banMinutes: number;
+  readonly authRatePerMinute: number;
+  readonly hashThreads: number;
+  readonly hashQueue: number;
   readonly maxUploadBytes: number;
   readonly maxFilesPerDistrict: number;
   readonly maxOutstandingWriteBytes: number;
@@ -177,6 +184,55 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
       if (!LOG_LEVELS.includes(value)) throw new SettingError(`must be one of ${LOG_LEVELS.join(", ")}, got "${raw}"`);
       return value;
     },
+  },
+  {
+    key: "loginMaxFailures",
+    env: "ROSTERDOCK_LOGIN_MAX_FAILURES",
+    description: "Failed logins at one account from one address (SFTP, OAuth client or API token) within the window that ban that address for that account; other accounts behind the address are unaffected. Checks under way count, so parallel tries cannot pass it.",
+    defaultText: "`10`",
+    parse: wholeNumber(1, 10_000, 10),
+  },
+  {
+    key: "loginMaxAccounts",
+    env: "ROSTERDOCK_LOGIN_MAX_ACCOUNTS",
+    description: "Accounts (known or not) one address may fail at within the window; at this many, or at `MAX_FAILURES` × this many failures in all (protocol errors included), the address is banned for every account and its connections are dropped at once.",
+    defaultText: "`5`",
+    parse: wholeNumber(1, 10_000, 5),
+  },
+  {
+    key: "loginWindowSeconds",
+    env: "ROSTERDOCK_LOGIN_WINDOW_SECONDS",
+    description: "How long a failed login counts against its address.",
+    defaultText: "`600`",
+    parse: wholeNumber(1, 7 * 24 * 3600, 600),
+  },
+  {
+    key: "banMinutes",
+    env: "ROSTERDOCK_BAN_MINUTES",
+    description: "Length of a first ban; each repeat within a day of the last one doubles it, up to a day. `rosterdock bans clear` lifts bans.",
+    defaultText: "`30`",
+    parse: wholeNumber(1, 24 * 60, 30),
+  },
+  {
+    key: "authRatePerMinute",
+    env: "ROSTERDOCK_AUTH_RATE_PER_MINUTE",
+    description: "Per address, `POST /oauth/token` requests and failed bearer-token checks allowed per minute (answered 429 past it).",
+    defaultText: "`30`",
+    parse: wholeNumber(1, 1_000_000, 30),
+  },
+  {
+    key: "hashThreads",
+    env: "ROSTERDOCK_HASH_THREADS",
+    description: "Threads that hash and check passwords, client secrets and tokens (scrypt), apart from the file system's and at a lower CPU priority.",
+    defaultText: "`1`",
+    parse: wholeNumber(1, 64, 1),
+  },
+  {
+    key: "hashQueue",
+    env: "ROSTERDOCK_HASH_QUEUE",
+    description: "Credential checks that may wait for a hashing thread; past it new ones are refused at once (SFTP login refused, HTTP 503), the most insistent address first.",
+    defaultText: "`64`",
+    parse: wholeNumber(1, 100_000, 64),
   },
   {
     key: "maxUploadBytes",

@@ -10,6 +10,7 @@ export type ErrorCategory =
   | "unauthenticated"
   | "forbidden"
   | "limit"
+  | "throttled"
   | "unavailable"
   | "internal";
 
@@ -42,6 +43,11 @@ export const ERROR_CATALOGUE = {
   ERR_ONEROSTER_INVALID_SORT: { category: "invalid_input", message: "The OneRoster sort names a field that cannot be sorted on." },
   ERR_ONEROSTER_INVALID_FIELDS: { category: "invalid_input", message: "The OneRoster fields selection names an unknown field." },
   ERR_ONEROSTER_NOT_FOUND: { category: "not_found", message: "No roster record has that sourcedId." },
+  ERR_TOO_MANY_ATTEMPTS: {
+    category: "throttled",
+    message: "Too many failed sign-in attempts from this address; wait, or ask the operator to run `rosterdock bans clear ADDRESS`.",
+  },
+  ERR_BUSY: { category: "unavailable", message: "The server is checking too many credentials at once; try again in a few seconds." },
   ERR_INTERNAL: { category: "internal", message: "Something went wrong inside Rosterdock." },
 } as const satisfies Record<string, { category: ErrorCategory; message: string }>;
 
@@ -73,6 +79,7 @@ export const EXIT_CODES: Record<ErrorCategory, number> = {
   unauthenticated: 5,
   forbidden: 5,
   limit: 6,
+  throttled: 6,
   unavailable: 7,
   internal: 1,
 };

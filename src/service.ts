@@ -17,6 +17,9 @@ import { ClientService } from "./tokens/client-service.ts";
 import { WebhookService, WEBHOOK_MAX_ATTEMPTS } from "./webhooks/webhook-service.ts";
 import { ServerSettings, reachableUrl } from "./settings/server-settings.ts";
 import { createLogger } from "./logger.ts";
+import { HashPool } from "./security/hash-pool.ts";
+import { BanStore } from "./security/ban-store.ts";
+import { Defender } from "./security/defender.ts";
 import { listenError } from "./errors.ts";
 
 /** Everything Rosterdock is made of, wired once: config → database → storage → services. */
@@ -35,6 +38,10 @@ export interface Rosterdock {
   readonly clients: ClientService;
   readonly webhooks: WebhookService;
   readonly settings: ServerSettings;
+  /** Where passwords, secrets and tokens are hashed: threads of their own behind a bounded queue. */
+  readonly hasher: HashPool;
+  /** Counts failed logins (SSH and HTTP) and keeps the bans. */
+  readonly defender: Defender;
   hostKeys(): Promise<HostKey[]>;
   close(): Promise<void>;
 }
@@ -46,11 +53,41 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
   const { db } = database;
   const storage = new LocalStorage(config.dataDir);
   const audit = new AuditLog(db, clock);
-  const districts = new DistrictService(db, clock, audit);
+  // Lanes are client addresses: those without recent failures are hashed first.
+  let defender: Defender | undefined;
+  const hasher = new HashPool(
+    { threads: config.hashThreads, queueLimit: config.hashQueue, rank: (lane) => (defender && defender.failures(lane) > 0 ? 1 : 0) },
+    logger.child({ component: "security" }),
+  );
+  const districts = new DistrictService(db, clock, audit, hasher);
   const jobs = new JobQueue(db, clock);
   const deliveries = new DeliveryService(db, storage, jobs, clock, config.quietSeconds, logger);
-  const tokens = new TokenService(db, clock, audit);
+  const tokens = new TokenService(db, clock, audit, hasher);
   const webhooks = new WebhookService(db, jobs, districts, clock, audit, logger.child({ component: "webhooks" }));
+  const securityLogger = logger.child({ component: "security" });
+  defender = new Defender(
+    new BanStore(db, clock),
+    {
+      maxFailures: config.loginMaxFailures,
+      maxAccounts: config.loginMaxAccounts,
+      windowMs: config.loginWindowSeconds * 1000,
+      banMs: config.banMinutes * 60_000,
+      refreshMs: 5000,
+    },
+    clock,
+    audit,
+    securityLogger,
+    {
+      // The first ban on a district's account (from any address) flags the district as under attack.
+      onBan: async (ban, { accountAlreadyBanned }) => {
+        if (ban.account === null || accountAlreadyBanned) return;
+        const district = await districts.findByUsername(ban.account);
+        if (!district) return;
+        securityLogger.warn({ event: "district.under_attack", district: district.slug, ip: ban.address, bannedUntil: ban.bannedUntil }, "a district's account is under attack");
+        await webhooks.emit("district.under_attack", district.id, { account: ban.account, address: ban.address, failures: ban.failures, bannedUntil: ban.bannedUntil });
+      },
+    },
+  );
   const syncs = createSyncService({
     database,
     districts,
@@ -87,12 +124,16 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     jobs,
     syncs,
     tokens,
-    clients: new ClientService(db, tokens, districts, clock, audit),
+    clients: new ClientService(db, tokens, districts, clock, audit, hasher),
     webhooks,
     settings: new ServerSettings(db, clock),
+    hasher,
+    defender,
     hostKeys: () => (hostKeys ??= ensureHostKeys(db, clock)),
     close: async () => {
       syncs.close();
+      await defender.stop();
+      await hasher.close();
       await database.close();
     },
   };
@@ -138,7 +179,13 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
     rd.deliveries,
     rd.storage,
     logger.child({ component: "sftp" }),
+    rd.defender,
   );
+  // Bans are read before the first connection is accepted, and then every few seconds.
+  await rd.defender.start();
+  // A district disabled or given a new password here loses its open sessions at once; the SFTP
+  // server also notices changes made by the CLI or another server within seconds.
+  const stopClosingSessions = rd.districts.onAccessRevoked((districtId, why) => sftp.closeDistrictSessions(districtId, why));
   let sftpListening = false;
   const sftpPort = await sftp.listen();
   sftpListening = true;
@@ -175,6 +222,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
     httpPort,
     async stop() {
       sftpListening = false;
+      stopClosingSessions();
       // A sync in progress is cut short (rolled back, requeued at start) rather than waited for.
       await syncThread.close();
       await worker.stop();

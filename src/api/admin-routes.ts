@@ -29,6 +29,11 @@ const DistrictSchema = z.object({
   dateFormat: z.enum(DATE_FORMAT_SETTINGS).describe("How the district's dates are read: auto (each date column as its values show), mdy or dmy"),
   createdAt: z.string(),
 });
+const UnderAttackSchema = z
+  .object({ since: z.string(), until: z.string(), addresses: z.array(z.string()), failures: z.number().int() })
+  .nullable()
+  .describe("Set while the district's account is banned from some addresses after repeated failed logins (`rosterdock bans list`)");
+const DistrictDetailSchema = DistrictSchema.extend({ underAttack: UnderAttackSchema });
 const CredentialsSchema = z.object({
   slug: z.string(),
   name: z.string(),
@@ -88,8 +93,13 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
     },
   );
 
-  api.get("/api/v1/districts/:slug", { schema: { tags: ["districts"], summary: "Show a district", params: SlugParams, response: { 200: DistrictSchema, ...errors } } }, async (request) =>
-    rd.districts.show(request.params.slug),
+  api.get(
+    "/api/v1/districts/:slug",
+    { schema: { tags: ["districts"], summary: "Show a district, and whether its account is under attack", params: SlugParams, response: { 200: DistrictDetailSchema, ...errors } } },
+    async (request) => {
+      const district = await rd.districts.show(request.params.slug);
+      return { ...district, underAttack: await rd.defender.underAttack(district.sftpUsername) };
+    },
   );
 
   api.patch(

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import { RosterdockError } from "../errors.ts";
-import type { TokenScope, TokenService } from "../tokens/token-service.ts";
+import { TokenService, type TokenScope } from "../tokens/token-service.ts";
+import type { Defender } from "../security/defender.ts";
 
 export interface Principal {
   name: string;
@@ -13,15 +14,30 @@ export interface Principal {
 const CACHE_MS = 60_000;
 const CACHE_MAX = 10_000;
 
+/** Failed bearer-token checks per address (the HTTP app passes @fastify/rate-limit's counter). */
+export interface FailureLimit {
+  /** Whether the address has used up its failures for now. */
+  exhausted(request: FastifyRequest): Promise<boolean>;
+  count(request: FastifyRequest): Promise<void>;
+}
+
 /**
  * Checks bearer tokens. A token's scrypt check costs tens of milliseconds, so a verified token is
  * remembered (by its SHA-256, never in clear) for a minute; each request still looks its row up by
  * id, so a revocation (from the CLI, another process) takes effect at once.
+ * A check that is not in that memory goes through the defender, like an SSH login: a failure
+ * counts against the address (and the token's lookup part as its account), and a banned or
+ * exhausted address is answered 429 before any hashing. A bad token repeated from memory costs
+ * nothing and is not counted: an app retrying with its expired token is not guessing.
  */
 export class Authenticator {
   private readonly cache = new Map<string, { principal: Principal | undefined; tokenId: number | undefined; until: number }>();
 
-  constructor(private readonly tokens: TokenService) {}
+  constructor(
+    private readonly tokens: TokenService,
+    private readonly defender: Defender,
+    private readonly failureLimit?: FailureLimit,
+  ) {}
 
   async principal(request: FastifyRequest): Promise<Principal> {
     const header = request.headers.authorization ?? "";
@@ -36,7 +52,7 @@ export class Authenticator {
       entry = undefined;
     }
     if (!entry || entry.until < now) {
-      const verified = await this.tokens.verify(token);
+      const verified = await this.check(request, token);
       const expires = verified?.expiresAt ? Date.parse(verified.expiresAt) : Infinity;
       entry = {
         principal: verified ? { name: verified.name, scopes: verified.scopes, districts: verified.districts } : undefined,
@@ -48,6 +64,35 @@ export class Authenticator {
     }
     if (!entry.principal) throw new RosterdockError("ERR_UNAUTHENTICATED", "The bearer token is unknown, revoked or expired.");
     return entry.principal;
+  }
+
+  private async check(request: FastifyRequest, token: string) {
+    const account = TokenService.account(token);
+    const started = this.defender.begin(request.ip, account, "http");
+    if (!started.ok) {
+      request.log.warn({ event: "http.auth.refused", ip: request.ip, account, reason: started.refusal.reason }, "bearer token refused without a check");
+      throw new RosterdockError("ERR_TOO_MANY_ATTEMPTS", undefined, { retryAfterSeconds: started.refusal.retryAfterSeconds });
+    }
+    const { attempt } = started;
+    let verified;
+    try {
+      if (await this.failureLimit?.exhausted(request)) {
+        request.log.warn({ event: "http.auth.refused", ip: request.ip, account, reason: "rate_limited" }, "bearer token refused without a check");
+        throw new RosterdockError("ERR_TOO_MANY_ATTEMPTS", "Too many failed bearer tokens from this address; wait a minute.", { retryAfterSeconds: 60 });
+      }
+      verified = await this.tokens.verify(token, request.ip);
+    } catch (error) {
+      attempt.release();
+      throw error;
+    }
+    if (verified) {
+      attempt.succeed();
+      return verified;
+    }
+    attempt.fail("bad_token");
+    await this.failureLimit?.count(request);
+    request.log.warn({ event: "http.auth.failed", ip: request.ip, account, reason: "bad_token" }, "bearer token refused");
+    return undefined;
   }
 
   /** `admin` includes `roster.readonly` for every district. */

@@ -8,6 +8,10 @@ import { Authenticator, type Principal } from "./authenticator.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { registerErrorHandler } from "./http-errors.ts";
 import fastifyFormbody from "@fastify/formbody";
+import fastifyRateLimit from "@fastify/rate-limit";
+import { RosterdockError } from "../errors.ts";
+import { addressKey } from "../security/address-key.ts";
+import { registerBanRoutes } from "./ban-routes.ts";
 import { registerOAuthRoutes } from "./oauth-routes.ts";
 import { registerWebhookAndClientRoutes } from "./webhook-routes.ts";
 import { registerSyncRoutes, type SyncRunner } from "./sync-routes.ts";
@@ -82,9 +86,28 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
   );
 
   await app.register(fastifyFormbody);
-  const auth = new Authenticator(rd.tokens);
+  // Only routes that ask for it (`/oauth/token`), and failed bearer tokens below: reading apps are not limited.
+  await app.register(fastifyRateLimit, {
+    global: false,
+    keyGenerator: (request) => addressKey(request.ip),
+    onExceeded: (request) => {
+      const unlogged = rd.defender.refusalToLog(`rate:${request.ip}`);
+      if (unlogged !== undefined) request.log.warn({ event: "http.rate_limited", ip: request.ip, url: request.url.split("?")[0], refused: unlogged }, "requests refused: too many from one address");
+    },
+    errorResponseBuilder: (_request, context) =>
+      new RosterdockError("ERR_TOO_MANY_ATTEMPTS", `Too many requests from this address; retry in ${context.after}.`, { retryAfterSeconds: Math.ceil(context.ttl / 1000) }),
+  });
+  const bearerFailures = app.createRateLimit({ max: rd.config.authRatePerMinute, timeWindow: 60_000, keyGenerator: (request) => `bearer:${addressKey(request.ip)}` });
+  const auth = new Authenticator(rd.tokens, rd.defender, {
+    exhausted: async (request) => {
+      const read = await bearerFailures(request, { increment: false });
+      return !read.isAllowed && read.remaining === 0;
+    },
+    count: async (request) => void (await bearerFailures(request)),
+  });
   registerOAuthRoutes(app, rd);
   registerAdminRoutes(app, rd, auth);
+  registerBanRoutes(app, rd);
   registerWebhookAndClientRoutes(app, rd);
   registerSyncRoutes(app, rd, options.syncRunner ?? { rollback: async (id, actor) => (await rd.syncs.rollback(id, actor)).changeset.changes });
   // Roster reads have their own read-only connection (SQLite; PostgreSQL reads are not written yet).

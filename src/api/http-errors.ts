@@ -10,6 +10,7 @@ export const HTTP_STATUS: Record<ErrorCategory, number> = {
   unauthenticated: 401,
   forbidden: 403,
   limit: 413,
+  throttled: 429,
   unavailable: 503,
   internal: 500,
 };
@@ -23,8 +24,11 @@ export function registerErrorHandler(app: FastifyInstance, render: (error: Roste
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const mapped = toRosterdockError(error);
     const status = HTTP_STATUS[mapped.category];
-    if (status >= 500) request.log.error({ err: error }, "request failed");
+    // A full hash queue is logged once a second by the pool, not once per refused request.
+    if (status >= 500 && mapped.code !== "ERR_BUSY") request.log.error({ err: error }, "request failed");
     if (mapped.code === "ERR_UNAUTHENTICATED") reply.header("www-authenticate", 'Bearer realm="rosterdock"');
+    const retryAfter = mapped.details?.retryAfterSeconds;
+    if (typeof retryAfter === "number") reply.header("retry-after", String(retryAfter));
     return reply.code(status).send(render(mapped, status, request.url));
   });
   app.setNotFoundHandler((request, reply) => {

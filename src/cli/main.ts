@@ -13,6 +13,7 @@ import { registerTokenCommands } from "./commands/token.ts";
 import { registerClientCommands } from "./commands/client.ts";
 import { registerWebhookCommands } from "./commands/webhook.ts";
 import { registerDoctorCommand } from "./commands/doctor.ts";
+import { registerBansCommands } from "./commands/bans.ts";
 
 /** The version in package.json, read at run time: the CLI runs from a checkout, not a build. */
 export function packageVersion(): string {
@@ -36,6 +37,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerClientCommands(program, ctx);
   registerWebhookCommands(program, ctx);
   registerDoctorCommand(program, ctx);
+  registerBansCommands(program, ctx);
   return program;
 }
 

@@ -241,7 +241,20 @@ export interface SyncIssueTable {
   message: string;
 }
 
+/** A ban of a client address (migration 0006); `account` '' bans the address for every account. */
+export interface LoginBanTable {
+  id: Generated<number>;
+  address: string;
+  account: string;
+  reason: string;
+  failures: number;
+  strikes: number;
+  banned_at: string;
+  banned_until: string;
+}
+
 export interface Database extends ClientAndWebhookTables {
+  login_bans: LoginBanTable;
   districts: DistrictTable;
   credentials: CredentialTable;
   host_keys: HostKeyTable;

@@ -5,7 +5,8 @@ import type { Clock } from "../clock.ts";
 import { isoNow } from "../clock.ts";
 import { RosterdockError } from "../errors.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
-import { generatePassword, hashSecret, randomToken, verifySecret } from "../security/secrets.ts";
+import { generatePassword, randomToken } from "../security/secrets.ts";
+import type { SecretHasher } from "../security/hash-pool.ts";
 import { isAddressAllowed, parseCidr } from "./ip-allow-list.ts";
 import { isUniqueViolation } from "../db/dialect-info.ts";
 import { DATE_FORMAT_SETTINGS, districtDateFormat } from "../intake/date-format.ts";
@@ -49,18 +50,54 @@ export interface CreatedDistrict {
 
 export type LoginResult =
   | { ok: true; district: DistrictView }
-  | { ok: false; reason: "unknown_user" | "bad_password" | "disabled" | "address_not_allowed" | "bad_key" | "too_many_failures" };
+  | { ok: false; reason: "unknown_user" | "bad_password" | "disabled" | "address_not_allowed" | "bad_key" | "too_many_failures" | "banned" | "server_busy" };
+
+/** Why a district's open SFTP sessions must end. */
+export type AccessRevoked = "disabled" | "password_rotated";
 
 /** Districts and their SFTP credentials. The one place that knows how logins are checked. */
 export class DistrictService {
-  private readonly dummyHash: Promise<string>;
+  private dummyHash: Promise<string> | undefined;
+  private readonly revokedListeners = new Set<(districtId: number, why: AccessRevoked) => void>();
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly clock: Clock,
     private readonly audit: AuditLog,
-  ) {
-    this.dummyHash = hashSecret(randomToken(16));
+    private readonly hasher: SecretHasher,
+  ) {}
+
+  /** Called after a district is disabled or its password rotated here, so the SFTP server ends its sessions. */
+  onAccessRevoked(listener: (districtId: number, why: AccessRevoked) => void): () => void {
+    this.revokedListeners.add(listener);
+    return () => this.revokedListeners.delete(listener);
+  }
+
+  private accessRevoked(districtId: number, why: AccessRevoked): void {
+    for (const listener of this.revokedListeners) listener(districtId, why);
+  }
+
+  /**
+   * What a login was granted against: the district's status and its current password. A session
+   * whose stamp changed (a disable or rotation by the CLI or another server) is ended.
+   */
+  async accessStamps(districtIds: readonly number[]): Promise<Map<number, string>> {
+    if (districtIds.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom("districts")
+      .leftJoin("credentials", (join) =>
+        join.onRef("credentials.district_id", "=", "districts.id").on("credentials.kind", "=", "password").on("credentials.revoked_at", "is", null),
+      )
+      .select(["districts.id", "districts.status", "credentials.id as credentialId"])
+      .where("districts.id", "in", [...districtIds])
+      .execute();
+    return new Map(rows.map((r) => [r.id, `${r.status}:${r.credentialId ?? "none"}`]));
+  }
+
+  /** The district an SFTP username belongs to, if any. */
+  async findByUsername(username: string): Promise<DistrictView | undefined> {
+    const row = await this.db.selectFrom("credentials").select("district_id").where("username", "=", username).executeTakeFirst();
+    return row ? this.showById(row.district_id) : undefined;
   }
 
   async create(input: { slug: string; name: string; allowIps?: string[] }, actor: string): Promise<CreatedDistrict> {
@@ -70,7 +107,7 @@ export class DistrictService {
     if (!name) throw new RosterdockError("ERR_INVALID_ARGUMENT", "A district needs a name.");
     const allowIps = (input.allowIps ?? []).map(parseCidr);
     const password = generatePassword();
-    const secretHash = await hashSecret(password);
+    const secretHash = await this.hasher.hash(password);
     const now = isoNow(this.clock);
     const exists = () => new RosterdockError("ERR_DISTRICT_EXISTS", `A district named "${slug}" already exists.`, { slug });
     const id = await this.db.transaction().execute(async (trx) => {
@@ -119,7 +156,7 @@ export class DistrictService {
   async rotatePassword(slug: string, actor: string): Promise<CreatedDistrict> {
     const district = await this.requireRow(slug);
     const password = generatePassword();
-    const secretHash = await hashSecret(password);
+    const secretHash = await this.hasher.hash(password);
     const now = isoNow(this.clock);
     await this.db.transaction().execute(async (trx) => {
       await trx
@@ -135,6 +172,7 @@ export class DistrictService {
         .execute();
       await this.audit.record({ actor, action: "district.password_rotated", districtId: district.id }, trx);
     });
+    this.accessRevoked(district.id, "password_rotated");
     return { district: toView(district), password };
   }
 
@@ -209,6 +247,7 @@ export class DistrictService {
       await trx.updateTable("districts").set({ status: "disabled", updated_at: isoNow(this.clock) }).where("id", "=", district.id).execute();
       await this.audit.record({ actor, action: "district.disabled", districtId: district.id }, trx);
     });
+    this.accessRevoked(district.id, "disabled");
     return this.show(slug);
   }
 
@@ -223,10 +262,10 @@ export class DistrictService {
       .where("credentials.revoked_at", "is", null)
       .executeTakeFirst();
     if (!credential?.secret_hash) {
-      await verifySecret(password, await this.dummyHash);
+      await this.hasher.verify(password, await (this.dummyHash ??= this.hasher.hash(randomToken(16))), address);
       return { ok: false, reason: "unknown_user" };
     }
-    if (!(await verifySecret(password, credential.secret_hash))) return { ok: false, reason: "bad_password" };
+    if (!(await this.hasher.verify(password, credential.secret_hash, address))) return { ok: false, reason: "bad_password" };
     return this.admit(await this.show(credential.slug), address);
   }
 

@@ -1,14 +1,14 @@
 import { createServer, type AddressInfo, type Server as TcpServer, type Socket } from "node:net";
 import ssh2 from "ssh2";
-import type { AuthContext, ClientInfo, Connection, NegotiatedAlgorithms, ServerConfig } from "ssh2";
+import type { AuthContext, AuthenticationType, ClientInfo, Connection, NegotiatedAlgorithms, ServerConfig } from "ssh2";
 import type { Logger } from "pino";
-import type { DistrictService, DistrictView, LoginResult } from "../districts/district-service.ts";
+import type { AccessRevoked, DistrictService, DistrictView, LoginResult } from "../districts/district-service.ts";
 import type { DeliveryService } from "../deliveries/delivery-service.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
 import type { HostKey } from "./host-keys.ts";
 import { Jail } from "./jail.ts";
-import { LoginThrottle } from "./login-throttle.ts";
-import { listenError } from "../errors.ts";
+import { isRosterdockError, listenError } from "../errors.ts";
+import type { Defender, LoginAttempt, Refusal } from "../security/defender.ts";
 import { SftpSession, type SessionLimits } from "./sftp-session.ts";
 import { sshAlgorithms, type SshAlgorithms } from "./ssh-algorithms.ts";
 import { ClientHello } from "./client-hello.ts";
@@ -50,6 +50,35 @@ interface Attempt {
   settled: boolean;
 }
 
+/** A logged-in connection, and what its login was granted against (see DistrictService.accessStamps). */
+interface LiveLogin {
+  readonly client: Connection;
+  readonly districtId: number;
+  readonly slug: string;
+  readonly address: string;
+  readonly stamp: string | undefined;
+}
+
+/** Handshake failures that are the client breaking the protocol (scanners), not a hang-up or a host key refused. */
+const PROTOCOL_ERRORS = new Set<HandshakeFailure["reason"]>([
+  "bad_identification",
+  "protocol_error",
+  "key_exchange_failed",
+  "no_matching_kex",
+  "no_matching_host_key",
+  "no_matching_cipher",
+  "no_matching_mac",
+  "no_matching_compression",
+]);
+
+/** Failures where the credential was right: no guessing, so they do not count against the address. */
+const NOT_GUESSES = new Set<string>(["disabled", "address_not_allowed"]);
+
+const AUTH_METHODS: AuthenticationType[] = ["password", "publickey", "keyboard-interactive"];
+
+/** How often logged-in sessions are checked against their district (disabled or password rotated elsewhere). */
+const REVALIDATE_MS = 5000;
+
 /** The SSH/SFTP front end: authentication, then one jailed SftpSession per SFTP channel. */
 export class SftpServer {
   private readonly ssh: InstanceType<typeof Server>;
@@ -58,9 +87,11 @@ export class SftpServer {
   private readonly algorithms: SshAlgorithms;
   private readonly attempts = new Map<string, Attempt>();
   private readonly disposals = new Set<Promise<void>>();
-  private readonly throttle = new LoginThrottle();
   private readonly descriptors: DescriptorBudget;
   private readonly connections: ConnectionLimits;
+  /** Logged-in connections per district, so a disable or a password rotation can end them. */
+  private readonly live = new Map<number, Set<LiveLogin>>();
+  private revalidateTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly options: SftpServerOptions,
@@ -68,6 +99,7 @@ export class SftpServer {
     private readonly deliveries: DeliveryService,
     private readonly storage: LocalStorage,
     private readonly logger: Logger,
+    private readonly defender: Defender,
   ) {
     this.algorithms = sshAlgorithms({ allowSshRsa: options.allowSshRsa });
     this.descriptors = new DescriptorBudget(readDescriptorLimits(), options.descriptorReserve, logger);
@@ -115,11 +147,38 @@ export class SftpServer {
     });
     const port = (this.tcp.address() as AddressInfo).port;
     this.logger.info({ event: "sftp.listening", host: this.options.host, port }, "SFTP server listening");
+    this.revalidateTimer = setInterval(() => {
+      this.revalidate().catch((error: unknown) => this.logger.error({ event: "sftp.revalidate.failed", err: error }, "could not check open sessions against their districts"));
+    }, REVALIDATE_MS);
+    this.revalidateTimer.unref();
     return port;
+  }
+
+  /** Ends the district's logged-in connections (open uploads become partial uploads). */
+  closeDistrictSessions(districtId: number, why: AccessRevoked): number {
+    const logins = [...(this.live.get(districtId) ?? [])];
+    for (const login of logins) {
+      this.logger.warn({ event: "sftp.session.ended", district: login.slug, ip: login.address, reason: why }, why === "disabled" ? "session ended: the district was disabled" : "session ended: the district's password was rotated");
+      login.client.end();
+    }
+    this.live.delete(districtId);
+    return logins.length;
+  }
+
+  /** Catches disables and rotations made by the CLI or another server, which this process hears nothing of. */
+  private async revalidate(): Promise<void> {
+    if (this.live.size === 0) return;
+    const stamps = await this.districts.accessStamps([...this.live.keys()]);
+    for (const [districtId, logins] of this.live) {
+      const stamp = stamps.get(districtId);
+      const stale = [...logins].find((l) => l.stamp !== undefined && l.stamp !== stamp);
+      if (stale) this.closeDistrictSessions(districtId, stamp?.startsWith("active:") ? "password_rotated" : "disabled");
+    }
   }
 
   /** Stops accepting connections and ends those open; open uploads become partial uploads. */
   async close(): Promise<void> {
+    if (this.revalidateTimer) clearInterval(this.revalidateTimer);
     const closed = new Promise<void>((resolve) => this.tcp.close(() => resolve()));
     this.descriptors.stop();
     for (const attempt of this.attempts.values()) {
@@ -136,6 +195,8 @@ export class SftpServer {
     const { remoteAddress, remotePort } = socket;
     // Already reset by the client.
     if (remoteAddress === undefined) return void socket.destroy();
+    // A banned address costs no key exchange: dropped here, logged once a minute.
+    if (this.defender.isBanned(remoteAddress)) return this.dropBanned(socket);
     // Over a cap: closed before ssh2 sees it, so a flood costs no key-exchange work.
     const ticket = this.connections.admit(remoteAddress, remotePort ?? 0, (stage, seconds) => this.timedOut(attempt, stage, seconds));
     if (!ticket) return void socket.destroy();
@@ -172,9 +233,19 @@ export class SftpServer {
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
+  private dropBanned(socket: Socket): void {
+    const dropped = this.defender.refusalToLog(socket.remoteAddress);
+    if (dropped !== undefined) {
+      this.logger.warn({ event: "sftp.connection.refused", ip: socket.remoteAddress, reason: "banned", dropped }, "connection dropped: the address is banned (`rosterdock bans list`)");
+    }
+    socket.on("error", () => undefined);
+    socket.destroy();
+  }
+
   private handshakeFailed(attempt: Attempt, failure: HandshakeFailure): void {
     attempt.settled = true;
     const { socket, hello } = attempt;
+    if (PROTOCOL_ERRORS.has(failure.reason)) this.defender.recordProtocolError(socket.remoteAddress, failure.reason);
     this.logger.info(
       { event: "sftp.handshake_failed", ip: socket.remoteAddress, port: socket.remotePort, client: attempt.ident ?? hello.ident, ...failure },
       HANDSHAKE_FAILURE_MESSAGES[failure.reason],
@@ -192,16 +263,18 @@ export class SftpServer {
     const address = info.ip;
     const clientVersion = info.header.identRaw;
     let district: DistrictView | undefined;
+    let login: LiveLogin | undefined;
     const sessions = new Set<SftpSession>();
+    const state = { keyFailureCounted: false };
 
     client.on("authentication", (ctx) => {
-      this.authenticate(ctx, address).then(
-        (result) => {
-          if (result === undefined) return;
-          if (result.ok) {
-            district = result.district;
-            ctx.accept();
-          }
+      this.authenticate(ctx, address, state).then(
+        async (result) => {
+          if (result === undefined || !result.ok) return;
+          const stamp = (await this.districts.accessStamps([result.district.id])).get(result.district.id);
+          district = result.district;
+          login = { client, districtId: district.id, slug: district.slug, address, stamp };
+          ctx.accept();
         },
         (error: unknown) => {
           this.logger.error({ event: "sftp.login.error", err: error, ip: address }, "login check failed");
@@ -211,7 +284,7 @@ export class SftpServer {
     });
 
     client.on("ready", () => {
-      if (!district) return client.end();
+      if (!district || !login) return client.end();
       const current = district;
       const { ticket } = attempt;
       const where = { ip: address, port: info.port, district: current.slug };
@@ -225,6 +298,9 @@ export class SftpServer {
         return;
       }
       attempt.district = current.slug;
+      const logins = this.live.get(current.id) ?? new Set<LiveLogin>();
+      logins.add(login);
+      this.live.set(current.id, logins);
       const negotiated = attempt.negotiated;
       const ssh = negotiated && { kex: negotiated.kex, hostKey: negotiated.serverHostKey, cipher: negotiated.cs.cipher, mac: negotiated.cs.mac || undefined, compression: negotiated.cs.compress };
       this.logger.info({ event: "sftp.login.succeeded", district: current.slug, ip: address, client: clientVersion, ssh }, "login succeeded");
@@ -276,9 +352,16 @@ export class SftpServer {
     });
     client.on("error", (error: Error) => {
       if (!attempt.settled) return this.handshakeFailed(attempt, handshakeErrorFailure(error, attempt.hello, true, this.algorithms));
+      // Broken SSH after the handshake but before any login: a protocol error against the address.
+      if (!district && (error as Error & { level?: string }).level !== "socket") this.defender.recordProtocolError(address, "protocol_error");
       this.logger.debug({ event: "sftp.connection.error", ip: address, err: error.message }, "connection error");
     });
     client.on("close", () => {
+      if (login) {
+        const logins = this.live.get(login.districtId);
+        logins?.delete(login);
+        if (logins?.size === 0) this.live.delete(login.districtId);
+      }
       for (const session of sessions) this.dispose(session, sessions);
     });
   }
@@ -290,54 +373,85 @@ export class SftpServer {
   }
 
   /** Resolves to the login's result, or undefined when the context was answered some other way. */
-  private async authenticate(ctx: AuthContext, address: string): Promise<LoginResult | undefined> {
+  private async authenticate(ctx: AuthContext, address: string, state: { keyFailureCounted: boolean }): Promise<LoginResult | undefined> {
     const username = ctx.username;
-    const methods = ["password", "publickey", "keyboard-interactive"] as const;
-    if (ctx.method !== "none" && this.throttle.isBlocked(address)) {
-      return this.finish(ctx, username, address, { ok: false, reason: "too_many_failures" });
-    }
     switch (ctx.method) {
-      case "password":
-        return this.finish(ctx, username, address, await this.districts.loginWithPassword(username, ctx.password, address));
+      case "password": {
+        const password = ctx.password;
+        return this.check(ctx, address, (attempt) => this.passwordLogin(ctx, attempt, username, password, address));
+      }
       case "keyboard-interactive": {
+        // Prompted before the check is reserved: a client slow to answer holds no place in the count.
         const answers = await new Promise<string[]>((resolve) => ctx.prompt([{ prompt: "Password: ", echo: false }], BANNER, resolve));
-        return this.finish(ctx, username, address, await this.districts.loginWithPassword(username, answers[0] ?? "", address));
+        return this.check(ctx, address, (attempt) => this.passwordLogin(ctx, attempt, username, answers[0] ?? "", address));
       }
-      case "publickey": {
-        const registered = await this.districts.publicKeys(username);
-        const match = registered?.keys.find((text) => {
-          const parsed = utils.parseKey(text);
-          return !(parsed instanceof Error) && parsed.getPublicSSH().equals(ctx.key.data);
+      case "publickey":
+        return this.check(ctx, address, async (attempt) => {
+          const registered = await this.districts.publicKeys(username);
+          const match = registered?.keys.find((text) => {
+            const parsed = utils.parseKey(text);
+            return !(parsed instanceof Error) && parsed.getPublicSSH().equals(ctx.key.data);
+          });
+          if (!registered || !match) {
+            // A client offers each key of its agent in turn: one wrong key counts per connection, so
+            // a district whose password follows its keys is not banned by its own agent.
+            if (state.keyFailureCounted) attempt.release();
+            else attempt.fail("bad_key");
+            state.keyFailureCounted = true;
+            this.logger.warn({ event: "sftp.login.failed", username, ip: address, method: ctx.method, reason: "bad_key" }, "login failed");
+            ctx.reject(AUTH_METHODS);
+            return undefined;
+          }
+          if (!ctx.signature) {
+            // The client asks whether this key would do; it signs next.
+            attempt.release();
+            ctx.accept();
+            return undefined;
+          }
+          const parsed = utils.parseKey(match);
+          const valid = !(parsed instanceof Error) && ctx.blob !== undefined && parsed.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true;
+          const result: LoginResult = valid ? this.districts.admit(registered.district, address) : { ok: false, reason: "bad_key" };
+          return this.finish(ctx, attempt, username, address, result);
         });
-        if (!registered || !match) {
-          ctx.reject([...methods]);
-          return undefined;
-        }
-        if (!ctx.signature) {
-          // The client asks whether this key would do; it signs next.
-          ctx.accept();
-          return undefined;
-        }
-        const parsed = utils.parseKey(match);
-        const valid = !(parsed instanceof Error) && ctx.blob !== undefined && parsed.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true;
-        const result: LoginResult = valid ? this.districts.admit(registered.district, address) : { ok: false, reason: "bad_key" };
-        return this.finish(ctx, username, address, result);
-      }
       default:
-        ctx.reject([...methods]);
+        ctx.reject(AUTH_METHODS);
         return undefined;
     }
   }
 
-  private async finish(ctx: AuthContext, username: string, address: string, result: LoginResult): Promise<LoginResult | undefined> {
+  private async passwordLogin(ctx: AuthContext, attempt: LoginAttempt, username: string, password: string, address: string): Promise<LoginResult | undefined> {
+    return this.finish(ctx, attempt, username, address, await this.districts.loginWithPassword(username, password, address));
+  }
+
+  /** Reserves the check with the defender, or refuses at once (banned, at the limit, hashing queue full). */
+  private async check(ctx: AuthContext, address: string, run: (attempt: LoginAttempt) => Promise<LoginResult | undefined>): Promise<LoginResult | undefined> {
+    const started = this.defender.begin(address, ctx.username, "ssh");
+    if (!started.ok) return this.refuse(ctx, address, started.refusal.reason, started.refusal);
+    try {
+      return await run(started.attempt);
+    } catch (error) {
+      started.attempt.release();
+      if (isRosterdockError(error) && error.code === "ERR_BUSY") return this.refuse(ctx, address, "server_busy");
+      throw error;
+    }
+  }
+
+  private refuse(ctx: AuthContext, address: string, reason: "banned" | "too_many_failures" | "server_busy", refusal?: Refusal): undefined {
+    this.logger.warn({ event: "sftp.login.failed", username: ctx.username, ip: address, method: ctx.method, reason, retryAfterSeconds: refusal?.retryAfterSeconds }, "login refused without a check");
+    ctx.reject(AUTH_METHODS);
+    return undefined;
+  }
+
+  private async finish(ctx: AuthContext, attempt: LoginAttempt, username: string, address: string, result: LoginResult): Promise<LoginResult | undefined> {
     if (result.ok) {
-      this.throttle.recordSuccess(address);
+      attempt.succeed();
       return result;
     }
-    if (result.reason !== "too_many_failures") this.throttle.recordFailure(address);
+    if (NOT_GUESSES.has(result.reason)) attempt.release();
+    else attempt.fail(result.reason);
     this.logger.warn({ event: "sftp.login.failed", username, ip: address, method: ctx.method, reason: result.reason }, "login failed");
     await new Promise((resolve) => setTimeout(resolve, this.options.failedLoginDelayMs ?? 500));
-    ctx.reject(["password", "publickey", "keyboard-interactive"]);
+    ctx.reject(AUTH_METHODS);
     return undefined;
   }
 }

@@ -10,6 +10,7 @@ const BY_CATEGORY: Record<ErrorCategory, number> = {
   unauthenticated: STATUS_CODE.PERMISSION_DENIED,
   forbidden: STATUS_CODE.PERMISSION_DENIED,
   limit: STATUS_CODE.FAILURE,
+  throttled: STATUS_CODE.FAILURE,
   unavailable: STATUS_CODE.FAILURE,
   internal: STATUS_CODE.FAILURE,
 };

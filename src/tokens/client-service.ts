@@ -4,7 +4,8 @@ import { isoNow, type Clock } from "../clock.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { DistrictService } from "../districts/district-service.ts";
 import { RosterdockError } from "../errors.ts";
-import { hashSecret, randomToken, verifySecret } from "../security/secrets.ts";
+import { randomToken } from "../security/secrets.ts";
+import type { SecretHasher } from "../security/hash-pool.ts";
 import { TOKEN_SCOPES, type TokenScope, type TokenService } from "./token-service.ts";
 
 export const ACCESS_TOKEN_SECONDS = 3600;
@@ -17,6 +18,7 @@ export class ClientService {
     private readonly districts: DistrictService,
     private readonly clock: Clock,
     private readonly audit: AuditLog,
+    private readonly hasher: SecretHasher,
   ) {}
 
   async create(input: { name: string; scopes: string[]; districts?: string[] }, actor: string): Promise<{ clientId: string; clientSecret: string }> {
@@ -32,7 +34,7 @@ export class ClientService {
       .insertInto("oauth_clients")
       .values({
         client_id: clientId,
-        secret_hash: await hashSecret(clientSecret),
+        secret_hash: await this.hasher.hash(clientSecret),
         name,
         scopes: JSON.stringify(scopes),
         districts: input.districts?.length ? JSON.stringify(input.districts) : null,
@@ -45,9 +47,9 @@ export class ClientService {
   }
 
   /** The client-credentials grant. Returns undefined for a wrong id or secret (the caller answers invalid_client). */
-  async issueToken(clientId: string, clientSecret: string, requestedScope?: string) {
+  async issueToken(clientId: string, clientSecret: string, requestedScope?: string, lane?: string) {
     const client = await this.db.selectFrom("oauth_clients").selectAll().where("client_id", "=", clientId).where("revoked_at", "is", null).executeTakeFirst();
-    if (!client || !(await verifySecret(clientSecret, client.secret_hash))) return undefined;
+    if (!client || !(await this.hasher.verify(clientSecret, client.secret_hash, lane))) return undefined;
     const allowed = JSON.parse(client.scopes) as TokenScope[];
     const requested = requestedScope ? (requestedScope.split(/\s+/).filter(Boolean) as TokenScope[]) : allowed;
     if (requested.some((s) => !allowed.includes(s))) {
@@ -60,6 +62,7 @@ export class ClientService {
       clientId: client.id,
       districts: client.districts ? (JSON.parse(client.districts) as string[]) : undefined,
       expiresAt,
+      lane,
     });
     return { access_token: issued, token_type: "Bearer" as const, expires_in: ACCESS_TOKEN_SECONDS, scope: requested.join(" ") };
   }

@@ -3,7 +3,10 @@ import type { Database } from "../db/schema.ts";
 import { isoNow, type Clock } from "../clock.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { RosterdockError } from "../errors.ts";
-import { hashSecret, randomToken, verifySecret } from "../security/secrets.ts";
+import { randomToken } from "../security/secrets.ts";
+import type { SecretHasher } from "../security/hash-pool.ts";
+
+const TOKEN_FORMAT = /^rdk_([A-Za-z0-9_-]{12})_([A-Za-z0-9_-]{43})$/;
 
 export const TOKEN_SCOPES = ["admin", "roster.readonly"] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];
@@ -40,6 +43,7 @@ export class TokenService {
     private readonly db: Kysely<Database>,
     private readonly clock: Clock,
     private readonly audit: AuditLog,
+    private readonly hasher: SecretHasher,
   ) {}
 
   async create(name: string, scopes: readonly string[], actor: string): Promise<{ id: number; token: string; scopes: TokenScope[] }> {
@@ -55,11 +59,11 @@ export class TokenService {
   }
 
   /** A short-lived token for an OAuth client. */
-  async issueAccessToken(input: { name: string; scopes: TokenScope[]; clientId: number; districts: string[] | undefined; expiresAt: string }): Promise<string> {
+  async issueAccessToken(input: { name: string; scopes: TokenScope[]; clientId: number; districts: string[] | undefined; expiresAt: string; lane?: string }): Promise<string> {
     return (await this.insert(input)).token;
   }
 
-  private async insert(input: { name: string; scopes: TokenScope[]; clientId?: number; districts?: string[] | undefined; expiresAt?: string }) {
+  private async insert(input: { name: string; scopes: TokenScope[]; clientId?: number; districts?: string[] | undefined; expiresAt?: string; lane?: string }) {
     const lookup = randomToken(9);
     const secret = randomToken(32);
     const row = await this.db
@@ -67,7 +71,7 @@ export class TokenService {
       .values({
         name: input.name,
         lookup,
-        secret_hash: await hashSecret(secret),
+        secret_hash: await this.hasher.hash(secret, input.lane),
         scopes: JSON.stringify(input.scopes),
         created_at: isoNow(this.clock),
         last_used_at: null,
@@ -124,11 +128,18 @@ export class TokenService {
     return row !== undefined && row.revoked_at === null && (row.expires_at === null || row.expires_at > isoNow(this.clock));
   }
 
-  async verify(token: string): Promise<VerifiedToken | undefined> {
-    const match = /^rdk_([A-Za-z0-9_-]{12})_([A-Za-z0-9_-]{43})$/.exec(token);
+  /** The defender's account for a token: its lookup part, which is not secret. */
+  static account(token: string): string {
+    const match = TOKEN_FORMAT.exec(token);
+    return match ? `token:${match[1]}` : "token:malformed";
+  }
+
+  /** `lane`: who asks (the client's address), so one client's flood of checks cannot delay others'. */
+  async verify(token: string, lane?: string): Promise<VerifiedToken | undefined> {
+    const match = TOKEN_FORMAT.exec(token);
     if (!match) return undefined;
     const row = await this.db.selectFrom("api_tokens").selectAll().where("lookup", "=", match[1]!).where("revoked_at", "is", null).executeTakeFirst();
-    if (!row || !(await verifySecret(match[2]!, row.secret_hash))) return undefined;
+    if (!row || !(await this.hasher.verify(match[2]!, row.secret_hash, lane))) return undefined;
     if (row.expires_at !== null && row.expires_at <= isoNow(this.clock)) return undefined;
     return {
       id: row.id,

@@ -9,7 +9,7 @@ import type { DistrictService } from "../districts/district-service.ts";
 import { randomToken } from "../security/secrets.ts";
 import { signWebhook } from "./webhook-signature.ts";
 
-export const WEBHOOK_EVENTS = ["sync.applied", "sync.held", "sync.failed"] as const;
+export const WEBHOOK_EVENTS = ["sync.applied", "sync.held", "sync.failed", "district.under_attack"] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 /** Attempts before a delivery is given up (backoff doubles from 10 s: about 21 minutes in all). */

@@ -99,7 +99,7 @@ describe("webhooks and OAuth clients", () => {
     assert.equal(created.status, 201);
     const { endpoint, secret } = await created.json();
     assert.match(secret, /^whsec_/);
-    assert.deepEqual(endpoint.events, ["sync.applied", "sync.held", "sync.failed"]);
+    assert.deepEqual(endpoint.events, ["sync.applied", "sync.held", "sync.failed", "district.under_attack"]);
     const list = await (await fetch(`${base}/api/v1/webhooks`, { headers })).json();
     assert.ok(list.some((e: { id: number }) => e.id === endpoint.id));
     assert.equal((await fetch(`${base}/api/v1/webhooks/${endpoint.id}`, { method: "DELETE", headers: { authorization: headers.authorization } })).status, 204);

@@ -552,6 +552,108 @@ for (const backend of selectedBackends()) {
       });
     });
 
+    describe("bans", () => {
+      const clock = new TestClock();
+      const t = fresh({ clock });
+      const guess = (address: string, account: string, times: number) => {
+        const started = Array.from({ length: times }, () => t.rd.defender.begin(address, account, "ssh"));
+        for (const s of started) if (s.ok) s.attempt.fail("bad_password");
+        return started.filter((s) => s.ok).length;
+      };
+
+      it("counts checks under way, so parallel tries stop at the limit, and bans the address for that account only", async () => {
+        const { rd } = t;
+        const lincoln = await rd.districts.create({ slug: "lincoln", name: "Lincoln" }, "test");
+        await rd.webhooks.addEndpoint({ url: "http://127.0.0.1:9/hooks", events: ["district.under_attack"] }, "test");
+        const started = Array.from({ length: 50 }, () => rd.defender.begin("198.51.100.7", "lincoln", "ssh"));
+        assert.equal(started.filter((s) => s.ok).length, 10);
+        assert.ok(started.filter((s) => !s.ok).every((s) => !s.ok && s.refusal.reason === "too_many_failures"));
+        for (const s of started) if (s.ok) s.attempt.fail("bad_password");
+        await rd.defender.settled();
+
+        const bans = await rd.defender.list();
+        assert.deepEqual(
+          bans.map((b) => [b.address, b.account, b.failures, b.strikes, (Date.parse(b.bannedUntil) - Date.parse(b.bannedAt)) / 60_000]),
+          [["198.51.100.7", "lincoln", 10, 1, 30]],
+        );
+        assert.equal(rd.defender.isBanned("198.51.100.7"), false);
+        const refused = rd.defender.begin("198.51.100.7", "lincoln", "ssh");
+        assert.equal(!refused.ok && refused.refusal.reason, "banned");
+        const other = rd.defender.begin("198.51.100.7", "jefferson", "ssh");
+        assert.ok(other.ok, "another account behind the same address still gets its check");
+        if (other.ok) other.attempt.succeed();
+
+        assert.deepEqual((await rd.defender.underAttack("lincoln"))?.addresses, ["198.51.100.7"]);
+        assert.equal(await rd.defender.underAttack("jefferson"), null);
+        const hooks = await rd.database.db.selectFrom("webhook_deliveries").select(["event", "payload"]).execute();
+        assert.deepEqual(hooks.map((h) => h.event), ["district.under_attack"]);
+        assert.equal(JSON.parse(hooks[0]!.payload).district, "lincoln");
+        assert.equal(JSON.parse(hooks[0]!.payload).data.address, "198.51.100.7");
+        assert.equal(lincoln.district.slug, "lincoln");
+      });
+
+      it("bans an address that fails at several accounts for every account, protocol errors and IPv6 /64s included", async () => {
+        const { rd } = t;
+        for (const account of ["root", "admin", "test", "oracle"]) assert.equal(guess("203.0.113.5", account, 1), 1);
+        assert.equal(rd.defender.isBanned("203.0.113.5"), false);
+        assert.equal(guess("203.0.113.5", "ubuntu", 1), 1);
+        assert.equal(rd.defender.isBanned("203.0.113.5"), true, "in force before the database has it");
+        assert.equal(rd.defender.isBanned("::ffff:203.0.113.5"), true);
+        const refused = rd.defender.begin("203.0.113.5", "lincoln", "http");
+        assert.equal(!refused.ok && refused.refusal.reason, "banned");
+
+        for (let i = 0; i < 50; i++) rd.defender.recordProtocolError(`2001:db8:7:7::${i.toString(16)}`, "bad_identification");
+        assert.equal(rd.defender.isBanned("2001:db8:7:7:ffff::1"), true, "one host's /64 counts as one address");
+        assert.equal(rd.defender.isBanned("2001:db8:7:8::1"), false);
+        await rd.defender.settled();
+        const addressWide = (await rd.defender.list()).filter((b) => b.account === null).map((b) => b.address);
+        assert.deepEqual(addressWide.sort(), ["2001:db8:7:7::/64", "203.0.113.5"]);
+      });
+
+      it("doubles a repeat offender's ban up to a day, and forgets it a day after the last one", async () => {
+        const { rd } = t;
+        const lengths: number[] = [];
+        for (let i = 0; i < 8; i++) {
+          assert.equal(guess("192.0.2.44", "madison", 10), 10);
+          await rd.defender.settled();
+          const [ban] = await rd.defender.list("192.0.2.44");
+          lengths.push((Date.parse(ban!.bannedUntil) - Date.parse(ban!.bannedAt)) / 60_000);
+          clock.advance((Date.parse(ban!.bannedUntil) - clock.now().getTime()) / 1000 + 1);
+        }
+        assert.deepEqual(lengths, [30, 60, 120, 240, 480, 960, 1440, 1440]);
+        clock.advance(24 * 3600 + 60);
+        guess("192.0.2.44", "madison", 10);
+        await rd.defender.settled();
+        assert.equal((await rd.defender.list("192.0.2.44"))[0]!.strikes, 1);
+      });
+
+      it("keeps bans across a restart, shared with another server on the database, until cleared", async () => {
+        const { rd } = t;
+        guess("192.0.2.99", "a1", 1);
+        guess("192.0.2.99", "a2", 1);
+        guess("192.0.2.99", "a3", 1);
+        guess("192.0.2.99", "a4", 1);
+        guess("192.0.2.99", "a5", 1);
+        await rd.defender.settled();
+        const other = await createRosterdock(loadConfig(t.home.env), { logger: silent, clock });
+        try {
+          assert.equal(other.defender.isBanned("192.0.2.99"), false, "not read yet");
+          await other.defender.start();
+          assert.equal(other.defender.isBanned("192.0.2.99"), true);
+          assert.equal(await other.defender.clear("192.0.2.99", "test"), 1);
+          assert.equal(other.defender.isBanned("192.0.2.99"), false);
+          assert.equal(rd.defender.isBanned("192.0.2.99"), true, "until the other server reads the bans again");
+          await rd.defender.refresh();
+          assert.equal(rd.defender.isBanned("192.0.2.99"), false);
+          assert.ok(rd.defender.begin("192.0.2.99", "a6", "ssh").ok, "the failures behind a lifted ban are forgotten");
+          assert.ok((await other.defender.clear(undefined, "test")) >= 1);
+          assert.deepEqual(await rd.defender.list(), []);
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
     describe("admin HTTP API", () => {
       const t = fresh({ env: { ROSTERDOCK_PUBLIC_HOST: "sftp.example.org", ROSTERDOCK_SFTP_PORT: "2222" } });
       let app: FastifyInstance;

@@ -86,9 +86,19 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
         const d = await rd.districts.show(slug);
         const details = await connection(rd);
         const open = await rd.deliveries.openDelivery(d.id);
+        const underAttack = await rd.defender.underAttack(d.sftpUsername);
         const sftp = { host: details.host, port: details.port, username: d.sftpUsername, source: details.source };
-        emit(options, { ...d, sftp, hostKeys: details.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null }, () =>
-          [describe(d), `SFTP       ${details.host}:${details.port} (${details.note})`, open ? `Receiving  a delivery since ${open.opened_at} (last upload ${open.last_upload_at})` : ""].filter(Boolean).join("\n"),
+        emit(options, { ...d, sftp, hostKeys: details.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null, underAttack }, () =>
+          [
+            describe(d),
+            `SFTP       ${details.host}:${details.port} (${details.note})`,
+            open ? `Receiving  a delivery since ${open.opened_at} (last upload ${open.last_upload_at})` : "",
+            underAttack
+              ? `ATTACKED   its account is banned from ${underAttack.addresses.join(", ")} after ${underAttack.failures} failed logins (since ${underAttack.since}, until ${underAttack.until}); \`rosterdock bans list\``
+              : "",
+          ]
+            .filter(Boolean)
+            .join("\n"),
         );
       });
     });

@@ -5,13 +5,13 @@ import { emit, table, type OutputOptions } from "../output.ts";
 const collect = (v: string, acc: string[]) => [...acc, v];
 
 export function registerWebhookCommands(program: Command, ctx: CliContext): void {
-  const webhook = program.command("webhook").description("Signed webhooks for sync.applied, sync.held and sync.failed");
+  const webhook = program.command("webhook").description("Signed webhooks for sync.applied, sync.held, sync.failed and district.under_attack");
 
   webhook
     .command("add <url>")
     .description("Register an endpoint; its signing secret is shown once")
     .option("--district <slug>", "only this district's events (default: every district)")
-    .option("--event <event>", "sync.applied, sync.held or sync.failed (repeatable; default all)", collect, [] as string[])
+    .option("--event <event>", "sync.applied, sync.held, sync.failed or district.under_attack (repeatable; default all)", collect, [] as string[])
     .option("--json", "print JSON only")
     .action(async (url: string, options: OutputOptions & { district?: string; event: string[] }) => {
       await ctx.with(async (rd) => {

@@ -6,6 +6,7 @@ import { clientsAndWebhooksMigration } from "./0003-clients-and-webhooks.ts";
 import { apiIndexesMigration } from "./0004-api-indexes.ts";
 import { oneOpenDeliveryMigration } from "./0005-one-open-delivery.ts";
 import { serverSettingsMigration } from "./0006-server-settings.ts";
+import { loginBansMigration } from "./0007-login-bans.ts";
 
 /** Every migration, in order; each is written once for both dialects. */
 export function migrationProvider(dialect: DialectInfo): MigrationProvider {
@@ -18,6 +19,7 @@ export function migrationProvider(dialect: DialectInfo): MigrationProvider {
         "0004-api-indexes": apiIndexesMigration(dialect),
         "0005-one-open-delivery": oneOpenDeliveryMigration(dialect),
         "0006-server-settings": serverSettingsMigration(dialect),
+        "0007-login-bans": loginBansMigration(dialect),
       };
     },
   };
