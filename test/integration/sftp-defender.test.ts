@@ -234,7 +234,7 @@ describe("the defender, against a real server and real SSH clients", { skip: mis
   });
 
   it("ends a district's open session when it is disabled (API) or its password rotated (CLI)", async () => {
-    const { token } = await home.json(["token", "create", "--name", "ops"]);
+    const { token } = await home.json(["token", "create", "--name", "ops", "--scope", "admin"]);
 
     const rotatedSession = await openSession(server.sftpPort, jefferson);
     const rotated = await home.json(["district", "rotate-password", "jefferson"]);
@@ -257,7 +257,7 @@ describe("the defender, against a real server and real SSH clients", { skip: mis
   });
 
   it("lists and lifts bans through the admin API", async () => {
-    const { token } = await home.json(["token", "create", "--name", "ops-bans"]);
+    const { token } = await home.json(["token", "create", "--name", "ops-bans", "--scope", "admin"]);
     const client = await home.json(["client", "create", "--name", "reports"]);
     for (let i = 0; i < LIMIT; i++) {
       assert.equal(await postForm(server.httpPort, "127.0.1.100", "/oauth/token", { grant_type: "client_credentials", client_id: client.clientId, client_secret: `wrong-${i}` }), 401);
