@@ -22,6 +22,8 @@ const BY_ERRNO: Record<string, [number, string]> = {
   EISDIR: [STATUS_CODE.FAILURE, "That is a folder."],
   EACCES: [STATUS_CODE.PERMISSION_DENIED, "Permission denied."],
   ENOSPC: [STATUS_CODE.FAILURE, "The server is out of disk space; try again later."],
+  // Names are checked against ROSTERDOCK_MAX_NAME_BYTES first; this is for reads of names no one could have made.
+  ENAMETOOLONG: [STATUS_CODE.FAILURE, "Name too long for the server's file system."],
 };
 
 /** The one place errors become SFTP status codes. */
