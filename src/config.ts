@@ -24,6 +24,11 @@ export interface Config {
   readonly maxUploadBytes: number;
   readonly maxFilesPerDistrict: number;
   readonly maxOutstandingWriteBytes: number;
+  readonly maxFoldersPerDistrict: number;
+  readonly maxFolderDepth: number;
+  readonly maxNameBytes: number;
+  readonly maxPathBytes: number;
+  readonly archiveQuotaBytes: number;
   readonly holdDeletePercent: number;
   readonly holdDeleteMinRows: number;
   readonly holdChangePercent: number;
@@ -254,6 +259,42 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
     description: "Per SFTP session, bytes of received upload data held before it is written to disk (the server writes before it reads more).",
     defaultText: "`8388608` (8 MiB)",
     parse: wholeNumber(64 * 1024, 1024 ** 3, 8 * 1024 * 1024),
+  },
+  {
+    key: "maxFoldersPerDistrict",
+    env: "ROSTERDOCK_MAX_FOLDERS_PER_DISTRICT",
+    description: "Most folders a district may create in its SFTP space (`0`: none, files go to `/`); further `mkdir`s are refused.",
+    defaultText: "`100`",
+    parse: wholeNumber(0, 100_000, 100),
+  },
+  {
+    key: "maxFolderDepth",
+    env: "ROSTERDOCK_MAX_FOLDER_DEPTH",
+    description: "Deepest folder a district may create (`/a/b` is 2 deep).",
+    defaultText: "`8`",
+    parse: wholeNumber(0, 32, 8),
+  },
+  {
+    key: "maxNameBytes",
+    env: "ROSTERDOCK_MAX_NAME_BYTES",
+    description: "Longest file or folder name, in UTF-8 bytes; longer names are refused with a message saying so.",
+    defaultText: "`255`",
+    parse: wholeNumber(1, 255, 255),
+  },
+  {
+    key: "maxPathBytes",
+    env: "ROSTERDOCK_MAX_PATH_BYTES",
+    description: "Longest path (`/folder/name.csv`), in UTF-8 bytes.",
+    defaultText: "`1024`",
+    parse: wholeNumber(1, 4096, 1024),
+  },
+  {
+    key: "archiveQuotaBytes",
+    env: "ROSTERDOCK_ARCHIVE_QUOTA_BYTES",
+    description:
+      "Most bytes a district's archive (`districts/<id>/archive`, every file ever received) may hold; past it the district's uploads are refused and `district show` flags it until an operator prunes old nights.",
+    defaultText: "`53687091200` (50 GiB)",
+    parse: wholeNumber(1, Number.MAX_SAFE_INTEGER, 50 * 1024 ** 3),
   },
   {
     key: "holdDeletePercent",

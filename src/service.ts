@@ -7,7 +7,7 @@ import { DistrictService } from "./districts/district-service.ts";
 import { DeliveryService } from "./deliveries/delivery-service.ts";
 import { JobQueue } from "./jobs/job-queue.ts";
 import { Worker, type JobHandler } from "./jobs/worker.ts";
-import { LocalStorage } from "./storage/local-storage.ts";
+import { LocalStorage, type CutUpload } from "./storage/local-storage.ts";
 import { ensureHostKeys, type HostKey } from "./sftp/host-keys.ts";
 import { createSyncService, type SyncService } from "./sync/sync-service.ts";
 import { MAX_SYNC_ATTEMPTS } from "./sync/process-sync.ts";
@@ -145,6 +145,24 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** Records an upload the server was receiving when it stopped: a partial upload, holding its night like a refused one. */
+async function recordCutUpload(rd: Rosterdock, cut: CutUpload): Promise<void> {
+  try {
+    await rd.deliveries.recordPartial({
+      districtId: cut.districtId,
+      path: cut.path ?? "/(name not recorded)",
+      size: cut.size,
+      clientIp: cut.clientIp ?? "",
+      clientVersion: cut.clientVersion ?? "",
+      startedAt: cut.startedAt ?? cut.lastWrittenAt,
+      reason: "The server stopped during the transfer: the file was cut off and must be sent again.",
+    });
+  } catch (error) {
+    rd.logger.error({ event: "storage.incoming.not_recorded", districtId: cut.districtId, path: cut.path, err: error }, "could not record an upload cut off by a crash; it is kept for the next start");
+    throw error;
+  }
+}
+
 /** `rosterdock serve`: SFTP, HTTP and the background worker in one process. */
 export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   // Loaded here, not at the top: CLI commands (ingest above all) need neither, nor their memory.
@@ -152,6 +170,9 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const { buildHttpApp } = await import("./api/http-app.ts");
   const { config, logger } = rd;
   const startedAt = new Date();
+  // Before any session can start, and before the worker can close the delivery they belong to.
+  const cleared = await rd.storage.clearIncoming(startedAt, (cut) => recordCutUpload(rd, cut));
+  if (cleared > 0) logger.warn({ event: "storage.incoming.cleared", count: cleared }, "removed uploads left unfinished by an earlier crash");
   const sftp = new SftpServer(
     {
       host: config.host,
@@ -162,6 +183,11 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
         maxUploadBytes: config.maxUploadBytes,
         maxFilesPerDistrict: config.maxFilesPerDistrict,
         maxOutstandingWriteBytes: config.maxOutstandingWriteBytes,
+        maxFoldersPerDistrict: config.maxFoldersPerDistrict,
+        maxFolderDepth: config.maxFolderDepth,
+        maxNameBytes: config.maxNameBytes,
+        maxPathBytes: config.maxPathBytes,
+        archiveQuotaBytes: config.archiveQuotaBytes,
       },
       connectionLimits: {
         loginTimeoutSeconds: config.sftpLoginTimeoutSeconds,
@@ -214,8 +240,6 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const removed = await rd.deliveries.removeReceivedEverywhere();
   if (removed > 0) logger.info({ event: "storage.received.removed", count: removed }, "took files received before a restart out of the districts' folders");
   await worker.start();
-  const cleared = await rd.storage.clearIncoming(startedAt);
-  if (cleared > 0) logger.warn({ event: "storage.incoming.cleared", count: cleared }, "removed uploads left unfinished by an earlier crash");
 
   return {
     sftpPort,

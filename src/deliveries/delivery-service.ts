@@ -173,29 +173,40 @@ export class DeliveryService {
     return retryOnUniqueViolation(record);
   }
 
-  /** A transfer the client never finished: kept on record, never processed. */
-  async recordPartial(upload: PartialUpload): Promise<void> {
-    await this.db
-      .insertInto("uploads")
-      .values({
-        district_id: upload.districtId,
-        delivery_id: null,
-        path: upload.path,
-        size: upload.size,
-        sha256: null,
-        status: "partial",
-        stored_path: null,
-        client_ip: upload.clientIp,
-        client_version: upload.clientVersion,
-        started_at: upload.startedAt,
-        finished_at: isoNow(this.clock),
-        reason: upload.reason,
-      })
-      .execute();
+  /**
+   * A transfer never finished (the connection ended, or the server stopped): kept on record, never
+   * processed. It joins the district's open delivery, if any, whose night is then held unless the
+   * file is sent again whole before it closes (sync/refused-uploads.ts); it opens none and does not
+   * keep one open.
+   */
+  async recordPartial(upload: PartialUpload): Promise<{ uploadId: number; deliveryId: number | null }> {
+    const recorded = await this.db.transaction().execute(async (trx) => {
+      const open = await trx.selectFrom("deliveries").select("id").where("district_id", "=", upload.districtId).where("status", "=", "open").executeTakeFirst();
+      const row = await trx
+        .insertInto("uploads")
+        .values({
+          district_id: upload.districtId,
+          delivery_id: open?.id ?? null,
+          path: upload.path,
+          size: upload.size,
+          sha256: null,
+          status: "partial",
+          stored_path: null,
+          client_ip: upload.clientIp,
+          client_version: upload.clientVersion,
+          started_at: upload.startedAt,
+          finished_at: isoNow(this.clock),
+          reason: upload.reason,
+        })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      return { uploadId: row.id, deliveryId: open?.id ?? null };
+    });
     this.logger.warn(
-      { event: "sftp.upload.partial", districtId: upload.districtId, path: upload.path, size: upload.size, reason: upload.reason },
+      { event: "sftp.upload.partial", districtId: upload.districtId, path: upload.path, size: upload.size, reason: upload.reason, ...recorded },
       "partial upload discarded",
     );
+    return recorded;
   }
 
   /** A file renamed while its delivery is still open keeps its place in the delivery under the new name. */

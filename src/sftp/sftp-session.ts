@@ -12,6 +12,8 @@ import { isRosterdockError, RosterdockError } from "../errors.ts";
 import { longName, toAttributes } from "./attributes.ts";
 import { Jail } from "./jail.ts";
 import { sftpStatusFor } from "./sftp-status.ts";
+import { assertDepthFits, assertPathFits, assertRoomForFolder, folderDepth, shortPath, subtreeDepth, type PathLimitSettings } from "./path-limits.ts";
+import { archiveFullMessage } from "../storage/archive-usage.ts";
 
 const { OPEN_MODE, STATUS_CODE } = ssh2.utils.sftp;
 /** SSH_EXTENDED_DATA_STDERR (RFC 4254, 5.2). */
@@ -23,12 +25,13 @@ const MAX_READ_BYTES = 256 * 1024;
 const MAX_OPEN_HANDLES = 64;
 const READDIR_BATCH = 100;
 
-export interface SessionLimits {
+export interface SessionLimits extends PathLimitSettings {
   maxUploadBytes: number;
   maxFilesPerDistrict: number;
   maxOutstandingWriteBytes: number;
   /** False when the process is near its descriptor limit: new files wait, HTTP and the database keep theirs. */
   hasDescriptorRoom?: () => boolean;
+  archiveQuotaBytes: number;
 }
 
 export interface SessionContext {
@@ -46,6 +49,9 @@ interface WriteHandle {
   fd: number;
   startedAt: string;
   size: number;
+  /** What the district's archive has room for when the upload opened (it is archived whole at close). */
+  archiveRoom: number;
+  archiveUsed: number;
   append: boolean;
   /** Hashing as we go works only while writes arrive in order; otherwise hash on close. */
   hash: Hash | undefined;
@@ -200,6 +206,7 @@ export class SftpSession {
   /** Opens an upload, or throws why it is refused (each refusal is recorded by `refuse`). */
   private async openForWriting(filename: string, flags: number, startedAt: string): Promise<WriteHandle> {
     const path = this.jail.virtual(filename);
+    assertPathFits(path, this.limits);
     const realPath = this.jail.real(filename);
     await this.jail.assertInside(realPath);
     if (this.handles.size >= MAX_OPEN_HANDLES) throw new RosterdockError("ERR_UNSUPPORTED", `At most ${MAX_OPEN_HANDLES} files may be open at once.`);
@@ -216,7 +223,15 @@ export class SftpSession {
         `Quota exceeded: the folder already holds ${max} files waiting to be processed. Received files leave it on their own once their delivery is closed; remove any others placed there.`,
       );
     }
-    const tempPath = await this.storage.incomingPath(this.context.districtId);
+    const archive = await this.storage.archiveUsage.check(this.context.districtId, this.limits.archiveQuotaBytes);
+    this.logArchiveChange(archive);
+    if (archive.full) throw new RosterdockError("ERR_ARCHIVE_FULL", archiveFullMessage(archive.usedBytes, archive.quotaBytes));
+    const tempPath = await this.storage.incomingPath(this.context.districtId, {
+      path,
+      startedAt,
+      clientIp: this.context.clientIp,
+      clientVersion: this.context.clientVersion,
+    });
     const keepContent = existing && !(flags & OPEN_MODE.TRUNC);
     let fd: number;
     try {
@@ -234,6 +249,8 @@ export class SftpSession {
       fd,
       startedAt,
       size: keepContent ? existing.size : 0,
+      archiveRoom: archive.quotaBytes - archive.usedBytes,
+      archiveUsed: archive.usedBytes,
       append: Boolean(flags & OPEN_MODE.APPEND),
       hash: keepContent ? undefined : createHash("sha256"),
       hashedUpTo: 0,
@@ -253,6 +270,10 @@ export class SftpSession {
     const position = handle.append ? handle.size : offset;
     if (position + data.length > this.limits.maxUploadBytes) {
       handle.failure = new RosterdockError("ERR_UPLOAD_TOO_LARGE", `Upload too large: files may be at most ${this.limits.maxUploadBytes.toLocaleString("en-US")} bytes.`);
+      return this.failWrite(handle, [reqId]);
+    }
+    if (position + data.length > handle.archiveRoom) {
+      handle.failure = new RosterdockError("ERR_ARCHIVE_FULL", archiveFullMessage(handle.archiveUsed, this.limits.archiveQuotaBytes, position + data.length));
       return this.failWrite(handle, [reqId]);
     }
     let pending = handle.pending;
@@ -383,6 +404,7 @@ export class SftpSession {
     fs.renameSync(handle.tempPath, handle.realPath);
     if (handle.times) await utimes(handle.realPath, handle.times.atime, handle.times.mtime);
     this.sftp.status(reqId, STATUS_CODE.OK);
+    await this.storage.incomingDone(handle.tempPath).catch(() => undefined);
     await this.deliveries
       .removeIfReceived(this.context.districtId, uploadId)
       .catch((error: unknown) => this.logger.error({ event: "delivery.remove_failed", err: error, path: handle.path }, "could not take a received file out of the folder"));
@@ -395,12 +417,16 @@ export class SftpSession {
   private async refuse(reqId: number | undefined, upload: { path: string; size: number; startedAt: string }, error: unknown, told = false): Promise<void> {
     const { code, message, unexpected } = sftpStatusFor(error);
     if (unexpected) this.logger.error({ event: "sftp.request.failed", err: error, district: this.context.districtSlug }, "SFTP request failed");
-    if (!told && reqId !== undefined) this.tellClient(`${basename(upload.path) || upload.path} refused: ${message}`);
+    // A name refused for its length is recorded, logged and shown shortened.
+    const path = shortPath(upload.path);
+    const name = basename(upload.path) || upload.path;
+    const file = name.length > 80 ? `${name.slice(0, 80)}…` : name;
+    if (!told && reqId !== undefined) this.tellClient(`${file} refused: ${message}`);
     let recorded: { uploadId: number; deliveryId: number } | undefined;
     try {
       recorded = await this.deliveries.recordRefused({
         districtId: this.context.districtId,
-        path: upload.path,
+        path,
         size: upload.size,
         clientIp: this.context.clientIp,
         clientVersion: this.context.clientVersion,
@@ -408,15 +434,15 @@ export class SftpSession {
         reason: message,
       });
     } catch (recordError) {
-      this.logger.error({ event: "sftp.upload.refusal_not_recorded", err: recordError, path: upload.path }, "could not record a refused upload");
+      this.logger.error({ event: "sftp.upload.refusal_not_recorded", err: recordError, path }, "could not record a refused upload");
     }
     this.logger.warn(
       {
         event: "sftp.upload.refused",
         district: this.context.districtSlug,
         districtId: this.context.districtId,
-        path: upload.path,
-        file: basename(upload.path),
+        path,
+        file,
         size: upload.size,
         code: isRosterdockError(error) ? error.code : ((error as NodeJS.ErrnoException | undefined)?.code ?? "ERR_INTERNAL"),
         reason: message,
@@ -453,8 +479,26 @@ export class SftpSession {
     try {
       return this.jail.virtual(filename);
     } catch {
-      return this.jail.virtual(filename.replace(/\0/g, "\uFFFD")).slice(0, 1024);
+      return this.jail.virtual(filename.replace(/\0/g, "\uFFFD"));
     }
+  }
+
+  /** A district's archive found full (or pruned since) is logged once, by the session that finds it. */
+  private logArchiveChange(archive: { usedBytes: number; quotaBytes: number; becameFull: boolean; freed: boolean }): void {
+    const fields = { district: this.context.districtSlug, districtId: this.context.districtId, usedBytes: archive.usedBytes, quotaBytes: archive.quotaBytes };
+    if (archive.becameFull) this.logger.warn({ event: "storage.archive.full", ...fields }, "the district's archive is full: its uploads are refused until old nights are pruned");
+    if (archive.freed) this.logger.info({ event: "storage.archive.freed", ...fields }, "the district's archive is below its quota again");
+  }
+
+  /**
+   * Refuses a request that is not an upload (a folder past a limit, a name too long): logged with
+   * its reason, told to the client on stderr as upload refusals are, and answered with the message.
+   */
+  private refuseRequest(reqId: number, op: string, path: string, error: RosterdockError): void {
+    const { code, message } = sftpStatusFor(error);
+    this.logger.warn({ event: "sftp.request.refused", district: this.context.districtSlug, districtId: this.context.districtId, op, path: shortPath(path), code: error.code, reason: message }, "request refused");
+    this.tellClient(`${op} ${shortPath(path, 80)} refused: ${message}`);
+    this.status(reqId, code, message);
   }
 
   private uploadContext(handle: WriteHandle) {
@@ -581,8 +625,23 @@ export class SftpSession {
   }
 
   private async mkdir(reqId: number, clientPath: string): Promise<void> {
+    const path = this.jail.virtual(clientPath);
+    try {
+      assertPathFits(path, this.limits);
+      assertDepthFits(path, folderDepth(path), this.limits);
+    } catch (error) {
+      if (isRosterdockError(error)) return this.refuseRequest(reqId, "mkdir", path, error);
+      throw error;
+    }
     const realPath = this.jail.real(clientPath);
     await this.jail.assertInside(realPath);
+    if (await lstat(realPath).then(() => true, () => false)) return this.status(reqId, STATUS_CODE.FAILURE, `${path} already exists.`);
+    try {
+      await assertRoomForFolder(this.jail.root, this.limits);
+    } catch (error) {
+      if (isRosterdockError(error)) return this.refuseRequest(reqId, "mkdir", path, error);
+      throw error;
+    }
     await mkdir(realPath);
     this.sftp.status(reqId, STATUS_CODE.OK);
   }
@@ -612,6 +671,15 @@ export class SftpSession {
     await this.jail.assertInside(to);
     const source = await lstat(from);
     const target = await lstat(to).catch(() => undefined);
+    const toVirtual = this.jail.virtual(toPath);
+    try {
+      assertPathFits(toVirtual, this.limits);
+      // A folder moved deeper takes its own folders along.
+      if (source.isDirectory()) assertDepthFits(toVirtual, folderDepth(toVirtual) + (await subtreeDepth(from, this.limits.maxFoldersPerDistrict)), this.limits);
+    } catch (error) {
+      if (isRosterdockError(error)) return this.refuseRequest(reqId, "rename", toVirtual, error);
+      throw error;
+    }
     if (target?.isDirectory()) return this.status(reqId, STATUS_CODE.FAILURE, `${this.jail.virtual(toPath)} is an existing folder.`);
     if (target && source.isDirectory()) return this.status(reqId, STATUS_CODE.FAILURE, `${this.jail.virtual(toPath)} already exists.`);
     fs.renameSync(from, to); // on this thread, as uploads are (see close)
@@ -621,12 +689,24 @@ export class SftpSession {
 
   // ---- helpers -------------------------------------------------------------------------
 
-  private async countFiles(dir: string, stopAt: number): Promise<number> {
+  /**
+   * Files in the district's space, counted up to `stopAt`. Looks into at most as many folders as a
+   * district may have, so a space filled with folders (before that limit, or by hand) costs an
+   * upload no more than that.
+   */
+  private async countFiles(root: string, stopAt: number): Promise<number> {
     let count = 0;
-    const entries = await readdir(dir, { withFileTypes: true });
-    for (const entry of entries) {
-      count += entry.isDirectory() ? await this.countFiles(`${dir}/${entry.name}`, stopAt - count) : 1;
-      if (count >= stopAt) break;
+    let folders = 0;
+    const pending = [root];
+    while (pending.length > 0 && count < stopAt) {
+      const dir = pending.pop()!;
+      // The top folder must be readable; one removed meanwhile further down simply holds nothing.
+      const entries = dir === root ? await readdir(dir, { withFileTypes: true }) : await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) {
+        if (!entry.isDirectory()) count++;
+        else if (folders++ < this.limits.maxFoldersPerDistrict) pending.push(`${dir}/${entry.name}`);
+        if (count >= stopAt) break;
+      }
     }
     return count;
   }

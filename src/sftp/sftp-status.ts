@@ -25,6 +25,8 @@ const BY_ERRNO: Record<string, [number, string]> = {
   ENOSPC: [STATUS_CODE.FAILURE, "The server is out of disk space; try again later."],
   EMFILE: [STATUS_CODE.FAILURE, "The server is busy: too many files are open; try again later."],
   ENFILE: [STATUS_CODE.FAILURE, "The server is busy: too many files are open; try again later."],
+  // Names are checked against ROSTERDOCK_MAX_NAME_BYTES first; this is for reads of names no one could have made.
+  ENAMETOOLONG: [STATUS_CODE.FAILURE, "Name too long for the server's file system."],
 };
 
 /** The one place errors become SFTP status codes. */

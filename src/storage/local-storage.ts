@@ -1,10 +1,32 @@
 import { randomBytes } from "node:crypto";
 import { constants, lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
-import { link, mkdir, open, readdir, rm, stat } from "node:fs/promises";
+import { link, mkdir, open, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
+import { ArchiveUsage } from "./archive-usage.ts";
 
-/** Folders deeper than this in a district's space are not looked into for received files. */
-const MAX_VIEW_DEPTH = 8;
+/** Folders deeper than this in a district's space are not looked into for received files (the most ROSTERDOCK_MAX_FOLDER_DEPTH allows). */
+const MAX_VIEW_DEPTH = 32;
+
+/** Beside each upload in progress, `<temp>.part` + this: who sent it and under what name, for the record if the server dies mid-transfer. */
+const SIDECAR = ".json";
+
+/** What is known of an upload in progress, kept beside its temporary file. */
+export interface IncomingUpload {
+  /** The client's path, e.g. `/students.csv`. */
+  path: string;
+  startedAt: string;
+  clientIp: string;
+  clientVersion: string;
+}
+
+/** An upload the server was still receiving when it stopped (found at the next start). */
+export interface CutUpload extends Partial<IncomingUpload> {
+  districtId: number;
+  /** Bytes written before the server stopped. */
+  size: number;
+  /** When its temporary file was last written. */
+  lastWrittenAt: string;
+}
 
 /**
  * Where district files live on disk, under the data folder:
@@ -13,7 +35,12 @@ const MAX_VIEW_DEPTH = 8;
  *   districts/<id>/archive/   every accepted upload, immutable, as the delivery saw it
  */
 export class LocalStorage {
-  constructor(private readonly dataDir: string) {}
+  /** Each district's archive size, kept up to date by `archive` (see ROSTERDOCK_ARCHIVE_QUOTA_BYTES). */
+  readonly archiveUsage: ArchiveUsage;
+
+  constructor(private readonly dataDir: string) {
+    this.archiveUsage = new ArchiveUsage((districtId) => this.archiveDir(districtId));
+  }
 
   private districtDir(districtId: number): string {
     return join(this.dataDir, "districts", String(districtId));
@@ -26,11 +53,26 @@ export class LocalStorage {
     return dir;
   }
 
-  /** A fresh path for an upload in progress. */
-  async incomingPath(districtId: number): Promise<string> {
+  archiveDir(districtId: number): string {
+    return join(this.districtDir(districtId), "archive");
+  }
+
+  /**
+   * A fresh path for an upload in progress. With `upload`, what is known of it is written beside
+   * it, so that a crash mid-transfer can still be recorded at the next start as that file, cut off.
+   * Not fsynced: a crash that loses it loses only the name in that record.
+   */
+  async incomingPath(districtId: number, upload?: IncomingUpload): Promise<string> {
     const dir = join(this.districtDir(districtId), "incoming");
     await mkdir(dir, { recursive: true });
-    return join(dir, `${Date.now()}-${randomBytes(6).toString("hex")}.part`);
+    const path = join(dir, `${Date.now()}-${randomBytes(6).toString("hex")}.part`);
+    if (upload) await writeFile(path + SIDECAR, JSON.stringify(upload), { mode: 0o640 });
+    return path;
+  }
+
+  /** The upload at `tempPath` is over (received and renamed into view, or discarded): what was kept beside it goes. */
+  async incomingDone(tempPath: string): Promise<void> {
+    await rm(tempPath + SIDECAR, { force: true });
   }
 
   /**
@@ -39,11 +81,13 @@ export class LocalStorage {
    * relative to the data folder, as recorded in the database.
    */
   async archive(districtId: number, finishedPath: string): Promise<string> {
-    const dir = join(this.districtDir(districtId), "archive");
+    const dir = this.archiveDir(districtId);
     await mkdir(dir, { recursive: true });
-    const target = join(dir, `${new Date().toISOString().slice(0, 10)}-${randomBytes(8).toString("hex")}`);
+    const name = `${new Date().toISOString().slice(0, 10)}-${randomBytes(8).toString("hex")}`;
+    const target = join(dir, name);
     await link(finishedPath, target);
     await syncDir(dir);
+    this.archiveUsage.added(districtId, name, (await stat(target)).size);
     return relative(this.dataDir, target);
   }
 
@@ -106,29 +150,61 @@ export class LocalStorage {
     return join(this.dataDir, storedPath);
   }
 
+  /** Removes a file; an upload's temporary file goes with what was kept beside it. */
   async discard(path: string): Promise<void> {
     await rm(path, { force: true });
+    if (path.endsWith(".part")) await rm(path + SIDECAR, { force: true });
   }
 
   /**
-   * Removes uploads left half-written by a crash (never acknowledged to the client). Only files
-   * older than `before`, so a running server's uploads in progress are never touched.
+   * Removes uploads left half-written by a crash (never acknowledged to the client), each first
+   * handed to `record` (a `partial` upload) with what was kept beside it; one that `record` fails
+   * to record (and logs) stays for the next start. Only files older than `before`, so a running server's uploads in progress
+   * are never touched. A temporary file with a second link was archived, hence recorded as accepted
+   * (the crash came before its rename into view): it is not a cut-off transfer.
    */
-  async clearIncoming(before: Date): Promise<number> {
+  async clearIncoming(before: Date, record: (upload: CutUpload) => Promise<void> = async () => undefined): Promise<number> {
     let removed = 0;
     const districts = await readdir(join(this.dataDir, "districts")).catch(() => [] as string[]);
     for (const district of districts) {
       const dir = join(this.dataDir, "districts", district, "incoming");
-      for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const names = await readdir(dir).catch(() => [] as string[]);
+      const present = new Set(names);
+      for (const name of names) {
         const path = join(dir, name);
         const stats = await stat(path).catch(() => undefined);
-        if (stats && stats.mtimeMs < before.getTime()) {
-          await rm(path, { force: true });
-          removed++;
+        if (!stats || stats.mtimeMs >= before.getTime()) continue;
+        if (name.endsWith(SIDECAR)) {
+          // Left behind by a crash after its upload was renamed into view or discarded.
+          if (!present.has(name.slice(0, -SIDECAR.length))) await rm(path, { force: true });
+          continue;
         }
+        if (stats.isFile() && stats.nlink === 1 && /^\d+$/.test(district)) {
+          const known = await readSidecar(path + SIDECAR);
+          const recorded = await record({ ...known, districtId: Number(district), size: stats.size, lastWrittenAt: stats.mtime.toISOString() }).then(
+            () => true,
+            () => false,
+          );
+          if (!recorded) continue;
+        }
+        await rm(path, { force: true });
+        await rm(path + SIDECAR, { force: true });
+        removed++;
       }
     }
     return removed;
+  }
+}
+
+async function readSidecar(path: string): Promise<Partial<IncomingUpload>> {
+  try {
+    const parsed = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+    const known: Partial<IncomingUpload> = {};
+    for (const key of ["path", "startedAt", "clientIp", "clientVersion"] as const) if (typeof parsed[key] === "string") known[key] = parsed[key];
+    return known;
+  } catch {
+    // Missing (an upload begun by an older version) or cut short by the crash itself: the name is unknown.
+    return {};
   }
 }
 

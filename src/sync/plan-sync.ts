@@ -27,8 +27,11 @@ export const DEFAULT_SAFEGUARDS: Readonly<SafeguardThresholds> = Object.freeze({
   minTouchRows: 20,
 });
 
-/** REFUSED_UPLOAD: a file of the night was refused at upload (see sync/refused-uploads.ts). UNREADABLE_KEYS: see kept-records.ts. */
-export type HoldCode = "TOO_MANY_DELETES" | "TOO_MANY_CHANGES" | "EMPTY_FILE" | "REFUSED_UPLOAD" | "UNREADABLE_KEYS";
+/**
+ * REFUSED_UPLOAD, PARTIAL_UPLOAD: a file of the night was refused at upload, or cut off mid-transfer
+ * (see sync/refused-uploads.ts). UNREADABLE_KEYS: see kept-records.ts.
+ */
+export type HoldCode = "TOO_MANY_DELETES" | "TOO_MANY_CHANGES" | "EMPTY_FILE" | "REFUSED_UPLOAD" | "PARTIAL_UPLOAD" | "UNREADABLE_KEYS";
 
 export interface HoldReason {
   code: HoldCode;

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createRosterdock, type Rosterdock } from "../../src/service.ts";
-import { refusedUploadHolds } from "../../src/sync/refused-uploads.ts";
+import { refusedUploadHolds, refusedUploadsError } from "../../src/sync/refused-uploads.ts";
 import type { Clock } from "../../src/clock.ts";
 import { BackendHomes, selectedBackends, type BackendHome } from "../support/backends.ts";
 
@@ -173,6 +173,23 @@ for (const backend of selectedBackends()) {
       assert.deepEqual(holds.map((h) => [h.code, h.file]), [["REFUSED_UPLOAD", "cc_20261107.csv"]]);
       assert.match(holds[0]!.message, /^cc_20261107\.csv was sent with this delivery but refused: Quota exceeded/);
       assert.deepEqual(await refusedUploadHolds(rd.database.db, null), [], "an ingest has no delivery");
+    });
+
+    it("records a cut-off upload in the open delivery (opening none), and holds the night unless the file came whole later", async () => {
+      const partial = (path: string) =>
+        rd.deliveries.recordPartial({ districtId, path, size: 3, clientIp: "127.0.0.1", clientVersion: "SSH-2.0-OpenSSH_9.2", startedAt: clock.now().toISOString(), reason: "The server stopped during the transfer." });
+      assert.equal((await partial("/cc_20261108.csv")).deliveryId, null, "no night is being received");
+      assert.equal(await rd.deliveries.openDelivery(districtId), undefined, "a partial upload opens no delivery");
+      await upload("/students_20261108.csv", "ID\n1\n");
+      const open = await rd.deliveries.openDelivery(districtId);
+      assert.equal((await partial("/cc_20261108.csv")).deliveryId, open?.id);
+      assert.equal((await partial("/teachers_20261108.csv")).deliveryId, open?.id);
+      await upload("/teachers_20261108.csv", "ID\n2\n"); // sent again, whole: not missing
+      const closed = await closeNight();
+      const holds = await refusedUploadHolds(rd.database.db, closed.deliveryId);
+      assert.deepEqual(holds.map((h) => [h.code, h.file]), [["PARTIAL_UPLOAD", "cc_20261108.csv"]]);
+      assert.match(holds[0]!.message, /^cc_20261108\.csv was sent with this delivery but cut off during its transfer: The server stopped/);
+      assert.equal(refusedUploadsError(holds).error, "Cut off during transfer, so missing from this delivery: cc_20261108.csv. `rosterdock uploads` says why.");
     });
   });
 }

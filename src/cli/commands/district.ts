@@ -6,6 +6,8 @@ import type { Rosterdock } from "../../service.ts";
 import { emit, table, type OutputOptions } from "../output.ts";
 import { connectionDetails, credentialsView, type ConnectionDetails } from "../../districts/connection-details.ts";
 import { addressNote } from "./hostkey.ts";
+import { measureFolder } from "../../storage/archive-usage.ts";
+import { formatBytes } from "../../intake/issue.ts";
 
 const DATE_FORMAT_TEXT: Record<DateFormatSetting, string> = {
   auto: "auto (each date column read one way, day first when its values show it, else month first)",
@@ -88,11 +90,16 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
         const open = await rd.deliveries.openDelivery(d.id);
         const underAttack = await rd.defender.underAttack(d.sftpUsername);
         const sftp = { host: details.host, port: details.port, username: d.sftpUsername, source: details.source };
-        emit(options, { ...d, sftp, hostKeys: details.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null, underAttack }, () =>
+        // Measured here, once: the running server keeps its own running total (storage/archive-usage.ts).
+        const used = (await measureFolder(rd.storage.archiveDir(d.id))).bytes;
+        const archive = { usedBytes: used, quotaBytes: rd.config.archiveQuotaBytes, full: used >= rd.config.archiveQuotaBytes };
+        const view = { ...d, sftp, hostKeys: details.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null, archive, archiveFull: archive.full, underAttack };
+        emit(options, view, () =>
           [
             describe(d),
             `SFTP       ${details.host}:${details.port} (${details.note})`,
             open ? `Receiving  a delivery since ${open.opened_at} (last upload ${open.last_upload_at})` : "",
+            `Archive    ${formatBytes(used)} of its ${formatBytes(archive.quotaBytes)} quota${archive.full ? " — FULL: its uploads are refused until an operator prunes old nights" : ""}`,
             underAttack
               ? `ATTACKED   its account is banned from ${underAttack.addresses.join(", ")} after ${underAttack.failures} failed logins (since ${underAttack.since}, until ${underAttack.until}); \`rosterdock bans list\``
               : "",
