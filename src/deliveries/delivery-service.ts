@@ -19,9 +19,11 @@ export interface FinishedUpload {
   startedAt: string;
 }
 
-export interface PartialUpload {
+/** An upload that did not arrive whole: cut off (partial) or refused (a limit, a missing folder, a full disk…); kept on record and held against its night. */
+export interface UnfinishedUpload {
   districtId: number;
   path: string;
+  /** Bytes received before it was cut off or refused (0 when refused at open). */
   size: number;
   clientIp: string;
   clientVersion: string;
@@ -29,17 +31,8 @@ export interface PartialUpload {
   reason: string;
 }
 
-/** An upload the server refused (a limit, a missing folder, a full disk…): kept on record and held against its night. */
-export interface RefusedUpload {
-  districtId: number;
-  path: string;
-  /** Bytes received before the refusal (0 when refused at open). */
-  size: number;
-  clientIp: string;
-  clientVersion: string;
-  startedAt: string;
-  reason: string;
-}
+export type PartialUpload = UnfinishedUpload;
+export type RefusedUpload = UnfinishedUpload;
 
 export interface UploadView {
   id: number;
