@@ -26,8 +26,8 @@ export interface HashPoolOptions {
  *
  * Waiting hashes form one queue per lane (client address), served round-robin with clean and short
  * lanes first, so a flood delays another district's login by about one hash. When the
- * queue is full, the newest hash of the longest lane is refused, or the newcomer's if its own lane
- * is the longest: a flood cannot fill the queue against the others.
+ * queue is full, the newest hash of the worst lane (most recent failures, then longest) is
+ * refused, or the newcomer's if its own lane is as bad: a flood cannot fill the queue against the others.
  */
 export class HashPool implements SecretHasher {
   private readonly idle: PoolThread[] = [];
@@ -79,15 +79,27 @@ export class HashPool implements SecretHasher {
     });
   }
 
-  /** Refuses the newest hash of the longest lane, unless that is the newcomer's own lane. */
+  /**
+   * Refuses the newest hash of the worst lane: the one with the most recent failed logins, then
+   * the longest. The newcomer is refused instead when its own lane is as bad: a district's right
+   * password from a clean address gets in during a flood of many addresses that each fail, even
+   * when every one of them has a single hash waiting.
+   */
   private makeRoom(lane: string): boolean {
-    let longest: string | undefined;
-    let length = 0;
+    const rank = (name: string) => this.options.rank?.(name) ?? 0;
+    let worst: string | undefined;
+    let worstRank = -Infinity;
+    let worstLength = 0;
     for (const [name, jobs] of this.lanes) {
-      if (jobs.length > length) [longest, length] = [name, jobs.length];
+      const r = rank(name);
+      if (r > worstRank || (r === worstRank && jobs.length > worstLength)) [worst, worstRank, worstLength] = [name, r, jobs.length];
     }
-    if (longest === undefined || longest === lane || (this.lanes.get(lane)?.length ?? 0) + 1 >= length) return false;
-    const victim = this.lanes.get(longest)!.pop()!;
+    if (worst === undefined || worst === lane) return false;
+    const ownRank = rank(lane);
+    const ownLength = (this.lanes.get(lane)?.length ?? 0) + 1;
+    if (worstRank < ownRank || (worstRank === ownRank && ownLength >= worstLength)) return false;
+    const victim = this.lanes.get(worst)!.pop()!;
+    if (this.lanes.get(worst)!.length === 0) this.lanes.delete(worst);
     this.queued--;
     this.refuse(victim);
     return true;

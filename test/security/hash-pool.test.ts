@@ -44,4 +44,24 @@ describe("HashPool", () => {
       await pool.close();
     }
   });
+
+  it("lets a clean address in when many failing addresses each fill one place of the queue", async () => {
+    const pool = new HashPool({ threads: 1, queueLimit: 6, rank: (lane) => (lane.startsWith("flood") ? 1 : 0) });
+    try {
+      const encoded = await pool.hash("secret");
+      const outcomes = new Map<string, string>();
+      const track = (lane: string, promise: Promise<boolean>) =>
+        promise.then(
+          (ok) => outcomes.set(lane, ok ? "ok" : "wrong"),
+          () => outcomes.set(lane, "refused"),
+        );
+      // Twelve addresses of a flood, one guess each: the queue is full of single-hash lanes.
+      const flood = Array.from({ length: 12 }, (_, i) => track(`flood-${i}`, pool.verify("guess", encoded, `flood-${i}`)));
+      const clean = track("district", pool.verify("secret", encoded, "district"));
+      await Promise.all([...flood, clean]);
+      assert.equal(outcomes.get("district"), "ok", [...outcomes].join(" "));
+    } finally {
+      await pool.close();
+    }
+  });
 });
