@@ -434,7 +434,7 @@ async function bigSync(setup: Setup): Promise<Attack> {
   const before = new Set((await api<SyncListEntry[]>(server, adminToken, "/api/v1/districts/big/syncs")).map((s) => s.id));
   const started = performance.now();
   const run = (async () => {
-    let deliveredSeconds: number;
+    let deliveredSeconds: number | null = null;
     let syncId: number;
     if (options.syncVia === "sftp") {
       const remote = `/${bigNight.ingestPaths[0]!.split("/").pop()}`;
@@ -452,13 +452,12 @@ async function bigSync(setup: Setup): Promise<Attack> {
         timeoutMs: 30 * 60_000,
       });
       deliveredSeconds = timing.totalSeconds;
-      context.progress(`sync: uploaded in ${round(deliveredSeconds, 1)} s; waiting for the delivery to close and the worker to apply it`);
+      context.progress(`sync: uploaded in ${round(timing.totalSeconds, 1)} s; waiting for the delivery to close and the worker to apply it`);
       // The delivery closes after the quiet period; the worker then takes the sync.
       syncId = await waitFor(async () => (await api<SyncListEntry[]>(server, adminToken, "/api/v1/districts/big/syncs")).find((s) => !before.has(s.id))?.id, 10 * 60_000, "the big delivery's sync");
     } else {
       context.progress(`sync: rosterdock ingest of ${round(bigNight.bytes / 2 ** 20)} MiB beside the server`);
       const ingested = await ingest(server, bigNight.ingestPaths);
-      deliveredSeconds = 0;
       syncId = ingested.id;
     }
     const status = await waitFor(
@@ -477,7 +476,7 @@ async function bigSync(setup: Setup): Promise<Attack> {
       bytes: bigNight.bytes,
       syncId,
       status,
-      deliveredSeconds: round(deliveredSeconds, 1),
+      deliveredSeconds: deliveredSeconds === null ? null : round(deliveredSeconds, 1),
       finishedSeconds: round((performance.now() - started) / 1000, 1),
       timings: shown.summary.timings ?? null,
       changes: shown.summary.changes ?? null,
