@@ -254,7 +254,7 @@ async function measureRollover(context: BenchContext, night: CachedNight, bin: s
 
 // ---- generated nights, cached ----
 
-interface CachedNight {
+export interface CachedNight {
   /** What `rosterdock ingest` is given: the zip, or the style's files. */
   ingestPaths: string[];
   /** Plain CSV/TXT files for the baseline (a zip's entries, extracted). */
@@ -266,7 +266,7 @@ interface CachedNight {
   generateSeconds: number | null;
 }
 
-async function cachedNight(context: BenchContext, cacheDir: string, size: DistrictSize, style: DemoStyle, night: number, schoolYear = 1): Promise<CachedNight> {
+export async function cachedNight(context: BenchContext, cacheDir: string, size: DistrictSize, style: DemoStyle, night: number, schoolYear = 1): Promise<CachedNight> {
   const year = schoolYear === 1 ? {} : { schoolYear };
   const key = createHash("sha256")
     .update(JSON.stringify({ CACHE_VERSION, size, style, night, ...year, generator: await generatorFingerprint() }))
@@ -323,7 +323,7 @@ async function generatorFingerprint(): Promise<string> {
 }
 
 /** BENCHMARK_DEMO_SIZE scaled to the student count (~49 students per teacher, 8 enrollments each). */
-function scaledSize(students: number): DistrictSize {
+export function scaledSize(students: number): DistrictSize {
   const ratio = students / BENCHMARK_DEMO_SIZE.students;
   return {
     ...BENCHMARK_DEMO_SIZE,

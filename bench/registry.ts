@@ -19,5 +19,10 @@ export const BENCHMARKS: readonly BenchmarkEntry[] = [
     description: "OneRoster and change-feed p50/p99 latency at 50 concurrent connections on a district of 1M users / 8M enrollments",
     load: async () => (await import("./api.ts")).apiBenchmark,
   },
+  {
+    name: "attack",
+    description: "Innocent districts' small-upload latency during a banner flood, a channel flood, a hash flood and a 1M-student sync, against idle",
+    load: async () => (await import("./attack.ts")).attackBenchmark,
+  },
   { name: "ingest", description: "`rosterdock ingest` of 1M users / 8M enrollments, first and second night, vs `sqlite3 .import`", load: async () => (await import("./ingest.ts")).ingestBenchmark },
 ];

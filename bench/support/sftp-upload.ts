@@ -10,7 +10,8 @@ export interface UploadRequest {
   port: number;
   user: string;
   auth: SftpAuth;
-  cipher: string;
+  /** `-o Ciphers=…`; unset leaves the client's default list. */
+  cipher?: string;
   /** `-o MACs=…`; unset leaves the client's default list (which matters for non-AEAD ciphers only). */
   macs: string | undefined;
   localFile: string;
@@ -19,6 +20,10 @@ export interface UploadRequest {
   fsync: boolean;
   /** Where the batch file goes. */
   workDir: string;
+  /** `-o BindAddress=…`: the local address the connection comes from (any 127.x.y.z on Linux's loopback). */
+  bindAddress?: string;
+  /** The client is killed, and the upload fails, past this (default: no limit). */
+  timeoutMs?: number;
 }
 
 export interface UploadTiming {
@@ -56,7 +61,8 @@ export async function sftpUpload(request: UploadRequest): Promise<UploadTiming> 
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",
     "-o", "Compression=no",
-    "-o", `Ciphers=${request.cipher}`,
+    ...(request.cipher ? ["-o", `Ciphers=${request.cipher}`] : []),
+    ...(request.bindAddress ? ["-o", `BindAddress=${request.bindAddress}`] : []),
     ...(request.macs ? ["-o", `MACs=${request.macs}`] : []),
     ...auth,
     "-P", String(request.port),
@@ -79,8 +85,12 @@ export async function sftpUpload(request: UploadRequest): Promise<UploadTiming> 
     else if (line.startsWith("sftp> bye")) marks.bye = now;
   });
   createInterface({ input: child.stderr! }).on("line", (line) => void stderr.push(line));
+  let timedOut = false;
+  const timer = request.timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), child.kill("SIGKILL")), request.timeoutMs);
   await exited(child);
+  clearTimeout(timer);
   const endedAt = performance.now();
+  if (timedOut) throw new Error(`sftp upload to port ${request.port} did not finish in ${request.timeoutMs} ms:\n${stderr.filter((line) => !line.startsWith("debug")).concat(stderr.slice(-5)).join("\n")}`);
   if (child.exitCode !== 0 || marks.put === undefined || marks.bye === undefined) {
     const debugFree = stderr.filter((line) => !line.startsWith("debug"));
     throw new Error(`sftp upload to port ${request.port} failed (exit ${child.exitCode ?? child.signalCode}):\n${[...stdout, ...debugFree, ...stderr.slice(-10)].join("\n")}`);
