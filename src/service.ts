@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "./config.ts";
 import { systemClock, type Clock } from "./clock.ts";
@@ -5,6 +6,7 @@ import { openDatabase, type RosterDatabase } from "./db/open-database.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { DistrictService } from "./districts/district-service.ts";
 import { DeliveryService } from "./deliveries/delivery-service.ts";
+import { IntakeJournal } from "./deliveries/intake-journal.ts";
 import { JobQueue } from "./jobs/job-queue.ts";
 import { Worker, type JobHandler } from "./jobs/worker.ts";
 import { LocalStorage } from "./storage/local-storage.ts";
@@ -46,7 +48,11 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
   const audit = new AuditLog(db, clock);
   const districts = new DistrictService(db, clock, audit);
   const jobs = new JobQueue(db, clock);
-  const deliveries = new DeliveryService(db, storage, jobs, clock, config.quietSeconds, logger);
+  // Where a sync holds the only write lock (SQLite), uploads are journaled first so that none waits for it.
+  const journaling = database.dialect.syncsHoldTheWriteLock
+    ? { journal: new IntakeJournal(join(config.dataDir, "intake-journal.sqlite")), writer: () => database.failFastWriter(), durable: () => database.durable() }
+    : undefined;
+  const deliveries = new DeliveryService(db, storage, jobs, clock, config.quietSeconds, logger, journaling);
   const tokens = new TokenService(db, clock, audit);
   const webhooks = new WebhookService(db, jobs, districts, clock, audit, logger.child({ component: "webhooks" }));
   const syncs = createSyncService({
@@ -90,6 +96,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     hostKeys: () => (hostKeys ??= ensureHostKeys(db, clock)),
     close: async () => {
       syncs.close();
+      await deliveries.close();
       await database.close();
     },
   };

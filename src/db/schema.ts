@@ -261,6 +261,13 @@ export interface Database extends ClientAndWebhookTables {
   roster_changes: RosterChangeTable;
   roster_changesets: RosterChangesetTable;
   sync_issues: SyncIssueTable;
+  intake_journal_progress: IntakeJournalProgressTable;
+}
+
+/** How far an intake journal has been moved into the database (migration 0006). */
+export interface IntakeJournalProgressTable {
+  journal_id: string;
+  moved_through: number;
 }
 
 export type District = Selectable<DistrictTable>;

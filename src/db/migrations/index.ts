@@ -5,6 +5,7 @@ import { rosterMigration } from "./0002-roster.ts";
 import { clientsAndWebhooksMigration } from "./0003-clients-and-webhooks.ts";
 import { apiIndexesMigration } from "./0004-api-indexes.ts";
 import { oneOpenDeliveryMigration } from "./0005-one-open-delivery.ts";
+import { intakeJournalMigration } from "./0006-intake-journal.ts";
 
 /** Every migration, in order; each is written once for both dialects. */
 export function migrationProvider(dialect: DialectInfo): MigrationProvider {
@@ -16,6 +17,7 @@ export function migrationProvider(dialect: DialectInfo): MigrationProvider {
         "0003-clients-and-webhooks": clientsAndWebhooksMigration(dialect),
         "0004-api-indexes": apiIndexesMigration(dialect),
         "0005-one-open-delivery": oneOpenDeliveryMigration(dialect),
+        "0006-intake-journal": intakeJournalMigration(dialect),
       };
     },
   };
