@@ -19,6 +19,7 @@ import { ClientService } from "./tokens/client-service.ts";
 import { WebhookService, WEBHOOK_MAX_ATTEMPTS } from "./webhooks/webhook-service.ts";
 import { createLogger } from "./logger.ts";
 import { listenError } from "./errors.ts";
+import { watchEventLoopLag } from "./watch-event-loop-lag.ts";
 
 /** Everything Rosterdock is made of, wired once: config → database → storage → services. */
 export interface Rosterdock {
@@ -153,6 +154,8 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   ]);
   const worker = new Worker(rd.deliveries, rd.jobs, handlers, logger.child({ component: "worker" }));
   await worker.start();
+  // Started once the modules are loaded and compiled: that one-off pause at start is no stall.
+  const lag = watchEventLoopLag(logger);
   const cleared = await rd.storage.clearIncoming(startedAt);
   if (cleared > 0) logger.warn({ event: "storage.incoming.cleared", count: cleared }, "removed uploads left unfinished by an earlier crash");
 
@@ -165,6 +168,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
       await syncThread.close();
       await worker.stop();
       await Promise.allSettled([sftp.close(), http.close()]);
+      lag.stop();
     },
   };
 }
