@@ -102,7 +102,11 @@ class ServerSqliteDialect extends SqliteDialect {
     return new (class extends SqliteDriver {
       override async acquireConnection(): Promise<DatabaseConnection> {
         const connection = await super.acquireConnection();
-        return patient ? new PatientConnection(connection, sqlite) : connection;
+        if (!patient) return connection;
+        return new PatientConnection(connection, sqlite, {
+          release: () => super.releaseConnection(),
+          reacquire: async () => void (await super.acquireConnection()),
+        });
       }
 
       override async beginTransaction(connection: DatabaseConnection): Promise<void> {
@@ -115,13 +119,16 @@ class ServerSqliteDialect extends SqliteDialect {
 /**
  * Waits for the write lock between awaits: a statement that finds the database locked (SQLITE_BUSY)
  * outside a transaction has done nothing, so it is tried again after a short sleep, up to
- * WRITE_LOCK_PATIENCE_MS. Meanwhile the thread goes on serving SFTP sessions and HTTP requests.
+ * WRITE_LOCK_PATIENCE_MS. Meanwhile the thread goes on serving SFTP sessions and HTTP requests,
+ * and the connection is handed to them between tries: a write waiting for a sync (the worker
+ * claiming a job while `rosterdock ingest` applies) must not hold up every read (logins) behind it.
  * `begin immediate` is such a statement; inside a transaction this connection holds the write lock.
  */
 class PatientConnection implements DatabaseConnection {
   constructor(
     private readonly inner: DatabaseConnection,
     private readonly sqlite: SqliteDatabase.Database,
+    private readonly mutex: { release(): Promise<void>; reacquire(): Promise<void> },
   ) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
@@ -131,7 +138,12 @@ class PatientConnection implements DatabaseConnection {
         return await this.inner.executeQuery<R>(query);
       } catch (error) {
         if (!isBusy(error) || this.sqlite.inTransaction || Date.now() >= deadline) throw error;
-        await sleep(Math.min(100, 2 ** attempt));
+        await this.mutex.release();
+        try {
+          await sleep(Math.min(100, 2 ** attempt));
+        } finally {
+          await this.mutex.reacquire();
+        }
       }
     }
   }
