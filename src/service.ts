@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "./config.ts";
 import { systemClock, type Clock } from "./clock.ts";
@@ -5,6 +6,7 @@ import { openDatabase, type RosterDatabase } from "./db/open-database.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { DistrictService } from "./districts/district-service.ts";
 import { DeliveryService } from "./deliveries/delivery-service.ts";
+import { IntakeJournal } from "./deliveries/intake-journal.ts";
 import { JobQueue } from "./jobs/job-queue.ts";
 import { Worker, type JobHandler } from "./jobs/worker.ts";
 import { LocalStorage, type CutUpload } from "./storage/local-storage.ts";
@@ -21,6 +23,7 @@ import { HashPool } from "./security/hash-pool.ts";
 import { BanStore } from "./security/ban-store.ts";
 import { Defender } from "./security/defender.ts";
 import { listenError } from "./errors.ts";
+import { watchEventLoopLag } from "./watch-event-loop-lag.ts";
 
 /** Everything Rosterdock is made of, wired once: config → database → storage → services. */
 export interface Rosterdock {
@@ -61,7 +64,11 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
   );
   const districts = new DistrictService(db, clock, audit, hasher);
   const jobs = new JobQueue(db, clock);
-  const deliveries = new DeliveryService(db, storage, jobs, clock, config.quietSeconds, logger);
+  // Where a sync holds the only write lock (SQLite), uploads are journaled first so that none waits for it.
+  const journaling = database.dialect.syncsHoldTheWriteLock
+    ? { journal: new IntakeJournal(join(config.dataDir, "intake-journal.sqlite")), writer: () => database.failFastWriter(), durable: () => database.durable() }
+    : undefined;
+  const deliveries = new DeliveryService(db, storage, jobs, clock, config.quietSeconds, logger, journaling);
   const tokens = new TokenService(db, clock, audit, hasher);
   const webhooks = new WebhookService(db, jobs, districts, clock, audit, logger.child({ component: "webhooks" }));
   const securityLogger = logger.child({ component: "security" });
@@ -132,6 +139,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     hostKeys: () => (hostKeys ??= ensureHostKeys(db, clock)),
     close: async () => {
       syncs.close();
+      await deliveries.close();
       await defender.stop();
       await hasher.close();
       await database.close();
@@ -240,6 +248,8 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const removed = await rd.deliveries.removeReceivedEverywhere();
   if (removed > 0) logger.info({ event: "storage.received.removed", count: removed }, "took files received before a restart out of the districts' folders");
   await worker.start();
+  // Started once the modules are loaded and compiled: that one-off pause at start is no stall.
+  const lag = watchEventLoopLag(logger);
 
   return {
     sftpPort,
@@ -251,6 +261,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
       await syncThread.close();
       await worker.stop();
       await Promise.allSettled([sftp.close(), http.close()]);
+      lag.stop();
     },
   };
 }

@@ -9,22 +9,36 @@ export interface DialectInfo {
   addId<T extends string>(table: CreateTableBuilder<T, never>): CreateTableBuilder<T, "id">;
   /** Column type for big integers (byte sizes, counts). */
   readonly bigint: "integer" | "bigint";
+  /**
+   * Whether a sync's apply holds the database's only write lock (SQLite: for seconds on a big
+   * district), so that every other write waits for it. Intake bookkeeping then goes through the
+   * intake journal (deliveries/intake-journal.ts) instead of waiting.
+   */
+  readonly syncsHoldTheWriteLock: boolean;
 }
 
 export const SQLITE_DIALECT: DialectInfo = {
   name: "sqlite",
   addId: (table) => table.addColumn("id", "integer", (c: ColumnDefinitionBuilder) => c.primaryKey().autoIncrement()),
   bigint: "integer",
+  syncsHoldTheWriteLock: true,
 };
 
 export const POSTGRES_DIALECT: DialectInfo = {
   name: "postgres",
   addId: (table) => table.addColumn("id", "serial", (c: ColumnDefinitionBuilder) => c.primaryKey()),
   bigint: "bigint",
+  syncsHoldTheWriteLock: false,
 };
 
 /** Whether a statement failed on a unique constraint (SQLite or PostgreSQL): a row someone else inserted first. */
 export function isUniqueViolation(error: unknown): boolean {
   const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
   return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+}
+
+/** Whether a statement failed because another connection holds the lock it needs (SQLite's SQLITE_BUSY). */
+export function isBusy(error: unknown): boolean {
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  return code === "SQLITE_BUSY" || (typeof code === "string" && code.startsWith("SQLITE_BUSY_"));
 }

@@ -6,8 +6,9 @@ import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, Sqlite
 import type { DatabaseConnection, Driver, QueryResult, SqliteDialectConfig } from "kysely";
 import pg from "pg";
 import type { Config } from "../config.ts";
-import { POSTGRES_DIALECT, SQLITE_DIALECT, type DialectInfo } from "./dialect-info.ts";
+import { POSTGRES_DIALECT, SQLITE_DIALECT, isBusy, type DialectInfo } from "./dialect-info.ts";
 import { migrationProvider } from "./migrations/index.ts";
+import { syncWal } from "./sync-wal.ts";
 import type { Database } from "./schema.ts";
 
 export interface RosterDatabase {
@@ -15,6 +16,14 @@ export interface RosterDatabase {
   readonly dialect: DialectInfo;
   /** The raw SQLite handle, for bulk staging where kysely's per-statement overhead matters. */
   readonly sqlite: SqliteDatabase.Database | undefined;
+  /**
+   * A connection of its own (opened on first use) whose transactions fail at once with SQLITE_BUSY
+   * while another connection holds the write lock, instead of waiting. For moving the intake
+   * journal into the database (`dialect.syncsHoldTheWriteLock`); on PostgreSQL, the pool itself.
+   */
+  failFastWriter(): Kysely<Database>;
+  /** Makes every commit so far survive a power loss, without blocking the thread (SQLite: see syncWal; PostgreSQL: already so). */
+  durable(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,18 +41,39 @@ export async function openDatabase(config: Pick<Config, "dataDir" | "databaseUrl
 
 function openSqlite(dataDir: string): RosterDatabase {
   mkdirSync(dataDir, { recursive: true });
-  const sqlite = new SqliteDatabase(join(dataDir, "rosterdock.sqlite"));
-  sqlite.pragma("journal_mode = WAL");
-  // Only a short wait inside SQLite: it blocks the thread, and this connection serves the SFTP and
-  // HTTP servers. Longer waits for the write lock happen in PatientConnection, between awaits.
-  sqlite.pragma(`busy_timeout = ${BLOCKING_BUSY_TIMEOUT_MS}`);
-  sqlite.pragma("synchronous = NORMAL");
-  sqlite.pragma("foreign_keys = ON");
-  const db = new Kysely<Database>({ dialect: new ServerSqliteDialect({ database: sqlite }, sqlite) });
-  return { db, dialect: SQLITE_DIALECT, sqlite, close: () => db.destroy() };
+  const path = join(dataDir, "rosterdock.sqlite");
+  const sqlite = connectSqlite(path);
+  const db = new Kysely<Database>({ dialect: new ServerSqliteDialect({ database: sqlite }, sqlite, true) });
+  let writer: Kysely<Database> | undefined;
+  return {
+    db,
+    dialect: SQLITE_DIALECT,
+    sqlite,
+    failFastWriter: () => {
+      if (writer) return writer;
+      const connection = connectSqlite(path);
+      return (writer = new Kysely<Database>({ dialect: new ServerSqliteDialect({ database: connection }, connection, false) }));
+    },
+    durable: () => syncWal(path),
+    close: async () => {
+      await writer?.destroy();
+      await db.destroy();
+    },
+  };
 }
 
-const BLOCKING_BUSY_TIMEOUT_MS = 50;
+function connectSqlite(path: string): SqliteDatabase.Database {
+  const sqlite = new SqliteDatabase(path);
+  sqlite.pragma("journal_mode = WAL");
+  // No wait inside SQLite: it would block the thread, and these connections serve the SFTP and HTTP
+  // servers. Waits for the write lock happen between awaits (PatientConnection), or not at all.
+  sqlite.pragma("busy_timeout = 0");
+  // Commits reach the OS at once (a crash of the process loses none) but are fsynced only at
+  // checkpoints; where a commit must survive a power loss, `durable()` fsyncs off the thread.
+  sqlite.pragma("synchronous = NORMAL");
+  sqlite.pragma("foreign_keys = ON");
+  return sqlite;
+}
 
 /**
  * How long a write waits for the database's write lock, without blocking the thread. The longest
@@ -61,15 +91,22 @@ class ServerSqliteDialect extends SqliteDialect {
   constructor(
     private readonly settings: SqliteDialectConfig,
     private readonly sqlite: SqliteDatabase.Database,
+    /** Wait for the write lock (PatientConnection), or fail at once with SQLITE_BUSY. */
+    private readonly patient: boolean,
   ) {
     super(settings);
   }
 
   override createDriver(): Driver {
-    const sqlite = this.sqlite;
+    const { sqlite, patient } = this;
     return new (class extends SqliteDriver {
       override async acquireConnection(): Promise<DatabaseConnection> {
-        return new PatientConnection(await super.acquireConnection(), sqlite);
+        const connection = await super.acquireConnection();
+        if (!patient) return connection;
+        return new PatientConnection(connection, sqlite, {
+          release: () => super.releaseConnection(),
+          reacquire: async () => void (await super.acquireConnection()),
+        });
       }
 
       override async beginTransaction(connection: DatabaseConnection): Promise<void> {
@@ -82,13 +119,16 @@ class ServerSqliteDialect extends SqliteDialect {
 /**
  * Waits for the write lock between awaits: a statement that finds the database locked (SQLITE_BUSY)
  * outside a transaction has done nothing, so it is tried again after a short sleep, up to
- * WRITE_LOCK_PATIENCE_MS. Meanwhile the thread goes on serving SFTP sessions and HTTP requests.
+ * WRITE_LOCK_PATIENCE_MS. Meanwhile the thread goes on serving SFTP sessions and HTTP requests,
+ * and the connection is handed to them between tries: a write waiting for a sync (the worker
+ * claiming a job while `rosterdock ingest` applies) must not hold up every read (logins) behind it.
  * `begin immediate` is such a statement; inside a transaction this connection holds the write lock.
  */
 class PatientConnection implements DatabaseConnection {
   constructor(
     private readonly inner: DatabaseConnection,
     private readonly sqlite: SqliteDatabase.Database,
+    private readonly mutex: { release(): Promise<void>; reacquire(): Promise<void> },
   ) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
@@ -98,7 +138,12 @@ class PatientConnection implements DatabaseConnection {
         return await this.inner.executeQuery<R>(query);
       } catch (error) {
         if (!isBusy(error) || this.sqlite.inTransaction || Date.now() >= deadline) throw error;
-        await sleep(Math.min(100, 2 ** attempt));
+        await this.mutex.release();
+        try {
+          await sleep(Math.min(100, 2 ** attempt));
+        } finally {
+          await this.mutex.reacquire();
+        }
       }
     }
   }
@@ -106,10 +151,6 @@ class PatientConnection implements DatabaseConnection {
   streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
     return this.inner.streamQuery<R>(query, chunkSize);
   }
-}
-
-function isBusy(error: unknown): boolean {
-  return error instanceof Error && "code" in error && (error.code === "SQLITE_BUSY" || String(error.code).startsWith("SQLITE_BUSY_"));
 }
 
 function openPostgres(url: string): RosterDatabase {
@@ -120,7 +161,7 @@ function openPostgres(url: string): RosterDatabase {
       oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
   };
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10, types }) }) });
-  return { db, dialect: POSTGRES_DIALECT, sqlite: undefined, close: () => db.destroy() };
+  return { db, dialect: POSTGRES_DIALECT, sqlite: undefined, failFastWriter: () => db, durable: async () => undefined, close: () => db.destroy() };
 }
 
 async function migrate(db: Kysely<Database>, dialect: DialectInfo): Promise<void> {

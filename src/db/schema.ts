@@ -241,7 +241,7 @@ export interface SyncIssueTable {
   message: string;
 }
 
-/** A ban of a client address (migration 0006); `account` '' bans the address for every account. */
+/** A ban of a client address (migration 0007); `account` '' bans the address for every account. */
 export interface LoginBanTable {
   id: Generated<number>;
   address: string;
@@ -276,6 +276,7 @@ export interface Database extends ClientAndWebhookTables {
   roster_changesets: RosterChangesetTable;
   sync_issues: SyncIssueTable;
   server_settings: ServerSettingTable;
+  intake_journal_progress: IntakeJournalProgressTable;
 }
 
 /** Key-value facts the running server publishes about itself (migration 0006); values are JSON. */
@@ -283,6 +284,12 @@ export interface ServerSettingTable {
   key: string;
   value: string;
   updated_at: string;
+}
+
+/** How far an intake journal has been moved into the database (migration 0008). */
+export interface IntakeJournalProgressTable {
+  journal_id: string;
+  moved_through: number;
 }
 
 export type District = Selectable<DistrictTable>;

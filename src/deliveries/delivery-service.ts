@@ -1,10 +1,11 @@
-import type { Kysely } from "kysely";
+import type { Kysely, Transaction } from "kysely";
 import type { Logger } from "pino";
 import type { Database, Delivery, UploadStatus } from "../db/schema.ts";
 import { isoNow, type Clock } from "../clock.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
-import { isUniqueViolation } from "../db/dialect-info.ts";
+import { isBusy, isUniqueViolation } from "../db/dialect-info.ts";
+import type { IntakeEvent, IntakeJournal } from "./intake-journal.ts";
 
 export interface FinishedUpload {
   districtId: number;
@@ -48,16 +49,27 @@ export interface UploadView {
   reason: string | null;
 }
 
+/**
+ * Where uploads are written down first when a sync can hold the database's write lock (SQLite):
+ * the journal, and a connection of the main database that never waits for the lock.
+ */
+export interface IntakeJournaling {
+  journal: IntakeJournal;
+  writer: () => Kysely<Database>;
+  /** Makes the database's commits so far durable (before journal events they hold are removed). */
+  durable: () => Promise<void>;
+}
+
 export interface ClosedDelivery {
   deliveryId: number;
   districtId: number;
   syncId: number;
   files: number;
-  /** Received files taken out of the district's folder once the close was committed. */
+  /** Received files taken out of the district's folder once the delivery closed. */
   removedFromView: number;
 }
 
-/** Paths looked up per query when matching visible files to their uploads. */
+/** Visible paths looked up per query when taking received files out of view. */
 const PATHS_PER_QUERY = 500;
 
 /**
@@ -66,8 +78,22 @@ const PATHS_PER_QUERY = 500;
  * durable job in the same transaction, so a crash between the two cannot lose either.
  * Once that transaction has committed, the delivery's files leave the district's folder
  * (the archive keeps them), so the folder only ever holds what is waiting.
+ *
+ * With `journaling` (SQLite), what the SFTP server reports (accepted, partial, renamed) is written to
+ * the intake journal first, so that an upload is on record at once even while a sync holds the
+ * database's write lock, then moved into uploads and deliveries, in order, as soon as the lock is free.
  */
 export class DeliveryService {
+  #moving: Promise<void> | undefined;
+  #moveAgain = false;
+  #retry: NodeJS.Timeout | undefined;
+  /** Callers waiting for their event to be moved (or for the move to be put off). */
+  #waiters: Waiter[] = [];
+  /** When moving was first put off by the lock being held, for the log. */
+  #deferredSince: number | undefined;
+  #closed = false;
+  #movedThrough = 0;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly storage: LocalStorage,
@@ -75,95 +101,20 @@ export class DeliveryService {
     private readonly clock: Clock,
     private readonly quietSeconds: number,
     private readonly logger: Logger,
+    private readonly journaling?: IntakeJournaling,
   ) {}
 
-  /** Archives a finished upload and records it in the district's open delivery. Returns the upload id. */
-  async accept(upload: FinishedUpload): Promise<number> {
+  /**
+   * Archives a finished upload and records it in the district's open delivery. Resolves once the
+   * upload is durably on record: in the database, or in the intake journal while a sync holds the
+   * database's write lock (moved into the database when the sync is done). Returns where the
+   * archived copy is (see `removeIfReceived`).
+   */
+  async accept(upload: FinishedUpload): Promise<string> {
     const storedPath = await this.storage.archive(upload.districtId, upload.tempPath);
-    const now = isoNow(this.clock);
-    const record = () => this.db.transaction().execute(async (trx) => {
-      const delivery = await this.joinOpenDelivery(trx, upload.districtId, now);
-      const row = await trx
-        .insertInto("uploads")
-        .values({
-          district_id: upload.districtId,
-          delivery_id: delivery.id,
-          path: upload.path,
-          size: upload.size,
-          sha256: upload.sha256,
-          status: "accepted",
-          stored_path: storedPath,
-          client_ip: upload.clientIp,
-          client_version: upload.clientVersion,
-          started_at: upload.startedAt,
-          finished_at: now,
-          reason: null,
-        })
-        .returning("id")
-        .executeTakeFirstOrThrow();
-      return { uploadId: row.id, deliveryId: delivery.id };
-    });
-    const { uploadId, deliveryId } = await retryOnUniqueViolation(record);
-    this.logger.info(
-      { event: "sftp.upload.closed", districtId: upload.districtId, uploadId, deliveryId, path: upload.path, size: upload.size, sha256: upload.sha256 },
-      "upload closed",
-    );
-    return uploadId;
-  }
-
-  /**
-   * The district's open delivery, opened if there is none, marked as having had an upload now.
-   * Updating first locks the open delivery (PostgreSQL): a close running at the same moment
-   * either sees this upload's time and leaves it open, or closes it first and this opens a new one.
-   */
-  private async joinOpenDelivery(trx: Kysely<Database>, districtId: number, now: string): Promise<{ id: number }> {
-    const open = await trx
-      .updateTable("deliveries")
-      .set({ last_upload_at: now })
-      .where("district_id", "=", districtId)
-      .where("status", "=", "open")
-      .returning("id")
-      .executeTakeFirst();
-    if (open) return open;
-    return trx
-      .insertInto("deliveries")
-      .values({ district_id: districtId, status: "open", opened_at: now, last_upload_at: now, closed_at: null })
-      .returning("id")
-      .executeTakeFirstOrThrow();
-  }
-
-  /**
-   * An upload the server refused. It belongs to the night the district was sending, so it joins
-   * the open delivery (or opens one, and keeps it open for the quiet period like an upload): the
-   * sync that night becomes is held, naming the file and why, instead of being applied without it.
-   * Returns the delivery it joined.
-   */
-  async recordRefused(upload: RefusedUpload): Promise<{ uploadId: number; deliveryId: number }> {
-    const now = isoNow(this.clock);
-    const record = () =>
-      this.db.transaction().execute(async (trx) => {
-        const delivery = await this.joinOpenDelivery(trx, upload.districtId, now);
-        const row = await trx
-          .insertInto("uploads")
-          .values({
-            district_id: upload.districtId,
-            delivery_id: delivery.id,
-            path: upload.path,
-            size: upload.size,
-            sha256: null,
-            status: "refused",
-            stored_path: null,
-            client_ip: upload.clientIp,
-            client_version: upload.clientVersion,
-            started_at: upload.startedAt,
-            finished_at: now,
-            reason: upload.reason,
-          })
-          .returning("id")
-          .executeTakeFirstOrThrow();
-        return { uploadId: row.id, deliveryId: delivery.id };
-      });
-    return retryOnUniqueViolation(record);
+    const { tempPath: _tempPath, ...rest } = upload;
+    await this.record({ kind: "accepted", ...rest, storedPath, finishedAt: isoNow(this.clock) });
+    return storedPath;
   }
 
   /**
@@ -172,47 +123,224 @@ export class DeliveryService {
    * file is sent again whole before it closes (sync/refused-uploads.ts); it opens none and does not
    * keep one open.
    */
-  async recordPartial(upload: PartialUpload): Promise<{ uploadId: number; deliveryId: number | null }> {
-    const recorded = await this.db.transaction().execute(async (trx) => {
-      const open = await trx.selectFrom("deliveries").select("id").where("district_id", "=", upload.districtId).where("status", "=", "open").executeTakeFirst();
-      const row = await trx
-        .insertInto("uploads")
-        .values({
-          district_id: upload.districtId,
-          delivery_id: open?.id ?? null,
-          path: upload.path,
-          size: upload.size,
-          sha256: null,
-          status: "partial",
-          stored_path: null,
-          client_ip: upload.clientIp,
-          client_version: upload.clientVersion,
-          started_at: upload.startedAt,
-          finished_at: isoNow(this.clock),
-          reason: upload.reason,
-        })
-        .returning("id")
-        .executeTakeFirstOrThrow();
-      return { uploadId: row.id, deliveryId: open?.id ?? null };
-    });
-    this.logger.warn(
-      { event: "sftp.upload.partial", districtId: upload.districtId, path: upload.path, size: upload.size, reason: upload.reason, ...recorded },
-      "partial upload discarded",
-    );
-    return recorded;
+  async recordPartial(upload: PartialUpload): Promise<void> {
+    await this.record({ kind: "partial", ...upload, finishedAt: isoNow(this.clock) });
+  }
+
+  /**
+   * An upload the server refused. It belongs to the night the district was sending, so it joins
+   * the open delivery (or opens one, and keeps it open for the quiet period like an upload): the
+   * sync that night becomes is held, naming the file and why, instead of being applied without it.
+   */
+  async recordRefused(upload: RefusedUpload): Promise<void> {
+    await this.record({ kind: "refused", ...upload, finishedAt: isoNow(this.clock) });
   }
 
   /** A file renamed while its delivery is still open keeps its place in the delivery under the new name. */
   async renamed(districtId: number, from: string, to: string): Promise<void> {
-    const open = await this.openDelivery(districtId);
-    if (!open) return;
-    await this.db
-      .updateTable("uploads")
-      .set({ path: to })
-      .where("delivery_id", "=", open.id)
-      .where("path", "=", from)
-      .where("status", "=", "accepted")
-      .execute();
+    await this.record({ kind: "renamed", districtId, from, to, at: isoNow(this.clock) });
+  }
+
+  private async record(event: IntakeEvent): Promise<void> {
+    if (this.journaling === undefined) {
+      const run = () => this.db.transaction().execute((trx) => this.apply(trx, event));
+      // Another upload opened the delivery at the same moment (deliveries_one_open): join it.
+      const done = await run().catch((error: unknown) => (isUniqueViolation(error) ? run() : Promise.reject(error)));
+      done();
+      return;
+    }
+    const id = await this.journaling.journal.append(event);
+    // Moved already by a pass that ran while the append was being synced.
+    if (this.#closed || id <= this.#movedThrough) return;
+    const moved = new Promise<void>((resolve) => this.#waiters.push({ id, resolve }));
+    void this.moveJournal();
+    await moved;
+  }
+
+  /**
+   * Moves journaled events into the database if its write lock is free now; if a sync holds it,
+   * tries again shortly, never waiting for it (the server's thread stays free). Idempotent: the
+   * transaction that writes the events also records how far the journal was moved.
+   */
+  moveJournal(): Promise<void> {
+    if (this.journaling === undefined || this.#closed) return Promise.resolve();
+    this.#moveAgain = true;
+    return (this.#moving ??= this.#move().finally(() => (this.#moving = undefined)));
+  }
+
+  async #move(): Promise<void> {
+    const { journal, writer, durable } = this.journaling!;
+    while (this.#moveAgain && !this.#closed) {
+      this.#moveAgain = false;
+      for (;;) {
+        const batch = journal.pending(MOVE_BATCH);
+        if (batch.length === 0) break;
+        const last = batch.at(-1)!.id;
+        let logs: Array<() => void>;
+        try {
+          logs = await writer()
+            .transaction()
+            .execute(async (trx) => {
+              const progress = await trx.selectFrom("intake_journal_progress").select("moved_through").where("journal_id", "=", journal.id).executeTakeFirst();
+              const movedThrough = progress?.moved_through ?? 0;
+              const done: Array<() => void> = [];
+              for (const { id, event } of batch) if (id > movedThrough) done.push(await this.apply(trx, event));
+              if (progress) await trx.updateTable("intake_journal_progress").set({ moved_through: last }).where("journal_id", "=", journal.id).execute();
+              else await trx.insertInto("intake_journal_progress").values({ journal_id: journal.id, moved_through: last }).execute();
+              return done;
+            });
+        } catch (error) {
+          if (isBusy(error)) {
+            if (this.#deferredSince === undefined) {
+              this.#deferredSince = Date.now();
+              this.logger.info({ event: "intake.deferred", pending: batch.length }, "the database is busy with a sync: uploads are journaled, and recorded once it is done");
+            }
+          } else {
+            this.logger.error({ event: "intake.move_failed", err: error }, "could not move journaled uploads into the database; trying again");
+          }
+          this.#release(0);
+          this.#retryLater();
+          return;
+        }
+        // Removed from the journal only once the database holds them for good.
+        await durable();
+        journal.removeThrough(last);
+        this.#movedThrough = last;
+        for (const log of logs) log();
+        this.#release(last);
+        if (this.#deferredSince !== undefined) {
+          this.logger.info({ event: "intake.moved", waitedMs: Date.now() - this.#deferredSince }, "journaled uploads recorded");
+          this.#deferredSince = undefined;
+        }
+        if (batch.length < MOVE_BATCH) break;
+      }
+    }
+  }
+
+  /** Wakes callers whose events are moved (id ≤ through); everyone when the move is put off (0). */
+  #release(through: number): void {
+    const still: Waiter[] = [];
+    for (const waiter of this.#waiters) {
+      if (through === 0 || waiter.id <= through) waiter.resolve();
+      else still.push(waiter);
+    }
+    this.#waiters = still;
+  }
+
+  #retryLater(): void {
+    if (this.#retry !== undefined || this.#closed) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      void this.moveJournal();
+    }, MOVE_RETRY_MS);
+    this.#retry.unref();
+  }
+
+  /** Writes one event inside the caller's transaction; returns what to log once it commits. */
+  private async apply(trx: Transaction<Database>, event: IntakeEvent): Promise<() => void> {
+    const late = (at: string) => {
+      const ms = this.clock.now().getTime() - Date.parse(at);
+      return ms >= 1000 ? { recordedAfterMs: ms } : {};
+    };
+    if (event.kind === "renamed") {
+      const open = await trx.selectFrom("deliveries").select("id").where("district_id", "=", event.districtId).where("status", "=", "open").executeTakeFirst();
+      if (open) {
+        await trx.updateTable("uploads").set({ path: event.to }).where("delivery_id", "=", open.id).where("path", "=", event.from).where("status", "=", "accepted").execute();
+      }
+      return () => undefined;
+    }
+    if (event.kind === "partial") {
+      const open = await trx.selectFrom("deliveries").select("id").where("district_id", "=", event.districtId).where("status", "=", "open").executeTakeFirst();
+      await trx
+        .insertInto("uploads")
+        .values({
+          district_id: event.districtId,
+          delivery_id: open?.id ?? null,
+          path: event.path,
+          size: event.size,
+          sha256: null,
+          status: "partial",
+          stored_path: null,
+          client_ip: event.clientIp,
+          client_version: event.clientVersion,
+          started_at: event.startedAt,
+          finished_at: event.finishedAt,
+          reason: event.reason,
+        })
+        .execute();
+      return () =>
+        this.logger.warn(
+          { event: "sftp.upload.partial", districtId: event.districtId, path: event.path, size: event.size, reason: event.reason, ...late(event.finishedAt) },
+          "partial upload discarded",
+        );
+    }
+    const at = event.finishedAt;
+    const delivery = await this.joinOpenDelivery(trx, event.districtId, at);
+    if (event.kind === "refused") {
+      await trx
+        .insertInto("uploads")
+        .values({
+          district_id: event.districtId,
+          delivery_id: delivery.id,
+          path: event.path,
+          size: event.size,
+          sha256: null,
+          status: "refused",
+          stored_path: null,
+          client_ip: event.clientIp,
+          client_version: event.clientVersion,
+          started_at: event.startedAt,
+          finished_at: at,
+          reason: event.reason,
+        })
+        .execute();
+      return () => undefined;
+    }
+    const row = await trx
+      .insertInto("uploads")
+      .values({
+        district_id: event.districtId,
+        delivery_id: delivery.id,
+        path: event.path,
+        size: event.size,
+        sha256: event.sha256,
+        status: "accepted",
+        stored_path: event.storedPath,
+        client_ip: event.clientIp,
+        client_version: event.clientVersion,
+        started_at: event.startedAt,
+        finished_at: at,
+        reason: null,
+      })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    const deliveryId = delivery.id;
+    return () =>
+      this.logger.info(
+        { event: "sftp.upload.closed", districtId: event.districtId, uploadId: row.id, deliveryId, path: event.path, size: event.size, sha256: event.sha256, ...late(at) },
+        "upload closed",
+      );
+  }
+
+  /**
+   * The district's open delivery, opened if there is none, marked as having had an upload at `at`.
+   * Updating first locks the open delivery (PostgreSQL): a close running at the same moment
+   * either sees this upload's time and leaves it open, or closes it first and this opens a new one.
+   */
+  private async joinOpenDelivery(trx: Transaction<Database>, districtId: number, at: string): Promise<{ id: number }> {
+    const open = await trx
+      .updateTable("deliveries")
+      .set({ last_upload_at: at })
+      .where("district_id", "=", districtId)
+      .where("status", "=", "open")
+      .returning("id")
+      .executeTakeFirst();
+    if (open) return open;
+    return trx
+      .insertInto("deliveries")
+      .values({ district_id: districtId, status: "open", opened_at: at, last_upload_at: at, closed_at: null })
+      .returning("id")
+      .executeTakeFirstOrThrow();
   }
 
   async listUploads(districtId: number, limit: number): Promise<UploadView[]> {
@@ -236,28 +364,45 @@ export class DeliveryService {
     return this.db.selectFrom("deliveries").selectAll().where("district_id", "=", districtId).where("status", "=", "open").executeTakeFirst();
   }
 
-  /** Closes every delivery that has been quiet long enough. */
+  /**
+   * Closes every delivery that has been quiet long enough. A district with uploads still in the
+   * intake journal is left for later: its delivery closes only once they are in it. While a sync
+   * holds the write lock (SQLite), nothing is closed until the next pass.
+   */
   async closeQuietDeliveries(): Promise<ClosedDelivery[]> {
+    let waiting = new Set<number>();
+    if (this.journaling !== undefined) {
+      await this.moveJournal();
+      waiting = this.journaling.journal.pendingDistricts();
+    }
     const cutoff = new Date(this.clock.now().getTime() - this.quietSeconds * 1000).toISOString();
     const due = await this.db
       .selectFrom("deliveries")
-      .select("id")
+      .select(["id", "district_id"])
       .where("status", "=", "open")
       .where("last_upload_at", "<=", cutoff)
       .orderBy("id")
       .execute();
     const closed: ClosedDelivery[] = [];
-    for (const { id } of due) {
-      const result = await this.close(id, cutoff);
+    for (const { id, district_id } of due) {
+      if (waiting.has(district_id)) continue;
+      let result: ClosedDelivery | undefined;
+      try {
+        result = await this.closeDelivery(id, cutoff);
+      } catch (error) {
+        if (isBusy(error)) break;
+        throw error;
+      }
       if (!result) continue;
       // Only now that the sync and its files are committed: a crash before this line leaves the
       // files in view, and the next close or start takes them out.
-      result.removedFromView = await this.removeReceived(result.districtId).catch((error: unknown) => {
-        this.logger.error({ event: "delivery.remove_failed", districtId: result.districtId, err: error }, "could not take received files out of the district's folder");
+      const closedNow = result;
+      closedNow.removedFromView = await this.removeReceived(closedNow.districtId).catch((error: unknown) => {
+        this.logger.error({ event: "delivery.remove_failed", districtId: closedNow.districtId, err: error }, "could not take received files out of the district's folder");
         return 0;
       });
-      this.logger.info({ event: "delivery.closed", ...result }, "delivery closed");
-      closed.push(result);
+      this.logger.info({ event: "delivery.closed", ...closedNow }, "delivery closed");
+      closed.push(closedNow);
     }
     return closed;
   }
@@ -294,14 +439,16 @@ export class DeliveryService {
   /**
    * Called once an upload is in view: if its delivery closed between the upload's record and its
    * rename into view (a short quiet period, a busy database), that close did not see the file, so
-   * it leaves the folder now.
+   * it leaves the folder now. An upload still in the intake journal has no closed delivery yet
+   * (a delivery waits for its district's journaled uploads): the close takes it out then.
    */
-  async removeIfReceived(districtId: number, uploadId: number): Promise<boolean> {
+  async removeIfReceived(districtId: number, storedPath: string): Promise<boolean> {
     const upload = await this.db
       .selectFrom("uploads")
       .innerJoin("deliveries", "deliveries.id", "uploads.delivery_id")
       .select(["uploads.path", "uploads.stored_path", "deliveries.status"])
-      .where("uploads.id", "=", uploadId)
+      .where("uploads.district_id", "=", districtId)
+      .where("uploads.stored_path", "=", storedPath)
       .executeTakeFirst();
     if (upload?.status !== "closed" || upload.stored_path === null) return false;
     return this.storage.removeFromView(districtId, upload.path, upload.stored_path);
@@ -315,9 +462,11 @@ export class DeliveryService {
     return removed;
   }
 
-  private async close(deliveryId: number, cutoff: string): Promise<ClosedDelivery | undefined> {
+  private async closeDelivery(deliveryId: number, cutoff: string): Promise<ClosedDelivery | undefined> {
     const now = isoNow(this.clock);
-    const result = await this.db.transaction().execute(async (trx) => {
+    // With journaling, on the connection that moves the journal and never waits for the lock.
+    const db = this.journaling?.writer() ?? this.db;
+    const result = await db.transaction().execute(async (trx) => {
       // Re-checked inside the transaction: an upload may have arrived since the scan.
       const updated = await trx
         .updateTable("deliveries")
@@ -353,9 +502,23 @@ export class DeliveryService {
     });
     return result;
   }
+
+  /** Stops moving the journal (what is left in it is moved at the next start). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    await this.#moving;
+    this.#release(0);
+    this.journaling?.journal.close();
+  }
 }
 
-/** Another upload opened the delivery at the same moment (deliveries_one_open): join it. */
-function retryOnUniqueViolation<T>(work: () => Promise<T>): Promise<T> {
-  return work().catch((error: unknown) => (isUniqueViolation(error) ? work() : Promise.reject(error)));
+interface Waiter {
+  id: number;
+  resolve: () => void;
 }
+
+/** Events moved per transaction: enough for any burst of uploads, short for the lock. */
+const MOVE_BATCH = 500;
+/** How often moving is tried again while a sync holds the write lock. */
+const MOVE_RETRY_MS = 100;

@@ -374,14 +374,14 @@ export class SftpSession {
       return this.refuse(reqId, handle, handle.failure, handle.told);
     }
     let fdOpen = true;
-    let uploadId: number;
+    let storedPath: string;
     try {
       await new Promise<void>((resolve, reject) => fs.fsync(handle.fd, (error) => (error ? reject(error) : resolve())));
       fdOpen = false;
       fs.closeSync(handle.fd);
       const size = fs.statSync(handle.tempPath).size;
       const sha256 = handle.hash && handle.hashedUpTo === size ? handle.hash.digest("hex") : await hashFile(handle.tempPath);
-      uploadId = await this.deliveries.accept({
+      storedPath = await this.deliveries.accept({
         districtId: this.context.districtId,
         path: handle.path,
         tempPath: handle.tempPath,
@@ -406,7 +406,7 @@ export class SftpSession {
     this.sftp.status(reqId, STATUS_CODE.OK);
     await this.storage.incomingDone(handle.tempPath).catch(() => undefined);
     await this.deliveries
-      .removeIfReceived(this.context.districtId, uploadId)
+      .removeIfReceived(this.context.districtId, storedPath)
       .catch((error: unknown) => this.logger.error({ event: "delivery.remove_failed", err: error, path: handle.path }, "could not take a received file out of the folder"));
   }
 
@@ -422,9 +422,10 @@ export class SftpSession {
     const name = basename(upload.path) || upload.path;
     const file = name.length > 80 ? `${name.slice(0, 80)}…` : name;
     if (!told && reqId !== undefined) this.tellClient(`${file} refused: ${message}`);
-    let recorded: { uploadId: number; deliveryId: number } | undefined;
+    let recorded = false;
     try {
-      recorded = await this.deliveries.recordRefused({
+      recorded = true;
+      await this.deliveries.recordRefused({
         districtId: this.context.districtId,
         path,
         size: upload.size,
@@ -434,6 +435,7 @@ export class SftpSession {
         reason: message,
       });
     } catch (recordError) {
+      recorded = false;
       this.logger.error({ event: "sftp.upload.refusal_not_recorded", err: recordError, path }, "could not record a refused upload");
     }
     this.logger.warn(
@@ -446,7 +448,7 @@ export class SftpSession {
         size: upload.size,
         code: isRosterdockError(error) ? error.code : ((error as NodeJS.ErrnoException | undefined)?.code ?? "ERR_INTERNAL"),
         reason: message,
-        ...recorded,
+        recorded,
       },
       "upload refused",
     );

@@ -178,10 +178,10 @@ for (const backend of selectedBackends()) {
       const t = fresh({ clock, env: { ROSTERDOCK_QUIET_SECONDS: "60" } });
       let districtId: number;
 
-      async function upload(path: string, content: string): Promise<number> {
+      async function upload(path: string, content: string): Promise<void> {
         const tempPath = await t.rd.storage.incomingPath(districtId);
         await writeFile(tempPath, content);
-        return t.rd.deliveries.accept({
+        await t.rd.deliveries.accept({
           districtId,
           path,
           tempPath,
@@ -199,7 +199,8 @@ for (const backend of selectedBackends()) {
 
       it("groups uploads into one delivery, and closes it after the quiet period into a waiting sync and a job", async () => {
         const { rd } = t;
-        const first = await upload("/students.csv", "id\n1\n");
+        await upload("/students.csv", "id\n1\n");
+        const first = (await rd.deliveries.listUploads(districtId, 1))[0]!.id;
         clock.advance(30);
         await upload("/teachers.csv", "id\n2\n");
         clock.advance(10);

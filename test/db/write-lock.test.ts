@@ -73,4 +73,21 @@ describe("the server's SQLite connection and the write lock", () => {
     holder.close();
     await database.close();
   });
+
+  it("a read is answered while a write on the same connection waits for the lock", async () => {
+    const { database, holder } = await opened();
+    holder.exec("BEGIN IMMEDIATE");
+    let settled = false;
+    const write = sql`INSERT INTO lock_probe (x) VALUES (1)`.execute(database.db).finally(() => (settled = true));
+    await sleep(50);
+    const started = performance.now();
+    const read = await sql<{ n: number }>`SELECT count(*) AS n FROM lock_probe`.execute(database.db);
+    assert.equal(read.rows[0]!.n, 0);
+    assert.ok(performance.now() - started < 1000, `the read waited ${Math.round(performance.now() - started)} ms behind the write`);
+    assert.equal(settled, false, "the write still waits");
+    holder.exec("COMMIT");
+    await write;
+    holder.close();
+    await database.close();
+  });
 });

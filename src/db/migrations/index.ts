@@ -7,6 +7,7 @@ import { apiIndexesMigration } from "./0004-api-indexes.ts";
 import { oneOpenDeliveryMigration } from "./0005-one-open-delivery.ts";
 import { serverSettingsMigration } from "./0006-server-settings.ts";
 import { loginBansMigration } from "./0007-login-bans.ts";
+import { intakeJournalMigration } from "./0008-intake-journal.ts";
 
 /** Every migration, in order; each is written once for both dialects. */
 export function migrationProvider(dialect: DialectInfo): MigrationProvider {
@@ -20,6 +21,7 @@ export function migrationProvider(dialect: DialectInfo): MigrationProvider {
         "0005-one-open-delivery": oneOpenDeliveryMigration(dialect),
         "0006-server-settings": serverSettingsMigration(dialect),
         "0007-login-bans": loginBansMigration(dialect),
+        "0008-intake-journal": intakeJournalMigration(dialect),
       };
     },
   };
