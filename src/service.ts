@@ -59,7 +59,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
   // Lanes are client addresses: those without recent failures are hashed first.
   let defender: Defender | undefined;
   const hasher = new HashPool(
-    { threads: config.hashThreads, queueLimit: config.hashQueue, rank: (lane) => (defender && defender.failures(lane) > 0 ? 1 : 0) },
+    { threads: config.hashThreads, queueLimit: config.hashQueue, rank: (lane) => defender?.rank(lane) ?? 0 },
     logger.child({ component: "security" }),
   );
   const districts = new DistrictService(db, clock, audit, hasher);

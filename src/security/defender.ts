@@ -94,8 +94,14 @@ const MAX_ADDRESSES = 50_000;
  * are dropped at accept. Bans live in the database and are cached here, so `isBanned` answers
  * synchronously.
  */
+/** How long an address a district logged in from is ranked ahead of unknown ones, and how many are remembered. */
+const TRUSTED_FOR_MS = 24 * 60 * 60 * 1000;
+const MAX_TRUSTED_ADDRESSES = 10_000;
+
 export class Defender {
   private readonly scores = new Map<string, AddressScore>();
+  /** Address key → when a login from it last succeeded. */
+  readonly #succeeded = new Map<string, number>();
   /** `address|account` ('' for the whole address) → the ban in force. */
   private bans = new Map<string, Ban>();
   private readonly pending = new Map<string, Promise<void>>();
@@ -177,6 +183,17 @@ export class Defender {
     if (this.failureTotal(score) >= this.addressLimit) this.addBan(address, null, `protocol errors (${reason})`, this.failureTotal(score), "ssh");
   }
 
+  /**
+   * How the hash pool ranks an address's checks (lower first, kept first when its queue is full):
+   * an address with recent failures last, one a district logged in from recently first. At the
+   * start of a flood no flooding address has failed yet; the districts' own addresses still win.
+   */
+  rank(rawAddress: string | undefined): number {
+    if (this.failures(rawAddress) > 0) return 1;
+    const succeeded = this.#succeeded.get(addressKey(rawAddress));
+    return succeeded !== undefined && this.now() - succeeded < TRUSTED_FOR_MS ? -1 : 0;
+  }
+
   /** Failures counted against the address in the window: the hash pool serves addresses without any first. */
   failures(rawAddress: string | undefined): number {
     const score = this.scores.get(addressKey(rawAddress));
@@ -191,7 +208,10 @@ export class Defender {
     score.accounts.set(attempt.account, entry);
     entry.inflight = Math.max(0, entry.inflight - 1);
     score.inflight = Math.max(0, score.inflight - 1);
-    if (outcome === "succeeded") entry.failures.length = 0;
+    if (outcome === "succeeded") {
+      entry.failures.length = 0;
+      this.#rememberSuccess(attempt.address, now);
+    }
     if (outcome !== "failed") {
       if (entry.failures.length === 0 && entry.inflight === 0) score.accounts.delete(attempt.account);
       return;
@@ -204,6 +224,14 @@ export class Defender {
     if (failedAccounts >= this.options.maxAccounts || this.failureTotal(score) >= this.addressLimit) {
       this.addBan(attempt.address, null, `failed attempts at ${failedAccounts} accounts`, this.failureTotal(score), attempt.channel);
     }
+  }
+
+  #rememberSuccess(address: string, now: number): void {
+    const key = addressKey(address);
+    this.#succeeded.delete(key);
+    this.#succeeded.set(key, now);
+    // Oldest first (insertion order): bounded however many addresses log in.
+    if (this.#succeeded.size > MAX_TRUSTED_ADDRESSES) this.#succeeded.delete(this.#succeeded.keys().next().value!);
   }
 
   /** Bans in force (of one address, or its /64, when given). */
