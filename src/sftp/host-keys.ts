@@ -30,6 +30,31 @@ export function fingerprints(publicSsh: Buffer): { sha256: string; md5: string }
   return { sha256: `SHA256:${sha256}`, md5: `MD5:${md5}` };
 }
 
+/** Tries before giving up on generating a key ssh2 can read back. */
+const GENERATE_TRIES = 8;
+
+/**
+ * A new private key, checked by reading it back: ssh2 now and then writes an Ed25519 key in a
+ * form its own parser refuses ("Malformed OpenSSH private key"), about 4 in 1000. Stored, such a
+ * key would stop every later start, so it is thrown away and generated again.
+ */
+export function generateHostKey(algorithm: string, generate: () => { private: string } = specOf(algorithm).generate): string {
+  let lastError = "";
+  for (let i = 0; i < GENERATE_TRIES; i++) {
+    const candidate = generate().private;
+    const parsed = utils.parseKey(candidate);
+    if (!(parsed instanceof Error)) return candidate;
+    lastError = parsed.message;
+  }
+  throw new Error(`Could not generate a readable ${algorithm} host key in ${GENERATE_TRIES} tries: ${lastError}`);
+}
+
+function specOf(algorithm: string): (typeof KEY_SPECS)[number] {
+  const spec = KEY_SPECS.find((s) => s.algorithm === algorithm);
+  if (spec === undefined) throw new Error(`No host key type ${algorithm}`);
+  return spec;
+}
+
 function describe(algorithm: string, privateKey: string): HostKey {
   const parsed = utils.parseKey(privateKey);
   if (parsed instanceof Error) throw new Error(`Stored host key ${algorithm} cannot be read: ${parsed.message}`);
@@ -44,10 +69,10 @@ export async function ensureHostKeys(db: Kysely<Database>, clock: Clock): Promis
   const stored = new Map((await db.selectFrom("host_keys").selectAll().execute()).map((row) => [row.algorithm, row]));
   for (const spec of KEY_SPECS) {
     if (stored.has(spec.algorithm)) continue;
-    const pair = spec.generate();
+    const privateKey = generateHostKey(spec.algorithm);
     await db
       .insertInto("host_keys")
-      .values({ algorithm: spec.algorithm, private_key: pair.private, created_at: isoNow(clock) })
+      .values({ algorithm: spec.algorithm, private_key: privateKey, created_at: isoNow(clock) })
       .onConflict((oc) => oc.column("algorithm").doNothing())
       .execute();
   }
