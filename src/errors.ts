@@ -41,6 +41,7 @@ export const ERROR_CATALOGUE = {
   ERR_PORT_IN_USE: { category: "unavailable", message: "A port Rosterdock needs is already in use." },
   ERR_UNAUTHENTICATED: { category: "unauthenticated", message: "A valid bearer token is required: send `Authorization: Bearer <token>`." },
   ERR_FORBIDDEN: { category: "forbidden", message: "The token does not grant access to this." },
+  ERR_INVALID_SCOPE: { category: "invalid_input", message: "None of the requested scopes is known and allowed to this client." },
   ERR_TOKEN_NOT_FOUND: { category: "not_found", message: "No API token has that id or name." },
   ERR_ROUTE_NOT_FOUND: { category: "not_found", message: "No such route." },
   ERR_ONEROSTER_INVALID_FILTER: { category: "invalid_input", message: "The OneRoster filter is invalid or names a field that cannot be filtered." },

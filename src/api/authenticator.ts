@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import { RosterdockError } from "../errors.ts";
 import { TokenService, type TokenScope } from "../tokens/token-service.ts";
+import { scopeAllows } from "../tokens/token-scopes.ts";
 import type { Defender } from "../security/defender.ts";
 
 export interface Principal {
@@ -95,11 +96,13 @@ export class Authenticator {
     return undefined;
   }
 
-  /** `admin` includes `roster.readonly` for every district. */
+  /**
+   * `admin` includes every scope for every district, `roster.readonly` both `roster-core.readonly`
+   * and `roster-demographics.readonly`.
+   */
   async require(request: FastifyRequest, scope: TokenScope, district?: string): Promise<Principal> {
     const principal = await this.principal(request);
-    const granted = principal.scopes.includes("admin") || principal.scopes.includes(scope);
-    if (!granted) throw new RosterdockError("ERR_FORBIDDEN", `This token lacks the ${scope} scope.`);
+    if (!scopeAllows(principal.scopes, scope)) throw new RosterdockError("ERR_FORBIDDEN", `This token lacks the ${scope} scope.`);
     if (district !== undefined && principal.districts !== undefined && !principal.districts.includes(district)) {
       throw new RosterdockError("ERR_FORBIDDEN", `This token cannot read district ${district}.`);
     }

@@ -105,7 +105,7 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
     },
     count: async (request) => void (await bearerFailures(request)),
   });
-  registerOAuthRoutes(app, rd);
+  await registerOAuthRoutes(app, rd);
   registerAdminRoutes(app, rd, auth);
   registerBanRoutes(app, rd);
   registerWebhookAndClientRoutes(app, rd);

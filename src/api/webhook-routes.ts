@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Rosterdock } from "../service.ts";
 import { WEBHOOK_EVENTS } from "../webhooks/webhook-service.ts";
-import { TOKEN_SCOPES } from "../tokens/token-service.ts";
+import { ACCEPTED_SCOPE_NAMES, TOKEN_SCOPES } from "../tokens/token-scopes.ts";
 import { apiErrors } from "./api-schemas.ts";
 
 const Endpoint = z.object({ id: z.number().int(), url: z.string(), district: z.string().nullable(), events: z.array(z.enum(WEBHOOK_EVENTS)), createdAt: z.string(), disabled: z.boolean() });
@@ -73,8 +73,15 @@ export function registerWebhookAndClientRoutes(app: FastifyInstance, rd: Rosterd
       schema: {
         tags: ["clients"],
         summary: "Create an OAuth client for an app; the secret is in this response only",
-        body: z.object({ name: z.string(), scopes: z.array(z.enum(TOKEN_SCOPES)).default(["roster.readonly"]), districts: z.array(z.string()).optional() }),
-        response: { 201: z.object({ clientId: z.string(), clientSecret: z.string() }), ...apiErrors },
+        body: z.object({
+          name: z.string(),
+          scopes: z
+            .array(z.string())
+            .default(["roster.readonly"])
+            .describe(`${ACCEPTED_SCOPE_NAMES}; stored as short names. roster.readonly is core and demographics`),
+          districts: z.array(z.string()).optional(),
+        }),
+        response: { 201: z.object({ clientId: z.string(), clientSecret: z.string(), scopes: z.array(z.enum(TOKEN_SCOPES)) }), ...apiErrors },
       },
     },
     async (request, reply) => reply.code(201).send(await rd.clients.create(request.body, actor(request.principal?.name))),

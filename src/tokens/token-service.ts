@@ -5,11 +5,11 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import { RosterdockError } from "../errors.ts";
 import { randomToken } from "../security/secrets.ts";
 import type { SecretHasher } from "../security/hash-pool.ts";
+import { normaliseScopes, type TokenScope } from "./token-scopes.ts";
+
+export { TOKEN_SCOPES, type TokenScope } from "./token-scopes.ts";
 
 const TOKEN_FORMAT = /^rdk_([A-Za-z0-9_-]{12})_([A-Za-z0-9_-]{43})$/;
-
-export const TOKEN_SCOPES = ["admin", "roster.readonly"] as const;
-export type TokenScope = (typeof TOKEN_SCOPES)[number];
 
 /** What a token gets when no scope is asked for: reading rosters, never administering the server. */
 export const DEFAULT_TOKEN_SCOPES: readonly TokenScope[] = ["roster.readonly"];
@@ -49,13 +49,10 @@ export class TokenService {
   async create(name: string, scopes: readonly string[], actor: string): Promise<{ id: number; token: string; scopes: TokenScope[] }> {
     const trimmed = name.trim();
     if (!trimmed) throw new RosterdockError("ERR_INVALID_ARGUMENT", "A token needs a name, e.g. --name lms-sync.");
-    const unknown = scopes.filter((s) => !(TOKEN_SCOPES as readonly string[]).includes(s));
-    if (unknown.length > 0 || scopes.length === 0) {
-      throw new RosterdockError("ERR_INVALID_ARGUMENT", `Scopes are ${TOKEN_SCOPES.join(" and ")}; got ${scopes.join(", ") || "none"}.`);
-    }
-    const { id, token } = await this.insert({ name: trimmed, scopes: scopes as TokenScope[] });
-    await this.audit.record({ actor, action: "token.created", details: { id, name: trimmed, scopes } });
-    return { id, token, scopes: scopes as TokenScope[] };
+    const normalised = normaliseScopes(scopes);
+    const { id, token } = await this.insert({ name: trimmed, scopes: normalised });
+    await this.audit.record({ actor, action: "token.created", details: { id, name: trimmed, scopes: normalised } });
+    return { id, token, scopes: normalised };
   }
 
   /** A short-lived token for an OAuth client. */

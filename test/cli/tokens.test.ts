@@ -126,3 +126,51 @@ describe("rosterdock token", () => {
     }
   });
 });
+
+describe("rosterdock client create", () => {
+  it("takes OneRoster's scope URIs or short names, stores them as short names, and refuses unknown ones", async () => {
+    const home = await RosterdockHome.create();
+    try {
+      const plain = await home.json(["client", "create", "--name", "gradebook", "--json"]);
+      assert.match(plain.clientId, /^rdc_/);
+      assert.equal(typeof plain.clientSecret, "string");
+      assert.deepEqual(plain.scopes, ["roster.readonly"]);
+      const core = await home.json(["client", "create", "--name", "library", "--scope", "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly", "--json"]);
+      assert.deepEqual(core.scopes, ["roster-core.readonly"]);
+      const halves = await home.json([
+        "client",
+        "create",
+        "--name",
+        "reports",
+        "--scope",
+        "https://purl.imsglobal.org/spec/or/v1p1/scope/roster-core.readonly",
+        "--scope",
+        "roster-demographics.readonly",
+        "--json",
+      ]);
+      assert.deepEqual(halves.scopes, ["roster.readonly"]);
+
+      const { default: Database } = await import("better-sqlite3");
+      const db = new Database(`${home.dataDir}/rosterdock.sqlite`, { readonly: true });
+      const stored = db.prepare("select client_id, scopes from oauth_clients order by id").all() as { client_id: string; scopes: string }[];
+      db.close();
+      assert.deepEqual(
+        stored.map((r) => [r.client_id, JSON.parse(r.scopes)]),
+        [
+          [plain.clientId, ["roster.readonly"]],
+          [core.clientId, ["roster-core.readonly"]],
+          [halves.clientId, ["roster.readonly"]],
+        ],
+      );
+
+      const unknown = await home.cli(["client", "create", "--name", "grades", "--scope", "https://purl.imsglobal.org/spec/or/v1p2/scope/gradebook.readonly", "--json"]);
+      assert.equal(unknown.code, 2);
+      assert.equal(unknown.stdout, "");
+      assert.match(unknown.stderr, /gradebook\.readonly.*\[ERR_INVALID_ARGUMENT\]/);
+      const help = await home.cli(["client", "create", "--help"]);
+      assert.match(help.stdout.replace(/\s+/g, " "), /roster-core\.readonly, roster-demographics\.readonly, their OneRoster URIs/);
+    } finally {
+      await home.remove();
+    }
+  });
+});

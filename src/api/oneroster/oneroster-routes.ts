@@ -22,6 +22,7 @@ import {
 import type { Scope } from "./oneroster-sql.ts";
 import type { RosterReader } from "./roster-reader.ts";
 import { ResponseCache } from "./response-cache.ts";
+import { rosteringScope } from "../../tokens/token-scopes.ts";
 
 export const ONEROSTER_PREFIX = "/districts/:slug/ims/oneroster/rostering/v1p2";
 export const MAX_LIMIT = 10_000;
@@ -149,8 +150,8 @@ declare module "fastify" {
 }
 
 /**
- * OneRoster 1.2 rostering, read-only, per district. Scope `roster.readonly` for the district (or
- * `admin`). Bodies are JSON strings built here rather than through a response schema: a page of
+ * OneRoster 1.2 rostering, read-only, per district. Scope `roster-core.readonly` for the district
+ * (`roster-demographics.readonly` for demographics; `roster.readonly` or `admin` for both). Bodies are JSON strings built here rather than through a response schema: a page of
  * 10,000 users would otherwise be validated twice. Finished responses are cached per roster
  * version, with an ETag, since a roster changes only when a sync is applied or rolled back.
  */
@@ -170,7 +171,7 @@ export async function registerOneRosterRoutes(app: FastifyInstance, options: { a
       };
       scoped.addHook("onRequest", async (request, reply) => {
         const slug = (request.params as { slug?: string }).slug ?? "";
-        await auth.require(request, "roster.readonly", slug);
+        await auth.require(request, rosteringScope(request.routeOptions.url ?? request.url), slug);
         const district = reader.district(slug);
         if (district === undefined) throw new RosterdockError("ERR_DISTRICT_NOT_FOUND", `No district has slug ${slug}.`);
         request.district = district;

@@ -11,7 +11,12 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
     .command("create")
     .description("Create a client; its secret is shown once")
     .requiredOption("--name <name>", "the app's name")
-    .option("--scope <scope>", "roster.readonly or admin (repeatable)", collect, [] as string[])
+    .option(
+      "--scope <scope>",
+      "roster.readonly (the OneRoster API: core and demographics, and the change feed), roster-core.readonly, roster-demographics.readonly, their OneRoster URIs (https://purl.imsglobal.org/spec/or/v1p2/scope/roster.readonly…), or admin; repeatable; default roster.readonly",
+      collect,
+      [] as string[],
+    )
     .option("--district <slug>", "limit the client to this district (repeatable)", collect, [] as string[])
     .option("--json", "print JSON only")
     .action(async (options: OutputOptions & { name: string; scope: string[]; district: string[] }) => {
@@ -19,7 +24,13 @@ export function registerClientCommands(program: Command, ctx: CliContext): void 
         const created = await rd.clients.create({ name: options.name, scopes: options.scope, districts: options.district }, ctx.actor);
         const { publicUrl } = await rd.settings.address(rd.config);
         emit(options, created, () =>
-          [`Client for "${options.name}" (shown only now):`, `  client_id      ${created.clientId}`, `  client_secret  ${created.clientSecret}`, `Token endpoint: ${publicUrl}/oauth/token`].join("\n"),
+          [
+            `Client for "${options.name}" (shown only now):`,
+            `  client_id      ${created.clientId}`,
+            `  client_secret  ${created.clientSecret}`,
+            `  scopes         ${created.scopes.join(" ")}`,
+            `Token endpoint: ${publicUrl}/oauth/token`,
+          ].join("\n"),
         );
       });
     });

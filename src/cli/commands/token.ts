@@ -15,7 +15,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
     .requiredOption("--name <name>", "what the token is for")
     .option(
       "--scope <scope>",
-      `roster.readonly (read the OneRoster API and change feed) or admin (everything, the admin API included); repeatable; default ${DEFAULT_TOKEN_SCOPES.join(", ")}`,
+      `roster.readonly (read the OneRoster API and change feed), roster-core.readonly or roster-demographics.readonly (OneRoster without demographics, or demographics only), or admin (everything, the admin API included); repeatable; default ${DEFAULT_TOKEN_SCOPES.join(", ")}`,
       collect,
     )
     .option("--json", "print JSON only")
