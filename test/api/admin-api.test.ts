@@ -90,6 +90,11 @@ describe("admin API", () => {
     assert.equal("password" in shown, false);
     const rotated = await (await call("POST", "/api/v1/districts/lincoln/rotate-password", admin)).json();
     assert.notEqual(rotated.sftp.password, body.sftp.password);
+    assert.match(body.credentialsLink, /\/handoff\/[A-Za-z0-9_-]{43}$/);
+    assert.match(rotated.credentialsLink, /\/handoff\/[A-Za-z0-9_-]{43}$/);
+    assert.notEqual(rotated.credentialsLink, body.credentialsLink);
+    assert.deepEqual(await (await call("POST", "/api/v1/districts/lincoln/revoke-link", admin)).json(), { slug: "lincoln", revoked: 1 });
+    assert.deepEqual(await (await call("POST", "/api/v1/districts/lincoln/revoke-link", admin)).json(), { slug: "lincoln", revoked: 0 });
     assert.equal((await (await call("POST", "/api/v1/districts/lincoln/disable", admin)).json()).status, "disabled");
     const unknown = await call("GET", "/api/v1/districts/nowhere", admin);
     assert.equal(unknown.status, 404);
