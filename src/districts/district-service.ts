@@ -126,8 +126,9 @@ export class DistrictService {
         .insertInto("credentials")
         .values({ district_id: row.id, kind: "password", username: slug, secret_hash: secretHash, public_key: null, created_at: now, revoked_at: null })
         .execute();
-      await this.audit.record({ actor, action: "district.created", districtId: row.id, details: { slug, allowIps } }, trx);
-      return { id: row.id, credentialsLink: await this.handoffs.issue(trx, { districtId: row.id, password, actor }) };
+      const link = await this.handoffs.issue(trx, { districtId: row.id, password, actor });
+      await this.audit.record({ actor, action: "district.created", districtId: row.id, details: { slug, allowIps, credentialsLink: { id: link.id, expiresAt: link.expiresAt } } }, trx);
+      return { id: row.id, credentialsLink: link };
     }).catch((error: unknown) => {
       // Created at the same moment by another request (PostgreSQL runs them side by side).
       throw isUniqueViolation(error) ? exists() : error;
@@ -177,8 +178,9 @@ export class DistrictService {
         .insertInto("credentials")
         .values({ district_id: district.id, kind: "password", username: district.slug, secret_hash: secretHash, public_key: null, created_at: now, revoked_at: null })
         .execute();
-      await this.audit.record({ actor, action: "district.password_rotated", districtId: district.id, details: { via } }, trx);
-      return this.handoffs.issue(trx, { districtId: district.id, password, actor });
+      const link = await this.handoffs.issue(trx, { districtId: district.id, password, actor });
+      await this.audit.record({ actor, action: "district.password_rotated", districtId: district.id, details: { via, credentialsLink: { id: link.id, expiresAt: link.expiresAt } } }, trx);
+      return link;
     });
     this.accessRevoked(district.id, "password_rotated");
     return { district: toView(district), password, credentialsLink };

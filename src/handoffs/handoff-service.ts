@@ -7,6 +7,7 @@ import { HANDOFF_TOKEN, handoffLookup, newHandoffToken, openWithToken, sealConte
 
 /** A link just made: the token is in the link and nowhere else. */
 export interface IssuedLink {
+  id: number;
   token: string;
   expiresAt: string;
 }
@@ -54,7 +55,7 @@ export class HandoffService {
 
   /**
    * A new link for a district's new password, in the transaction that sets the password: any
-   * older link of the district stops working at the same moment.
+   * older link of the district stops working at the same moment. The caller's audit event names it.
    */
   async issue(trx: Kysely<Database>, input: { districtId: number; password: string; actor: string }): Promise<IssuedLink> {
     const now = this.clock.now();
@@ -79,9 +80,8 @@ export class HandoffService {
       })
       .returning("id")
       .executeTakeFirstOrThrow();
-    await this.audit.record({ actor: input.actor, action: "district.credentials_link_issued", districtId: input.districtId, details: { link: row.id, expiresAt } }, trx);
     await this.purgeExpired(trx);
-    return { token, expiresAt };
+    return { id: row.id, token, expiresAt };
   }
 
   /** Ends a district's links that could still be revealed; returns how many. Their sealed passwords are deleted. */

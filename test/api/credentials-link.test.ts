@@ -242,7 +242,8 @@ for (const backend of selectedBackends()) {
       const refused = audit.filter((a) => a.action === "district.credentials_link_refused").map((a) => JSON.parse(a.details) as { reason: string; address: string });
       assert.deepEqual([...new Set(refused.map((r) => r.reason))].sort(), ["expired", "replaced", "revoked", "used"]);
       assert.ok(refused.every((r) => r.address === "127.0.0.1"));
-      assert.ok(audit.some((a) => a.action === "district.credentials_link_issued"));
+      assert.ok(audit.some((a) => a.action === "district.created" && JSON.parse(a.details).credentialsLink.expiresAt));
+      assert.ok(audit.some((a) => a.action === "district.password_rotated" && JSON.parse(a.details).via === "new-link"));
       assert.ok(audit.some((a) => a.action === "district.credentials_link_revoked"));
 
       const everything = logLines.join("\n") + JSON.stringify(audit);
