@@ -148,6 +148,24 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
   );
 
   api.post(
+    "/api/v1/districts/:slug/new-link",
+    {
+      schema: {
+        tags: ["districts"],
+        summary: "A new one-time credentials link with a new SFTP password (the old password and link stop working); the password is not in the response",
+        params: SlugParams,
+        response: { 200: CredentialsSchema.extend({ sftp: CredentialsSchema.shape.sftp.omit({ password: true }) }), ...errors },
+      },
+    },
+    async (request) => {
+      const rotated = await rd.districts.rotatePassword(request.params.slug, actor(request.principal!.name), "new-link");
+      const address = await rd.settings.address(rd.config);
+      const { sftp: { password: _password, ...sftp }, ...view } = credentialsView(rotated, connectionDetails(address, await rd.hostKeys()), address.publicUrl);
+      return { ...view, sftp };
+    },
+  );
+
+  api.post(
     "/api/v1/districts/:slug/revoke-link",
     {
       schema: {

@@ -40,7 +40,8 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function moment(iso: string): string {
+/** `2026-03-02 08:00 UTC`: a moment as a district's admin and an operator read it. */
+export function minuteUtc(iso: string): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
 }
 
@@ -75,7 +76,7 @@ export function renderHandoffPage(visit: HandoffVisit, connection: HandoffConnec
             `with the host, port, username and the server's host-key fingerprints.</p>` +
             `<p class="warn">Reveal it when you are ready to enter it in PowerSchool (${RCM_PATH}). After that, this link only says when it was used.</p>` +
             `<form method="post"><button type="submit">Reveal the credentials</button></form>` +
-            `<p>The link works until ${moment(visit.expiresAt)}.</p>`,
+            `<p>The link works until ${minuteUtc(visit.expiresAt)}.</p>`,
         ),
       };
     }
@@ -103,13 +104,13 @@ export function renderHandoffPage(visit: HandoffVisit, connection: HandoffConnec
       };
     }
     case "used":
-      return gone(`This link was already used`, `<p>It was used on ${moment(visit.at)}, and it does not show the password again.</p><p>${ASK_AGAIN}</p>`);
+      return gone(`This link was already used`, `<p>It was used on ${minuteUtc(visit.at)}, and it does not show the password again.</p><p>${ASK_AGAIN}</p>`);
     case "expired":
-      return gone(`This link has expired`, `<p>It expired on ${moment(visit.at)} without being used, and its password was deleted.</p><p>${ASK_AGAIN}</p>`);
+      return gone(`This link has expired`, `<p>It expired on ${minuteUtc(visit.at)} without being used, and its password was deleted.</p><p>${ASK_AGAIN}</p>`);
     case "revoked":
-      return gone(`This link was revoked`, `<p>Your vendor revoked it on ${moment(visit.at)}.</p><p>${ASK_AGAIN}</p>`);
+      return gone(`This link was revoked`, `<p>Your vendor revoked it on ${minuteUtc(visit.at)}.</p><p>${ASK_AGAIN}</p>`);
     case "replaced":
-      return gone(`This link was replaced`, `<p>A newer link (with a new password) replaced it on ${moment(visit.at)}: use the newest link your vendor sent.</p><p>${ASK_AGAIN}</p>`);
+      return gone(`This link was replaced`, `<p>A newer link (with a new password) replaced it on ${minuteUtc(visit.at)}: use the newest link your vendor sent.</p><p>${ASK_AGAIN}</p>`);
     case "unknown":
       return { status: 404, html: page("Unknown link", `<h1>This link is not valid</h1><p>Check that the whole link was copied. ${ASK_AGAIN}</p>`) };
   }

@@ -6,6 +6,7 @@ import type { Rosterdock } from "../../service.ts";
 import { emit, table, type OutputOptions } from "../output.ts";
 import { connectionDetails, credentialsView, type ConnectionDetails } from "../../districts/connection-details.ts";
 import type { LinkStatus } from "../../handoffs/handoff-service.ts";
+import { minuteUtc as moment } from "../../handoffs/handoff-page.ts";
 import { addressNote } from "./hostkey.ts";
 import { measureFolder } from "../../storage/archive-usage.ts";
 import { formatBytes } from "../../intake/issue.ts";
@@ -19,11 +20,6 @@ const DATE_FORMAT_TEXT: Record<DateFormatSetting, string> = {
 async function connection(rd: Rosterdock): Promise<ConnectionDetails & { note: string; publicUrl: string }> {
   const address = await rd.settings.address(rd.config);
   return { ...connectionDetails(address, await rd.hostKeys()), note: addressNote(address, rd.config), publicUrl: address.publicUrl };
-}
-
-/** `2026-03-02 08:00 UTC`: a moment an operator passes on to a district. */
-function moment(iso: string): string {
-  return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
 }
 
 function linkText(link: string, expiresAt: string): string {
