@@ -43,6 +43,7 @@ export interface Config {
   readonly sftpMaxConnections: number;
   readonly sftpMaxChannelsPerConnection: number;
   readonly descriptorReserve: number;
+  readonly handoffDays: number;
 }
 
 interface Setting<K extends keyof Config> {
@@ -221,7 +222,7 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
   {
     key: "authRatePerMinute",
     env: "ROSTERDOCK_AUTH_RATE_PER_MINUTE",
-    description: "Per address, `POST /oauth/token` requests and failed bearer-token checks allowed per minute (answered 429 past it).",
+    description: "Per address, `POST /oauth/token` requests, failed bearer-token checks and visits to unknown credentials links allowed per minute (answered 429 past it).",
     defaultText: "`30`",
     parse: wholeNumber(1, 1_000_000, 30),
   },
@@ -395,6 +396,14 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
       "File descriptors kept for HTTP, the database and syncs: when fewer than this many remain below the process's limit (raised to the hard limit by `bin/rosterdock`), new SFTP connections are refused, and below half of it, new SFTP file opens (Linux).",
     defaultText: "`256`",
     parse: wholeNumber(16, 1_000_000, 256),
+  },
+  {
+    key: "handoffDays",
+    env: "ROSTERDOCK_HANDOFF_DAYS",
+    description:
+      "Days a one-time credentials link (`credentialsLink` of `district create`, `rotate-password` and `new-link`) stays usable; after that it shows nothing and its sealed password is deleted.",
+    defaultText: "`7`",
+    parse: wholeNumber(1, 90, 7),
   },
 ];
 

@@ -5,6 +5,7 @@ import { systemClock, type Clock } from "./clock.ts";
 import { openDatabase, type RosterDatabase } from "./db/open-database.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { DistrictService } from "./districts/district-service.ts";
+import { HandoffService } from "./handoffs/handoff-service.ts";
 import { DeliveryService } from "./deliveries/delivery-service.ts";
 import { IntakeJournal } from "./deliveries/intake-journal.ts";
 import { JobQueue } from "./jobs/job-queue.ts";
@@ -34,6 +35,8 @@ export interface Rosterdock {
   readonly storage: LocalStorage;
   readonly audit: AuditLog;
   readonly districts: DistrictService;
+  /** One-time links that hand districts their SFTP credentials. */
+  readonly handoffs: HandoffService;
   readonly deliveries: DeliveryService;
   readonly jobs: JobQueue;
   readonly syncs: SyncService;
@@ -62,7 +65,8 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     { threads: config.hashThreads, queueLimit: config.hashQueue, rank: (lane) => defender?.rank(lane) ?? 0 },
     logger.child({ component: "security" }),
   );
-  const districts = new DistrictService(db, clock, audit, hasher);
+  const handoffs = new HandoffService(db, clock, audit, logger.child({ component: "handoff" }), config.handoffDays);
+  const districts = new DistrictService(db, clock, audit, hasher, handoffs);
   const jobs = new JobQueue(db, clock);
   // Where a sync holds the only write lock (SQLite), uploads are journaled first so that none waits for it.
   const journaling = database.dialect.syncsHoldTheWriteLock
@@ -127,6 +131,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     storage,
     audit,
     districts,
+    handoffs,
     deliveries,
     jobs,
     syncs,
@@ -170,6 +175,9 @@ async function recordCutUpload(rd: Rosterdock, cut: CutUpload): Promise<void> {
     throw error;
   }
 }
+
+/** How often the server deletes the sealed passwords of credentials links that expired unused. */
+const HANDOFF_PURGE_MS = 5 * 60_000;
 
 /** `rosterdock serve`: SFTP, HTTP and the background worker in one process. */
 export async function startServer(rd: Rosterdock): Promise<RunningServer> {
@@ -248,6 +256,12 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const removed = await rd.deliveries.removeReceivedEverywhere();
   if (removed > 0) logger.info({ event: "storage.received.removed", count: removed }, "took files received before a restart out of the districts' folders");
   await worker.start();
+  // Expired links' sealed passwords are deleted within minutes, not only when someone visits one.
+  const purgeHandoffs = () =>
+    rd.handoffs.purgeExpired().catch((error: unknown) => logger.warn({ event: "handoff.purge_failed", err: error }, "could not delete expired credentials links' sealed passwords; tried again later"));
+  await purgeHandoffs();
+  const handoffPurge = setInterval(() => void purgeHandoffs(), HANDOFF_PURGE_MS);
+  handoffPurge.unref();
   // Started once the modules are loaded and compiled: that one-off pause at start is no stall.
   const lag = watchEventLoopLag(logger);
 
@@ -257,6 +271,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
     async stop() {
       sftpListening = false;
       stopClosingSessions();
+      clearInterval(handoffPurge);
       // A sync in progress is cut short (rolled back, requeued at start) rather than waited for.
       await syncThread.close();
       await worker.stop();

@@ -45,6 +45,8 @@ const CredentialsSchema = z.object({
     source: z.enum(["server", "environment"]).describe("`server`: host and port as the server published them when it started; `environment`: its configuration"),
   }),
   hostKeys: z.array(HostKeySchema),
+  credentialsLink: z.string().describe("One-time link (`/handoff/<token>`) that shows the district these credentials once; give it instead of the password"),
+  credentialsLinkExpiresAt: z.string(),
 });
 const CountsSchema = z.object({ created: z.number(), updated: z.number(), deleted: z.number(), unchanged: z.number(), kept: z.number().optional() });
 export const SyncSchema = z.object({
@@ -89,7 +91,8 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
     },
     async (request, reply) => {
       const created = await rd.districts.create(request.body, actor(request.principal!.name));
-      return reply.code(201).send(credentialsView(created, connectionDetails(await rd.settings.address(rd.config), await rd.hostKeys())));
+      const address = await rd.settings.address(rd.config);
+      return reply.code(201).send(credentialsView(created, connectionDetails(address, await rd.hostKeys()), address.publicUrl));
     },
   );
 
@@ -137,7 +140,45 @@ export function registerAdminRoutes(app: FastifyInstance, rd: Rosterdock, auth: 
   api.post(
     "/api/v1/districts/:slug/rotate-password",
     { schema: { tags: ["districts"], summary: "Replace the SFTP password; the new one is in this response only", params: SlugParams, response: { 200: CredentialsSchema, ...errors } } },
-    async (request) => credentialsView(await rd.districts.rotatePassword(request.params.slug, actor(request.principal!.name)), connectionDetails(await rd.settings.address(rd.config), await rd.hostKeys())),
+    async (request) => {
+      const rotated = await rd.districts.rotatePassword(request.params.slug, actor(request.principal!.name));
+      const address = await rd.settings.address(rd.config);
+      return credentialsView(rotated, connectionDetails(address, await rd.hostKeys()), address.publicUrl);
+    },
+  );
+
+  api.post(
+    "/api/v1/districts/:slug/new-link",
+    {
+      schema: {
+        tags: ["districts"],
+        summary: "A new one-time credentials link with a new SFTP password (the old password and link stop working); the password is not in the response",
+        params: SlugParams,
+        response: { 200: CredentialsSchema.extend({ sftp: CredentialsSchema.shape.sftp.omit({ password: true }) }), ...errors },
+      },
+    },
+    async (request) => {
+      const rotated = await rd.districts.rotatePassword(request.params.slug, actor(request.principal!.name), "new-link");
+      const address = await rd.settings.address(rd.config);
+      const { sftp: { password: _password, ...sftp }, ...view } = credentialsView(rotated, connectionDetails(address, await rd.hostKeys()), address.publicUrl);
+      return { ...view, sftp };
+    },
+  );
+
+  api.post(
+    "/api/v1/districts/:slug/revoke-link",
+    {
+      schema: {
+        tags: ["districts"],
+        summary: "End the district's one-time credentials link if it has not been used; the password keeps working",
+        params: SlugParams,
+        response: { 200: z.object({ slug: z.string(), revoked: z.number().int().describe("Links ended: 0 when none could still be used") }), ...errors },
+      },
+    },
+    async (request) => {
+      const { district, revoked } = await rd.districts.revokeCredentialsLink(request.params.slug, actor(request.principal!.name));
+      return { slug: district.slug, revoked };
+    },
   );
 
   api.post(

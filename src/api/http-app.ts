@@ -12,6 +12,7 @@ import fastifyRateLimit from "@fastify/rate-limit";
 import { RosterdockError } from "../errors.ts";
 import { addressKey } from "../security/address-key.ts";
 import { registerBanRoutes } from "./ban-routes.ts";
+import { registerHandoffRoutes } from "./handoff-routes.ts";
 import { registerOAuthRoutes } from "./oauth-routes.ts";
 import { registerWebhookAndClientRoutes } from "./webhook-routes.ts";
 import { registerSyncRoutes, type SyncRunner } from "./sync-routes.ts";
@@ -105,6 +106,7 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
     },
     count: async (request) => void (await bearerFailures(request)),
   });
+  await registerHandoffRoutes(app, rd);
   await registerOAuthRoutes(app, rd);
   registerAdminRoutes(app, rd, auth);
   registerBanRoutes(app, rd);

@@ -277,6 +277,7 @@ export interface Database extends ClientAndWebhookTables {
   sync_issues: SyncIssueTable;
   server_settings: ServerSettingTable;
   intake_journal_progress: IntakeJournalProgressTable;
+  credential_handoffs: CredentialHandoffTable;
 }
 
 /** Key-value facts the running server publishes about itself (migration 0006); values are JSON. */
@@ -290,6 +291,29 @@ export interface ServerSettingTable {
 export interface IntakeJournalProgressTable {
   journal_id: string;
   moved_through: number;
+}
+
+/** Why a hand-off link stopped working before it was used or expired. */
+export type HandoffEndReason = "revoked" | "replaced";
+
+/**
+ * A one-time credentials link (migration 0011). `lookup` is derived from the link's token, which
+ * is never stored; `sealed_password` (AES-256-GCM under another key derived from the token) is
+ * null once the link is revealed, ended or expired.
+ */
+export interface CredentialHandoffTable {
+  id: Generated<number>;
+  district_id: number;
+  lookup: string;
+  sealed_password: string | null;
+  created_at: string;
+  created_by: string;
+  expires_at: string;
+  revealed_at: string | null;
+  /** The client address that revealed it. */
+  revealed_from: string | null;
+  ended_at: string | null;
+  ended_reason: HandoffEndReason | null;
 }
 
 export type District = Selectable<DistrictTable>;

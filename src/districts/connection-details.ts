@@ -26,12 +26,22 @@ export function connectionDetails(address: Pick<ServerAddress, "sftpHost" | "sft
   };
 }
 
-/** The contract of `district create --json` and `POST /api/v1/districts`: the password appears only here, once. */
-export function credentialsView(created: CreatedDistrict, connection: ConnectionDetails) {
+/** Where a credentials link's page is: under the URL users reach the server at. */
+export function credentialsLinkUrl(publicUrl: string, token: string): string {
+  return `${publicUrl.replace(/\/$/, "")}/handoff/${token}`;
+}
+
+/**
+ * The contract of `district create --json`, `rotate-password --json` and `POST /api/v1/districts`:
+ * the password appears only here, once, beside the one-time link that hands it to the district.
+ */
+export function credentialsView(created: CreatedDistrict, connection: ConnectionDetails, publicUrl: string) {
   return {
     slug: created.district.slug,
     name: created.district.name,
     sftp: { host: connection.host, port: connection.port, username: created.district.sftpUsername, password: created.password, source: connection.source },
     hostKeys: connection.hostKeys,
+    credentialsLink: credentialsLinkUrl(publicUrl, created.credentialsLink.token),
+    credentialsLinkExpiresAt: created.credentialsLink.expiresAt,
   };
 }

@@ -11,6 +11,7 @@ import { isAddressAllowed, parseCidr } from "./ip-allow-list.ts";
 import { isUniqueViolation } from "../db/dialect-info.ts";
 import { DATE_FORMAT_SETTINGS, districtDateFormat } from "../intake/date-format.ts";
 import type { DateFormatSetting } from "../intake/date-format.ts";
+import type { HandoffService, IssuedLink } from "../handoffs/handoff-service.ts";
 
 const SLUG = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
 
@@ -46,6 +47,8 @@ const STORED_SAFEGUARDS = {
 export interface CreatedDistrict {
   district: DistrictView;
   password: string;
+  /** The one-time link that hands the password over; any older link of the district no longer works. */
+  credentialsLink: IssuedLink;
 }
 
 export type LoginResult =
@@ -65,6 +68,7 @@ export class DistrictService {
     private readonly clock: Clock,
     private readonly audit: AuditLog,
     private readonly hasher: SecretHasher,
+    private readonly handoffs: HandoffService,
   ) {}
 
   /** Called after a district is disabled or its password rotated here, so the SFTP server ends its sessions. */
@@ -110,7 +114,7 @@ export class DistrictService {
     const secretHash = await this.hasher.hash(password);
     const now = isoNow(this.clock);
     const exists = () => new RosterdockError("ERR_DISTRICT_EXISTS", `A district named "${slug}" already exists.`, { slug });
-    const id = await this.db.transaction().execute(async (trx) => {
+    const { id, credentialsLink } = await this.db.transaction().execute(async (trx) => {
       const existing = await trx.selectFrom("districts").select("id").where("slug", "=", slug).executeTakeFirst();
       if (existing) throw exists();
       const row = await trx
@@ -122,13 +126,14 @@ export class DistrictService {
         .insertInto("credentials")
         .values({ district_id: row.id, kind: "password", username: slug, secret_hash: secretHash, public_key: null, created_at: now, revoked_at: null })
         .execute();
-      await this.audit.record({ actor, action: "district.created", districtId: row.id, details: { slug, allowIps } }, trx);
-      return row.id;
+      const link = await this.handoffs.issue(trx, { districtId: row.id, password, actor });
+      await this.audit.record({ actor, action: "district.created", districtId: row.id, details: { slug, allowIps, credentialsLink: { id: link.id, expiresAt: link.expiresAt } } }, trx);
+      return { id: row.id, credentialsLink: link };
     }).catch((error: unknown) => {
       // Created at the same moment by another request (PostgreSQL runs them side by side).
       throw isUniqueViolation(error) ? exists() : error;
     });
-    return { district: await this.showById(id), password };
+    return { district: await this.showById(id), password, credentialsLink };
   }
 
   async list(): Promise<DistrictView[]> {
@@ -152,13 +157,16 @@ export class DistrictService {
     return row;
   }
 
-  /** Replaces the SFTP password; the old one stops working at once. */
-  async rotatePassword(slug: string, actor: string): Promise<CreatedDistrict> {
+  /**
+   * Replaces the SFTP password; the old one stops working at once, and so does the old credentials
+   * link. `via` says which command asked (`new-link`: the operator wanted a new link).
+   */
+  async rotatePassword(slug: string, actor: string, via: "rotate-password" | "new-link" = "rotate-password"): Promise<CreatedDistrict> {
     const district = await this.requireRow(slug);
     const password = generatePassword();
     const secretHash = await this.hasher.hash(password);
     const now = isoNow(this.clock);
-    await this.db.transaction().execute(async (trx) => {
+    const credentialsLink = await this.db.transaction().execute(async (trx) => {
       await trx
         .updateTable("credentials")
         .set({ revoked_at: now })
@@ -170,10 +178,23 @@ export class DistrictService {
         .insertInto("credentials")
         .values({ district_id: district.id, kind: "password", username: district.slug, secret_hash: secretHash, public_key: null, created_at: now, revoked_at: null })
         .execute();
-      await this.audit.record({ actor, action: "district.password_rotated", districtId: district.id }, trx);
+      const link = await this.handoffs.issue(trx, { districtId: district.id, password, actor });
+      await this.audit.record({ actor, action: "district.password_rotated", districtId: district.id, details: { via, credentialsLink: { id: link.id, expiresAt: link.expiresAt } } }, trx);
+      return link;
     });
     this.accessRevoked(district.id, "password_rotated");
-    return { district: toView(district), password };
+    return { district: toView(district), password, credentialsLink };
+  }
+
+  /** Ends the district's credentials link if it has not been used; the password itself keeps working. */
+  async revokeCredentialsLink(slug: string, actor: string): Promise<{ district: DistrictView; revoked: number }> {
+    const district = await this.requireRow(slug);
+    const revoked = await this.db.transaction().execute(async (trx) => {
+      const count = await this.handoffs.end(trx, district.id, "revoked");
+      await this.audit.record({ actor, action: "district.credentials_link_revoked", districtId: district.id, details: { revoked: count } }, trx);
+      return count;
+    });
+    return { district: toView(district), revoked };
   }
 
   /** Changes what an operator may change after creation: the name and the SFTP allow-list. */

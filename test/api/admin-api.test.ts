@@ -90,6 +90,16 @@ describe("admin API", () => {
     assert.equal("password" in shown, false);
     const rotated = await (await call("POST", "/api/v1/districts/lincoln/rotate-password", admin)).json();
     assert.notEqual(rotated.sftp.password, body.sftp.password);
+    assert.match(body.credentialsLink, /\/handoff\/[A-Za-z0-9_-]{43}$/);
+    assert.match(rotated.credentialsLink, /\/handoff\/[A-Za-z0-9_-]{43}$/);
+    assert.notEqual(rotated.credentialsLink, body.credentialsLink);
+    const renewed = await (await call("POST", "/api/v1/districts/lincoln/new-link", admin)).json();
+    assert.equal(renewed.sftp.password, undefined, "a new link, not the password");
+    assert.equal(renewed.sftp.username, "lincoln");
+    assert.match(renewed.credentialsLink, /\/handoff\/[A-Za-z0-9_-]{43}$/);
+    assert.notEqual(renewed.credentialsLink, rotated.credentialsLink);
+    assert.deepEqual(await (await call("POST", "/api/v1/districts/lincoln/revoke-link", admin)).json(), { slug: "lincoln", revoked: 1 });
+    assert.deepEqual(await (await call("POST", "/api/v1/districts/lincoln/revoke-link", admin)).json(), { slug: "lincoln", revoked: 0 });
     assert.equal((await (await call("POST", "/api/v1/districts/lincoln/disable", admin)).json()).status, "disabled");
     const unknown = await call("GET", "/api/v1/districts/nowhere", admin);
     assert.equal(unknown.status, 404);

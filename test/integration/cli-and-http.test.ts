@@ -22,10 +22,11 @@ describe("configuration", () => {
 
 describe("CLI contract", () => {
   it("creates a district with a typeable password shown once and stored only as a hash", async () => {
-    const home = await RosterdockHome.create({ ROSTERDOCK_SFTP_PORT: "2222", ROSTERDOCK_PUBLIC_HOST: "sftp.example.org" });
+    const home = await RosterdockHome.create({ ROSTERDOCK_SFTP_PORT: "2222", ROSTERDOCK_PUBLIC_HOST: "sftp.example.org", ROSTERDOCK_PUBLIC_URL: "https://rosterdock.example.org/" });
     try {
       const created = await home.json(["district", "create", "lincoln-usd", "--name", "Lincoln Unified", "--allow-ip", "203.0.113.0/24"]);
-      assert.deepEqual(Object.keys(created).sort(), ["hostKeys", "name", "sftp", "slug"]);
+      assert.deepEqual(Object.keys(created).sort(), ["credentialsLink", "credentialsLinkExpiresAt", "hostKeys", "name", "sftp", "slug"]);
+      assert.match(created.credentialsLink, /^https:\/\/rosterdock\.example\.org\/handoff\/[A-Za-z0-9_-]{43}$/);
       assert.equal(created.slug, "lincoln-usd");
       assert.equal(created.name, "Lincoln Unified");
       assert.deepEqual({ ...created.sftp, password: undefined }, { host: "sftp.example.org", port: 2222, username: "lincoln-usd", password: undefined, source: "environment" });
@@ -35,9 +36,11 @@ describe("CLI contract", () => {
       const { default: Database } = await import("better-sqlite3");
       const db = new Database(`${home.dataDir}/rosterdock.sqlite`, { readonly: true });
       const dump = JSON.stringify(db.prepare("select * from credentials").all());
+      const links = JSON.stringify(db.prepare("select * from credential_handoffs").all());
       db.close();
       assert.ok(!dump.includes(created.sftp.password));
       assert.match(dump, /scrypt\$/);
+      assert.ok(!links.includes(created.sftp.password) && !links.includes(created.credentialsLink.split("/").pop()));
 
       const shown = await home.json(["district", "show", "lincoln-usd"]);
       assert.deepEqual(shown.allowIps, ["203.0.113.0/24"]);

@@ -5,6 +5,8 @@ import type { DateFormatSetting } from "../../intake/date-format.ts";
 import type { Rosterdock } from "../../service.ts";
 import { emit, table, type OutputOptions } from "../output.ts";
 import { connectionDetails, credentialsView, type ConnectionDetails } from "../../districts/connection-details.ts";
+import type { LinkStatus } from "../../handoffs/handoff-service.ts";
+import { minuteUtc as moment } from "../../handoffs/handoff-page.ts";
 import { addressNote } from "./hostkey.ts";
 import { measureFolder } from "../../storage/archive-usage.ts";
 import { formatBytes } from "../../intake/issue.ts";
@@ -15,9 +17,31 @@ const DATE_FORMAT_TEXT: Record<DateFormatSetting, string> = {
   dmy: "dmy (DD/MM/YYYY)",
 };
 
-async function connection(rd: Rosterdock): Promise<ConnectionDetails & { note: string }> {
+async function connection(rd: Rosterdock): Promise<ConnectionDetails & { note: string; publicUrl: string }> {
   const address = await rd.settings.address(rd.config);
-  return { ...connectionDetails(address, await rd.hostKeys()), note: addressNote(address, rd.config) };
+  return { ...connectionDetails(address, await rd.hostKeys()), note: addressNote(address, rd.config), publicUrl: address.publicUrl };
+}
+
+function linkText(link: string, expiresAt: string): string {
+  return [
+    `One-time link for the district's PowerSchool administrator (works once, until ${moment(expiresAt)}):`,
+    `  ${link}`,
+    "  It shows the host, port, username, password and host-key fingerprints once. Send the link rather than the password;",
+    "  `rosterdock district revoke-link` ends it, `district new-link` replaces it (and the password).",
+  ].join("\n");
+}
+
+const LINK_STATES: Record<LinkStatus["state"], string> = {
+  open: "not used yet",
+  used: "used",
+  expired: "expired unused",
+  revoked: "revoked unused",
+  replaced: "replaced by a newer link",
+};
+
+function linkStatusText(status: LinkStatus): string {
+  const when = status.state === "used" ? ` ${moment(status.revealedAt!)}` : status.endedAt ? ` ${moment(status.endedAt)}` : "";
+  return `${LINK_STATES[status.state]}${when} (made ${moment(status.createdAt)}, ${status.state === "open" ? "expires" : "expiry"} ${moment(status.expiresAt)})`;
 }
 
 function describe(d: DistrictView): string {
@@ -57,9 +81,9 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
       await ctx.with(async (rd) => {
         const created = await rd.districts.create({ slug, name: options.name, allowIps: options.allowIp }, ctx.actor);
         const details = await connection(rd);
-        const view = credentialsView(created, details);
+        const view = credentialsView(created, details, details.publicUrl);
         emit(options, view, () =>
-          [`Created district ${view.name} (${view.slug}).`, "", credentialsText(details, view.sftp.username, view.sftp.password)].join("\n"),
+          [`Created district ${view.name} (${view.slug}).`, "", linkText(view.credentialsLink, view.credentialsLinkExpiresAt), "", credentialsText(details, view.sftp.username, view.sftp.password)].join("\n"),
         );
       });
     });
@@ -93,11 +117,13 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
         // Measured here, once: the running server keeps its own running total (storage/archive-usage.ts).
         const used = (await measureFolder(rd.storage.archiveDir(d.id))).bytes;
         const archive = { usedBytes: used, quotaBytes: rd.config.archiveQuotaBytes, full: used >= rd.config.archiveQuotaBytes };
-        const view = { ...d, sftp, hostKeys: details.hostKeys, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null, archive, archiveFull: archive.full, underAttack };
+        const link = (await rd.handoffs.latest(d.id)) ?? null;
+        const view = { ...d, sftp, hostKeys: details.hostKeys, credentialsLinkStatus: link, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null, archive, archiveFull: archive.full, underAttack };
         emit(options, view, () =>
           [
             describe(d),
             `SFTP       ${details.host}:${details.port} (${details.note})`,
+            `Link       ${link ? linkStatusText(link) : "none"}`,
             open ? `Receiving  a delivery since ${open.opened_at} (last upload ${open.last_upload_at})` : "",
             `Archive    ${formatBytes(used)} of its ${formatBytes(archive.quotaBytes)} quota${archive.full ? " — FULL: its uploads are refused until an operator prunes old nights" : ""}`,
             underAttack
@@ -118,9 +144,49 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
       await ctx.with(async (rd) => {
         const rotated = await rd.districts.rotatePassword(slug, ctx.actor);
         const details = await connection(rd);
-        const view = credentialsView(rotated, details);
+        const view = credentialsView(rotated, details, details.publicUrl);
         emit(options, view, () =>
-          [`New password for ${view.slug}. Update the district's Remote Connection Manager entry.`, "", credentialsText(details, view.sftp.username, view.sftp.password)].join("\n"),
+          [
+            `New password for ${view.slug}; the old one and any older link no longer work. Update the district's Remote Connection Manager entry.`,
+            "",
+            linkText(view.credentialsLink, view.credentialsLinkExpiresAt),
+            "",
+            credentialsText(details, view.sftp.username, view.sftp.password),
+          ].join("\n"),
+        );
+      });
+    });
+
+  district
+    .command("new-link <slug>")
+    .description("A new one-time credentials link, with a new SFTP password (the old password and link stop working); the password itself is not printed")
+    .option("--json", "print JSON only")
+    .action(async (slug: string, options: OutputOptions) => {
+      await ctx.with(async (rd) => {
+        const rotated = await rd.districts.rotatePassword(slug, ctx.actor, "new-link");
+        const details = await connection(rd);
+        const { sftp: { password: _password, ...sftp }, ...view } = credentialsView(rotated, details, details.publicUrl);
+        emit(options, { ...view, sftp }, () =>
+          [
+            `New link and password for ${view.slug}; the old password and any older link no longer work.`,
+            "",
+            linkText(view.credentialsLink, view.credentialsLinkExpiresAt),
+          ].join("\n"),
+        );
+      });
+    });
+
+  district
+    .command("revoke-link <slug>")
+    .description("End the district's one-time credentials link if it has not been used (the password keeps working)")
+    .option("--json", "print JSON only")
+    .action(async (slug: string, options: OutputOptions) => {
+      await ctx.with(async (rd) => {
+        const { district: d, revoked } = await rd.districts.revokeCredentialsLink(slug, ctx.actor);
+        emit(options, { slug: d.slug, revoked }, () =>
+          revoked > 0
+            ? `The credentials link of ${d.slug} no longer works. Its password still does: \`rosterdock district new-link ${d.slug}\` makes a new password and link.`
+            : `${d.slug} has no credentials link that could still be used (none, or used, expired or already ended).`,
         );
       });
     });
