@@ -109,9 +109,16 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
     await writeFile(staff, `${EXTRA_STAFF}\n`);
     const withoutTerms = demo.files.dem.filter((f) => !/terms/i.test(basename(f)));
     assert.equal(withoutTerms.length, demo.files.dem.length - 1, "the demo night has one terms file");
+    // Semesters only: the full-year terms (TermID 3600) left out, so the year must be derived.
+    const termsFile = demo.files.dem.find((f) => /terms/i.test(basename(f)))!;
+    const semestersOnly = join(dir, basename(termsFile));
+    const termLines = (await readFile(termsFile, "utf8")).split("\n");
+    await writeFile(semestersOnly, termLines.filter((line) => !line.startsWith('"3600"')).join("\n"));
+    assert.ok(termLines.some((line) => line.startsWith('"3600"')));
     for (const [slug, files] of [
       ["terms", [...demo.files.dem, staff]],
       ["noterms", [...withoutTerms, staff]],
+      ["semesters", [...withoutTerms, semestersOnly, staff]],
     ] as const) {
       await rd.districts.create({ slug, name: `District ${slug}` }, "test");
       const outcome = await rd.syncs.ingest(slug, files);
@@ -140,13 +147,28 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
     }
   }
 
+  /** Violations found by the running test, reported together at its end so one does not hide the others. */
+  let problems: string[] = [];
   function check(ref: string, body: unknown, what: string): void {
     const validate = validators.get(ref)!;
     if (!validate(body)) {
-      const errors = (validate.errors ?? []).slice(0, 8).map((e) => `${e.instancePath} ${e.message} ${JSON.stringify(e.params)}`);
-      assert.fail(`${what} does not validate against ${ref.split("/").pop()}:\n  ${errors.join("\n  ")}`);
+      const errors = (validate.errors ?? []).slice(0, 4).map((e) => `${e.instancePath} ${e.message} ${JSON.stringify(e.params)}`);
+      problems.push(`${what} does not validate against ${ref.split("/").pop()}:\n  ${errors.join("\n  ")}`);
     }
   }
+  /** What the schema cannot say: "There MUST be one, and only one, primary role for each org." */
+  function checkRoles(user: Rec, what: string): void {
+    const primaries = new Map<string, number>();
+    for (const role of (user.roles ?? []) as Array<{ roleType: string; org: Rec }>) {
+      primaries.set(role.org.sourcedId, (primaries.get(role.org.sourcedId) ?? 0) + (role.roleType === "primary" ? 1 : 0));
+    }
+    for (const [org, count] of primaries) if (count !== 1) problems.push(`${what}: user ${user.sourcedId} has ${count} primary roles at ${org}`);
+  }
+  const report = () => {
+    const found = problems;
+    problems = [];
+    assert.equal(found.length, 0, `${found.length} responses do not validate:\n${found.join("\n")}`);
+  };
 
   /** Asks one URL of an operation and validates the body; returns it, or undefined for an awaited route not served yet. */
   async function ask(op: Operation, path: string, expected = 200): Promise<Record<string, unknown> | undefined> {
@@ -155,6 +177,7 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
     if (response.status === 404 && AWAITING_ROUTES.has(op.operationId) && String(body.imsx_description ?? "").startsWith("No route")) return undefined;
     assert.equal(response.status, expected, `${op.operationId} ${path}: ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
     check(expected === 200 ? op.ok : op.error, body, `${op.operationId} ${path}`);
+    if (op.ok.includes("User")) for (const user of records(body)) checkRoles(user, `${op.operationId} ${path}`);
     collectHrefs(body);
     return body;
   }
@@ -238,8 +261,9 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
     for (const id of AWAITING_ROUTES) assert.ok(ids.has(id), id);
   });
 
-  for (const slug of ["terms", "noterms"]) {
-    describe(`a district ${slug === "terms" ? "with" : "without"} a terms file`, () => {
+  const DISTRICTS: Record<string, string> = { terms: "with a terms file", noterms: "without a terms file", semesters: "whose terms file has semesters but no full year" };
+  for (const [slug, description] of Object.entries(DISTRICTS)) {
+    describe(`a district ${description}`, () => {
       let ids: Awaited<ReturnType<typeof samples>>;
       before(async () => {
         ids = await samples(slug);
@@ -268,6 +292,7 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
           }
         }
         for (const id of unserved) assert.ok(AWAITING_ROUTES.has(id), `${id} is not served`);
+        report();
       });
 
       it("answers errors with an imsx_StatusInfo body: unknown records, bad filter, sort and fields", async () => {
@@ -283,11 +308,57 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
           }
         }
         const users = operations.find((o) => o.operationId === "getAllUsers")!;
-        for (const query of [{ filter: "nosuchfield='x'" }, { filter: "familyName=" }, { sort: "nosuchfield" }, { fields: "nosuchfield" }]) {
+        const bad: Array<Record<string, string>> = [{ filter: "nosuchfield='x'" }, { filter: "familyName=" }, { sort: "nosuchfield" }, { fields: "nosuchfield" }];
+        for (const query of bad) {
           const response = await get(url(slug, "/users", query));
           assert.equal(response.status, 400, JSON.stringify(query));
           check(users.error, await response.json(), `getAllUsers ${JSON.stringify(query)}`);
         }
+        report();
+      });
+
+      it("has a school year session for every year, parent of the terms and semesters, and one for every class", async () => {
+        const body = (await (await get(url(slug, "/academicSessions", { limit: 10_000 }))).json()) as { academicSessions: Rec[] };
+        const sessions = new Map(body.academicSessions.map((s) => [s.sourcedId, s]));
+        const years = body.academicSessions.filter((s) => s.type === "schoolYear");
+        assert.ok(years.length > 0);
+        for (const year of years) {
+          assert.equal(year.schoolYear, "2027", `${year.sourcedId}: 2026–27 ends in 2027`);
+          assert.equal(year.parent, undefined);
+          for (const child of (year.children ?? []) as Rec[]) assert.equal(((sessions.get(child.sourcedId)!.parent) as Rec).sourcedId, year.sourcedId);
+        }
+        for (const session of body.academicSessions.filter((s) => s.type !== "schoolYear")) {
+          assert.equal(session.type, "semester", `${session.sourcedId} (${session.startDate}–${session.endDate}) is a semester`);
+          const parent = sessions.get((session.parent as Rec).sourcedId)!;
+          assert.equal(parent.type, "schoolYear");
+          assert.ok(((parent.children ?? []) as Rec[]).some((c) => c.sourcedId === session.sourcedId), `${parent.sourcedId} lists ${session.sourcedId}`);
+        }
+        const filtered = (await (await get(url(slug, "/academicSessions", { filter: "type='schoolYear'", limit: 10_000 }))).json()) as { academicSessions: Rec[] };
+        assert.deepEqual(
+          filtered.academicSessions.map((s) => s.sourcedId),
+          years.map((s) => s.sourcedId),
+        );
+        if (slug === "terms") {
+          assert.deepEqual(years.map((y) => y.sourcedId).sort(), ["3600-101", "3600-102", "3600-103"]);
+          assert.deepEqual(((sessions.get("3600-101")!.children ?? []) as Rec[]).map((c) => c.sourcedId), ["3601-101", "3602-101"]);
+        } else {
+          assert.deepEqual(
+            years.map((y) => [y.sourcedId, y.title, y.startDate, y.endDate]),
+            [["school-year-2027", "2026–2027 school year", "2026-07-01", "2027-06-30"]],
+          );
+          assert.equal(body.academicSessions.length, slug === "noterms" ? 1 : 7, "the derived year and, with semesters, three schools' two semesters");
+        }
+        const classes = (await (await get(url(slug, "/classes", { limit: 10_000 }))).json()) as { classes: Rec[] };
+        let inYear = 0;
+        for (const klass of classes.classes) {
+          const terms = klass.terms as Rec[];
+          assert.equal(terms.length, 1, klass.sourcedId);
+          assert.ok(sessions.has(terms[0]!.sourcedId), `${klass.sourcedId}: ${terms[0]!.sourcedId}`);
+          if (sessions.get(terms[0]!.sourcedId)!.type === "schoolYear") inYear++;
+        }
+        const derived = await get(url(slug, "/terms/school-year-2027/classes", { limit: 10_000 }));
+        if (slug === "terms") assert.equal(derived.status, 404);
+        else assert.equal(((await derived.json()) as { classes: Rec[] }).classes.length, inYear);
       });
 
       it("resolves every href of every record it returned", async () => {
