@@ -95,6 +95,7 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
       return v;
     };
     for (const op of operations) (validator(op.ok), validator(op.error));
+    for (const name of ["OrgDType", "AcademicSessionDType", "CourseDType", "ClassDType", "UserDType", "EnrollmentDType"]) validator(`#/components/schemas/${name}`);
 
     dir = await mkdtemp(join(tmpdir(), "rosterdock-oneroster-schema-"));
     rd = await createRosterdock(loadConfig({ ROSTERDOCK_DATA_DIR: join(dir, "data"), ROSTERDOCK_PUBLIC_URL: PUBLIC_URL }), { logger: createLogger("silent") });
@@ -359,6 +360,41 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
         const derived = await get(url(slug, "/terms/school-year-2027/classes", { limit: 10_000 }));
         if (slug === "terms") assert.equal(derived.status, 404);
         else assert.equal(((await derived.json()) as { classes: Rec[] }).classes.length, inYear);
+      });
+
+      it("feeds changes whose records validate and equal what the API answers for them", async () => {
+        const schemaOf: Record<string, string> = {
+          orgs: "OrgDType",
+          academicSessions: "AcademicSessionDType",
+          courses: "CourseDType",
+          classes: "ClassDType",
+          users: "UserDType",
+          enrollments: "EnrollmentDType",
+        };
+        const items: Array<{ entity: string; id: string; op: string; data: Rec | null }> = [];
+        for (let cursor = "0"; ; ) {
+          const response = await get(`/api/v1/districts/${slug}/changes?after=${cursor}&limit=1000`);
+          assert.equal(response.status, 200);
+          const body = (await response.json()) as { changes: typeof items; nextCursor: string };
+          items.push(...body.changes);
+          if (body.nextCursor === cursor) break;
+          cursor = body.nextCursor;
+        }
+        assert.ok(items.length > 0);
+        const seen = new Set<string>();
+        for (const item of items) {
+          assert.equal(item.op, "created");
+          const ref = `#/components/schemas/${schemaOf[item.entity]}`;
+          check(ref, item.data, `change ${item.entity} ${item.id}`);
+          if (item.entity === "users") checkRoles(item.data!, `change ${item.id}`);
+          seen.add(item.entity);
+          const response = await get(url(slug, `/${item.entity}/${encodeURIComponent(item.id)}`));
+          assert.equal(response.status, 200, `${item.entity}/${item.id}`);
+          const record = Object.values((await response.json()) as Record<string, Rec>)[0];
+          assert.deepEqual(item.data, record, `${item.entity} ${item.id}: the feed's record is the API's`);
+        }
+        assert.deepEqual([...seen].sort(), (slug === "noterms" ? ["classes", "courses", "enrollments", "orgs", "users"] : Object.keys(schemaOf)).sort());
+        report();
       });
 
       it("resolves every href of every record it returned", async () => {

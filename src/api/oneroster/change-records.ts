@@ -38,7 +38,7 @@ export interface ChangeContext {
   /** A class's academic session sourcedId, by the rule of the API's classes (`classSessionSql`); `syncId` applied the change. */
   classTerm(termId: string | null, schoolId: string, syncId: number): string;
   /** A term's session type, school year and parent, by the rule of the API's academic sessions. */
-  termSession(termId: string, schoolId: string, startDate: string, endDate: string): { type: string; schoolYear: string; parent: string | null };
+  termSession(termId: string, schoolId: string, startDate: string, endDate: string): { type: string; schoolYear: string; parent: string | null; children: string | null };
   /** The school of a class, if it is still in the roster. */
   classSchool(classId: string): string | null;
 }
@@ -84,6 +84,7 @@ const MAPPINGS: Record<string, Mapping> = {
         type: session.type,
         school_year: session.schoolYear,
         parent_id: session.parent,
+        children: session.children,
         school_id: r.school_id,
       };
     },

@@ -271,6 +271,9 @@ const sessionsSql = `(WITH st AS (
     d.last_sync_id
   FROM derived d)`;
 
+/** The parent and children of one session (`@sid`), as the academic sessions resource has them. */
+export const sessionFamilySql = `SELECT ss.parent_sid, ss.children FROM ${sessionsSql} ss WHERE ss.sourced_id = @sid`;
+
 const sessionArm: Arm = {
   from: `${sessionsSql} ss`,
   where: "1 = 1",
