@@ -1,6 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { Ajv, type ValidateFunction } from "ajv";
@@ -61,6 +61,36 @@ const EXTRA_STAFF = [
   "990003,Mina,Sato,aide,102,A-3,mina.sato@example.org",
 ].join("\n");
 
+/**
+ * A small district that does not number its terms the PowerSchool way: a school year, a quarter and
+ * a semester told apart by their dates, and classes without a term. (A class naming a term the
+ * terms file lacks is rejected by the sync, so it never reaches the API.)
+ */
+const HAND_WRITTEN: Record<string, string> = {
+  "schools.csv": ["school_id,school_name", "101,Harbor Elementary", "102,Hillside Middle"].join("\n"),
+  "courses.csv": ["course_id,course_name", "M1,Mathematics", "R1,Reading"].join("\n"),
+  "teachers.csv": ["district_user_id,first_name,last_name,school_id,teacher_number", "501,Ana,Lima,101,T1", "502,Ana,Lima,102,T1", "503,Ben,Kowalski,102,T2"].join("\n"),
+  "students.csv": ["district_user_id,first_name,last_name,school_id,grade", "1,Zoë,Ødegaard,101,3", "2,Émile,Nguyen,101,3", "3,Ivan,Ng,102,7"].join("\n"),
+  "terms.csv": [
+    "term_id,term_name,start_date,end_date,school_id",
+    "Y27,Year 2026-27,2026-08-24,2027-06-11,101",
+    "Q1,Quarter 1,2026-08-24,2026-10-30,101",
+    "S2,Spring semester,2027-01-19,2027-06-11,101",
+    "Y27,Year 2026-27,2026-08-24,2027-06-11,102",
+  ].join("\n"),
+  "classes.csv": [
+    "class_id,class_name,school_id,course_id,teacher_id,term_id",
+    "C1,Math 3,101,M1,501,Q1",
+    "C2,Reading 3,101,R1,501,S2",
+    "C3,Math 7,102,M1,502,",
+    "C4,Reading 7,102,R1,503,",
+  ].join("\n"),
+  "enrollments.csv": ["class_id,student_id", "C1,1", "C1,2", "C2,1", "C3,3", "C4,3"].join("\n"),
+};
+
+/** The school year (its ending year) a date falls in: from July on, the next one. */
+const schoolYearOf = (date: string) => Number(date.slice(0, 4)) + (Number(date.slice(5, 7)) >= 7 ? 1 : 0);
+
 function schemaRef(operation: { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }, status: string): string {
   const ref = operation.responses[status]?.content?.["application/json"]?.schema?.$ref;
   if (ref === undefined) throw new Error(`no ${status} schema`);
@@ -116,10 +146,14 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
     const termLines = (await readFile(termsFile, "utf8")).split("\n");
     await writeFile(semestersOnly, termLines.filter((line) => !line.startsWith('"3600"')).join("\n"));
     assert.ok(termLines.some((line) => line.startsWith('"3600"')));
+    const handWritten = join(dir, "hand-written");
+    await mkdir(handWritten);
+    for (const [name, text] of Object.entries(HAND_WRITTEN)) await writeFile(join(handWritten, name), `${text}\n`);
     for (const [slug, files] of [
       ["terms", [...demo.files.dem, staff]],
       ["noterms", [...withoutTerms, staff]],
       ["semesters", [...withoutTerms, semestersOnly, staff]],
+      ["dates", [...Object.keys(HAND_WRITTEN).map((name) => join(handWritten, name)), staff]],
     ] as const) {
       await rd.districts.create({ slug, name: `District ${slug}` }, "test");
       const outcome = await rd.syncs.ingest(slug, files);
@@ -262,7 +296,12 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
     for (const id of AWAITING_ROUTES) assert.ok(ids.has(id), id);
   });
 
-  const DISTRICTS: Record<string, string> = { terms: "with a terms file", noterms: "without a terms file", semesters: "whose terms file has semesters but no full year" };
+  const DISTRICTS: Record<string, string> = {
+    terms: "with a terms file",
+    noterms: "without a terms file",
+    semesters: "whose terms file has semesters but no full year",
+    dates: "whose terms are told apart by their dates",
+  };
   for (const [slug, description] of Object.entries(DISTRICTS)) {
     describe(`a district ${description}`, () => {
       let ids: Awaited<ReturnType<typeof samples>>;
@@ -324,12 +363,12 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
         const years = body.academicSessions.filter((s) => s.type === "schoolYear");
         assert.ok(years.length > 0);
         for (const year of years) {
-          assert.equal(year.schoolYear, "2027", `${year.sourcedId}: 2026–27 ends in 2027`);
+          if (slug !== "dates" || !year.sourcedId.startsWith("school-year-")) assert.equal(year.schoolYear, "2027", `${year.sourcedId}: 2026–27 ends in 2027`);
           assert.equal(year.parent, undefined);
           for (const child of (year.children ?? []) as Rec[]) assert.equal(((sessions.get(child.sourcedId)!.parent) as Rec).sourcedId, year.sourcedId);
         }
         for (const session of body.academicSessions.filter((s) => s.type !== "schoolYear")) {
-          assert.equal(session.type, "semester", `${session.sourcedId} (${session.startDate}–${session.endDate}) is a semester`);
+          if (slug !== "dates") assert.equal(session.type, "semester", `${session.sourcedId} (${session.startDate}–${session.endDate}) is a semester`);
           const parent = sessions.get((session.parent as Rec).sourcedId)!;
           assert.equal(parent.type, "schoolYear");
           assert.ok(((parent.children ?? []) as Rec[]).some((c) => c.sourcedId === session.sourcedId), `${parent.sourcedId} lists ${session.sourcedId}`);
@@ -339,7 +378,17 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
           filtered.academicSessions.map((s) => s.sourcedId),
           years.map((s) => s.sourcedId),
         );
-        if (slug === "terms") {
+        if (slug === "dates") {
+          assert.deepEqual(
+            body.academicSessions.filter((s) => !String(s.sourcedId).startsWith("school-year-")).map((s) => [s.sourcedId, s.type, s.schoolYear, (s.parent as Rec | undefined)?.sourcedId]),
+            [
+              ["Q1-101", "term", "2027", "Y27-101"],
+              ["S2-101", "semester", "2027", "Y27-101"],
+              ["Y27-101", "schoolYear", "2027", undefined],
+              ["Y27-102", "schoolYear", "2027", undefined],
+            ],
+          );
+        } else if (slug === "terms") {
           assert.deepEqual(years.map((y) => y.sourcedId).sort(), ["3600-101", "3600-102", "3600-103"]);
           assert.deepEqual(((sessions.get("3600-101")!.children ?? []) as Rec[]).map((c) => c.sourcedId), ["3601-101", "3602-101"]);
         } else {
@@ -356,6 +405,14 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
           assert.equal(terms.length, 1, klass.sourcedId);
           assert.ok(sessions.has(terms[0]!.sourcedId), `${klass.sourcedId}: ${terms[0]!.sourcedId}`);
           if (sessions.get(terms[0]!.sourcedId)!.type === "schoolYear") inYear++;
+        }
+        if (slug === "dates") {
+          // C3 and C4 have no term: the school year they were applied in, at their school.
+          const terms = Object.fromEntries(classes.classes.map((c) => [c.sourcedId, (c.terms as Rec[])[0]!.sourcedId]));
+          const year = schoolYearOf(String(classes.classes.find((c) => c.sourcedId === "C3")!.dateLastModified));
+          const expected = year === 2027 ? "Y27-102" : `school-year-${year}`;
+          assert.deepEqual(terms, { C1: "Q1-101", C2: "S2-101", C3: expected, C4: expected });
+          return;
         }
         const derived = await get(url(slug, "/terms/school-year-2027/classes", { limit: 10_000 }));
         if (slug === "terms") assert.equal(derived.status, 404);
