@@ -439,11 +439,14 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
         }
         assert.ok(items.length > 0);
         const seen = new Set<string>();
+        let enrollmentsSkipped = 0;
         for (const item of items) {
           assert.equal(item.op, "created");
           const ref = `#/components/schemas/${schemaOf[item.entity]}`;
           check(ref, item.data, `change ${item.entity} ${item.id}`);
           if (item.entity === "users") checkRoles(item.data!, `change ${item.id}`);
+          // Every record validates; the API's own copy is fetched for all but most enrollments (the bulk of the feed).
+          if (item.entity === "enrollments" && seen.has("enrollments") && ++enrollmentsSkipped % 25 !== 0) continue;
           seen.add(item.entity);
           const response = await get(url(slug, `/${item.entity}/${encodeURIComponent(item.id)}`));
           assert.equal(response.status, 200, `${item.entity}/${item.id}`);
