@@ -5,7 +5,7 @@ import { RosterdockError } from "../errors.ts";
 import { apiErrors } from "./api-schemas.ts";
 import type { Authenticator } from "./authenticator.ts";
 import { CHANGE_ENTITIES, changeItems, type ChangeContext } from "./oneroster/change-records.ts";
-import { refBuilder } from "./oneroster/oneroster-resources.ts";
+import { classSessionSql, dateSchoolYearSql, refBuilder, sessionFamilySql, sessionTypeSql, yearSessionSql } from "./oneroster/oneroster-resources.ts";
 import { formatCursor, parseCursor, type RosterReader } from "./oneroster/roster-reader.ts";
 import { ResponseCache } from "./oneroster/response-cache.ts";
 
@@ -58,8 +58,24 @@ export function registerChangeFeedRoutes(app: FastifyInstance, options: { auth: 
       const page = reader.changes(district.id, after, request.query.limit);
       const context: ChangeContext = {
         refs: refBuilder(publicUrl, slug, (syncId) => page.appliedAt.get(syncId) ?? null),
-        classTerm: (termId, schoolId) =>
-          reader.lookup("SELECT 1 AS found FROM roster_terms WHERE district_id = @d AND term_id = @t AND school_id = @s", { d: district.id, t: termId, s: schoolId }) ? `${termId}-${schoolId}` : termId,
+        classTerm: (termId, schoolId, syncId) =>
+          String(
+            reader.lookup(`SELECT ${classSessionSql("x", "@applied")} AS sid FROM (SELECT @d AS district_id, @t AS term_id, @s AS school_id) x`, {
+              d: district.id,
+              t: termId,
+              s: schoolId,
+              applied: page.appliedAt.get(syncId) ?? new Date().toISOString(),
+            })!.sid,
+          ),
+        // Type and year from the change's own dates; parent and children from the roster as it is now.
+        termSession: (termId, schoolId, startDate, endDate) => {
+          const row = reader.lookup(`SELECT ${sessionTypeSql("@t", "@start", "@end")} AS kind, ${dateSchoolYearSql("@start")} AS sy`, { t: termId, start: startDate, end: endDate })!;
+          const family = reader.lookup(sessionFamilySql, { d: district.id, sid: schoolId === "" ? termId : `${termId}-${schoolId}` });
+          const parent =
+            row.kind === "schoolYear" ? null : String(reader.lookup(`SELECT ${yearSessionSql("@s", "CAST(@sy AS INTEGER)")} AS sid`, { d: district.id, s: schoolId, sy: Number(row.sy) })!.sid);
+          const children = row.kind === "schoolYear" && family !== undefined && family.children != null ? String(family.children) : null;
+          return { type: String(row.kind), schoolYear: String(row.sy), parent, children };
+        },
         classSchool: (classId) => {
           const row = reader.lookup("SELECT school_id FROM roster_classes WHERE district_id = @d AND class_id = @c", { d: district.id, c: classId });
           return row === undefined ? null : String(row.school_id);

@@ -198,8 +198,12 @@ describe("OneRoster 1.2 API and change feed, on a roster filled by the sync pipe
 
   it("serves single records and nested routes", async () => {
     const student = ((await (await get(or("utf8", "students/student-1004"))).json()) as { user: Rec }).user;
-    assert.equal(student.role, "student");
+    assert.equal(student.role, undefined, "1.2 users carry roles, not role");
+    assert.equal(student.enabledUser, "true");
+    assert.equal((student.roles as Array<{ role: string; roleType: string; org: Ref }>)[0]!.role, "student");
     assert.equal((student.roles as Array<{ role: string; roleType: string; org: Ref }>)[0]!.roleType, "primary");
+    const byRole = await list("utf8", "users", { filter: "role='student'", sort: "role", limit: 1 });
+    assert.equal(byRole.total, demo.expected.students, "role stays a filter and sort name");
     assert.deepEqual(student.userIds, [
       { type: "district", identifier: "1004" },
       { type: "state", identifier: "9000000004" },
@@ -214,7 +218,8 @@ describe("OneRoster 1.2 API and change feed, on a roster filled by the sync pipe
     const cls = classes[0]!;
     const enrollments = await all("utf8", `classes/${cls.sourcedId}/enrollments`);
     const teacherEnrollment = enrollments.find((e) => e.role === "teacher")!;
-    assert.equal(teacherEnrollment.primary, true);
+    assert.equal(teacherEnrollment.primary, "true");
+    assert.ok(enrollments.filter((e) => e.role === "student").every((e) => e.primary === "false"));
     assert.equal(teacherEnrollment.sourcedId, `${cls.sourcedId}-teacher-${(teacherEnrollment.user as Ref).sourcedId}`);
     const students = await all("utf8", `classes/${cls.sourcedId}/students`, { fields: "sourcedId" });
     assert.deepEqual(

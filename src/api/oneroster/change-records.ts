@@ -1,4 +1,5 @@
 import type { ChangeRow } from "./roster-reader.ts";
+import { selectedFields } from "./oneroster-sql.ts";
 import {
   ACADEMIC_SESSIONS,
   CLASSES,
@@ -34,8 +35,10 @@ export type StoredChange = ChangeRow;
 /** What shaping needs besides the stored row: lookups in the live roster and the change's time. */
 export interface ChangeContext {
   refs: RefBuilder;
-  /** A class's term sourcedId: its school's term of that id if there is one, else the district-wide one. */
-  classTerm(termId: string, schoolId: string): string;
+  /** A class's academic session sourcedId, by the rule of the API's classes (`classSessionSql`); `syncId` applied the change. */
+  classTerm(termId: string | null, schoolId: string, syncId: number): string;
+  /** A term's session type, school year and parent, by the rule of the API's academic sessions. */
+  termSession(termId: string, schoolId: string, startDate: string, endDate: string): { type: string; schoolYear: string; parent: string | null; children: string | null };
   /** The school of a class, if it is still in the roster. */
   classSchool(classId: string): string | null;
 }
@@ -49,7 +52,7 @@ interface Mapping {
   entity: ChangeEntity;
   resource: Resource;
   id: (key: string[]) => string;
-  row: (raw: Raw, context: ChangeContext) => Row;
+  row: (raw: Raw, context: ChangeContext, syncId: number) => Row;
 }
 
 const termId = (termIdValue: string, schoolId: string) => (schoolId === "" ? termIdValue : `${termIdValue}-${schoolId}`);
@@ -71,14 +74,20 @@ const MAPPINGS: Record<string, Mapping> = {
     entity: "academicSessions",
     resource: ACADEMIC_SESSIONS,
     id: ([term, school]) => termId(term!, school ?? ""),
-    row: (r) => ({
-      sourced_id: termId(String(r.term_id), String(r.school_id ?? "")),
-      title: r.term_name,
-      start_date: r.start_date,
-      end_date: r.end_date,
-      school_year: String(r.end_date ?? "").slice(0, 4),
-      school_id: r.school_id,
-    }),
+    row: (r, c) => {
+      const session = c.termSession(String(r.term_id), String(r.school_id ?? ""), String(r.start_date), String(r.end_date));
+      return {
+        sourced_id: termId(String(r.term_id), String(r.school_id ?? "")),
+        title: r.term_name,
+        start_date: r.start_date,
+        end_date: r.end_date,
+        type: session.type,
+        school_year: session.schoolYear,
+        parent_id: session.parent,
+        children: session.children,
+        school_id: r.school_id,
+      };
+    },
   },
   users: {
     entity: "users",
@@ -104,7 +113,7 @@ const MAPPINGS: Record<string, Mapping> = {
     entity: "classes",
     resource: CLASSES,
     id: ([cls]) => cls!,
-    row: (r, c) => ({
+    row: (r, c, syncId) => ({
       sourced_id: r.class_id,
       title: r.class_name,
       class_code: r.section_number,
@@ -112,7 +121,7 @@ const MAPPINGS: Record<string, Mapping> = {
       period: r.period,
       course_id: r.course_id,
       school_id: r.school_id,
-      term_sid: r.term_id === null ? null : c.classTerm(String(r.term_id), String(r.school_id)),
+      term_sid: c.classTerm(r.term_id === null ? null : String(r.term_id), String(r.school_id), typeof r.last_sync_id === "number" ? r.last_sync_id : syncId),
     }),
   },
   enrollments: {
@@ -145,14 +154,14 @@ export function changeItems(change: StoredChange, context: ChangeContext): Chang
   const after = change.after_json === null ? null : (JSON.parse(change.after_json) as Raw);
   const before = change.before_json === null ? null : (JSON.parse(change.before_json) as Raw);
   const shape = (resource: Resource, row: Row, raw: Raw) =>
-    shapeRecord(resource, Object.keys(resource.fields), { status: "active", ...row, last_sync_id: typeof raw.last_sync_id === "number" ? raw.last_sync_id : change.sync_id }, context.refs);
+    shapeRecord(resource, selectedFields(resource, undefined), { status: "active", ...row, last_sync_id: typeof raw.last_sync_id === "number" ? raw.last_sync_id : change.sync_id }, context.refs);
   const items: ChangeItem[] = [
     {
       cursor: change.id,
       entity: mapping.entity,
       id: mapping.id(key),
       op: OPS[op],
-      data: after === null ? null : shape(mapping.resource, mapping.row(after, context), after),
+      data: after === null ? null : shape(mapping.resource, mapping.row(after, context, change.sync_id), after),
     },
   ];
   if (change.entity === "classes") {

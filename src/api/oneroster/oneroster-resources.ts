@@ -52,6 +52,8 @@ export interface FieldDef {
   readonly filter?: FieldFilter;
   /** Logical columns to order by; absent: not sortable. */
   readonly sort?: readonly string[];
+  /** Not part of the record: a filter and sort name kept for clients that use it. */
+  readonly hidden?: boolean;
 }
 
 export interface Resource {
@@ -199,51 +201,138 @@ export const SCHOOLS: Resource = { ...ORGS, arms: [schoolArm] };
 
 // ---- academic sessions ----
 
-const termArm: Arm = {
-  from: "roster_terms t",
-  where: "t.district_id = @d",
+/*
+ * Academic sessions as the district has them. A PowerSchool term whose id ends in 00 is its school
+ * year (TermID = YearID × 100 + n, YearID = first year − 1990: 3600 is 2026–27); otherwise the
+ * dates decide: 240 days or more is a school year, 100 days or more (about 4–7 months) a
+ * semester, anything shorter a term. A session belongs to the school year its first day falls in
+ * (from July 1st on, the year that ends the next summer); `schoolYear` is that year's end, "YYYY".
+ * A term or semester's parent is its school's school-year session for that year, else the
+ * district-wide one (a term without a school), else the derived district-wide school year
+ * `school-year-<YYYY>` ("2026–2027 school year", July 1st to June 30th), which exists for every
+ * year a term or a class needs one that the district did not send.
+ */
+
+const sessionDays = (start: string, end: string) => `(julianday(${end}) - julianday(${start}))`;
+
+/** `schoolYear`, `semester` or `term` for a term row (see above). */
+export const sessionTypeSql = (id: string, start: string, end: string) =>
+  `CASE WHEN ${id} GLOB '[1-9][0-9]00' OR ${sessionDays(start, end)} >= 240 THEN 'schoolYear' WHEN ${sessionDays(start, end)} >= 100 THEN 'semester' ELSE 'term' END`;
+
+/** The school year (its ending year, an integer) a YYYY-MM-DD… date falls in. */
+export const dateSchoolYearSql = (date: string) => `(CAST(substr(${date}, 1, 4) AS INTEGER) + (CAST(substr(${date}, 6, 2) AS INTEGER) >= 7))`;
+
+/** A PowerSchool term id's school year (YearID = id / 100 = first year − 1990); NULL for other ids. */
+const powerSchoolYearSql = (id: string) => `(CASE WHEN ${id} GLOB '[1-9][0-9][0-9][0-9]' THEN 1991 + CAST(${id} AS INTEGER) / 100 END)`;
+
+const termSidSql = (alias: string) => `(CASE WHEN ${alias}.school_id = '' THEN ${alias}.term_id ELSE ${alias}.term_id || '-' || ${alias}.school_id END)`;
+
+/** The school-year session of a school and year: the school's own, else the district-wide one, else the derived one. */
+export const yearSessionSql = (school: string, year: string) =>
+  `coalesce((SELECT ${termSidSql("ys")} FROM roster_terms ys WHERE ys.district_id = @d AND ys.school_id IN (${school}, '') ` +
+  `AND ${sessionTypeSql("ys.term_id", "ys.start_date", "ys.end_date")} = 'schoolYear' AND ${dateSchoolYearSql("ys.start_date")} = ${year} ` +
+  `ORDER BY ys.school_id DESC, ys.term_id LIMIT 1), 'school-year-' || ${year})`;
+
+/**
+ * A class's session: its school's term of that id, else the district-wide one; a class whose term
+ * was never described gets the school year it falls in, from its PowerSchool term id, else from
+ * when the class was last applied.
+ */
+export const classSessionSql = (c: string, appliedAt: string) =>
+  `CASE WHEN ${c}.term_id IS NOT NULL AND EXISTS (SELECT 1 FROM roster_terms ct WHERE ct.district_id = ${c}.district_id AND ct.term_id = ${c}.term_id AND ct.school_id = ${c}.school_id) ` +
+  `THEN ${c}.term_id || '-' || ${c}.school_id ` +
+  `WHEN ${c}.term_id IS NOT NULL AND EXISTS (SELECT 1 FROM roster_terms ct WHERE ct.district_id = ${c}.district_id AND ct.term_id = ${c}.term_id AND ct.school_id = '') THEN ${c}.term_id ` +
+  `ELSE ${yearSessionSql(`${c}.school_id`, `coalesce(${powerSchoolYearSql(`${c}.term_id`)}, ${dateSchoolYearSql(appliedAt)})`)} END`;
+
+/** Every session of the district: the terms it sent, typed and parented, and the derived school years. */
+const sessionsSql = `(WITH st AS (
+    SELECT t.term_id, t.school_id, t.term_name, t.start_date, t.end_date, t.last_sync_id, ${termSidSql("t")} AS sid,
+      ${sessionTypeSql("t.term_id", "t.start_date", "t.end_date")} AS kind, ${dateSchoolYearSql("t.start_date")} AS sy
+    FROM roster_terms t WHERE t.district_id = @d),
+  parented AS (
+    SELECT st.*, CASE WHEN st.kind = 'schoolYear' THEN NULL ELSE coalesce((SELECT y.sid FROM st y WHERE y.kind = 'schoolYear' AND y.sy = st.sy AND y.school_id IN (st.school_id, '')
+      ORDER BY y.school_id DESC, y.term_id LIMIT 1), 'school-year-' || st.sy) END AS parent_sid
+    FROM st),
+  class_sessions AS (
+    SELECT ${classSessionSql("cg", "(SELECT cs.created_at FROM roster_changesets cs WHERE cs.sync_id = cg.last_sync_id AND cs.kind = 'apply')")} AS sid, cg.last_sync_id
+    FROM (SELECT district_id, term_id, school_id, last_sync_id FROM roster_classes WHERE district_id = @d GROUP BY term_id, school_id, last_sync_id) cg),
+  derived AS (
+    SELECT substr(sid, 13) AS sy, max(last_sync_id) AS last_sync_id FROM (
+      SELECT parent_sid AS sid, last_sync_id FROM parented WHERE parent_sid GLOB 'school-year-*'
+      UNION ALL SELECT sid, last_sync_id FROM class_sessions WHERE sid GLOB 'school-year-*')
+    GROUP BY sy)
+  SELECT p.sid AS sourced_id, p.term_id, p.school_id, p.term_name AS title, p.start_date, p.end_date, p.kind, CAST(p.sy AS TEXT) AS school_year, p.parent_sid,
+    CASE WHEN p.kind = 'schoolYear' THEN (SELECT json_group_array(sid) FROM (SELECT k.sid FROM parented k WHERE k.parent_sid = p.sid ORDER BY k.start_date, k.term_id)) END AS children,
+    p.last_sync_id
+  FROM parented p
+  UNION ALL
+  SELECT 'school-year-' || d.sy, 'school-year-' || d.sy, '', (d.sy - 1) || '–' || d.sy || ' school year', (d.sy - 1) || '-07-01', d.sy || '-06-30', 'schoolYear', d.sy, NULL,
+    (SELECT json_group_array(sid) FROM (SELECT k.sid FROM parented k WHERE k.parent_sid = 'school-year-' || d.sy ORDER BY k.start_date, k.term_id)),
+    d.last_sync_id
+  FROM derived d)`;
+
+/** The parent and children of one session (`@sid`), as the academic sessions resource has them. */
+export const sessionFamilySql = `SELECT ss.parent_sid, ss.children FROM ${sessionsSql} ss WHERE ss.sourced_id = @sid`;
+
+const sessionArm: Arm = {
+  from: `${sessionsSql} ss`,
+  where: "1 = 1",
   columns: {
-    sourced_id: "CASE WHEN t.school_id = '' THEN t.term_id ELSE t.term_id || '-' || t.school_id END",
-    term_id: "t.term_id",
-    school_id: "t.school_id",
+    sourced_id: "ss.sourced_id",
+    term_id: "ss.term_id",
+    school_id: "ss.school_id",
     status: "'active'",
-    title: "t.term_name",
-    start_date: "t.start_date",
-    end_date: "t.end_date",
-    school_year: "substr(t.end_date, 1, 4)",
-    modified: modifiedBy("t"),
-    last_sync_id: "t.last_sync_id",
+    title: "ss.title",
+    start_date: "ss.start_date",
+    end_date: "ss.end_date",
+    type: "ss.kind",
+    school_year: "ss.school_year",
+    parent_id: "ss.parent_sid",
+    children: "ss.children",
+    modified: "(SELECT cs.created_at FROM roster_changesets cs WHERE cs.sync_id = ss.last_sync_id AND cs.kind = 'apply')",
+    last_sync_id: "ss.last_sync_id",
     own_modified: "NULL",
   },
 };
 
-/** A school's term is `<term_id>-<school_id>`, a district-wide one `<term_id>`. */
+/** A school's term is `<term_id>-<school_id>`, a district-wide one (or a derived school year) `<term_id>`. */
 export function termLookup(id: string): Array<Record<string, string>> {
   const alternatives: Array<Record<string, string>> = [{ term_id: id, school_id: "" }];
   for (let i = id.indexOf("-"); i > 0; i = id.indexOf("-", i + 1)) alternatives.push({ term_id: id.slice(0, i), school_id: id.slice(i + 1) });
   return alternatives;
 }
 
+const sessionRef = (column: string): FieldDef => ({
+  uses: [column],
+  build: (row, refs) => (row[column] == null ? null : refs.ref("academicSessions", String(row[column]))),
+  filter: { column },
+  sort: [column],
+});
+
 export const ACADEMIC_SESSIONS: Resource = {
   plural: "academicSessions",
   singular: "academicSession",
   path: "academicSessions",
-  arms: [termArm],
+  arms: [sessionArm],
   key: ["term_id", "school_id"],
   sourcedId: "sourced_id",
   lookup: termLookup,
-  nullable: new Set(),
+  nullable: new Set(["parent_id", "children"]),
   fields: {
     sourcedId: sourcedIdField("sourced_id", ["term_id", "school_id"]),
     status,
     dateLastModified,
     title: text("title"),
-    type: constant("term"),
+    type: text("type"),
     startDate: text("start_date"),
     endDate: text("end_date"),
+    parent: sessionRef("parent_id"),
+    children: {
+      uses: ["children"],
+      build: (row, refs) => (row.children == null ? null : (JSON.parse(String(row.children)) as string[]).map((id) => refs.ref("academicSessions", id))),
+    },
     schoolYear: text("school_year"),
-    org: orgRef("school_id"),
-    children: constant([]),
+    org: { ...orgRef("school_id"), hidden: true },
   },
 };
 
@@ -286,11 +375,6 @@ export const COURSES: Resource = {
 
 // ---- classes ----
 
-/** The class's term: its school's term of that id, else the district-wide one. */
-const classTermSql =
-  "CASE WHEN c.term_id IS NULL THEN NULL WHEN EXISTS (SELECT 1 FROM roster_terms ct WHERE ct.district_id = c.district_id AND ct.term_id = c.term_id AND ct.school_id = c.school_id) " +
-  "THEN c.term_id || '-' || c.school_id ELSE c.term_id END";
-
 const classArm: Arm = {
   from: "roster_classes c",
   where: "c.district_id = @d",
@@ -304,7 +388,7 @@ const classArm: Arm = {
     course_id: "c.course_id",
     school_id: "c.school_id",
     term_id: "c.term_id",
-    term_sid: classTermSql,
+    term_sid: classSessionSql("c", modifiedBy("c")),
     teacher_key: "c.teacher_key",
     modified: modifiedBy("c"),
     last_sync_id: "c.last_sync_id",
@@ -320,7 +404,7 @@ export const CLASSES: Resource = {
   key: ["sourced_id"],
   sourcedId: "sourced_id",
   lookup: (id) => [{ sourced_id: id }],
-  nullable: new Set(["class_code", "location", "period", "term_id", "term_sid"]),
+  nullable: new Set(["class_code", "location", "period", "term_id"]),
   fields: {
     sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
     status,
@@ -333,7 +417,7 @@ export const CLASSES: Resource = {
     subjects: constant([]),
     course: { uses: ["course_id"], build: (row, refs) => refs.ref("courses", String(row.course_id)), filter: { column: "course_id" }, sort: ["course_id"] },
     school: { uses: ["school_id"], build: (row, refs) => refs.ref("orgs", String(row.school_id)), filter: { column: "school_id" }, sort: ["school_id"] },
-    terms: { uses: ["term_sid"], build: (row, refs) => (row.term_sid == null ? [] : [refs.ref("academicSessions", String(row.term_sid))]), filter: { column: "term_sid" } },
+    terms: { uses: ["term_sid"], build: (row, refs) => [refs.ref("academicSessions", String(row.term_sid))], filter: { column: "term_sid" } },
     periods: { uses: ["period"], build: (row) => (row.period == null || row.period === "" ? [] : [row.period]), filter: { column: "period" } },
   },
 };
@@ -375,7 +459,7 @@ const userFields: Record<string, FieldDef> = {
   sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
   status,
   dateLastModified,
-  enabledUser: constant(true),
+  enabledUser: constant("true"),
   username: text("username"),
   userIds: {
     uses: ["district_user_id", "state_id"],
@@ -388,7 +472,7 @@ const userFields: Record<string, FieldDef> = {
   givenName: text("given_name"),
   familyName: text("family_name"),
   middleName: text("middle_name"),
-  role: { uses: ["role"], build: (row) => row.role, filter: { column: "role" }, sort: ["role"] },
+  role: { uses: ["role"], build: (row) => row.role, filter: { column: "role" }, sort: ["role"], hidden: true },
   roles: { uses: ["role", "school_id", "school_ids"], build: userRoles, filter: { column: "role" } },
   primaryOrg: {
     uses: ["school_id"],
@@ -490,7 +574,7 @@ export const ENROLLMENTS: Resource = {
     status,
     dateLastModified,
     role: { uses: ["role"], build: (row) => row.role, filter: { column: "role" }, sort: ["role"] },
-    primary: { uses: ["is_primary"], build: (row) => Number(row.is_primary) === 1 },
+    primary: { uses: ["is_primary"], build: (row) => (Number(row.is_primary) === 1 ? "true" : "false") },
     user: { uses: ["user_key"], build: (row, refs) => refs.ref("users", String(row.user_key)), filter: { column: "user_key" }, sort: ["user_key"] },
     class: { uses: ["class_id"], build: (row, refs) => refs.ref("classes", String(row.class_id)), filter: { column: "class_id" }, sort: ["class_id"] },
     school: orgRef("school_id"),
@@ -525,9 +609,14 @@ export function refBuilder(publicUrl: string, slug: string, appliedAt: (syncId: 
   };
 }
 
-/** A record with the chosen fields, in the resource's field order. */
+/** A record with the chosen fields, in the resource's field order; a field without a value is left out, never null. */
 export function shapeRecord(resource: Resource, fields: readonly string[], row: Row, refs: RefBuilder): Record<string, unknown> {
   const record: Record<string, unknown> = {};
-  for (const name of fields) record[name] = resource.fields[name]!.build(row, refs);
+  for (const name of fields) {
+    const def = resource.fields[name]!;
+    if (def.hidden) continue;
+    const value = def.build(row, refs);
+    if (value !== null && value !== undefined) record[name] = value;
+  }
   return record;
 }

@@ -101,8 +101,8 @@ const NESTED: readonly Nested[] = [
     parentResource: ACADEMIC_SESSIONS,
     child: "classes",
     resource: CLASSES,
-    scope: (col) =>
-      `${col("term_id")} IN (SELECT tt.term_id FROM roster_terms tt WHERE tt.district_id = @d AND (CASE WHEN tt.school_id = '' THEN tt.term_id ELSE tt.term_id || '-' || tt.school_id END) = @parent) AND ${col("term_sid")} = @parent`,
+    // Classes whose term was never described belong to their school year's session.
+    scope: (col) => `${col("term_sid")} = @parent`,
   },
 ];
 

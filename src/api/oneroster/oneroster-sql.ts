@@ -41,14 +41,15 @@ export interface CompiledList {
 const q = (name: string) => `"${name}"`;
 
 export function selectedFields(resource: Resource, fields: readonly string[] | undefined): string[] {
-  if (fields === undefined || fields.length === 0) return Object.keys(resource.fields);
-  const unknown = fields.filter((f) => !resource.fields[f]);
+  const shown = Object.keys(resource.fields).filter((f) => !resource.fields[f]!.hidden);
+  if (fields === undefined || fields.length === 0) return shown;
+  const unknown = fields.filter((f) => !shown.includes(f));
   if (unknown.length > 0) {
-    throw new RosterdockError("ERR_ONEROSTER_INVALID_FIELDS", `Unknown field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; ${resource.plural} have ${Object.keys(resource.fields).join(", ")}.`, {
+    throw new RosterdockError("ERR_ONEROSTER_INVALID_FIELDS", `Unknown field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; ${resource.plural} have ${shown.join(", ")}.`, {
       fields: unknown,
     });
   }
-  return Object.keys(resource.fields).filter((f) => fields.includes(f));
+  return shown.filter((f) => fields.includes(f));
 }
 
 export function compileList(query: ListQuery): CompiledList {
