@@ -43,6 +43,7 @@ export interface Config {
   readonly sftpMaxConnections: number;
   readonly sftpMaxChannelsPerConnection: number;
   readonly descriptorReserve: number;
+  readonly chromiumPath: string;
 }
 
 interface Setting<K extends keyof Config> {
@@ -395,6 +396,17 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
       "File descriptors kept for HTTP, the database and syncs: when fewer than this many remain below the process's limit (raised to the hard limit by `bin/rosterdock`), new SFTP connections are refused, and below half of it, new SFTP file opens (Linux).",
     defaultText: "`256`",
     parse: wholeNumber(16, 1_000_000, 256),
+  },
+  {
+    key: "chromiumPath",
+    env: "ROSTERDOCK_CHROMIUM_PATH",
+    description: "Chromium that prints setup guides as PDF (`rosterdock guide --format pdf`, Debian package `chromium`); never downloaded.",
+    defaultText: "`/usr/bin/chromium`",
+    parse: (raw) => {
+      const value = raw?.trim() || "/usr/bin/chromium";
+      if (!value.startsWith("/")) throw new SettingError(`must be an absolute path, got "${raw}"`);
+      return value;
+    },
   },
 ];
 
