@@ -74,6 +74,11 @@ export function buildSetupGuide(input: SetupGuideInput): SetupGuide {
   };
 }
 
+/** Spec prose marks code with backticks (as docs/file-format.md does): here it becomes code parts. */
+export function codeSpans(text: string): Text {
+  return text.split("`").flatMap((part, index): Inline[] => (part === "" ? [] : index % 2 === 1 ? [c(part)] : [part]));
+}
+
 /** `300` → "5 minutes", `90` → "90 seconds". */
 export function describeSeconds(seconds: number): string {
   if (seconds >= 60 && seconds % 60 === 0) return seconds === 60 ? "1 minute" : `${seconds / 60} minutes`;
@@ -260,7 +265,7 @@ function templateSection(tool: ToolSettings, file: PowerSchoolFile): GuideSectio
     { kind: "paragraph", text: source },
     {
       kind: "table",
-      head: ["#", viaAutoSend ? "AutoSend field (column label)" : "field (column label)", "Rosterdock reads it as", ""],
+      head: ["#", viaAutoSend ? "AutoSend field (column label)" : "field (column label)", "Rosterdock reads it as", "note"],
       rows: fields.map((field, index) => [
         [String(index + 1)],
         [c(viaAutoSend ? (field.autoSend ?? field.dem) : field.dem)],
@@ -268,7 +273,7 @@ function templateSection(tool: ToolSettings, file: PowerSchoolFile): GuideSectio
         [field.confidence === "unknown" ? "if listed" : ""],
       ]),
     },
-    { kind: "note", text: [ps.note] },
+    { kind: "note", text: codeSpans(ps.note) },
   ]);
 }
 
