@@ -25,6 +25,9 @@ const CONTENT_TYPES: Record<GuideFormat, string> = {
 
 /** Each district's PowerSchool setup guide, from the roster spec and the district's own values. */
 export class GuideService {
+  /** PDFs are printed one at a time: each takes a whole Chromium, and 2 cores are shared with SFTP and syncs. */
+  private printing: Promise<unknown> = Promise.resolve();
+
   constructor(
     private readonly deps: {
       config: Pick<Config, "quietSeconds" | "chromiumPath" | "publicHost" | "sftpPort" | "publicUrl">;
@@ -55,7 +58,13 @@ export class GuideService {
         ? Buffer.from(renderGuideMarkdown(guide), "utf8")
         : format === "html"
           ? Buffer.from(renderGuideHtml(guide), "utf8")
-          : await printGuidePdf(renderGuideHtml(guide), this.deps.config.chromiumPath);
+          : await this.printOneAtATime(renderGuideHtml(guide));
     return { format, body, contentType: CONTENT_TYPES[format], fileName: `setup-guide-${guide.districtSlug}.${format}` };
+  }
+
+  private printOneAtATime(html: string): Promise<Buffer> {
+    const printed = this.printing.then(() => printGuidePdf(html, this.deps.config.chromiumPath));
+    this.printing = printed.catch(() => undefined);
+    return printed;
   }
 }
