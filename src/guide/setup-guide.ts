@@ -302,6 +302,13 @@ function scheduleSection(input: SetupGuideInput, files: readonly PowerSchoolFile
       kind: "list",
       items: [
         [`All ${files.length} files should arrive within a few minutes of each other; the order does not matter.`],
+        [
+          "If your PowerSchool cannot schedule Data Export Manager templates, schedule the AutoSend records of 3b and send ",
+          c("schools.csv"),
+          " and ",
+          c("terms.csv"),
+          " by hand when a school or term changes (each new school year): a night without them changes nothing.",
+        ],
         ["Avoid times when PowerSchool is being changed in bulk (scheduling, year-end rollover): a night caught half-way through such work looks wrong and is held."],
       ],
     },
@@ -314,7 +321,11 @@ function testExportSection(input: SetupGuideInput, files: readonly PowerSchoolFi
     {
       kind: "steps",
       items: [
-        ["Run every template (or AutoSend record) once by hand, one after the other, starting with ", c(files[0]?.export.fileNames.dem ?? "schools.csv"), ": rows pointing at a school that has not arrived are left out."],
+        [
+          "Run every Data Export Manager template once by hand, one after the other, starting with ",
+          c(files[0]?.export.fileNames.dem ?? "schools.csv"),
+          ": rows pointing at a school that has not arrived are left out. For AutoSend records, set When to Execute a few minutes ahead, all to the same time.",
+        ],
         ["Wait ", b(quiet), " after the last file: Rosterdock then reads the night."],
         [
           "Your vendor sees the result (",
