@@ -295,7 +295,7 @@ function scheduleSection(input: SetupGuideInput, files: readonly PowerSchoolFile
       text: [
         "Why one window: Rosterdock reads a night's files together. Your district's quiet period is ",
         b(quiet),
-        ": once that long has passed without a new file, the night is closed and applied. A file that arrives later (a template scheduled an hour after the others) starts another night on its own, and its rows are checked against yesterday's files instead of tonight's, for example enrollments in sections that are not there yet.",
+        ": once that long has passed without a new file, the night is closed and applied. A file that arrives later (a template scheduled an hour after the others) starts another night on its own, and its rows are checked against the roster as it stands instead of tonight's other files: enrollments in sections that have not arrived yet, for example, are left out.",
       ],
     },
     {
@@ -351,7 +351,7 @@ function troubleshootingSection(input: SetupGuideInput): GuideSection {
     [
       "Authentication failed",
       "The username or password is wrong, the password was changed, or this address was blocked for a while after repeated failed logins.",
-      ["Check the username ", c(input.district.sftpUsername), ". Type the password again from the one-time link; if the link was used already or has expired, ask your vendor for a new link. Do not retry again and again: repeated failures block PowerSchool's address for a time."],
+      ["Check the username ", c(input.district.sftpUsername), ". Enter again the password the one-time link showed you; if nobody kept it, ask your vendor for a new link (it comes with a new password). Do not retry again and again: repeated failures block PowerSchool's address for a time."],
     ],
     [
       "Wrong delimiter",
