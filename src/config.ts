@@ -44,6 +44,7 @@ export interface Config {
   readonly sftpMaxChannelsPerConnection: number;
   readonly descriptorReserve: number;
   readonly handoffDays: number;
+  readonly chromiumPath: string;
 }
 
 interface Setting<K extends keyof Config> {
@@ -404,6 +405,17 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
       "Days a one-time credentials link (`credentialsLink` of `district create`, `rotate-password` and `new-link`) stays usable; after that it shows nothing and its sealed password is deleted.",
     defaultText: "`7`",
     parse: wholeNumber(1, 90, 7),
+  },
+  {
+    key: "chromiumPath",
+    env: "ROSTERDOCK_CHROMIUM_PATH",
+    description: "Chromium that prints setup guides as PDF (`rosterdock guide --format pdf`, Debian package `chromium`); never downloaded.",
+    defaultText: "`/usr/bin/chromium`",
+    parse: (raw) => {
+      const value = raw?.trim() || "/usr/bin/chromium";
+      if (!value.startsWith("/")) throw new SettingError(`must be an absolute path, got "${raw}"`);
+      return value;
+    },
   },
 ];
 

@@ -53,6 +53,11 @@ export const ERROR_CATALOGUE = {
     message: "Too many failed sign-in attempts from this address; wait, or ask the operator to run `rosterdock bans clear ADDRESS`.",
   },
   ERR_BUSY: { category: "unavailable", message: "The server is checking too many credentials at once; try again in a few seconds." },
+  ERR_CHROMIUM_MISSING: {
+    category: "unavailable",
+    message: "Printing a PDF needs Chromium: install Debian's `chromium` package or set ROSTERDOCK_CHROMIUM_PATH.",
+  },
+  ERR_PDF_FAILED: { category: "unavailable", message: "Chromium could not print the PDF." },
   ERR_INTERNAL: { category: "internal", message: "Something went wrong inside Rosterdock." },
 } as const satisfies Record<string, { category: ErrorCategory; message: string }>;
 

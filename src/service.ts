@@ -19,6 +19,7 @@ import { TokenService } from "./tokens/token-service.ts";
 import { ClientService } from "./tokens/client-service.ts";
 import { WebhookService, WEBHOOK_MAX_ATTEMPTS } from "./webhooks/webhook-service.ts";
 import { ServerSettings, reachableUrl } from "./settings/server-settings.ts";
+import { GuideService } from "./guide/guide-service.ts";
 import { createLogger } from "./logger.ts";
 import { HashPool } from "./security/hash-pool.ts";
 import { BanStore } from "./security/ban-store.ts";
@@ -48,6 +49,8 @@ export interface Rosterdock {
   readonly hasher: HashPool;
   /** Counts failed logins (SSH and HTTP) and keeps the bans. */
   readonly defender: Defender;
+  /** Each district's PowerSchool setup guide (HTML, Markdown, PDF). */
+  readonly guides: GuideService;
   hostKeys(): Promise<HostKey[]>;
   close(): Promise<void>;
 }
@@ -123,6 +126,8 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     },
   });
   let hostKeys: Promise<HostKey[]> | undefined;
+  const loadHostKeys = () => (hostKeys ??= ensureHostKeys(db, clock));
+  const settings = new ServerSettings(db, clock);
   return {
     config,
     logger,
@@ -138,10 +143,11 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     tokens,
     clients: new ClientService(db, tokens, districts, clock, audit, hasher),
     webhooks,
-    settings: new ServerSettings(db, clock),
+    settings,
     hasher,
     defender,
-    hostKeys: () => (hostKeys ??= ensureHostKeys(db, clock)),
+    guides: new GuideService({ config, districts, address: () => settings.address(config), hostKeys: loadHostKeys, clock }),
+    hostKeys: loadHostKeys,
     close: async () => {
       syncs.close();
       await deliveries.close();

@@ -6,6 +6,7 @@ import { sql } from "kysely";
 import type { Rosterdock } from "../service.ts";
 import { Authenticator, type Principal } from "./authenticator.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
+import { registerGuideRoutes } from "./guide-routes.ts";
 import { registerErrorHandler } from "./http-errors.ts";
 import fastifyFormbody from "@fastify/formbody";
 import fastifyRateLimit from "@fastify/rate-limit";
@@ -109,6 +110,7 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
   await registerHandoffRoutes(app, rd);
   await registerOAuthRoutes(app, rd);
   registerAdminRoutes(app, rd, auth);
+  registerGuideRoutes(app, rd);
   registerBanRoutes(app, rd);
   registerWebhookAndClientRoutes(app, rd);
   registerSyncRoutes(app, rd, options.syncRunner ?? { rollback: async (id, actor) => (await rd.syncs.rollback(id, actor)).changeset.changes });

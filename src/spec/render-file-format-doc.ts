@@ -2,12 +2,12 @@ import { ISSUE_CODES, formatBytes, makeIssue } from "../intake/issue.ts";
 import type { IssueCode } from "../intake/issue.ts";
 import { DEFAULT_BAD_ROW_LIMIT } from "../intake/read-roster-file.ts";
 import { DEFAULT_UNPACK_LIMITS } from "../intake/unpack.ts";
-import { COLUMN_TYPES, DELIMITERS, ENTITY_NAMES, FILE_EXTENSIONS, columnLabels, entitySpec } from "./roster-spec.ts";
+import { COLUMN_TYPES, DELIMITERS, ENTITY_NAMES, FILE_EXTENSIONS, columnLabels, entitySpec, powerSchoolFiles } from "./roster-spec.ts";
 import type { ColumnType, EntityName } from "./roster-spec.ts";
 
 /** docs/file-format.md, generated from the spec and the issue catalogue (`npm run docs`). */
 export function renderFileFormatDoc(): string {
-  return [header(), filesSection(), readingSection(), ...ENTITY_NAMES.map(entitySection), typesSection(), issuesSection()].join("\n\n") + "\n";
+  return [header(), filesSection(), powerSchoolSection(), readingSection(), ...ENTITY_NAMES.map(entitySection), typesSection(), issuesSection()].join("\n\n") + "\n";
 }
 
 function header(): string {
@@ -46,6 +46,30 @@ ${rows.join("\n")}
 - A file is recognised by its name's stem, in any case, with extension ${FILE_EXTENSIONS.map(code).join(", ")}; anything after \`_\` or \`-\` is ignored: \`students_20261128.csv\`, \`CC-export.txt\`. Other files are ignored with a warning.
 - Two files with the same stem in one delivery fail it (which one is right cannot be told).
 - A file missing from a delivery changes nothing: that table stays as it is. An optional table may never be sent.`;
+}
+
+function powerSchoolSection(): string {
+  const files = powerSchoolFiles().map((file) => {
+    const ps = file.export;
+    const autoSend = ps.autoSendData === null ? "none: send it with Data Export Manager" : `"${ps.autoSendData}", ${code(ps.fileNames.autoSend ?? "")}`;
+    const rows = ps.fields.map((field) =>
+      "none" in field
+        ? `| ${code(field.column)} | — | — | ${cell(field.none)} |`
+        : `| ${code(field.column)} | ${code(field.dem)} | ${field.autoSend === null ? "—" : code(field.autoSend)} | ${field.confidence === "sure" ? "" : "not yet confirmed in districts' exports: leave it out if PowerSchool does not list it"} |`,
+    );
+    return `### ${code(file.stem)} (${file.entity})
+
+PowerSchool table ${ps.table} (${ps.tableNumber}). Data Export Manager: ${code(ps.fileNames.dem)}. AutoSend: ${autoSend}. ${cell(ps.note)}
+
+| column | Data Export Manager field | AutoSend field | note |
+|---|---|---|---|
+${rows.join("\n")}`;
+  });
+  return `## PowerSchool exports
+
+Each file a district sends comes from one Data Export Manager template or one AutoSend record (AutoSend has no Schools or Terms data). The fields below, in this order, are what each district's setup guide (\`rosterdock guide SLUG\`) prescribes; Data Export Manager's default labels (\`Students.First_Name\`) and AutoSend's (\`First_Name\`) are read as they are.
+
+${files.join("\n\n")}`;
 }
 
 function readingSection(): string {

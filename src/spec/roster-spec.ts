@@ -44,6 +44,41 @@ export interface FileStemSpec {
   /** Values every record of such a file gets when its own column is absent or empty. */
   readonly implied?: Readonly<Record<string, string>>;
   readonly note?: string;
+  /** How a district exports this file from PowerSchool; absent for Rosterdock's own canonical files. */
+  readonly powerSchool?: PowerSchoolExportSpec;
+}
+
+/**
+ * How well a PowerSchool fact is established (see docs on PowerSchool): `sure` documented,
+ * `seen` observed in districts' real exports, `unknown` expected from PowerSchool's schema but
+ * not yet confirmed, so the setup guide marks it as one to skip when PowerSchool does not list it.
+ */
+export type PowerSchoolConfidence = "sure" | "seen" | "unknown";
+
+/** One column of a PowerSchool export: the field as each tool labels it, or why PowerSchool has none. */
+export type PowerSchoolFieldSpec =
+  | {
+      readonly column: string;
+      /** As Data Export Manager shows and labels it: `Table.Field`. */
+      readonly dem: string;
+      /** As AutoSend labels it (`Field`, `[NN]Field` for a related table); null when AutoSend cannot send the table. */
+      readonly autoSend: string | null;
+      readonly confidence: PowerSchoolConfidence;
+    }
+  | { readonly column: string; readonly none: string };
+
+export interface PowerSchoolExportSpec {
+  /** The PowerSchool table the template exports, as Data Export Manager names it. */
+  readonly table: string;
+  /** PowerSchool's table number (AutoSend's `[NN]` prefix for related-table fields). */
+  readonly tableNumber: number;
+  /** AutoSend's "Data to Send" choice for the table; null when AutoSend has none (Data Export Manager sends it). */
+  readonly autoSendData: string | null;
+  readonly fileNames: { readonly dem: string; readonly autoSend: string | null };
+  /** What the district's admin must know about this export, in one or two sentences. */
+  readonly note: string;
+  /** Every column of the table, in the order the templates export them (those PowerSchool has no field for last). */
+  readonly fields: readonly PowerSchoolFieldSpec[];
 }
 
 export interface ReferenceSpec {
@@ -99,7 +134,26 @@ export const ROSTER_SPEC = {
       name: "schools",
       description: "One row per school.",
       optionalFile: false,
-      fileStems: [{ stem: "schools" }],
+      fileStems: [
+        {
+          stem: "schools",
+          powerSchool: {
+            table: "Schools",
+            tableNumber: 39,
+            autoSendData: null,
+            fileNames: { dem: "schools.csv", autoSend: null },
+            note: "AutoSend has no Schools data: districts using AutoSend export this file with Data Export Manager too. Every `SchoolID` elsewhere holds a school's `School_Number`.",
+            fields: [
+              { column: "school_id", dem: "Schools.School_Number", autoSend: null, confidence: "sure" },
+              { column: "school_name", dem: "Schools.Name", autoSend: null, confidence: "sure" },
+              { column: "low_grade", dem: "Schools.Low_Grade", autoSend: null, confidence: "unknown" },
+              { column: "high_grade", dem: "Schools.High_Grade", autoSend: null, confidence: "unknown" },
+              { column: "school_number", none: "`school_id` already holds Schools.School_Number." },
+              { column: "state_id", none: "No standard PowerSchool field is known for it." },
+            ],
+          },
+        },
+      ],
       key: ["school_id"],
       columns: [
         { name: "school_id", type: "id", required: true, description: "The school's number; every `school_id` elsewhere points here.", aliases: ["School_Number"] },
@@ -119,8 +173,61 @@ export const ROSTER_SPEC = {
       optionalFile: false,
       fileStems: [
         { stem: "users" },
-        { stem: "students", implied: { role: "student" } },
-        { stem: "teachers", implied: { role: "teacher" }, note: "A teacher at two schools appears twice, with two ids and the same teacher number." },
+        {
+          stem: "students",
+          implied: { role: "student" },
+          powerSchool: {
+            table: "Students",
+            tableNumber: 1,
+            autoSendData: "Students",
+            fileNames: { dem: "students.csv", autoSend: "students.txt" },
+            note: "Export every student, inactive ones included: `Enroll_Status` tells Rosterdock which to keep (0, active).",
+            fields: [
+              { column: "district_user_id", dem: "Students.ID", autoSend: "ID", confidence: "sure" },
+              { column: "student_number", dem: "Students.Student_Number", autoSend: "Student_Number", confidence: "sure" },
+              { column: "state_id", dem: "Students.State_StudentNumber", autoSend: "State_StudentNumber", confidence: "sure" },
+              { column: "first_name", dem: "Students.First_Name", autoSend: "First_Name", confidence: "sure" },
+              { column: "middle_name", dem: "Students.Middle_Name", autoSend: "Middle_Name", confidence: "sure" },
+              { column: "last_name", dem: "Students.Last_Name", autoSend: "Last_Name", confidence: "sure" },
+              { column: "grade", dem: "Students.Grade_Level", autoSend: "Grade_Level", confidence: "sure" },
+              { column: "school_id", dem: "Students.SchoolID", autoSend: "SchoolID", confidence: "sure" },
+              { column: "birth_date", dem: "Students.DOB", autoSend: "DOB", confidence: "sure" },
+              { column: "enroll_status", dem: "Students.Enroll_Status", autoSend: "Enroll_Status", confidence: "sure" },
+              { column: "role", none: "Implied by the file name: every row of `students` is a student." },
+              { column: "email", none: "PowerSchool has no standard student email field." },
+              { column: "username", none: "No standard PowerSchool field is known for it." },
+              { column: "teacher_number", none: "Staff only." },
+            ],
+          },
+        },
+        {
+          stem: "teachers",
+          implied: { role: "teacher" },
+          note: "A teacher at two schools appears twice, with two ids and the same teacher number.",
+          powerSchool: {
+            table: "Teachers",
+            tableNumber: 5,
+            autoSendData: "Teachers",
+            fileNames: { dem: "teachers.csv", autoSend: "teachers.txt" },
+            note: "A teacher at two schools appears twice, with two `ID`s and the same `TeacherNumber`: that is expected.",
+            fields: [
+              { column: "district_user_id", dem: "Teachers.ID", autoSend: "ID", confidence: "sure" },
+              { column: "teacher_number", dem: "Teachers.TeacherNumber", autoSend: "TeacherNumber", confidence: "sure" },
+              { column: "first_name", dem: "Teachers.First_Name", autoSend: "First_Name", confidence: "sure" },
+              { column: "last_name", dem: "Teachers.Last_Name", autoSend: "Last_Name", confidence: "sure" },
+              { column: "email", dem: "Teachers.Email_Addr", autoSend: "Email_Addr", confidence: "sure" },
+              { column: "school_id", dem: "Teachers.SchoolID", autoSend: "SchoolID", confidence: "sure" },
+              { column: "role", none: "Implied by the file name: every row of `teachers` is a teacher." },
+              { column: "middle_name", none: "Not among the Teachers fields Rosterdock relies on." },
+              { column: "username", none: "No standard PowerSchool field is known for it." },
+              { column: "grade", none: "Students only." },
+              { column: "student_number", none: "Students only." },
+              { column: "state_id", none: "Not among the Teachers fields Rosterdock relies on." },
+              { column: "birth_date", none: "Students only." },
+              { column: "enroll_status", none: "Students only (a teacher's `Status` is read differently)." },
+            ],
+          },
+        },
         { stem: "staff", implied: { role: "teacher" } },
       ],
       key: ["scope", "district_user_id"],
@@ -155,7 +262,30 @@ export const ROSTER_SPEC = {
       name: "classes",
       description: "One row per class (PowerSchool section).",
       optionalFile: false,
-      fileStems: [{ stem: "classes" }, { stem: "sections" }],
+      fileStems: [
+        { stem: "classes" },
+        {
+          stem: "sections",
+          powerSchool: {
+            table: "Sections",
+            tableNumber: 3,
+            autoSendData: "Sections",
+            fileNames: { dem: "sections.csv", autoSend: "sections.txt" },
+            note: "PowerSchool sections have no name: Rosterdock names each class from its course name (the courses file) and section number.",
+            fields: [
+              { column: "class_id", dem: "Sections.ID", autoSend: "ID", confidence: "sure" },
+              { column: "school_id", dem: "Sections.SchoolID", autoSend: "SchoolID", confidence: "sure" },
+              { column: "course_id", dem: "Sections.Course_Number", autoSend: "Course_Number", confidence: "sure" },
+              { column: "section_number", dem: "Sections.Section_Number", autoSend: "Section_Number", confidence: "sure" },
+              { column: "term_id", dem: "Sections.TermID", autoSend: "TermID", confidence: "sure" },
+              { column: "teacher_id", dem: "Sections.Teacher", autoSend: "Teacher", confidence: "sure" },
+              { column: "period", dem: "Sections.Expression", autoSend: "Expression", confidence: "sure" },
+              { column: "room", dem: "Sections.Room", autoSend: "Room", confidence: "sure" },
+              { column: "class_name", none: "PowerSchool sections have no name; Rosterdock builds it from the course name and section number." },
+            ],
+          },
+        },
+      ],
       key: ["class_id"],
       columns: [
         { name: "class_id", type: "id", required: true, description: "The class's id (PowerSchool Sections.ID).", aliases: ["ID"] },
@@ -165,7 +295,7 @@ export const ROSTER_SPEC = {
         { name: "teacher_id", type: "id", required: true, description: "The lead teacher: a staff `district_user_id` (PowerSchool Teachers.ID).", aliases: ["Teacher"] },
         { name: "term_id", type: "id", required: false, description: "The class's term.", aliases: [] },
         { name: "section_number", type: "string", required: false, description: "Section number within the course.", aliases: [] },
-        { name: "period", type: "string", required: false, description: "Period or meeting time.", aliases: [] },
+        { name: "period", type: "string", required: false, description: "Period or meeting time (PowerSchool's expression, e.g. `1(A)`).", aliases: ["Expression"] },
         { name: "room", type: "string", required: false, description: "Room.", aliases: [] },
       ],
       references: [
@@ -187,7 +317,25 @@ export const ROSTER_SPEC = {
       name: "enrollments",
       description: "One row per student in a class (PowerSchool CC).",
       optionalFile: false,
-      fileStems: [{ stem: "enrollments" }, { stem: "cc" }],
+      fileStems: [
+        { stem: "enrollments" },
+        {
+          stem: "cc",
+          powerSchool: {
+            table: "CC",
+            tableNumber: 4,
+            autoSendData: "Student Schedules",
+            fileNames: { dem: "cc.csv", autoSend: "cc.txt" },
+            note: "Keep dropped enrollments in the export: PowerSchool marks a drop with a negative `SectionID`, and Rosterdock removes the student from the class.",
+            fields: [
+              { column: "student_id", dem: "CC.StudentID", autoSend: "StudentID", confidence: "sure" },
+              { column: "class_id", dem: "CC.SectionID", autoSend: "SectionID", confidence: "sure" },
+              { column: "start_date", dem: "CC.DateEnrolled", autoSend: "DateEnrolled", confidence: "sure" },
+              { column: "end_date", dem: "CC.DateLeft", autoSend: "DateLeft", confidence: "sure" },
+            ],
+          },
+        },
+      ],
       key: ["class_id", "student_id"],
       columns: [
         { name: "class_id", type: "id", required: true, description: "The class (PowerSchool CC.SectionID).", aliases: ["SectionID"] },
@@ -213,7 +361,23 @@ export const ROSTER_SPEC = {
       name: "courses",
       description: "One row per course. Optional: used to name classes.",
       optionalFile: true,
-      fileStems: [{ stem: "courses" }],
+      fileStems: [
+        {
+          stem: "courses",
+          powerSchool: {
+            table: "Courses",
+            tableNumber: 2,
+            autoSendData: "Courses",
+            fileNames: { dem: "courses.csv", autoSend: "courses.txt" },
+            note: "Used to name classes; a night without it changes nothing.",
+            fields: [
+              { column: "course_id", dem: "Courses.Course_Number", autoSend: "Course_Number", confidence: "sure" },
+              { column: "course_name", dem: "Courses.Course_Name", autoSend: "Course_Name", confidence: "sure" },
+              { column: "school_id", none: "Not needed: PowerSchool's course catalogue serves the whole district." },
+            ],
+          },
+        },
+      ],
       key: ["course_id"],
       columns: [
         { name: "course_id", type: "id", required: true, description: "The course number.", aliases: ["Course_Number"] },
@@ -227,7 +391,25 @@ export const ROSTER_SPEC = {
       name: "terms",
       description: "One row per term and school. Optional.",
       optionalFile: true,
-      fileStems: [{ stem: "terms" }],
+      fileStems: [
+        {
+          stem: "terms",
+          powerSchool: {
+            table: "Terms",
+            tableNumber: 13,
+            autoSendData: null,
+            fileNames: { dem: "terms.csv", autoSend: null },
+            note: "AutoSend has no Terms data: districts using AutoSend export this file with Data Export Manager too. PowerSchool repeats each term per school.",
+            fields: [
+              { column: "term_id", dem: "Terms.ID", autoSend: null, confidence: "sure" },
+              { column: "term_name", dem: "Terms.Name", autoSend: null, confidence: "sure" },
+              { column: "start_date", dem: "Terms.FirstDay", autoSend: null, confidence: "sure" },
+              { column: "end_date", dem: "Terms.LastDay", autoSend: null, confidence: "sure" },
+              { column: "school_id", dem: "Terms.SchoolID", autoSend: null, confidence: "sure" },
+            ],
+          },
+        },
+      ],
       key: ["term_id", "school_id"],
       columns: [
         { name: "term_id", type: "id", required: true, description: "The term's id (PowerSchool Terms.ID, e.g. 3600 for 2026-27).", aliases: ["ID"] },
@@ -302,4 +484,18 @@ export function recordColumns(entity: EntityName): readonly string[] {
     .columns.filter((column) => !column.inputOnly)
     .map((column) => column.name);
   return entity === "users" ? [...names, "scope"] : names;
+}
+
+/** A file a district exports from PowerSchool, with the roster table it feeds. */
+export interface PowerSchoolFile {
+  entity: EntityName;
+  stem: string;
+  export: PowerSchoolExportSpec;
+}
+
+/** Every file PowerSchool sends, in spec order. */
+export function powerSchoolFiles(): PowerSchoolFile[] {
+  return ENTITY_NAMES.flatMap((entity) =>
+    entitySpec(entity).fileStems.flatMap((stem) => (stem.powerSchool ? [{ entity, stem: stem.stem, export: stem.powerSchool }] : [])),
+  );
 }

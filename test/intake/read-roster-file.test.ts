@@ -266,10 +266,10 @@ describe("readRosterFile: values and rules", () => {
     assert.deepEqual(brief(result.issues), ["info UNUSED_COLUMN@-:-=Schools.ID"]);
   });
 
-  it("maps PowerSchool sections, leaving class_name for the courses to fill", async () => {
+  it("maps PowerSchool sections (the expression is the period), leaving class_name for the courses to fill", async () => {
     const text = '"Sections.ID","Sections.SchoolID","Sections.Course_Number","Sections.Section_Number","Sections.TermID","Sections.Teacher","Sections.Expression","Sections.Room"\r\n"20001","101","C1001","1","3600","1001","1(A)","104"\r\n';
     const result = await readContent("sections_20261128.csv", text);
-    assert.deepEqual(result.records, [{ class_id: "20001", class_name: null, school_id: "101", course_id: "C1001", teacher_id: "1001", term_id: "3600", section_number: "1", period: null, room: "104" }]);
+    assert.deepEqual(result.records, [{ class_id: "20001", class_name: null, school_id: "101", course_id: "C1001", teacher_id: "1001", term_id: "3600", section_number: "1", period: "1(A)", room: "104" }]);
   });
 });
 
