@@ -19,6 +19,7 @@ import { registerWebhookAndClientRoutes } from "./webhook-routes.ts";
 import { registerSyncRoutes, type SyncRunner } from "./sync-routes.ts";
 import { registerChangeFeedRoutes } from "./change-feed-routes.ts";
 import { registerOneRosterRoutes } from "./oneroster/oneroster-routes.ts";
+import { registerOneRosterV1p1Routes } from "./oneroster/v1p1/oneroster-v1p1-routes.ts";
 import { RosterReader } from "./oneroster/roster-reader.ts";
 
 declare module "fastify" {
@@ -121,6 +122,7 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
     const roster = { auth, reader, publicUrl: rd.config.publicUrl };
     registerChangeFeedRoutes(app, roster);
     await registerOneRosterRoutes(app, roster);
+    await registerOneRosterV1p1Routes(app, roster);
   }
   return app;
 }

@@ -41,7 +41,7 @@ const COLLECTIONS: ReadonlyArray<readonly [path: string, resource: Resource]> = 
   ["enrollments", ENROLLMENTS],
 ];
 
-interface Nested {
+export interface Nested {
   parent: string;
   parentResource: Resource;
   child: string;
@@ -60,7 +60,7 @@ const classesOfUser = (parent: string, parentResource: Resource): Nested => ({
 });
 
 /** `parent/{id}/child`: the child resource restricted to the parent, as SQL over indexed columns. */
-const NESTED: readonly Nested[] = [
+export const NESTED: readonly Nested[] = [
   { parent: "schools", parentResource: SCHOOLS, child: "classes", resource: CLASSES, scope: (col) => `${col("school_id")} = @parent` },
   { parent: "schools", parentResource: SCHOOLS, child: "students", resource: STUDENTS, scope: (col) => `${col("school_id")} = @parent` },
   {
