@@ -17,7 +17,7 @@ export class ResponseCache {
 
   constructor(private readonly maxBytes = 64 * 1024 * 1024) {}
 
-  static key(districtId: number, version: number, url: string): string {
+  static key(districtId: number, version: number | string, url: string): string {
     return `${districtId}\u0000${version}\u0000${url}`;
   }
 
