@@ -35,7 +35,7 @@ export interface CompiledList {
    * (`@a0…` = the order columns of the row at that position, `@limit`, `@offset` from there) and
    * the step that finds the row `@skip` rows after one (`@a0…`) or from the start (`firstStepSql`).
    */
-  seek: { pageSql: string; stepSql: string; firstStepSql: string } | undefined;
+  seek: { pageSql: string; stepSql: string; firstStepSql: string; merged: boolean } | undefined;
 }
 
 const q = (name: string) => `"${name}"`;
@@ -103,6 +103,7 @@ export function compileList(query: ListQuery): CompiledList {
             pageSql: `${base} AND ${tuple} ${desc ? "<=" : ">="} ${anchor} ORDER BY ${orderBy} LIMIT @limit OFFSET @offset`,
             stepSql: `SELECT ${stepSelect} FROM ${arm.from} WHERE ${where} AND ${tuple} ${desc ? "<" : ">"} ${anchor} ORDER BY ${orderBy} LIMIT 1 OFFSET @skip`,
             firstStepSql: `SELECT ${stepSelect} FROM ${arm.from} WHERE ${where} ORDER BY ${orderBy} LIMIT 1 OFFSET @skip`,
+            merged: false,
           }
         : undefined,
     };
@@ -140,6 +141,7 @@ export function compileList(query: ListQuery): CompiledList {
           pageSql: `${compound((s) => s.select, (s) => ` AND ${s.tuple} ${desc ? "<=" : ">="} ${anchor}`)} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
           stepSql: `${compound((s) => s.stepSelect, (s) => ` AND ${s.tuple} ${desc ? "<" : ">"} ${anchor}`)} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
           firstStepSql: `${compound((s) => s.stepSelect, () => "")} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
+          merged: true,
         }
       : undefined,
   };

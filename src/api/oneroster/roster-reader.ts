@@ -279,7 +279,15 @@ export class RosterReader {
     const usable = Math.min(wanted, index.anchors.length - 1);
     if (usable < 0) return this.#statement(compiled.pageSql).all({ ...params, limit, offset }) as Row[];
     const position = (usable + 1) * SEEK_STEP;
-    return this.#statement(seek.pageSql).all({ ...params, ...anchorParams(index.anchors[usable]!), limit, offset: offset - position }) as Row[];
+    let anchor = index.anchors[usable]!;
+    if (seek.merged && offset > position) {
+      // Arms merged by SQLite build every row they pass, skipped ones too: skip with the step
+      // (order columns only) to the page's first row, then build just the page.
+      const first = step.get({ ...params, ...anchorParams(anchor), skip: offset - position - 1 }) as unknown[] | undefined;
+      if (first === undefined) return [];
+      anchor = first;
+    }
+    return this.#statement(seek.pageSql).all({ ...params, ...anchorParams(anchor), limit, offset: seek.merged ? 0 : offset - position }) as Row[];
   }
 
   #seekIndex(key: string): SeekIndex {
