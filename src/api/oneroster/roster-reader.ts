@@ -5,6 +5,7 @@ import { rosterTable, type RosterEntity } from "../../sync/roster-tables.ts";
 import { tombstoneTables } from "../../sync/tombstones.ts";
 import { compileGet, compileList, type CompiledList, type ListQuery } from "./oneroster-sql.ts";
 import type { Resource, Row } from "./oneroster-resources.ts";
+import type { FilterExpression } from "./oneroster-filter.ts";
 
 type Statement = SqliteDatabase.Statement;
 
@@ -115,7 +116,8 @@ export class RosterReader {
   list(district: { id: number; slug: string }, query: ListQuery, limit: number, offset: number): ListPage {
     return this.#read(() => {
       const version = this.version(district.id);
-      const compiled = compileList({ ...query, resource: this.#armsHeld(query.resource, district.id, version) });
+      const resource = this.#armsHeld(query.resource, district.id, version, query.filter !== undefined && activeOnly(query.filter));
+      const compiled = compileList({ ...query, resource });
       const params = { ...compiled.params, d: district.id, slug: district.slug };
       const signature = `${district.id}\u0000${compiled.pageSql}\u0000${JSON.stringify(compiled.params)}`;
       const total = this.#count(`${version}\u0000${signature}`, compiled.countSql, params);
@@ -139,9 +141,10 @@ export class RosterReader {
   /**
    * The resource without the tombstone arms of tables holding none of the district's rows: a
    * district with no removed users reads users as it did before tombstones existed (one arm,
-   * seekable through its indexes). Looked up once per roster version.
+   * seekable through its indexes), and so does a filter that asks for active records only.
+   * Looked up once per roster version.
    */
-  #armsHeld(resource: Resource, districtId: number, version: string): Resource {
+  #armsHeld(resource: Resource, districtId: number, version: string, activeOnly = false): Resource {
     let cached = this.#tombstones.get(districtId);
     if (cached === undefined || cached.version !== version) {
       const held = new Set<string>();
@@ -152,7 +155,7 @@ export class RosterReader {
       remember(this.#tombstones, districtId, cached, MAX_COUNTS);
     }
     const held = cached.held;
-    const arms = resource.arms.filter((arm) => arm.tombstones === undefined || held.has(arm.tombstones));
+    const arms = resource.arms.filter((arm) => arm.tombstones === undefined || (!activeOnly && held.has(arm.tombstones)));
     return arms.length === resource.arms.length ? resource : { ...resource, arms };
   }
 
@@ -320,6 +323,12 @@ export class RosterReader {
     }
     return statement;
   }
+}
+
+/** True when the filter keeps active records only (`status='active'`, alone or ANDed): tombstone arms cannot match. */
+function activeOnly(filter: FilterExpression): boolean {
+  if (filter.kind === "predicate") return filter.field === "status" && filter.op === "=" && filter.value === "active";
+  return filter.kind === "and" && filter.clauses.some(activeOnly);
 }
 
 function anchorParams(anchor: unknown[]): Record<string, unknown> {
