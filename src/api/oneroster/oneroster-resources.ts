@@ -130,6 +130,7 @@ export function tombstoneArm(live: Arm, options: { table?: string; from?: string
     columns: { ...live.columns, status: "'tobedeleted'", modified: `${alias}.removed_at`, own_modified: `${alias}.removed_at`, last_sync_id: "NULL", ...options.columns },
   };
 }
+
 const orgRef = (column: string): FieldDef => ({
   uses: [column],
   build: (row, refs) => (row[column] == null || row[column] === "" ? refs.ref("orgs", refs.districtOrgId) : refs.ref("orgs", String(row[column]))),
