@@ -36,7 +36,7 @@ function night(year: string): Promise<string> {
 }
 
 /** A bulk change of enrollments that also tombstones (or revives) as many: both tables' indexes rebuilt. */
-const WITH_TOMBSTONES = ["tombstones_enrollments_removed", "tombstones_enrollments_student", "roster_enrollments_student"];
+const WITH_TOMBSTONES = ["tombstones_enrollments_removed", "roster_enrollments_student"];
 
 function indexes(rd: Rosterdock): string[] {
   return rd.database.sqlite!.prepare("SELECT name || ': ' || sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name").pluck().all() as string[];

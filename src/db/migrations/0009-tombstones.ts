@@ -113,8 +113,8 @@ const MIRRORED: ReadonlyArray<{ entity: string; key: string[]; columns: Column[]
 
 /**
  * Indexes of the tombstone tables: `removed_at` for the purge and `dateLastModified>…` filters,
- * and the live tables' API indexes (0004) so that a list reads live and removed records in the
- * same index order and merges them without a sort.
+ * and the live tables' API indexes (0004) that order lists, so that a list reads live and removed
+ * records in the same index order and merges them without a sort.
  */
 const INDEXES: ReadonlyArray<readonly [name: string, table: string, columns: string[]]> = [
   ...MIRRORED.map(({ entity }): readonly [string, string, string[]] => [`tombstones_${entity}_removed`, `tombstones_${entity}`, ["district_id", "removed_at"]]),
@@ -127,7 +127,8 @@ const INDEXES: ReadonlyArray<readonly [name: string, table: string, columns: str
   ["tombstones_classes_teacher", "tombstones_classes", ["district_id", "teacher_key", "class_id"]],
   ["tombstones_classes_term", "tombstones_classes", ["district_id", "term_id", "class_id"]],
   ["tombstones_classes_course", "tombstones_classes", ["district_id", "course_id", "class_id"]],
-  ["tombstones_enrollments_student", "tombstones_enrollments", ["district_id", "student_id", "class_id"]],
+  // No student index on removed enrollments: no list reads them in student order, and a school
+  // year's rollover tombstones every enrollment of the district, whose index would be sorted anew.
 ];
 
 /**
