@@ -34,6 +34,7 @@ export interface Config {
   readonly holdChangePercent: number;
   readonly holdChangeMinRows: number;
   readonly digestRevisitLimit: number;
+  readonly tombstoneDays: number;
   readonly sftpLoginTimeoutSeconds: number;
   readonly sftpIdleTimeoutSeconds: number;
   readonly sftpMaxUnauthenticatedPerAddress: number;
@@ -333,6 +334,14 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
       "A second night read against line digests looks again at last night's lines that did not come back, and (in memory) at unchanged lines that became duplicates or lost their school, class or student; above this many of either it reads the delivery in full instead (same result, bounded memory and time).",
     defaultText: "`200000`",
     parse: wholeNumber(1, 10_000_000, 200_000),
+  },
+  {
+    key: "tombstoneDays",
+    env: "ROSTERDOCK_TOMBSTONE_DAYS",
+    description:
+      "Records a sync or a rollback removed stay readable through OneRoster for this many days, with `status` `tobedeleted`, so that clients reading `dateLastModified>…` learn of them; then they are purged (at the district's next apply and by the server within the hour). See docs/oneroster.md.",
+    defaultText: "`30`",
+    parse: wholeNumber(1, 3650, 30),
   },
   {
     key: "sftpLoginTimeoutSeconds",

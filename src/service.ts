@@ -14,7 +14,7 @@ import { LocalStorage, type CutUpload } from "./storage/local-storage.ts";
 import { ensureHostKeys, type HostKey } from "./sftp/host-keys.ts";
 import { createSyncService, type SyncService } from "./sync/sync-service.ts";
 import { MAX_SYNC_ATTEMPTS } from "./sync/process-sync.ts";
-import { SyncThread } from "./jobs/sync-thread.ts";
+import { JobInterrupted, SyncThread } from "./jobs/sync-thread.ts";
 import { TokenService } from "./tokens/token-service.ts";
 import { ClientService } from "./tokens/client-service.ts";
 import { WebhookService, WEBHOOK_MAX_ATTEMPTS } from "./webhooks/webhook-service.ts";
@@ -118,6 +118,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
         minTouchRows: config.holdChangeMinRows,
       },
       digestRevisitLimit: config.digestRevisitLimit,
+      tombstoneDays: config.tombstoneDays,
       onOutcome: (outcome, sqlite, now) =>
         webhooks.emitWithinSqlite(sqlite, `sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, now),
     },
@@ -184,6 +185,23 @@ async function recordCutUpload(rd: Rosterdock, cut: CutUpload): Promise<void> {
 
 /** How often the server deletes the sealed passwords of credentials links that expired unused. */
 const HANDOFF_PURGE_MS = 5 * 60_000;
+
+/** How often the server purges tombstones past `ROSTERDOCK_TOMBSTONE_DAYS` (each apply also purges its own district's). */
+export const TOMBSTONE_PURGE_INTERVAL_MS = 60 * 60 * 1000;
+
+/**
+ * Purges tombstones on the sync thread (after any sync under way, never beside one) every hour
+ * from start: a district that stops sending nights still sees its tombstones go on time.
+ */
+function purgeTombstonesHourly(syncThread: SyncThread, logger: Logger): NodeJS.Timeout {
+  const purge = () =>
+    syncThread.purgeTombstones().catch((error: unknown) => {
+      if (!(error instanceof JobInterrupted)) logger.error({ event: "roster.tombstones.purge_failed", err: error }, "purging tombstones failed");
+    });
+  const timer = setInterval(purge, TOMBSTONE_PURGE_INTERVAL_MS);
+  timer.unref();
+  return timer;
+}
 
 /** `rosterdock serve`: SFTP, HTTP and the background worker in one process. */
 export async function startServer(rd: Rosterdock): Promise<RunningServer> {
@@ -268,6 +286,8 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   await purgeHandoffs();
   const handoffPurge = setInterval(() => void purgeHandoffs(), HANDOFF_PURGE_MS);
   handoffPurge.unref();
+
+  const purges = purgeTombstonesHourly(syncThread, logger);
   // Started once the modules are loaded and compiled: that one-off pause at start is no stall.
   const lag = watchEventLoopLag(logger);
 
@@ -279,6 +299,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
       stopClosingSessions();
       clearInterval(handoffPurge);
       // A sync in progress is cut short (rolled back, requeued at start) rather than waited for.
+      clearInterval(purges);
       await syncThread.close();
       await worker.stop();
       await Promise.allSettled([sftp.close(), http.close()]);

@@ -10,6 +10,7 @@ const port = parentPort!;
 
 async function handle(request: SyncThreadRequest): Promise<unknown> {
   if (request.kind === "job") return rd.syncs.processJob(request.job);
+  if (request.kind === "purge-tombstones") return rd.syncs.purgeTombstones();
   return (await rd.syncs.rollback(request.syncId, request.actor)).changeset.changes;
 }
 

@@ -7,7 +7,7 @@ import { ERROR_CATALOGUE, RosterdockError, type ErrorCode } from "../errors.ts";
 /** Thrown for a job cut short by shutdown: it stays `running` and runs again at the next start. */
 export class JobInterrupted extends Error {}
 
-export type SyncThreadRequest = { kind: "job"; job: Job } | { kind: "rollback"; syncId: number; actor: string };
+export type SyncThreadRequest = { kind: "job"; job: Job } | { kind: "rollback"; syncId: number; actor: string } | { kind: "purge-tombstones" };
 type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string; code?: string };
 
 /**
@@ -54,6 +54,11 @@ export class SyncThread {
   /** Undoes an applied sync on the thread; resolves to the number of changes undone. */
   async rollback(syncId: number, actor: string): Promise<number> {
     return (await this.request({ kind: "rollback", syncId, actor })) as number;
+  }
+
+  /** Purges tombstones past their retention on the thread, after any sync under way; resolves to the rows purged. */
+  async purgeTombstones(): Promise<number> {
+    return (await this.request({ kind: "purge-tombstones" })) as number;
   }
 
   private request(request: SyncThreadRequest): Promise<unknown> {

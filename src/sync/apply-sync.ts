@@ -3,6 +3,7 @@ import type { EntityPlan, SyncPlan } from "./plan-sync.ts";
 import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable } from "./roster-tables.ts";
 import type { RosterTable } from "./roster-tables.ts";
 import type { Sqlite } from "./sync-connection.ts";
+import { CLASS_TEACHER_TOMBSTONES, holdsTombstones, mirroredColumns, tombstoneTable } from "./tombstones.ts";
 
 export interface Changeset {
   id: number;
@@ -22,8 +23,8 @@ export function applyPlan(sqlite: Sqlite, plan: SyncPlan, syncId: number, now: s
   const before = lastChangeId(sqlite);
   const rebuilt: string[] = [];
   for (const entity of plan.entities) {
-    if (entity.mode !== "diff") applyEntity(sqlite, entity, plan.districtId, syncId, rebuilt);
-    else withCache(sqlite, DIFF_CACHE_KIB, () => applyEntity(sqlite, entity, plan.districtId, syncId, rebuilt));
+    if (entity.mode !== "diff") applyEntity(sqlite, entity, plan.districtId, syncId, now, rebuilt);
+    else withCache(sqlite, DIFF_CACHE_KIB, () => applyEntity(sqlite, entity, plan.districtId, syncId, now, rebuilt));
   }
   return recordChangeset(sqlite, syncId, plan.districtId, "apply", before, now, rebuilt);
 }
@@ -45,7 +46,7 @@ function withCache<T>(sqlite: Sqlite, kib: number, work: () => T): T {
   }
 }
 
-function applyEntity(sqlite: Sqlite, plan: EntityPlan, districtId: number, syncId: number, rebuilt: string[]): void {
+function applyEntity(sqlite: Sqlite, plan: EntityPlan, districtId: number, syncId: number, now: string, rebuilt: string[]): void {
   if (plan.mode === "skip") return;
   const table = rosterTable(plan.entity);
   const columns = allColumns(table).map(q).join(", ");
@@ -74,6 +75,7 @@ function applyEntity(sqlite: Sqlite, plan: EntityPlan, districtId: number, syncI
   sqlite.exec(`${insertChange}
     SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "o.")}, 'delete', ${rowJson(table, "l.", true)}, NULL
     FROM ${gone} o CROSS JOIN ${live} l ON ${matchLive("o")} WHERE NOT EXISTS (SELECT 1 FROM ${created} n WHERE ${matchNew("o")}) ORDER BY ${prefixed(table.key, "o.")}`);
+  tombstoneDiff(sqlite, table, plan, d, s, now, rebuilt);
   // An updated row is deleted and inserted again: two visits to each of the table's indexes.
   bulkChange(sqlite, table.live, plan.created + plan.deleted + 2 * plan.updated, rebuilt, () => {
     // When every live row of the scope goes (a school-year rollover's classes and enrollments), one
@@ -91,6 +93,10 @@ function applyEntity(sqlite: Sqlite, plan: EntityPlan, districtId: number, syncI
  */
 function loadEntity(sqlite: Sqlite, table: RosterTable, plan: EntityPlan, districtId: number, syncId: number, rebuilt: string[]): void {
   if (plan.created === 0) return;
+  // Records loaded again after a rollback or a night without them are no longer removed.
+  const tombstones = tombstoneTable(table.entity);
+  if (tombstones !== undefined) clearTombstones(sqlite, tombstones, table.key, districtId, keyedStage(table.entity), plan.created, rebuilt);
+  if (table.entity === "classes") clearTombstones(sqlite, CLASS_TEACHER_TOMBSTONES, CLASS_TEACHER_KEY, districtId, keyedStage(table.entity), plan.created, rebuilt);
   const live = `main.${q(table.live)}`;
   const columns = allColumns(table).map(q).join(", ");
   const marker = { rows: plan.created, ...(plan.scopes === null ? {} : { scopes: plan.scopes }) };
@@ -102,6 +108,105 @@ function loadEntity(sqlite: Sqlite, table: RosterTable, plan: EntityPlan, distri
       `INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${districtId}, ${columns}, ${syncId} FROM ${keyedStage(table.entity)} ORDER BY ${table.key.map(q).join(", ")}`,
     ),
   );
+}
+
+const CLASS_TEACHER_KEY = ["class_id", "teacher_key"] as const;
+const CLASS_TEACHER_COLUMNS = "district_id, class_id, teacher_key, school_id, removed_at, removed_by_sync_id";
+
+/**
+ * A diff's tombstones: the live rows it deletes (read before they go) and, for classes, the
+ * teacher enrollments that end with their class or with a change of teacher; the keys it creates
+ * or updates lose theirs.
+ */
+function tombstoneDiff(sqlite: Sqlite, table: RosterTable, plan: EntityPlan, d: number, s: number, now: string, rebuilt: string[]): void {
+  const tombstones = tombstoneTable(table.entity);
+  if (tombstones === undefined) return;
+  const live = `main.${q(table.live)}`;
+  const created = `stage.${q(`new_${table.entity}`)}`;
+  const gone = `stage.${q(`old_${table.entity}`)}`;
+  const same = (a: string, b: string) => table.key.map((c) => `${a}.${q(c)} = ${b}.${q(c)}`).join(" AND ");
+  const removedAt = sqlText(now);
+  const deletedRows = `FROM ${gone} o CROSS JOIN ${live} l ON l.district_id = ${d} AND ${same("l", "o")} WHERE NOT EXISTS (SELECT 1 FROM ${created} n WHERE ${same("n", "o")})`;
+  const mirrored = mirroredColumns(table);
+  // Cleared first, while the district's tombstones are only earlier ones: the keys a diff deletes are never among those it creates.
+  clearTombstones(sqlite, tombstones, table.key, d, created, plan.created + plan.updated, rebuilt);
+  if (table.entity === "classes") clearTombstones(sqlite, CLASS_TEACHER_TOMBSTONES, CLASS_TEACHER_KEY, d, created, plan.created + plan.updated, rebuilt);
+  if (plan.deleted > 0) {
+    bulkChange(sqlite, tombstones, plan.deleted, rebuilt, () =>
+      sqlite.exec(
+        `INSERT OR REPLACE INTO main.${q(tombstones)} (district_id, ${mirrored.map(q).join(", ")}, removed_at, removed_by_sync_id)
+        SELECT ${d}, ${prefixed(mirrored, "l.")}, ${removedAt}, ${s} ${deletedRows} ORDER BY ${prefixed(table.key, "l.")}`,
+      ),
+    );
+  }
+  if (table.entity !== "classes") return;
+  const insert = `INSERT OR REPLACE INTO main.${CLASS_TEACHER_TOMBSTONES} (${CLASS_TEACHER_COLUMNS})`;
+  if (plan.deleted > 0) sqlite.exec(`${insert} SELECT ${d}, l.class_id, l.teacher_key, l.school_id, ${removedAt}, ${s} ${deletedRows}`);
+  if (plan.updated > 0) {
+    sqlite.exec(`${insert} SELECT ${d}, l.class_id, l.teacher_key, l.school_id, ${removedAt}, ${s}
+      FROM ${created} n JOIN ${gone} o ON ${same("n", "o")} CROSS JOIN ${live} l ON l.district_id = ${d} AND ${same("l", "o")} WHERE l.teacher_key <> n.teacher_key`);
+  }
+}
+
+/**
+ * Removes the district's tombstones whose key is among `source`'s rows (records back in the live
+ * roster). Driven from the tombstones, usually far fewer than the rows created, with a key
+ * lookup each in `source`; nothing at all when the district has none.
+ */
+function clearTombstones(sqlite: Sqlite, tombstones: string, key: readonly string[], d: number, source: string, sourceRows: number, rebuilt: string[]): void {
+  if (sourceRows === 0 || !holdsTombstones(sqlite, tombstones, d)) return;
+  const held = Number(sqlite.prepare(`SELECT count(*) FROM main.${q(tombstones)} WHERE district_id = ?`).pluck(true).get(d));
+  const match = key.map((c) => `n.${q(c)} = t.${q(c)}`).join(" AND ");
+  bulkChange(sqlite, tombstones, Math.min(held, sourceRows), rebuilt, () =>
+    sqlite.exec(`DELETE FROM main.${q(tombstones)} AS t WHERE t.district_id = ${d} AND EXISTS (SELECT 1 FROM ${source} n WHERE ${match})`),
+  );
+}
+
+/**
+ * A rollback's tombstones, from the undone changes (`changes`: the entity's rows of the change
+ * log, aliased `c`): rows the sync created go (as it left them), rows it deleted come back; for
+ * classes, teacher enrollments follow their class and its teacher.
+ */
+function tombstoneUndo(sqlite: Sqlite, table: RosterTable, d: number, syncId: number, changes: string, now: string, undone: number, rebuilt: string[]): void {
+  const tombstones = tombstoneTable(table.entity);
+  if (tombstones === undefined) return;
+  const s = Number(syncId);
+  const removedAt = sqlText(now);
+  const after = (c: string) => `json_extract(c.after_json, '$.${c}')`;
+  const before = (c: string) => `json_extract(c.before_json, '$.${c}')`;
+  const keyOf = table.key.map((c, i) => `json_extract(c.key, '$[${i}]')`).join(", ");
+  bulkChange(sqlite, tombstones, undone, rebuilt, () => {
+    sqlite.exec(`INSERT OR REPLACE INTO main.${q(tombstones)} (district_id, ${mirroredColumns(table).map(q).join(", ")}, removed_at, removed_by_sync_id)
+      SELECT ${d}, ${allColumns(table).map(after).join(", ")}, ${s}, ${removedAt}, ${s} FROM ${changes} AND c.op = 'create' ORDER BY ${keyOf}`);
+    sqlite.exec(`DELETE FROM main.${q(tombstones)} WHERE district_id = ${d} AND (${table.key.map(q).join(", ")}) IN (SELECT ${keyOf} FROM ${changes} AND c.op = 'delete')`);
+  });
+  if (table.entity !== "classes") return;
+  const teacherChanged = `(c.op = 'update' AND ${after("teacher_key")} <> ${before("teacher_key")})`;
+  sqlite.exec(`INSERT OR REPLACE INTO main.${CLASS_TEACHER_TOMBSTONES} (${CLASS_TEACHER_COLUMNS})
+    SELECT ${d}, ${after("class_id")}, ${after("teacher_key")}, ${after("school_id")}, ${removedAt}, ${s} FROM ${changes} AND (c.op = 'create' OR ${teacherChanged})`);
+  sqlite.exec(`DELETE FROM main.${CLASS_TEACHER_TOMBSTONES} WHERE district_id = ${d} AND (class_id, teacher_key) IN
+    (SELECT ${before("class_id")}, ${before("teacher_key")} FROM ${changes} AND (c.op = 'delete' OR ${teacherChanged}))`);
+}
+
+/** The rollback of a first load: every row it loaded is tombstoned as it is (before it goes). */
+function tombstoneUnload(sqlite: Sqlite, table: RosterTable, d: number, syncId: number, loaded: string, now: string, rows: number, rebuilt: string[]): void {
+  const tombstones = tombstoneTable(table.entity);
+  if (tombstones === undefined || rows === 0) return;
+  const mirrored = mirroredColumns(table).map(q).join(", ");
+  const live = `main.${q(table.live)}`;
+  bulkChange(sqlite, tombstones, rows, rebuilt, () =>
+    sqlite.exec(`INSERT OR REPLACE INTO main.${q(tombstones)} (district_id, ${mirrored}, removed_at, removed_by_sync_id)
+      SELECT district_id, ${mirrored}, ${sqlText(now)}, ${Number(syncId)} FROM ${live} WHERE ${loaded} ORDER BY ${table.key.map(q).join(", ")}`),
+  );
+  if (table.entity === "classes") {
+    sqlite.exec(`INSERT OR REPLACE INTO main.${CLASS_TEACHER_TOMBSTONES} (${CLASS_TEACHER_COLUMNS})
+      SELECT district_id, class_id, teacher_key, school_id, ${sqlText(now)}, ${Number(syncId)} FROM ${live} WHERE ${loaded}`);
+  }
+}
+
+/** An SQL string literal. */
+function sqlText(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
 }
 
 /**
@@ -135,7 +240,7 @@ function bulkChange(sqlite: Sqlite, table: string, touched: number, rebuilt: str
     work(true);
     for (const index of indexes) {
       sqlite.exec(index.sql);
-      rebuilt.push(index.name);
+      if (!rebuilt.includes(index.name)) rebuilt.push(index.name);
     }
   });
 }
@@ -188,13 +293,13 @@ export function rollbackChangeset(sqlite: Sqlite, syncId: number, districtId: nu
   // Later tables first: their rows point at earlier ones.
   for (const table of [...ROSTER_TABLES].reverse()) {
     const span = spans.find((s) => s.entity === table.entity);
-    if (span !== undefined) rollbackEntity(sqlite, table, districtId, syncId, `c.id BETWEEN ${Number(span.first)} AND ${Number(span.last)}`, rebuilt);
+    if (span !== undefined) rollbackEntity(sqlite, table, districtId, syncId, `c.id BETWEEN ${Number(span.first)} AND ${Number(span.last)}`, now, rebuilt);
   }
   sqlite.prepare("UPDATE main.roster_changesets SET rolled_back_at = ? WHERE id = ?").run(now, applied.id);
   return recordChangeset(sqlite, syncId, districtId, "rollback", before, now, rebuilt);
 }
 
-function rollbackEntity(sqlite: Sqlite, table: RosterTable, districtId: number, syncId: number, range: string, rebuilt: string[]): void {
+function rollbackEntity(sqlite: Sqlite, table: RosterTable, districtId: number, syncId: number, range: string, now: string, rebuilt: string[]): void {
   const d = Number(districtId);
   const live = `main.${q(table.live)}`;
   const entity = `'${table.entity}'`;
@@ -213,6 +318,7 @@ function rollbackEntity(sqlite: Sqlite, table: RosterTable, districtId: number, 
       FROM ${live} WHERE ${loaded} ORDER BY ${prefixed(table.key, "")}`,
       )
       .run();
+    tombstoneUnload(sqlite, table, d, syncId, loaded, now, deleted, rebuilt);
     bulkChange(sqlite, table.live, deleted, rebuilt, () => sqlite.exec(`DELETE FROM ${live} WHERE ${loaded}`));
     return;
   }
@@ -230,6 +336,7 @@ function rollbackEntity(sqlite: Sqlite, table: RosterTable, districtId: number, 
     FROM ${changes} ORDER BY c.id`,
     )
     .run();
+  tombstoneUndo(sqlite, table, d, syncId, changes, now, undone, rebuilt);
   const restored = [...allColumns(table), "last_sync_id"].map((c) => `json_extract(c.before_json, '$.${c}')`).join(", ");
   bulkChange(sqlite, table.live, undone, rebuilt, (bulk) => {
     // The rows it created or updated are those that still carry its id: in bulk, one pass over the

@@ -23,12 +23,14 @@ import { DEFAULT_DIGEST_REVISIT_LIMIT, DIGEST_BYPASS_ERRORS, readDigestMeta } fr
 import type { DigestRef } from "./line-digest.ts";
 import { refusedUploadHolds, refusedUploadsError } from "./refused-uploads.ts";
 import { stageDelivery } from "./stage-delivery.ts";
+import { purgeCutoff, purgeTombstones } from "./tombstones.ts";
 import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
 import type { Sqlite, SyncConnection } from "./sync-connection.ts";
 
 export const MAX_ISSUES_PER_FILE_AND_CODE = 100;
 /** Attempts after which an interrupted or crashing sync is marked failed (the job queue's default). */
 export const MAX_SYNC_ATTEMPTS = 5;
+export const DEFAULT_TOMBSTONE_DAYS = 30;
 
 export interface FileSummary {
   name: string;
@@ -101,6 +103,8 @@ export interface SyncProcessorOptions {
   unpackLimits?: Partial<UnpackLimits>;
   /** See `digestRevisitLimit` in config.ts (default 200,000). */
   digestRevisitLimit?: number;
+  /** Days a removed record stays readable as a tombstone (`ROSTERDOCK_TOMBSTONE_DAYS`, default 30). */
+  tombstoneDays?: number;
   /** Called inside the transaction that records the outcome (webhooks queue their deliveries there). */
   onOutcome?: (event: SyncOutcomeEvent, sqlite: Sqlite, now: string) => void;
 }
@@ -274,6 +278,7 @@ export class SyncProcessor {
             return { status: "held" as const, summary, changeset: null };
           }
           const changeset: Changeset = applyPlan(sqlite, plan, syncId, now());
+          this.#purge(district.id, now());
           timings.applyMs = Date.now() - applyStarted;
           const summary = summaryOf(plan, [], changeset);
           const at = now();
@@ -328,6 +333,7 @@ export class SyncProcessor {
       }
       const now = isoNow(this.clock);
       const result = rollbackChangeset(sqlite, syncId, sync.district_id, now);
+      this.#purge(sync.district_id, now);
       const summary = { ...(JSON.parse(sync.summary) as object), rolledBackBy: actor };
       sqlite.prepare("UPDATE main.syncs SET status = 'rolled_back', summary = ?, updated_at = ? WHERE id = ?").run(JSON.stringify(summary), now, syncId);
       return result;
@@ -337,6 +343,21 @@ export class SyncProcessor {
       "sync rolled back",
     );
     return changeset;
+  }
+
+  /**
+   * Purges every district's tombstones older than the retention (the server does so hourly; each
+   * apply and rollback does it for its own district). Returns the rows purged.
+   */
+  purgeTombstones(): number {
+    const purged = this.connection.writeTransaction(() => this.#purge(undefined, isoNow(this.clock)));
+    if (purged > 0) this.logger.info({ event: "roster.tombstones.purged", rows: purged }, "tombstones past their retention purged");
+    return purged;
+  }
+
+  /** Inside the caller's write transaction. */
+  #purge(districtId: number | undefined, now: string): number {
+    return purgeTombstones(this.connection.sqlite, districtId, purgeCutoff(now, this.options.tombstoneDays ?? DEFAULT_TOMBSTONE_DAYS), now);
   }
 
   #syncRow(syncId: number): { status: SyncStatus; district_id: number; summary: string } {

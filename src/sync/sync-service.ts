@@ -219,6 +219,11 @@ export class SyncService {
     return this.show(syncId);
   }
 
+  /** Purges tombstones past `ROSTERDOCK_TOMBSTONE_DAYS`, of every district; the rows purged (0 without an engine: PostgreSQL keeps no roster yet). */
+  purgeTombstones(): number {
+    return this.processor?.purgeTombstones() ?? 0;
+  }
+
   async rollback(syncId: number, actor: string): Promise<{ sync: SyncDetail; changeset: Changeset }> {
     const changeset = this.#engine().processor.rollback(syncId, actor);
     await this.#audit(actor, "sync.rolled_back", syncId, { changes: changeset.changes });

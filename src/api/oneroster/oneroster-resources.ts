@@ -5,6 +5,9 @@
  * from roster_classes). OneRoster fields name the logical columns they are built from, filtered
  * on and sorted by, so `filter`, `sort` and `fields` become SQL over indexed columns.
  *
+ * Records a sync or a rollback removed are read by tombstone arms (see `tombstoneArm`), made
+ * from the live arms, with `status` 'tobedeleted'.
+ *
  * `@d` is the district id and `@slug` its slug in every statement.
  */
 
@@ -33,6 +36,8 @@ export interface Arm {
   readonly where: string;
   /** Every logical column of the resource as an SQL expression of this arm. */
   readonly columns: Readonly<Record<string, string>>;
+  /** For a tombstone arm, the table it reads: a district with no rows there reads without the arm. */
+  readonly tombstones?: string;
 }
 
 export type FilterValueType = "string" | "datetime";
@@ -105,7 +110,29 @@ const text = (column: string, options: { sortable?: boolean; filterable?: boolea
   ...(options.filterable === false ? {} : { filter: { column } }),
   ...(options.sortable === false ? {} : { sort: [column] }),
 });
-const status: FieldDef = { uses: ["status"], build: () => "active", filter: { column: "status" }, sort: ["status"] };
+const status: FieldDef = { uses: ["status"], build: (row) => row.status ?? "active", filter: { column: "status" }, sort: ["status"] };
+
+/**
+ * The arm reading the tombstones of a live arm's records: the live arm's own column expressions
+ * over `tombstones_<table>` (same columns, same alias), but for what says the record went and
+ * when: `status` 'tobedeleted' and dateLastModified its removal. Generated, so that every column
+ * a live arm gains exists in its tombstone arm too. `table` and `from` replace the mirrored
+ * table where it is not the live table's mirror; `columns` overrides columns that read other
+ * tables through joins of the live arm.
+ */
+export function tombstoneArm(live: Arm, options: { table?: string; from?: string; columns?: Record<string, string> } = {}): Arm {
+  const match = /^roster_(\w+)\s+(\w+)/.exec(live.from);
+  if (match === null) throw new Error(`A tombstone arm mirrors a roster table; this arm reads ${live.from}.`);
+  const [, entity, alias] = match;
+  const table = options.table ?? `tombstones_${entity}`;
+  return {
+    from: options.from ?? `${table} ${alias}${live.from.slice(match[0].length)}`,
+    where: live.where,
+    tombstones: table,
+    columns: { ...live.columns, status: "'tobedeleted'", modified: `${alias}.removed_at`, own_modified: `${alias}.removed_at`, last_sync_id: "NULL", ...options.columns },
+  };
+}
+
 const orgRef = (column: string): FieldDef => ({
   uses: [column],
   build: (row, refs) => (row[column] == null || row[column] === "" ? refs.ref("orgs", refs.districtOrgId) : refs.ref("orgs", String(row[column]))),
@@ -189,7 +216,7 @@ export const ORGS: Resource = {
   plural: "orgs",
   singular: "org",
   path: "orgs",
-  arms: [districtArm, schoolArm],
+  arms: [districtArm, schoolArm, tombstoneArm(schoolArm)],
   key: ["sourced_id"],
   sourcedId: "sourced_id",
   lookup: orgLookup,
@@ -197,7 +224,7 @@ export const ORGS: Resource = {
   fields: orgFields,
 };
 
-export const SCHOOLS: Resource = { ...ORGS, arms: [schoolArm] };
+export const SCHOOLS: Resource = { ...ORGS, arms: [schoolArm, tombstoneArm(schoolArm)] };
 
 // ---- academic sessions ----
 
@@ -295,6 +322,33 @@ const sessionArm: Arm = {
   },
 };
 
+/**
+ * Terms a sync removed, as `tobedeleted` sessions typed like the live ones. A removed term keeps
+ * its school year as `schoolYear` but names no parent or children: those may be gone with it.
+ * Derived school years have no tombstones; they exist while a term or class needs them.
+ */
+const removedTermArm: Arm = {
+  from: "tombstones_terms t",
+  where: "t.district_id = @d",
+  tombstones: "tombstones_terms",
+  columns: {
+    sourced_id: termSidSql("t"),
+    term_id: "t.term_id",
+    school_id: "t.school_id",
+    status: "'tobedeleted'",
+    title: "t.term_name",
+    start_date: "t.start_date",
+    end_date: "t.end_date",
+    type: sessionTypeSql("t.term_id", "t.start_date", "t.end_date"),
+    school_year: `CAST(${dateSchoolYearSql("t.start_date")} AS TEXT)`,
+    parent_id: "NULL",
+    children: "NULL",
+    modified: "t.removed_at",
+    last_sync_id: "NULL",
+    own_modified: "t.removed_at",
+  },
+};
+
 /** A school's term is `<term_id>-<school_id>`, a district-wide one (or a derived school year) `<term_id>`. */
 export function termLookup(id: string): Array<Record<string, string>> {
   const alternatives: Array<Record<string, string>> = [{ term_id: id, school_id: "" }];
@@ -313,7 +367,7 @@ export const ACADEMIC_SESSIONS: Resource = {
   plural: "academicSessions",
   singular: "academicSession",
   path: "academicSessions",
-  arms: [sessionArm],
+  arms: [sessionArm, removedTermArm],
   key: ["term_id", "school_id"],
   sourcedId: "sourced_id",
   lookup: termLookup,
@@ -356,7 +410,7 @@ export const COURSES: Resource = {
   plural: "courses",
   singular: "course",
   path: "courses",
-  arms: [courseArm],
+  arms: [courseArm, tombstoneArm(courseArm)],
   key: ["sourced_id"],
   sourcedId: "sourced_id",
   lookup: (id) => [{ sourced_id: id }],
@@ -400,7 +454,7 @@ export const CLASSES: Resource = {
   plural: "classes",
   singular: "class",
   path: "classes",
-  arms: [classArm],
+  arms: [classArm, tombstoneArm(classArm)],
   key: ["sourced_id"],
   sourcedId: "sourced_id",
   lookup: (id) => [{ sourced_id: id }],
@@ -490,7 +544,7 @@ const userResource = (arm: Arm): Resource => ({
   plural: "users",
   singular: "user",
   path: "users",
-  arms: [arm],
+  arms: [arm, tombstoneArm(arm)],
   key: ["sourced_id"],
   sourcedId: "sourced_id",
   lookup: (id) => [{ sourced_id: id }],
@@ -564,7 +618,19 @@ export const ENROLLMENTS: Resource = {
   plural: "enrollments",
   singular: "enrollment",
   path: "enrollments",
-  arms: [teacherEnrollmentArm, studentEnrollmentArm],
+  arms: [
+    teacherEnrollmentArm,
+    studentEnrollmentArm,
+    // A class's teacher stops being one when the class goes or gets another teacher.
+    tombstoneArm(teacherEnrollmentArm, { table: "tombstones_class_teachers" }),
+    // A removed enrollment's class may be live or removed too.
+    tombstoneArm(studentEnrollmentArm, {
+      from:
+        "tombstones_enrollments e LEFT JOIN roster_classes ec ON ec.district_id = e.district_id AND ec.class_id = e.class_id " +
+        "LEFT JOIN tombstones_classes xc ON ec.class_id IS NULL AND xc.district_id = e.district_id AND xc.class_id = e.class_id",
+      columns: { school_id: "coalesce(ec.school_id, xc.school_id)" },
+    }),
+  ],
   key: ["class_id", "role_rank", "member"],
   sourcedId: "sourced_id",
   lookup: enrollmentLookup,

@@ -31,11 +31,11 @@ export interface CompiledList {
   /** `@limit`, `@offset`. */
   pageSql: string;
   /**
-   * For a single arm whose order columns are never null: the page from a known position
+   * For arms whose order columns are never null: the page from a known position
    * (`@a0…` = the order columns of the row at that position, `@limit`, `@offset` from there) and
    * the step that finds the row `@skip` rows after one (`@a0…`) or from the start (`firstStepSql`).
    */
-  seek: { pageSql: string; stepSql: string; firstStepSql: string } | undefined;
+  seek: { pageSql: string; stepSql: string; firstStepSql: string; merged: boolean } | undefined;
 }
 
 const q = (name: string) => `"${name}"`;
@@ -104,15 +104,31 @@ export function compileList(query: ListQuery): CompiledList {
             pageSql: `${base} AND ${tuple} ${desc ? "<=" : ">="} ${anchor} ORDER BY ${orderBy} LIMIT @limit OFFSET @offset`,
             stepSql: `SELECT ${stepSelect} FROM ${arm.from} WHERE ${where} AND ${tuple} ${desc ? "<" : ">"} ${anchor} ORDER BY ${orderBy} LIMIT 1 OFFSET @skip`,
             firstStepSql: `SELECT ${stepSelect} FROM ${arm.from} WHERE ${where} ORDER BY ${orderBy} LIMIT 1 OFFSET @skip`,
+            merged: false,
           }
         : undefined,
     };
   }
 
+  // Several arms (live and removed records, students and teachers): one compound SELECT ordered
+  // on its result columns, which SQLite runs as a merge of the arms, each read in index order
+  // where an index has it. The seek statements bound every arm by the same anchor.
   const selects = resource.arms.map((arm) => {
     const col = columnOf(arm);
-    return { from: arm.from, where: armWhere(arm, col), select: columns.map((c) => `${col(c)} AS ${q(c)}`).join(", ") };
+    return {
+      from: arm.from,
+      where: armWhere(arm, col),
+      select: columns.map((c) => `${col(c)} AS ${q(c)}`).join(", "),
+      stepSelect: order.map((c, i) => `${col(c)} AS ${q(`o${i}`)}`).join(", "),
+      tuple: order.length === 1 ? col(order[0]!) : `(${order.map(col).join(", ")})`,
+    };
   });
+  type Select = (typeof selects)[number];
+  const compound = (select: (s: Select) => string, bound: (s: Select) => string) => selects.map((s) => `SELECT ${select(s)} FROM ${s.from} WHERE ${s.where}${bound(s)}`).join(" UNION ALL ");
+  const anchor = order.length === 1 ? "@a0" : `(${order.map((_, i) => `@a${i}`).join(", ")})`;
+  const byColumns = order.map((c) => `${q(c)} ${dir}`).join(", ");
+  const bySteps = order.map((_, i) => `${q(`o${i}`)} ${dir}`).join(", ");
+  const seekable = order.every((c) => !resource.nullable.has(c));
   return {
     fields,
     columns,
@@ -120,8 +136,15 @@ export function compileList(query: ListQuery): CompiledList {
     desc,
     params,
     countSql: `SELECT ${selects.map((s) => `(SELECT count(*) FROM ${s.from} WHERE ${s.where})`).join(" + ")} AS n`,
-    pageSql: `${selects.map((s) => `SELECT ${s.select} FROM ${s.from} WHERE ${s.where}`).join(" UNION ALL ")} ORDER BY ${order.map((c) => `${q(c)} ${dir}`).join(", ")} LIMIT @limit OFFSET @offset`,
-    seek: undefined,
+    pageSql: `${compound((s) => s.select, () => "")} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
+    seek: seekable
+      ? {
+          pageSql: `${compound((s) => s.select, (s) => ` AND ${s.tuple} ${desc ? "<=" : ">="} ${anchor}`)} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
+          stepSql: `${compound((s) => s.stepSelect, (s) => ` AND ${s.tuple} ${desc ? "<" : ">"} ${anchor}`)} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
+          firstStepSql: `${compound((s) => s.stepSelect, () => "")} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
+          merged: true,
+        }
+      : undefined,
   };
 }
 

@@ -8,8 +8,9 @@ export interface CachedResponse {
 
 /**
  * Finished OneRoster responses, keyed by district, roster version and URL. A roster changes only
- * when a sync is applied or rolled back, which moves the version, so an entry never goes stale: it
- * is simply never asked for again. Bounded by total body size, least recently used out first.
+ * when a sync is applied or rolled back, or when removed records past their retention are purged,
+ * each of which moves the version (see RosterReader.version), so an entry never goes stale: it is
+ * simply never asked for again. Bounded by total body size, least recently used out first.
  */
 export class ResponseCache {
   readonly #entries = new Map<string, CachedResponse>();
@@ -17,7 +18,7 @@ export class ResponseCache {
 
   constructor(private readonly maxBytes = 64 * 1024 * 1024) {}
 
-  static key(districtId: number, version: number, url: string): string {
+  static key(districtId: number, version: number | string, url: string): string {
     return `${districtId}\u0000${version}\u0000${url}`;
   }
 

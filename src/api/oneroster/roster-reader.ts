@@ -2,8 +2,10 @@ import type { Selectable } from "kysely";
 import type { RosterChangeTable } from "../../db/schema.ts";
 import SqliteDatabase from "better-sqlite3";
 import { rosterTable, type RosterEntity } from "../../sync/roster-tables.ts";
+import { tombstoneTables } from "../../sync/tombstones.ts";
 import { compileGet, compileList, type CompiledList, type ListQuery } from "./oneroster-sql.ts";
 import type { Resource, Row } from "./oneroster-resources.ts";
+import type { FilterExpression } from "./oneroster-filter.ts";
 
 type Statement = SqliteDatabase.Statement;
 
@@ -42,6 +44,8 @@ export function parseCursor(text: string): FeedCursor | undefined {
   return match ? { id: Number(match[1]), within: Number(match[2] ?? 0) } : undefined;
 }
 
+const TOMBSTONE_TABLES = tombstoneTables();
+
 /** Rows between two seek anchors: small enough that a page costs little, large enough to keep few anchors. */
 export const SEEK_STEP = 512;
 const MAX_STATEMENTS = 500;
@@ -69,12 +73,17 @@ export class RosterReader {
   readonly #counts = new Map<string, number>();
   readonly #seeks = new Map<string, SeekIndex>();
   readonly #seekable = new Map<string, boolean>();
-  readonly #applied = new Map<number, { version: number; at: Map<number, string> }>();
+  readonly #applied = new Map<number, { version: string; at: Map<number, string> }>();
+  readonly #tombstones = new Map<number, { version: string; held: ReadonlySet<string> }>();
   readonly #version: Statement;
   readonly #read: <T>(work: () => T) => T;
 
   private constructor(private readonly sqlite: SqliteDatabase.Database) {
-    this.#version = sqlite.prepare("SELECT coalesce(max(id), 0) FROM roster_changesets WHERE district_id = ?").pluck(true);
+    this.#version = sqlite
+      .prepare(
+        "SELECT (SELECT coalesce(max(id), 0) FROM roster_changesets WHERE district_id = @d) || '.' || (SELECT coalesce(max(id), 0) FROM tombstone_purges WHERE district_id = @d)",
+      )
+      .pluck(true);
     this.#read = <T>(work: () => T): T => sqlite.transaction(work)() as T;
   }
 
@@ -92,9 +101,12 @@ export class RosterReader {
     this.sqlite.close();
   }
 
-  /** The district's roster version: its latest changeset (moves with every apply and rollback). */
-  version(districtId: number): number {
-    return Number(this.#version.get(districtId));
+  /**
+   * The district's roster version, `<latest changeset>.<latest tombstone purge>`: it moves with
+   * every apply and rollback, and when a purge removes records the API showed.
+   */
+  version(districtId: number): string {
+    return String(this.#version.get({ d: districtId }));
   }
 
   district(slug: string): { id: number; slug: string } | undefined {
@@ -102,10 +114,11 @@ export class RosterReader {
   }
 
   list(district: { id: number; slug: string }, query: ListQuery, limit: number, offset: number): ListPage {
-    const compiled = compileList(query);
-    const params = { ...compiled.params, d: district.id, slug: district.slug };
     return this.#read(() => {
-      const version = Number(this.#version.get(district.id));
+      const version = this.version(district.id);
+      const resource = this.#armsHeld(query.resource, district.id, version, query.filter !== undefined && activeOnly(query.filter));
+      const compiled = compileList({ ...query, resource });
+      const params = { ...compiled.params, d: district.id, slug: district.slug };
       const signature = `${district.id}\u0000${compiled.pageSql}\u0000${JSON.stringify(compiled.params)}`;
       const total = this.#count(`${version}\u0000${signature}`, compiled.countSql, params);
       const appliedAt = this.#appliedAt(district.id, version);
@@ -116,16 +129,38 @@ export class RosterReader {
   }
 
   get(district: { id: number; slug: string }, resource: Resource, sourcedId: string, fields?: readonly string[]): { row: Row; fields: string[]; appliedAt: AppliedAt } | undefined {
-    const compiled = compileGet(resource, sourcedId, fields);
     return this.#read(() => {
+      const version = this.version(district.id);
+      const compiled = compileGet(this.#armsHeld(resource, district.id, version), sourcedId, fields);
       const row = this.#statement(compiled.sql).get({ ...compiled.params, d: district.id, slug: district.slug }) as Row | undefined;
       if (row === undefined) return undefined;
-      return { row, fields: compiled.fields, appliedAt: this.#appliedAt(district.id, Number(this.#version.get(district.id))) };
+      return { row, fields: compiled.fields, appliedAt: this.#appliedAt(district.id, version) };
     });
   }
 
+  /**
+   * The resource without the tombstone arms of tables holding none of the district's rows: a
+   * district with no removed users reads users as it did before tombstones existed (one arm,
+   * seekable through its indexes), and so does a filter that asks for active records only.
+   * Looked up once per roster version.
+   */
+  #armsHeld(resource: Resource, districtId: number, version: string, activeOnly = false): Resource {
+    let cached = this.#tombstones.get(districtId);
+    if (cached === undefined || cached.version !== version) {
+      const held = new Set<string>();
+      for (const table of TOMBSTONE_TABLES) {
+        if (this.#statement(`SELECT 1 FROM ${table} WHERE district_id = ? LIMIT 1`).get(districtId) !== undefined) held.add(table);
+      }
+      cached = { version, held };
+      remember(this.#tombstones, districtId, cached, MAX_COUNTS);
+    }
+    const held = cached.held;
+    const arms = resource.arms.filter((arm) => arm.tombstones === undefined || (!activeOnly && held.has(arm.tombstones)));
+    return arms.length === resource.arms.length ? resource : { ...resource, arms };
+  }
+
   /** When each of the district's syncs was applied: one row per sync, reloaded when the roster version moves. */
-  #appliedAt(districtId: number, version: number): AppliedAt {
+  #appliedAt(districtId: number, version: string): AppliedAt {
     let cached = this.#applied.get(districtId);
     if (cached === undefined || cached.version !== version) {
       const rows = this.#statement("SELECT sync_id, created_at FROM roster_changesets WHERE district_id = ? AND kind = 'apply'").raw(true).all(districtId) as Array<[number, string]>;
@@ -247,7 +282,15 @@ export class RosterReader {
     const usable = Math.min(wanted, index.anchors.length - 1);
     if (usable < 0) return this.#statement(compiled.pageSql).all({ ...params, limit, offset }) as Row[];
     const position = (usable + 1) * SEEK_STEP;
-    return this.#statement(seek.pageSql).all({ ...params, ...anchorParams(index.anchors[usable]!), limit, offset: offset - position }) as Row[];
+    let anchor = index.anchors[usable]!;
+    if (seek.merged && offset > position) {
+      // Arms merged by SQLite build every row they pass, skipped ones too: skip with the step
+      // (order columns only) to the page's first row, then build just the page.
+      const first = step.get({ ...params, ...anchorParams(anchor), skip: offset - position - 1 }) as unknown[] | undefined;
+      if (first === undefined) return [];
+      anchor = first;
+    }
+    return this.#statement(seek.pageSql).all({ ...params, ...anchorParams(anchor), limit, offset: seek.merged ? 0 : offset - position }) as Row[];
   }
 
   #seekIndex(key: string): SeekIndex {
@@ -280,6 +323,12 @@ export class RosterReader {
     }
     return statement;
   }
+}
+
+/** True when the filter keeps active records only (`status='active'`, alone or ANDed): tombstone arms cannot match. */
+function activeOnly(filter: FilterExpression): boolean {
+  if (filter.kind === "predicate") return filter.field === "status" && filter.op === "=" && filter.value === "active";
+  return filter.kind === "and" && filter.clauses.some(activeOnly);
 }
 
 function anchorParams(anchor: unknown[]): Record<string, unknown> {
