@@ -32,7 +32,10 @@ describe("the README's First district section", () => {
       const words = (line: string) => [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!).slice(1);
       const created = await home.cli([...words(commandAt(create)), "--json"]);
       assert.equal(created.code, 0, created.stderr);
-      const { sftp } = JSON.parse(created.stdout);
+      const { sftp, credentialsLink } = JSON.parse(created.stdout);
+      assert.match(credentialsLink, /\/handoff\/[A-Za-z0-9_-]{43}$/, "the one-time link the README tells the operator to send");
+      const text = await home.cli(["district", "create", "roosevelt", "--name", "Roosevelt"]);
+      assert.ok(text.stdout.includes("/handoff/") && text.stdout.includes("rosterdock guide roosevelt"), "text mode shows the link and the guide command");
       const args = words(commandAt(guide)).map((arg) => (arg.endsWith(".pdf") ? join(home.dataDir, arg) : arg));
       const written = await home.cli(args);
       assert.equal(written.code, 0, written.stderr);

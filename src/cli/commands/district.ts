@@ -31,6 +31,10 @@ function linkText(link: string, expiresAt: string): string {
   ].join("\n");
 }
 
+function guideText(slug: string): string {
+  return `Their setup guide (PowerSchool steps with this district's host, username and fingerprints, no password):\n  rosterdock guide ${slug} --format pdf --out ${slug}-setup.pdf`;
+}
+
 const LINK_STATES: Record<LinkStatus["state"], string> = {
   open: "not used yet",
   used: "used",
@@ -83,7 +87,7 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
         const details = await connection(rd);
         const view = credentialsView(created, details, details.publicUrl);
         emit(options, view, () =>
-          [`Created district ${view.name} (${view.slug}).`, "", linkText(view.credentialsLink, view.credentialsLinkExpiresAt), "", credentialsText(details, view.sftp.username, view.sftp.password)].join("\n"),
+          [`Created district ${view.name} (${view.slug}).`, "", linkText(view.credentialsLink, view.credentialsLinkExpiresAt), "", guideText(view.slug), "", credentialsText(details, view.sftp.username, view.sftp.password)].join("\n"),
         );
       });
     });
