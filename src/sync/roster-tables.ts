@@ -38,6 +38,10 @@ export const ROSTER_TABLES: readonly RosterTable[] = [
       "teacher_number",
       "state_id",
       "birth_date",
+      "gender",
+      // Sort keys of the names (collation-key.ts), written with them.
+      "family_name_key",
+      "given_name_key",
     ],
   },
   { entity: "staff_ids", live: "roster_staff_ids", key: ["district_user_id"], columns: ["user_key", "school_id"] },

@@ -8,6 +8,8 @@
  * `@d` is the district id and `@slug` its slug in every statement.
  */
 
+import { oneRosterRoleSql, roleFilter, roleOrgFilter, userRoles } from "./user-roles.ts";
+
 export type Row = Record<string, unknown>;
 
 export interface Ref {
@@ -41,8 +43,8 @@ export interface FieldFilter {
   /** The logical column compared. */
   readonly column: string;
   readonly type?: FilterValueType;
-  /** SQL for the comparison instead of `column op value` (dateLastModified goes through syncs). */
-  readonly compile?: (op: string, param: string, col: (column: string) => string) => string | undefined;
+  /** SQL for the comparison instead of `column op value` (dateLastModified goes through syncs); `value` is the client's. */
+  readonly compile?: (op: string, param: string, col: (column: string) => string, value: string) => string | undefined;
 }
 
 export interface FieldDef {
@@ -71,6 +73,11 @@ export interface Resource {
   /** Logical columns that may be null (a cursor over them cannot use row-value comparisons). */
   readonly nullable: ReadonlySet<string>;
   readonly fields: Readonly<Record<string, FieldDef>>;
+  /**
+   * Filters by names other than the fields' own, looked up first: dotted names (`roles.role`),
+   * the string forms of booleans and enumerations, names kept for older clients (`role`).
+   */
+  readonly filters?: Readonly<Record<string, FieldFilter>>;
 }
 
 // ---- shared pieces ----
@@ -257,6 +264,7 @@ const courseArm: Arm = {
     status: "'active'",
     title: "co.course_name",
     school_id: "co.school_id",
+    org_id: "coalesce(nullif(co.school_id, ''), 'district-' || @slug)",
     modified: modifiedBy("co"),
     last_sync_id: "co.last_sync_id",
     own_modified: "NULL",
@@ -282,6 +290,8 @@ export const COURSES: Resource = {
     subjects: constant([]),
     org: orgRef("school_id"),
   },
+  // The org a course shows: its school, or the district for a course without one.
+  filters: { org: { column: "org_id" }, "org.sourcedId": { column: "org_id" } },
 };
 
 // ---- classes ----
@@ -306,6 +316,7 @@ const classArm: Arm = {
     term_id: "c.term_id",
     term_sid: classTermSql,
     teacher_key: "c.teacher_key",
+    class_type: "'scheduled'",
     modified: modifiedBy("c"),
     last_sync_id: "c.last_sync_id",
     own_modified: "NULL",
@@ -336,6 +347,7 @@ export const CLASSES: Resource = {
     terms: { uses: ["term_sid"], build: (row, refs) => (row.term_sid == null ? [] : [refs.ref("academicSessions", String(row.term_sid))]), filter: { column: "term_sid" } },
     periods: { uses: ["period"], build: (row) => (row.period == null || row.period === "" ? [] : [row.period]), filter: { column: "period" } },
   },
+  filters: { classType: { column: "class_type" } },
 };
 
 // ---- users ----
@@ -358,18 +370,23 @@ const userArm = (role?: string): Arm => ({
     school_id: "u.school_id",
     school_ids: "u.school_ids",
     grade: cedsGradeSql("u.grade"),
+    family_name_key: "u.family_name_key",
+    given_name_key: "u.given_name_key",
+    enabled_user: "'true'",
+    oneroster_role: oneRosterRoleSql("u.role", "u.school_ids"),
+    role_type: "'primary'",
     modified: modifiedBy("u"),
     last_sync_id: "u.last_sync_id",
     own_modified: "NULL",
   },
 });
 
-function userRoles(row: Row, refs: RefBuilder): unknown[] {
-  const schools = JSON.parse(String(row.school_ids ?? "[]")) as string[];
-  const primary = row.school_id == null ? schools[0] : String(row.school_id);
-  const orgs = schools.length > 0 ? schools : [refs.districtOrgId];
-  return orgs.map((org) => ({ roleType: org === primary || orgs.length === 1 ? "primary" : "secondary", role: row.role, org: refs.ref("orgs", org) }));
-}
+/** A name sorted by its collation key (collation-key.ts); equality looks the key up, then checks the name. */
+const name = (column: string, key: string): FieldDef => ({
+  ...text(column),
+  filter: { column, compile: (op, param, col) => (op === "=" ? `${col(key)} = collation_key(${param}) AND ${col(column)} = ${param}` : undefined) },
+  sort: [key],
+});
 
 const userFields: Record<string, FieldDef> = {
   sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
@@ -385,11 +402,15 @@ const userFields: Record<string, FieldDef> = {
     ],
     filter: { column: "district_user_id" },
   },
-  givenName: text("given_name"),
-  familyName: text("family_name"),
+  givenName: name("given_name", "given_name_key"),
+  familyName: name("family_name", "family_name_key"),
   middleName: text("middle_name"),
   role: { uses: ["role"], build: (row) => row.role, filter: { column: "role" }, sort: ["role"] },
-  roles: { uses: ["role", "school_id", "school_ids"], build: userRoles, filter: { column: "role" } },
+  roles: {
+    uses: ["role", "school_id", "school_ids"],
+    build: (row, refs) => userRoles(row, refs.districtOrgId).map((r) => ({ roleType: r.roleType, role: r.role, org: refs.ref("orgs", r.org) })),
+    filter: roleFilter(false),
+  },
   primaryOrg: {
     uses: ["school_id"],
     build: (row, refs) => refs.ref("orgs", row.school_id == null ? refs.districtOrgId : String(row.school_id)),
@@ -412,6 +433,14 @@ const userResource = (arm: Arm): Resource => ({
   lookup: (id) => [{ sourced_id: id }],
   nullable: new Set(["middle_name", "email", "identifier", "state_id", "school_id", "grade"]),
   fields: userFields,
+  filters: {
+    enabledUser: { column: "enabled_user" },
+    role: roleFilter(true),
+    "roles.role": roleFilter(false),
+    "roles.roleType": { column: "role_type" },
+    "roles.org.sourcedId": roleOrgFilter,
+    "roles.org": roleOrgFilter,
+  },
 });
 
 export const USERS = userResource(userArm());
@@ -432,6 +461,7 @@ const studentEnrollmentArm: Arm = {
     role: "'student'",
     user_key: "'student-' || e.student_id",
     is_primary: "0",
+    primary_text: "'false'",
     school_id: "ec.school_id",
     begin_date: "e.start_date",
     end_date: "e.end_date",
@@ -454,6 +484,7 @@ const teacherEnrollmentArm: Arm = {
     role: "'teacher'",
     user_key: "tc.teacher_key",
     is_primary: "1",
+    primary_text: "'true'",
     school_id: "tc.school_id",
     begin_date: "NULL",
     end_date: "NULL",
@@ -496,6 +527,66 @@ export const ENROLLMENTS: Resource = {
     school: orgRef("school_id"),
     beginDate: text("begin_date"),
     endDate: text("end_date"),
+  },
+  filters: { primary: { column: "primary_text" } },
+};
+
+// ---- grading periods ----
+
+/**
+ * Grading periods are the academic sessions of type `gradingPeriod`, read through the sessions'
+ * own arms restricted by their `type` logical column. Where the arms have no such column every
+ * session is a term ('term' stands in), so the set is empty: collections answer `[]`, a
+ * sourcedId 404. `parent_id` (the session's parent, a term) is NULL where the arms have none.
+ */
+const gradingPeriodArm = (arm: Arm): Arm => ({
+  ...arm,
+  where: `${arm.where} AND ${arm.columns.type ?? "'term'"} = 'gradingPeriod'`,
+  columns: { parent_id: "NULL", ...arm.columns },
+});
+
+export const GRADING_PERIODS: Resource = { ...ACADEMIC_SESSIONS, arms: ACADEMIC_SESSIONS.arms.map(gradingPeriodArm) };
+
+// ---- demographics ----
+
+/**
+ * A user's demographics (OneRoster's demographics service, sourcedId = the user's): from the
+ * optional birth date and sex the district sends. Only users with either have a record.
+ */
+const demographicsArm: Arm = {
+  from: "roster_users u",
+  where: "u.district_id = @d AND (u.birth_date IS NOT NULL OR u.gender IS NOT NULL)",
+  columns: {
+    sourced_id: "u.user_key",
+    status: "'active'",
+    birth_date: "u.birth_date",
+    sex: "u.gender",
+    modified: modifiedBy("u"),
+    last_sync_id: "u.last_sync_id",
+    own_modified: "NULL",
+  },
+};
+
+/** An optional value: left out of the record when absent. */
+const optional = (column: string): FieldDef => ({ ...text(column), build: (row) => row[column] ?? undefined });
+
+export const DEMOGRAPHICS: Resource = {
+  plural: "demographics",
+  // The single-record body is `{"demographics": {…}}` too (SingleDemographicsDType).
+  singular: "demographics",
+  // Never referenced; a user's demographics share the user's sourcedId.
+  path: "users",
+  arms: [demographicsArm],
+  key: ["sourced_id"],
+  sourcedId: "sourced_id",
+  lookup: (id) => [{ sourced_id: id }],
+  nullable: new Set(["birth_date", "sex"]),
+  fields: {
+    sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
+    status,
+    dateLastModified,
+    birthDate: optional("birth_date"),
+    sex: optional("sex"),
   },
 };
 
