@@ -70,7 +70,7 @@ function smallDistrict(): Record<string, string> {
       ["602", "administrator", "Sam", "Principal", "101", "A2", "", "", ""],
       ["603", "aide", "Ira", "Helper", "102", "H1", "", "", ""],
     ]),
-    "courses.csv": csv([["course_id", "course_name", "school_id"], ["C1", "Algebra", "101"], ["C2", "Art", ""]]),
+    "courses.csv": csv([["course_id", "course_name", "school_id"], ["C1", "Álgebra", "101"], ["C2", "art", ""], ["C3", "Biology", "101"]]),
     "terms.csv": csv([
       ["term_id", "term_name", "start_date", "end_date", "school_id"],
       ["3600", "2026-2027", "2026-08-20", "2027-06-10", ""],
@@ -274,13 +274,14 @@ describe("OneRoster 1.2: every rostering operation, roles, filters and sorts", (
     assert.deepEqual(await ids("classes", { filter: "classType='scheduled'" }), ["K1", "K2"]);
     assert.deepEqual(await ids("classes", { filter: "classType='homeroom'" }), []);
     assert.deepEqual(await ids("courses", { filter: "org.sourcedId='district-small'" }), ["C2"]);
-    assert.deepEqual(await ids("courses", { filter: "org.sourcedId='101'" }), ["C1"]);
+    assert.deepEqual(await ids("courses", { filter: "org.sourcedId='101'" }), ["C1", "C3"]);
     const courses = (await list("courses")).records;
     assert.deepEqual(
       courses.map((c) => [c.sourcedId, (c.org as Ref).sourcedId]),
       [
         ["C1", "101"],
         ["C2", "district-small"],
+        ["C3", "101"],
       ],
     );
   });
@@ -295,6 +296,11 @@ describe("OneRoster 1.2: every rostering operation, roles, filters and sorts", (
     assert.deepEqual(await ids("students", { filter: "familyName='de la cruz'" }), []);
     const given = (await list("users", { sort: "givenName", fields: "givenName" })).records.map((r) => String(r.givenName));
     assert.deepEqual(given.slice(0, 2), ["Ada", "Dana"]);
+    // Titles and org names too, through the same key.
+    assert.deepEqual((await list("orgs", { sort: "name", fields: "name" })).records.map((r) => r.name), ["District small", "North High", "South Middle"]);
+    assert.deepEqual((await list("orgs", { sort: "name", orderBy: "desc", fields: "name" })).records.map((r) => r.name), ["South Middle", "North High", "District small"]);
+    assert.deepEqual((await list("courses", { sort: "title", fields: "title" })).records.map((r) => r.title), ["Álgebra", "art", "Biology"]);
+    assert.deepEqual((await list("terms", { sort: "title", fields: "title" })).records.map((r) => r.title), ["2026-2027", "Semester 1"]);
   });
 
   it("answers only with codeMinor values of the 1.2 vocabulary", async () => {

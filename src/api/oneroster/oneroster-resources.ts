@@ -5,7 +5,9 @@
  * from roster_classes). OneRoster fields name the logical columns they are built from, filtered
  * on and sorted by, so `filter`, `sort` and `fields` become SQL over indexed columns.
  *
- * `@d` is the district id and `@slug` its slug in every statement.
+ * `@d` is the district id and `@slug` its slug in every statement. Names and titles sort by their
+ * collation key (sync/collation-key.ts): stored beside users' given and family names, computed by
+ * the reader's `collation_key()` for the others (small tables).
  */
 
 import { oneRosterRoleSql, roleFilter, roleOrgFilter, userRoles } from "./user-roles.ts";
@@ -143,6 +145,7 @@ const schoolArm: Arm = {
     status: "'active'",
     type: "'school'",
     name: "s.school_name",
+    name_key: "collation_key(s.school_name)",
     identifier: "coalesce(s.school_number, s.school_id)",
     parent_id: "'district-' || @slug",
     children: "NULL",
@@ -160,6 +163,7 @@ const districtArm: Arm = {
     status: "'active'",
     type: "'district'",
     name: "dd.name",
+    name_key: "collation_key(dd.name)",
     identifier: "dd.slug",
     parent_id: "NULL",
     children: "(SELECT json_group_array(school_id) FROM (SELECT cs.school_id FROM roster_schools cs WHERE cs.district_id = @d ORDER BY cs.school_id))",
@@ -173,7 +177,7 @@ const orgFields: Record<string, FieldDef> = {
   sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
   status,
   dateLastModified,
-  name: text("name"),
+  name: { ...text("name"), sort: ["name_key"] },
   type: text("type"),
   identifier: text("identifier"),
   parent: {
@@ -215,6 +219,7 @@ const termArm: Arm = {
     school_id: "t.school_id",
     status: "'active'",
     title: "t.term_name",
+    title_key: "collation_key(t.term_name)",
     start_date: "t.start_date",
     end_date: "t.end_date",
     school_year: "substr(t.end_date, 1, 4)",
@@ -244,7 +249,7 @@ export const ACADEMIC_SESSIONS: Resource = {
     sourcedId: sourcedIdField("sourced_id", ["term_id", "school_id"]),
     status,
     dateLastModified,
-    title: text("title"),
+    title: { ...text("title"), sort: ["title_key"] },
     type: constant("term"),
     startDate: text("start_date"),
     endDate: text("end_date"),
@@ -263,6 +268,7 @@ const courseArm: Arm = {
     sourced_id: "co.course_id",
     status: "'active'",
     title: "co.course_name",
+    title_key: "collation_key(co.course_name)",
     school_id: "co.school_id",
     org_id: "coalesce(nullif(co.school_id, ''), 'district-' || @slug)",
     modified: modifiedBy("co"),
@@ -284,7 +290,7 @@ export const COURSES: Resource = {
     sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
     status,
     dateLastModified,
-    title: text("title"),
+    title: { ...text("title"), sort: ["title_key"] },
     courseCode: text("sourced_id"),
     grades: constant([]),
     subjects: constant([]),
@@ -308,6 +314,7 @@ const classArm: Arm = {
     sourced_id: "c.class_id",
     status: "'active'",
     title: "c.class_name",
+    title_key: "collation_key(c.class_name)",
     class_code: "c.section_number",
     location: "c.room",
     period: "c.period",
@@ -336,7 +343,7 @@ export const CLASSES: Resource = {
     sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
     status,
     dateLastModified,
-    title: text("title"),
+    title: { ...text("title"), sort: ["title_key"] },
     classCode: text("class_code"),
     classType: constant("scheduled"),
     location: text("location"),
@@ -372,6 +379,7 @@ const userArm = (role?: string): Arm => ({
     grade: cedsGradeSql("u.grade"),
     family_name_key: "u.family_name_key",
     given_name_key: "u.given_name_key",
+    middle_name_key: "collation_key(u.middle_name)",
     enabled_user: "'true'",
     oneroster_role: oneRosterRoleSql("u.role", "u.school_ids"),
     role_type: "'primary'",
@@ -404,7 +412,7 @@ const userFields: Record<string, FieldDef> = {
   },
   givenName: name("given_name", "given_name_key"),
   familyName: name("family_name", "family_name_key"),
-  middleName: text("middle_name"),
+  middleName: { ...text("middle_name"), sort: ["middle_name_key"] },
   role: { uses: ["role"], build: (row) => row.role, filter: { column: "role" }, sort: ["role"] },
   roles: {
     uses: ["role", "school_id", "school_ids"],
@@ -431,7 +439,7 @@ const userResource = (arm: Arm): Resource => ({
   key: ["sourced_id"],
   sourcedId: "sourced_id",
   lookup: (id) => [{ sourced_id: id }],
-  nullable: new Set(["middle_name", "email", "identifier", "state_id", "school_id", "grade"]),
+  nullable: new Set(["middle_name", "middle_name_key", "email", "identifier", "state_id", "school_id", "grade"]),
   fields: userFields,
   filters: {
     enabledUser: { column: "enabled_user" },
