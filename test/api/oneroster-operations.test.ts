@@ -313,6 +313,26 @@ describe("OneRoster 1.2: every rostering operation, roles, filters and sorts", (
     await expectError(or("small", "users", { fields: "shoeSize" }), 400, "invalid_selection_field");
   });
 
+  it("follows a student's new sex and name the next night, and a rollback", async () => {
+    const night2 = smallDistrict();
+    // student-1001 (Abbott, sex M) becomes Zimmermann, F.
+    night2["users.csv"] = night2["users.csv"]!.replace("1001,student,Given0,Abbott,101,,,M,", "1001,student,Given0,Zimmermann,101,,,F,");
+    assert.match(night2["users.csv"]!, /Zimmermann/);
+    const folder = join(dir, "small-night2");
+    await mkdir(folder, { recursive: true });
+    for (const [name, content] of Object.entries(night2)) await writeFile(join(folder, name), content);
+    const outcome = await rd.syncs.ingest("small", [folder]);
+    assert.equal(outcome.status, "applied");
+    assert.equal(outcome.counts.users.updated, 1);
+    const sex = async () => ((await (await get(or("small", "demographics/student-1001"))).json()) as { demographics: Rec }).demographics.sex;
+    const family = async () => (await list("students", { sort: "familyName", fields: "familyName" })).records.map((r) => r.familyName);
+    assert.equal(await sex(), "female");
+    assert.deepEqual(await family(), [...FAMILY_NAMES_SORTED.slice(1, FAMILY_NAMES_SORTED.indexOf("Zeller")), "Zeller", "Zimmermann", "Zúñiga"]);
+    await rd.syncs.rollback(outcome.syncId, "test");
+    assert.equal(await sex(), "male");
+    assert.deepEqual(await family(), FAMILY_NAMES_SORTED);
+  });
+
   it("honours a limit above 10,000, with the same records, total and links as smaller pages", async () => {
     const total = BIG + 1;
     const whole = await list("users", { limit: 50_000, fields: "sourcedId" }, "users", "big");
