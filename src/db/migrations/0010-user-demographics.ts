@@ -1,4 +1,4 @@
-import type { Kysely, Migration } from "kysely";
+import { sql, type Kysely, type Migration } from "kysely";
 import { collationKey } from "../../sync/collation-key.ts";
 import type { DialectInfo } from "../dialect-info.ts";
 
@@ -21,8 +21,8 @@ const KEY_INDEXES: ReadonlyArray<readonly [name: string, columns: string[]]> = [
   ["roster_users_given_name_key", ["district_id", "given_name_key", "role", "user_key"]],
 ];
 
-/** Rows read and rewritten at a time while keys are filled in. */
-const BATCH = 5000;
+/** Rows read and rewritten at a time (one UPDATE each) while keys are filled in. */
+const BATCH = 1000;
 
 export function userDemographicsMigration(_d: DialectInfo): Migration {
   return {
@@ -46,7 +46,7 @@ export function userDemographicsMigration(_d: DialectInfo): Migration {
   };
 }
 
-/** Computes the name keys of a table's existing rows, in key order, a batch at a time. */
+/** Computes the name keys of a table's existing rows, in key order, a batch at a time: one UPDATE … FROM (VALUES …) per batch. */
 async function fillKeys(db: Kysely<any>, table: string): Promise<void> {
   let after: { district_id: number; user_key: string } | undefined;
   for (;;) {
@@ -56,14 +56,11 @@ async function fillKeys(db: Kysely<any>, table: string): Promise<void> {
       query = query.where((eb) => eb.or([eb("district_id", ">", district_id), eb.and([eb("district_id", "=", district_id), eb("user_key", ">", user_key)])]));
     }
     const rows = (await query.orderBy("district_id").orderBy("user_key").limit(BATCH).execute()) as Array<{ district_id: number; user_key: string; first_name: string; last_name: string }>;
-    for (const row of rows) {
-      await db
-        .updateTable(table)
-        .set({ family_name_key: collationKey(row.last_name), given_name_key: collationKey(row.first_name) })
-        .where("district_id", "=", row.district_id)
-        .where("user_key", "=", row.user_key)
-        .execute();
-    }
+    if (rows.length === 0) return;
+    const values = sql.join(rows.map((r) => sql`(CAST(${r.district_id} AS integer), ${r.user_key}, ${collationKey(r.last_name)}, ${collationKey(r.first_name)})`));
+    const t = sql.table(table);
+    await sql`UPDATE ${t} SET family_name_key = v.column3, given_name_key = v.column4 FROM (VALUES ${values}) AS v
+      WHERE ${t}.district_id = v.column1 AND ${t}.user_key = v.column2`.execute(db);
     if (rows.length < BATCH) return;
     const last = rows[rows.length - 1]!;
     after = { district_id: last.district_id, user_key: last.user_key };
