@@ -170,6 +170,11 @@ export interface RosterUserTable {
   teacher_number: string | null;
   state_id: string | null;
   birth_date: string | null;
+  /** `male`, `female`, `other` or `unspecified` (migration 0010). */
+  gender: string | null;
+  /** collationKey(last_name) and collationKey(first_name): what names sort by (migration 0010). */
+  family_name_key: string;
+  given_name_key: string;
   last_sync_id: number;
 }
 

@@ -1,5 +1,5 @@
 import { ROLES } from "../spec/roster-spec.ts";
-import type { ColumnType, Role } from "../spec/roster-spec.ts";
+import type { ColumnType, Role, Sex } from "../spec/roster-spec.ts";
 import { dateForms } from "./date-format.ts";
 import { INVALID } from "./invalid.ts";
 import type { IssueCode } from "./issue.ts";
@@ -58,6 +58,18 @@ export function parseRole(raw: string): Role | typeof INVALID {
   return ROLE_SET.has(role) ? (role as Role) : INVALID;
 }
 
+/** What districts put in PowerSchool's Gender field, lower-cased → OneRoster's sex vocabulary. */
+const SEX_WORDS: ReadonlyMap<string, Sex> = new Map<string, Sex>([
+  ...["m", "male"].map((w) => [w, "male"] as const),
+  ...["f", "female"].map((w) => [w, "female"] as const),
+  ...["x", "n", "o", "nb", "other", "non-binary", "nonbinary"].map((w) => [w, "other"] as const),
+  ...["u", "unknown", "unspecified", "not specified"].map((w) => [w, "unspecified"] as const),
+]);
+
+export function parseSex(raw: string): Sex | typeof INVALID {
+  return SEX_WORDS.get(raw.toLowerCase()) ?? INVALID;
+}
+
 const INTEGER = /^[-+]?\d{1,15}$/;
 const GRADE = /^(?:[-+]?\d{1,2}|[A-Za-z0-9]{1,8})$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -70,6 +82,7 @@ export const TYPE_RULES: Readonly<Record<ColumnType, TypeRules>> = {
   role: { parse: parseRole, code: "BAD_ROLE", expected: "a role" },
   grade: { parse: (raw) => (GRADE.test(raw) ? raw : INVALID), code: "BAD_VALUE", expected: "a grade level (a number such as 5 or a code such as K)" },
   email: { parse: (raw) => (EMAIL.test(raw) && raw.length <= MAX_TEXT ? raw : INVALID), code: "BAD_VALUE", expected: "an email address" },
+  sex: { parse: parseSex, code: "BAD_VALUE", expected: "a sex (M, F, X or U)" },
 };
 
 /** Trims a raw cell; empty means absent. */

@@ -7,6 +7,10 @@
 export const ROLES = ["student", "teacher", "administrator", "aide"] as const;
 export type Role = (typeof ROLES)[number];
 
+/** OneRoster's sex vocabulary (demographics), which the `sex` column type reads into. */
+export const SEXES = ["male", "female", "other", "unspecified"] as const;
+export type Sex = (typeof SEXES)[number];
+
 /** Student and staff ids are separate PowerSchool sequences, so user keys are scoped. */
 export const SCOPES = ["student", "staff"] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -24,6 +28,7 @@ export const COLUMN_TYPES = {
   role: "One of `student`, `teacher`, `administrator`, `aide`, in any case.",
   grade: "A grade level such as `-2`…`13` (PowerSchool) or a code such as `K`, `PK`, `01`, up to 8 characters.",
   email: "An email address (`name@domain`).",
+  sex: "`M`/`Male`, `F`/`Female`, `X`/`N`/`O`/`Other`/`Non-binary` (other), `U`/`Unknown`/`Unspecified`, in any case; shown to OneRoster clients as `male`, `female`, `other` or `unspecified`.",
 } as const;
 export type ColumnType = keyof typeof COLUMN_TYPES;
 
@@ -245,6 +250,7 @@ export const ROSTER_SPEC = {
         { name: "teacher_number", type: "string", required: false, description: "The staff member's number, the same at every school.", aliases: [] },
         { name: "state_id", type: "string", required: false, description: "State identifier.", aliases: ["State_StudentNumber"] },
         { name: "birth_date", type: "date", required: false, description: "Date of birth.", aliases: ["DOB"] },
+        { name: "gender", type: "sex", required: false, description: "Sex, as PowerSchool's Students.Gender holds it (OneRoster demographics).", aliases: ["Gender"] },
         { name: "enroll_status", type: "integer", required: false, inputOnly: true, description: "PowerSchool's enrollment status; read, not stored (see rules).", aliases: [] },
       ],
       references: [{ columns: ["school_id"], entity: "schools", targetColumns: ["school_id"] }],
@@ -449,7 +455,7 @@ export function columnLabels(column: ColumnSpec): readonly string[] {
 type Entities = typeof ROSTER_SPEC.entities;
 type ColumnOf<E extends EntityName> = Entities[E]["columns"][number];
 type StoredColumnOf<E extends EntityName> = Exclude<ColumnOf<E>, { inputOnly: true }>;
-type ValueOfType<T extends ColumnType> = T extends "integer" ? number : T extends "role" ? Role : string;
+type ValueOfType<T extends ColumnType> = T extends "integer" ? number : T extends "role" ? Role : T extends "sex" ? Sex : string;
 
 export type RecordOf<E extends EntityName> = {
   [C in StoredColumnOf<E> as C["name"]]: C["required"] extends true ? ValueOfType<C["type"]> : ValueOfType<C["type"]> | null;

@@ -337,7 +337,7 @@ function rollbackEntity(sqlite: Sqlite, table: RosterTable, districtId: number, 
     )
     .run();
   tombstoneUndo(sqlite, table, d, syncId, changes, now, undone, rebuilt);
-  const restored = [...allColumns(table), "last_sync_id"].map((c) => `json_extract(c.before_json, '$.${c}')`).join(", ");
+  const restored = [...allColumns(table), "last_sync_id"].map((c) => restoredColumn(table, c)).join(", ");
   bulkChange(sqlite, table.live, undone, rebuilt, (bulk) => {
     // The rows it created or updated are those that still carry its id: in bulk, one pass over the
     // district's rows finds them faster than a lookup per logged key.
@@ -346,6 +346,13 @@ function rollbackEntity(sqlite: Sqlite, table: RosterTable, districtId: number, 
     sqlite.exec(`INSERT INTO ${live} (district_id, ${[...allColumns(table), "last_sync_id"].map(q).join(", ")})
     SELECT ${d}, ${restored} FROM ${changes} AND c.op IN ('update', 'delete') ORDER BY c.id`);
   });
+}
+
+/** A column of a row a rollback brings back, from its logged JSON (`c.before_json`). */
+function restoredColumn(table: RosterTable, column: string): string {
+  const logged = `json_extract(c.before_json, '$.${column}')`;
+  const derive = table.derived?.[column];
+  return derive === undefined ? logged : `coalesce(${logged}, ${derive("c.before_json")})`;
 }
 
 function recordChangeset(

@@ -28,8 +28,11 @@ import { rosterTable, userKey } from "./roster-tables.ts";
  * A line that had any issue is recorded with hash (0, 0): never recognised, always read again.
  */
 
-/** Bumped whenever reading a line can give a different row than before (format, normalising). 2: date columns read one way per file. */
-export const DIGEST_FORMAT = 2;
+/**
+ * Bumped whenever reading a line can give a different row than before (format, normalising).
+ * 2: date columns read one way per file. 3: users' Gender is read, and names carry sort keys.
+ */
+export const DIGEST_FORMAT = 3;
 
 /**
  * Which files digests are kept for: the big ones. Only rows that depend on nothing but their

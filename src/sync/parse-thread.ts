@@ -202,7 +202,7 @@ const LITERAL_RECORDS: Partial<Record<EntityName, { columns: string; make: Recor
     make: (v, k) => ({ class_id: v[k], student_id: v[k + 1], start_date: v[k + 2], end_date: v[k + 3] }),
   },
   users: {
-    columns: "district_user_id,first_name,last_name,role,middle_name,email,username,school_id,grade,student_number,teacher_number,state_id,birth_date,scope",
+    columns: "district_user_id,first_name,last_name,role,middle_name,email,username,school_id,grade,student_number,teacher_number,state_id,birth_date,gender,scope",
     make: (v, k) => ({
       district_user_id: v[k],
       first_name: v[k + 1],
@@ -217,7 +217,8 @@ const LITERAL_RECORDS: Partial<Record<EntityName, { columns: string; make: Recor
       teacher_number: v[k + 10],
       state_id: v[k + 11],
       birth_date: v[k + 12],
-      scope: v[k + 13],
+      gender: v[k + 13],
+      scope: v[k + 14],
     }),
   },
 };

@@ -11,6 +11,11 @@ export interface RosterTable {
   readonly key: readonly string[];
   /** Compared and stored columns besides the key. */
   readonly columns: readonly string[];
+  /**
+   * Columns computed from others, as SQL over a logged row's JSON: what a rollback restores for
+   * them from a change logged before they existed (the sync connection has `collation_key()`).
+   */
+  readonly derived?: Readonly<Record<string, (json: string) => string>>;
 }
 
 /** In dependency order: a table's references point at tables before it. */
@@ -38,7 +43,15 @@ export const ROSTER_TABLES: readonly RosterTable[] = [
       "teacher_number",
       "state_id",
       "birth_date",
+      "gender",
+      // Sort keys of the names (collation-key.ts), written with them.
+      "family_name_key",
+      "given_name_key",
     ],
+    derived: {
+      family_name_key: (json) => `collation_key(json_extract(${json}, '$.last_name'))`,
+      given_name_key: (json) => `collation_key(json_extract(${json}, '$.first_name'))`,
+    },
   },
   { entity: "staff_ids", live: "roster_staff_ids", key: ["district_user_id"], columns: ["user_key", "school_id"] },
   {

@@ -34,6 +34,7 @@ import type { Target } from "./references.ts";
 import { duplicatesOfUnchangedLines, loadRemovedKeys, orphansOfUnchangedLines, orphansOfUnchangedStudents } from "./unchanged-lines.ts";
 import type { ParsedMessage } from "./parse-thread.ts";
 import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable, userKey } from "./roster-tables.ts";
+import { collationKey } from "./collation-key.ts";
 import type { RosterEntity, RosterTable } from "./roster-tables.ts";
 import type { Sqlite } from "./sync-connection.ts";
 
@@ -466,6 +467,9 @@ function toStagedRow(entity: EntityName, record: unknown, ctx: RowContext, refs:
         r.teacher_number,
         r.state_id,
         r.birth_date,
+        r.gender,
+        collationKey(r.last_name),
+        collationKey(r.first_name),
       ];
     }
     case "classes": {

@@ -2,6 +2,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
+import { collationKey } from "./collation-key.ts";
 
 export type Sqlite = SqliteDatabase.Database;
 
@@ -34,6 +35,8 @@ export class SyncConnection {
     // per spare core: each sort's runs are sorted in parallel. Memory: one cache_size-sized
     // run buffer per thread.
     this.sqlite.pragma(`threads = ${Math.min(2, Math.max(0, availableParallelism() - 1))}`);
+    // For columns a rollback derives from a change logged before they existed (RosterTable.derived).
+    this.sqlite.function("collation_key", { deterministic: true }, (value: unknown) => (value === null || value === undefined ? null : collationKey(String(value))));
   }
 
   stagingPath(syncId: number): string {

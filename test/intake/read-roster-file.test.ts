@@ -21,6 +21,7 @@ const STUDENT_1001 = {
   teacher_number: null,
   state_id: null,
   birth_date: null,
+  gender: null,
   scope: "student",
 };
 
@@ -239,7 +240,7 @@ describe("readRosterFile: values and rules", () => {
     const teachers = await readContent("teachers.csv", "ID,TeacherNumber,First_Name,Last_Name,Email_Addr,SchoolID\n1001,5001,Ann,Lee,alee@example.org,101\n", { duplicates });
     assert.deepEqual(brief([...students.issues, ...teachers.issues]), []);
     assert.deepEqual(teachers.records, [
-      { district_user_id: "1001", first_name: "Ann", last_name: "Lee", role: "teacher", middle_name: null, email: "alee@example.org", username: null, school_id: "101", grade: null, student_number: null, teacher_number: "5001", state_id: null, birth_date: null, scope: "staff" },
+      { district_user_id: "1001", first_name: "Ann", last_name: "Lee", role: "teacher", middle_name: null, email: "alee@example.org", username: null, school_id: "101", grade: null, student_number: null, teacher_number: "5001", state_id: null, birth_date: null, gender: null, scope: "staff" },
     ]);
   });
 

@@ -8,8 +8,12 @@
  * Records a sync or a rollback removed are read by tombstone arms (see `tombstoneArm`), made
  * from the live arms, with `status` 'tobedeleted'.
  *
- * `@d` is the district id and `@slug` its slug in every statement.
+ * `@d` is the district id and `@slug` its slug in every statement. Names and titles sort by their
+ * collation key (sync/collation-key.ts): stored beside users' given and family names, computed by
+ * the reader's `collation_key()` for the others (small tables).
  */
+
+import { oneRosterRoleSql, roleFilter, roleOrgFilter, userRoles } from "./user-roles.ts";
 
 export type Row = Record<string, unknown>;
 
@@ -46,8 +50,8 @@ export interface FieldFilter {
   /** The logical column compared. */
   readonly column: string;
   readonly type?: FilterValueType;
-  /** SQL for the comparison instead of `column op value` (dateLastModified goes through syncs). */
-  readonly compile?: (op: string, param: string, col: (column: string) => string) => string | undefined;
+  /** SQL for the comparison instead of `column op value` (dateLastModified goes through syncs); `value` is the client's. */
+  readonly compile?: (op: string, param: string, col: (column: string) => string, value: string) => string | undefined;
 }
 
 export interface FieldDef {
@@ -78,6 +82,11 @@ export interface Resource {
   /** Logical columns that may be null (a cursor over them cannot use row-value comparisons). */
   readonly nullable: ReadonlySet<string>;
   readonly fields: Readonly<Record<string, FieldDef>>;
+  /**
+   * Filters by names other than the fields' own, looked up first: dotted names (`roles.role`),
+   * the string forms of booleans and enumerations, names kept for older clients (`role`).
+   */
+  readonly filters?: Readonly<Record<string, FieldFilter>>;
 }
 
 // ---- shared pieces ----
@@ -165,6 +174,7 @@ const schoolArm: Arm = {
     status: "'active'",
     type: "'school'",
     name: "s.school_name",
+    name_key: "collation_key(s.school_name)",
     identifier: "coalesce(s.school_number, s.school_id)",
     parent_id: "'district-' || @slug",
     children: "NULL",
@@ -182,6 +192,7 @@ const districtArm: Arm = {
     status: "'active'",
     type: "'district'",
     name: "dd.name",
+    name_key: "collation_key(dd.name)",
     identifier: "dd.slug",
     parent_id: "NULL",
     children: "(SELECT json_group_array(school_id) FROM (SELECT cs.school_id FROM roster_schools cs WHERE cs.district_id = @d ORDER BY cs.school_id))",
@@ -195,7 +206,7 @@ const orgFields: Record<string, FieldDef> = {
   sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
   status,
   dateLastModified,
-  name: text("name"),
+  name: { ...text("name"), sort: ["name_key"] },
   type: text("type"),
   identifier: text("identifier"),
   parent: {
@@ -310,6 +321,7 @@ const sessionArm: Arm = {
     school_id: "ss.school_id",
     status: "'active'",
     title: "ss.title",
+    title_key: "collation_key(ss.title)",
     start_date: "ss.start_date",
     end_date: "ss.end_date",
     type: "ss.kind",
@@ -337,6 +349,7 @@ const removedTermArm: Arm = {
     school_id: "t.school_id",
     status: "'tobedeleted'",
     title: "t.term_name",
+    title_key: "collation_key(t.term_name)",
     start_date: "t.start_date",
     end_date: "t.end_date",
     type: sessionTypeSql("t.term_id", "t.start_date", "t.end_date"),
@@ -376,7 +389,7 @@ export const ACADEMIC_SESSIONS: Resource = {
     sourcedId: sourcedIdField("sourced_id", ["term_id", "school_id"]),
     status,
     dateLastModified,
-    title: text("title"),
+    title: { ...text("title"), sort: ["title_key"] },
     type: text("type"),
     startDate: text("start_date"),
     endDate: text("end_date"),
@@ -399,7 +412,9 @@ const courseArm: Arm = {
     sourced_id: "co.course_id",
     status: "'active'",
     title: "co.course_name",
+    title_key: "collation_key(co.course_name)",
     school_id: "co.school_id",
+    org_id: "coalesce(nullif(co.school_id, ''), 'district-' || @slug)",
     modified: modifiedBy("co"),
     last_sync_id: "co.last_sync_id",
     own_modified: "NULL",
@@ -419,12 +434,14 @@ export const COURSES: Resource = {
     sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
     status,
     dateLastModified,
-    title: text("title"),
+    title: { ...text("title"), sort: ["title_key"] },
     courseCode: text("sourced_id"),
     grades: constant([]),
     subjects: constant([]),
     org: orgRef("school_id"),
   },
+  // The org a course shows: its school, or the district for a course without one.
+  filters: { org: { column: "org_id" }, "org.sourcedId": { column: "org_id" } },
 };
 
 // ---- classes ----
@@ -436,6 +453,7 @@ const classArm: Arm = {
     sourced_id: "c.class_id",
     status: "'active'",
     title: "c.class_name",
+    title_key: "collation_key(c.class_name)",
     class_code: "c.section_number",
     location: "c.room",
     period: "c.period",
@@ -444,6 +462,7 @@ const classArm: Arm = {
     term_id: "c.term_id",
     term_sid: classSessionSql("c", modifiedBy("c")),
     teacher_key: "c.teacher_key",
+    class_type: "'scheduled'",
     modified: modifiedBy("c"),
     last_sync_id: "c.last_sync_id",
     own_modified: "NULL",
@@ -463,7 +482,7 @@ export const CLASSES: Resource = {
     sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
     status,
     dateLastModified,
-    title: text("title"),
+    title: { ...text("title"), sort: ["title_key"] },
     classCode: text("class_code"),
     classType: constant("scheduled"),
     location: text("location"),
@@ -474,6 +493,7 @@ export const CLASSES: Resource = {
     terms: { uses: ["term_sid"], build: (row, refs) => [refs.ref("academicSessions", String(row.term_sid))], filter: { column: "term_sid" } },
     periods: { uses: ["period"], build: (row) => (row.period == null || row.period === "" ? [] : [row.period]), filter: { column: "period" } },
   },
+  filters: { classType: { column: "class_type" } },
 };
 
 // ---- users ----
@@ -496,18 +516,24 @@ const userArm = (role?: string): Arm => ({
     school_id: "u.school_id",
     school_ids: "u.school_ids",
     grade: cedsGradeSql("u.grade"),
+    family_name_key: "u.family_name_key",
+    given_name_key: "u.given_name_key",
+    middle_name_key: "collation_key(u.middle_name)",
+    enabled_user: "'true'",
+    oneroster_role: oneRosterRoleSql("u.role", "u.school_ids"),
+    role_type: "'primary'",
     modified: modifiedBy("u"),
     last_sync_id: "u.last_sync_id",
     own_modified: "NULL",
   },
 });
 
-function userRoles(row: Row, refs: RefBuilder): unknown[] {
-  const schools = JSON.parse(String(row.school_ids ?? "[]")) as string[];
-  const primary = row.school_id == null ? schools[0] : String(row.school_id);
-  const orgs = schools.length > 0 ? schools : [refs.districtOrgId];
-  return orgs.map((org) => ({ roleType: org === primary || orgs.length === 1 ? "primary" : "secondary", role: row.role, org: refs.ref("orgs", org) }));
-}
+/** A name sorted by its collation key (collation-key.ts); equality looks the key up, then checks the name. */
+const name = (column: string, key: string): FieldDef => ({
+  ...text(column),
+  filter: { column, compile: (op, param, col) => (op === "=" ? `${col(key)} = collation_key(${param}) AND ${col(column)} = ${param}` : undefined) },
+  sort: [key],
+});
 
 const userFields: Record<string, FieldDef> = {
   sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
@@ -523,11 +549,15 @@ const userFields: Record<string, FieldDef> = {
     ],
     filter: { column: "district_user_id" },
   },
-  givenName: text("given_name"),
-  familyName: text("family_name"),
-  middleName: text("middle_name"),
+  givenName: name("given_name", "given_name_key"),
+  familyName: name("family_name", "family_name_key"),
+  middleName: { ...text("middle_name"), sort: ["middle_name_key"] },
   role: { uses: ["role"], build: (row) => row.role, filter: { column: "role" }, sort: ["role"], hidden: true },
-  roles: { uses: ["role", "school_id", "school_ids"], build: userRoles, filter: { column: "role" } },
+  roles: {
+    uses: ["role", "school_id", "school_ids"],
+    build: (row, refs) => userRoles(row, refs.districtOrgId).map((r) => ({ roleType: r.roleType, role: r.role, org: refs.ref("orgs", r.org) })),
+    filter: roleFilter(false),
+  },
   primaryOrg: {
     uses: ["school_id"],
     build: (row, refs) => refs.ref("orgs", row.school_id == null ? refs.districtOrgId : String(row.school_id)),
@@ -548,8 +578,16 @@ const userResource = (arm: Arm): Resource => ({
   key: ["sourced_id"],
   sourcedId: "sourced_id",
   lookup: (id) => [{ sourced_id: id }],
-  nullable: new Set(["middle_name", "email", "identifier", "state_id", "school_id", "grade"]),
+  nullable: new Set(["middle_name", "middle_name_key", "email", "identifier", "state_id", "school_id", "grade"]),
   fields: userFields,
+  filters: {
+    enabledUser: { column: "enabled_user" },
+    role: roleFilter(true),
+    "roles.role": roleFilter(false),
+    "roles.roleType": { column: "role_type" },
+    "roles.org.sourcedId": roleOrgFilter,
+    "roles.org": roleOrgFilter,
+  },
 });
 
 export const USERS = userResource(userArm());
@@ -570,6 +608,7 @@ const studentEnrollmentArm: Arm = {
     role: "'student'",
     user_key: "'student-' || e.student_id",
     is_primary: "0",
+    primary_text: "'false'",
     school_id: "ec.school_id",
     begin_date: "e.start_date",
     end_date: "e.end_date",
@@ -592,6 +631,7 @@ const teacherEnrollmentArm: Arm = {
     role: "'teacher'",
     user_key: "tc.teacher_key",
     is_primary: "1",
+    primary_text: "'true'",
     school_id: "tc.school_id",
     begin_date: "NULL",
     end_date: "NULL",
@@ -646,6 +686,66 @@ export const ENROLLMENTS: Resource = {
     school: orgRef("school_id"),
     beginDate: text("begin_date"),
     endDate: text("end_date"),
+  },
+  filters: { primary: { column: "primary_text" } },
+};
+
+// ---- grading periods ----
+
+/**
+ * Grading periods are the academic sessions of type `gradingPeriod`, read through the sessions'
+ * own arms restricted by their `type` logical column. Where the arms have no such column every
+ * session is a term ('term' stands in), so the set is empty: collections answer `[]`, a
+ * sourcedId 404. `parent_id` (the session's parent, a term) is NULL where the arms have none.
+ */
+const gradingPeriodArm = (arm: Arm): Arm => ({
+  ...arm,
+  where: `${arm.where} AND ${arm.columns.type ?? "'term'"} = 'gradingPeriod'`,
+  columns: { parent_id: "NULL", ...arm.columns },
+});
+
+export const GRADING_PERIODS: Resource = { ...ACADEMIC_SESSIONS, arms: ACADEMIC_SESSIONS.arms.map(gradingPeriodArm) };
+
+// ---- demographics ----
+
+/**
+ * A user's demographics (OneRoster's demographics service, sourcedId = the user's): from the
+ * optional birth date and sex the district sends. Only users with either have a record.
+ */
+const demographicsArm: Arm = {
+  from: "roster_users u",
+  where: "u.district_id = @d AND (u.birth_date IS NOT NULL OR u.gender IS NOT NULL)",
+  columns: {
+    sourced_id: "u.user_key",
+    status: "'active'",
+    birth_date: "u.birth_date",
+    sex: "u.gender",
+    modified: modifiedBy("u"),
+    last_sync_id: "u.last_sync_id",
+    own_modified: "NULL",
+  },
+};
+
+/** An optional value: left out of the record when absent. */
+const optional = (column: string): FieldDef => ({ ...text(column), build: (row) => row[column] ?? undefined });
+
+export const DEMOGRAPHICS: Resource = {
+  plural: "demographics",
+  // The single-record body is `{"demographics": {…}}` too (SingleDemographicsDType).
+  singular: "demographics",
+  // Never referenced; a user's demographics share the user's sourcedId.
+  path: "users",
+  arms: [demographicsArm],
+  key: ["sourced_id"],
+  sourcedId: "sourced_id",
+  lookup: (id) => [{ sourced_id: id }],
+  nullable: new Set(["birth_date", "sex"]),
+  fields: {
+    sourcedId: sourcedIdField("sourced_id", ["sourced_id"]),
+    status,
+    dateLastModified,
+    birthDate: optional("birth_date"),
+    sex: optional("sex"),
   },
 };
 

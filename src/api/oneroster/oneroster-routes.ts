@@ -1,7 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { RosterdockError, type ErrorCode } from "../../errors.ts";
+import { Readable } from "node:stream";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { RosterdockError, type ErrorCategory, type ErrorCode } from "../../errors.ts";
+import type { TokenScope } from "../../tokens/token-service.ts";
 import type { Authenticator } from "../authenticator.ts";
 import { registerErrorHandler } from "../http-errors.ts";
 import { parseFilter } from "./oneroster-filter.ts";
@@ -9,7 +12,9 @@ import {
   ACADEMIC_SESSIONS,
   CLASSES,
   COURSES,
+  DEMOGRAPHICS,
   ENROLLMENTS,
+  GRADING_PERIODS,
   ORGS,
   SCHOOLS,
   STUDENTS,
@@ -25,7 +30,13 @@ import { ResponseCache } from "./response-cache.ts";
 import { rosteringScope } from "../../tokens/token-scopes.ts";
 
 export const ONEROSTER_PREFIX = "/districts/:slug/ims/oneroster/rostering/v1p2";
-export const MAX_LIMIT = 10_000;
+/**
+ * Rows read, shaped and sent at a time. A page up to this size is built whole and cached; a
+ * larger one (the specification sets no maximum `limit`) is streamed chunk by chunk, each read
+ * in its own transaction, and cut off (the client sees a truncated body, never a mixed one) if a
+ * sync changes the roster meanwhile.
+ */
+export const PAGE_CHUNK = 10_000;
 
 /** Top-level collections; `terms` are the academic sessions (all of ours are terms). */
 const COLLECTIONS: ReadonlyArray<readonly [path: string, resource: Resource]> = [
@@ -39,6 +50,8 @@ const COLLECTIONS: ReadonlyArray<readonly [path: string, resource: Resource]> = 
   ["students", STUDENTS],
   ["teachers", TEACHERS],
   ["enrollments", ENROLLMENTS],
+  ["gradingPeriods", GRADING_PERIODS],
+  ["demographics", DEMOGRAPHICS],
 ];
 
 export interface Nested {
@@ -49,6 +62,21 @@ export interface Nested {
   scope: (col: (column: string) => string) => string;
   params?: (parentId: string) => Record<string, unknown>;
 }
+
+/** What a class's students, teachers and enrollments are, as nested routes of `classes/{id}` and `schools/{id}/classes/{id}`. */
+const CLASS_MEMBERS: ReadonlyArray<Pick<Nested, "child" | "resource" | "scope">> = [
+  {
+    child: "students",
+    resource: STUDENTS,
+    scope: (col) => `${col("sourced_id")} IN (SELECT 'student-' || ce.student_id FROM roster_enrollments ce WHERE ce.district_id = @d AND ce.class_id = @parent)`,
+  },
+  {
+    child: "teachers",
+    resource: TEACHERS,
+    scope: (col) => `${col("sourced_id")} IN (SELECT ct.teacher_key FROM roster_classes ct WHERE ct.district_id = @d AND ct.class_id = @parent)`,
+  },
+  { child: "enrollments", resource: ENROLLMENTS, scope: (col) => `${col("class_id")} = @parent` },
+];
 
 const classesOfUser = (parent: string, parentResource: Resource): Nested => ({
   parent,
@@ -78,21 +106,7 @@ export const NESTED: readonly Nested[] = [
     resource: COURSES,
     scope: (col) => `${col("school_id")} = @parent OR ${col("sourced_id")} IN (SELECT sc.course_id FROM roster_classes sc WHERE sc.district_id = @d AND sc.school_id = @parent)`,
   },
-  {
-    parent: "classes",
-    parentResource: CLASSES,
-    child: "students",
-    resource: STUDENTS,
-    scope: (col) => `${col("sourced_id")} IN (SELECT 'student-' || ce.student_id FROM roster_enrollments ce WHERE ce.district_id = @d AND ce.class_id = @parent)`,
-  },
-  {
-    parent: "classes",
-    parentResource: CLASSES,
-    child: "teachers",
-    resource: TEACHERS,
-    scope: (col) => `${col("sourced_id")} IN (SELECT ct.teacher_key FROM roster_classes ct WHERE ct.district_id = @d AND ct.class_id = @parent)`,
-  },
-  { parent: "classes", parentResource: CLASSES, child: "enrollments", resource: ENROLLMENTS, scope: (col) => `${col("class_id")} = @parent` },
+  ...CLASS_MEMBERS.map((member) => ({ parent: "classes", parentResource: CLASSES, ...member })),
   classesOfUser("users", USERS),
   classesOfUser("students", STUDENTS),
   classesOfUser("teachers", TEACHERS),
@@ -104,10 +118,16 @@ export const NESTED: readonly Nested[] = [
     // Classes whose term was never described belong to their school year's session.
     scope: (col) => `${col("term_sid")} = @parent`,
   },
+  // getClassesForCourse
+  { parent: "courses", parentResource: COURSES, child: "classes", resource: CLASSES, scope: (col) => `${col("course_id")} = @parent` },
+  // getTermsForSchool: the school's own terms and the district-wide ones.
+  { parent: "schools", parentResource: SCHOOLS, child: "terms", resource: ACADEMIC_SESSIONS, scope: (col) => `${col("school_id")} IN (@parent, '')` },
+  // getGradingPeriodsForTerm
+  { parent: "terms", parentResource: ACADEMIC_SESSIONS, child: "gradingPeriods", resource: GRADING_PERIODS, scope: (col) => `${col("parent_id")} = @parent` },
 ];
 
 const ListQuerySchema = z.object({
-  limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(100),
+  limit: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(100),
   offset: z.coerce.number().int().min(0).default(0),
   sort: z.string().optional(),
   orderBy: z.enum(["asc", "desc"]).default("asc"),
@@ -117,23 +137,49 @@ const ListQuerySchema = z.object({
 const FieldsQuerySchema = z.object({ fields: z.string().optional() });
 const SlugParams = z.object({ slug: z.string() });
 const IdParams = z.object({ slug: z.string(), id: z.string() });
+const SchoolClassParams = z.object({ slug: z.string(), schoolId: z.string(), classId: z.string() });
 
-/** OneRoster's status vocabulary for our error codes. */
-const CODE_MINOR: Partial<Record<ErrorCode, string>> = {
-  ERR_UNAUTHENTICATED: "unauthorisedrequest",
-  ERR_FORBIDDEN: "forbidden",
-  ERR_ONEROSTER_NOT_FOUND: "unknownobject",
-  ERR_DISTRICT_NOT_FOUND: "unknownobject",
-  ERR_ROUTE_NOT_FOUND: "unknownobject",
+/** OneRoster 1.2's imsx_CodeMinorValueEnum, as 1EdTech's OpenAPI document lists it: no other value may be sent. */
+export const CODE_MINOR_VALUES = [
+  "fullsuccess",
+  "invalid_filter_field",
+  "invalid_selection_field",
+  "invaliddata",
+  "unauthorisedrequest",
+  "forbidden",
+  "server_busy",
+  "unknownobject",
+  "internal_server_error",
+] as const;
+export type CodeMinor = (typeof CODE_MINOR_VALUES)[number];
+
+/** Error codes with a status of their own; the rest go by category. A sort the API cannot do is invalid data (1.2 has no code for sorts). */
+const CODE_MINOR: Partial<Record<ErrorCode, CodeMinor>> = {
   ERR_ONEROSTER_INVALID_FILTER: "invalid_filter_field",
-  ERR_ONEROSTER_INVALID_SORT: "invalid_sort_field",
   ERR_ONEROSTER_INVALID_FIELDS: "invalid_selection_field",
+  ERR_ONEROSTER_INVALID_SORT: "invaliddata",
 };
+
+const CATEGORY_CODE_MINOR: Readonly<Record<ErrorCategory, CodeMinor>> = {
+  invalid_input: "invaliddata",
+  not_found: "unknownobject",
+  conflict: "invaliddata",
+  unauthenticated: "unauthorisedrequest",
+  forbidden: "forbidden",
+  limit: "invaliddata",
+  throttled: "server_busy",
+  unavailable: "server_busy",
+  internal: "internal_server_error",
+};
+
+/** An error's OneRoster status code. */
+export function codeMinor(error: RosterdockError): CodeMinor {
+  return CODE_MINOR[error.code] ?? CATEGORY_CODE_MINOR[error.category];
+}
 
 /** An error as OneRoster's `imsx_StatusInfo`. */
 export function imsxStatus(error: RosterdockError): Record<string, unknown> {
-  const minor =
-    CODE_MINOR[error.code] ?? (error.category === "invalid_input" ? "invalid_data" : error.category === "unavailable" ? "server_busy" : error.category === "internal" ? "internal_server_error" : "unknownobject");
+  const minor = codeMinor(error);
   return {
     imsx_codeMajor: "failure",
     imsx_severity: "error",
@@ -187,25 +233,44 @@ export async function registerOneRosterRoutes(app: FastifyInstance, options: { a
 
       const sendList = (request: FastifyRequest, reply: FastifyReply, resource: Resource, query: z.infer<typeof ListQuerySchema>, scope?: Scope) => {
         const district = request.district!;
-        const page = reader.list(
-          district,
-          {
-            resource,
-            scope,
-            filter: query.filter === undefined || query.filter.trim() === "" ? undefined : parseFilter(query.filter),
-            sort: query.sort,
-            orderBy: query.orderBy,
-            fields: splitFields(query.fields),
-          },
-          query.limit,
-          query.offset,
-        );
-        const refs = refBuilder(publicUrl, district.slug, page.appliedAt);
-        const records = page.rows.map((row) => shapeRecord(resource, page.fields, row, refs));
+        const listQuery = {
+          resource,
+          scope,
+          filter: query.filter === undefined || query.filter.trim() === "" ? undefined : parseFilter(query.filter),
+          sort: query.sort,
+          orderBy: query.orderBy,
+          fields: splitFields(query.fields),
+        };
+        const version = reader.version(district.id);
+        const read = (limit: number, offset: number) => reader.list(district, listQuery, limit, offset);
+        const shape = (page: ReturnType<typeof read>) => {
+          const refs = refBuilder(publicUrl, district.slug, page.appliedAt);
+          return page.rows.map((row) => shapeRecord(resource, page.fields, row, refs));
+        };
+        const page = read(Math.min(query.limit, PAGE_CHUNK), query.offset);
         const headers: Record<string, string> = { "x-total-count": String(page.total) };
         const link = linkHeader(publicUrl, request.url, page.total, query.limit, query.offset);
         if (link) headers.link = link;
-        return send(request, reply, JSON.stringify({ [resource.plural]: records }), headers);
+        if (query.limit <= PAGE_CHUNK) return send(request, reply, JSON.stringify({ [resource.plural]: shape(page) }), headers);
+        const end = Math.min(query.offset + query.limit, page.total);
+        async function* chunks(): AsyncGenerator<string> {
+          yield `{${JSON.stringify(resource.plural)}:[`;
+          let current = page;
+          let at = query.offset;
+          let separator = "";
+          for (;;) {
+            const records = shape(current);
+            if (records.length > 0) yield separator + records.map((record) => JSON.stringify(record)).join(",");
+            separator = ",";
+            at += current.rows.length;
+            if (at >= end || current.rows.length === 0) break;
+            await nextTurn();
+            if (reader.version(district.id) !== version) throw new Error("The roster changed while a large page was being sent; the page was cut off.");
+            current = read(Math.min(PAGE_CHUNK, end - at), at);
+          }
+          yield "]}";
+        }
+        return reply.headers(headers).type("application/json; charset=utf-8").send(Readable.from(chunks()));
       };
 
       const sendOne = (request: FastifyRequest, reply: FastifyReply, resource: Resource, id: string, fields: string | undefined) => {
@@ -219,11 +284,29 @@ export async function registerOneRosterRoutes(app: FastifyInstance, options: { a
       // Listed in the OpenAPI document; bodies follow the OneRoster 1.2 rostering spec.
       const doc = (summary: string) => ({ tags: ["oneroster"], summary });
       for (const [path, resource] of COLLECTIONS) {
-        api.get(`/${path}`, { schema: { ...doc(`OneRoster ${path} (paged: limit, offset, sort, orderBy, filter, fields)`), params: SlugParams, querystring: ListQuerySchema } }, async (request, reply) =>
-          sendList(request, reply, resource, request.query),
+        api.get(
+          `/${path}`,
+          { schema: { ...doc(`OneRoster ${path} (paged: limit, offset, sort, orderBy, filter, fields)`), params: SlugParams, querystring: ListQuerySchema } },
+          async (request, reply) => sendList(request, reply, resource, request.query),
         );
         api.get(`/${path}/:id`, { schema: { ...doc(`One of the OneRoster ${path} by sourcedId`), params: IdParams, querystring: FieldsQuerySchema } }, async (request, reply) =>
           sendOne(request, reply, resource, request.params.id, request.query.fields),
+        );
+      }
+      // get{Enrollments,Students,Teachers}ForClassInSchool: the class's members, when the class is the school's.
+      for (const member of CLASS_MEMBERS) {
+        api.get(
+          `/schools/:schoolId/classes/:classId/${member.child}`,
+          { schema: { ...doc(`OneRoster ${member.child} of a class of a school`), params: SchoolClassParams, querystring: ListQuerySchema } },
+          async (request, reply) => {
+            const { schoolId, classId } = request.params;
+            if (!reader.exists(request.district!, SCHOOLS, schoolId)) throw new RosterdockError("ERR_ONEROSTER_NOT_FOUND", `No school has sourcedId ${schoolId}.`, { sourcedId: schoolId });
+            const cls = reader.get(request.district!, CLASSES, classId, ["school"]);
+            if (cls === undefined || String(cls.row.school_id) !== schoolId) {
+              throw new RosterdockError("ERR_ONEROSTER_NOT_FOUND", `School ${schoolId} has no class with sourcedId ${classId}.`, { sourcedId: classId });
+            }
+            return sendList(request, reply, member.resource, request.query, { sql: member.scope, params: { parent: classId } });
+          },
         );
       }
       for (const nested of NESTED) {

@@ -1,6 +1,6 @@
 import { RosterdockError } from "../../errors.ts";
 import type { FilterExpression, FilterPredicate } from "./oneroster-filter.ts";
-import { canonicalFieldName, type Arm, type Resource } from "./oneroster-resources.ts";
+import { canonicalFieldName, type Arm, type FieldFilter, type Resource } from "./oneroster-resources.ts";
 
 /** A nested route's restriction, as SQL over the child resource's logical columns. */
 export interface Scope {
@@ -167,13 +167,13 @@ export function compileGet(resource: Resource, sourcedId: string, fields: readon
 /** Checks the filter's fields and values, stores values as `@f0…`, returns the per-arm SQL builder. */
 function compileFilterValues(resource: Resource, filter: FilterExpression, params: Record<string, unknown>): (col: (c: string) => string, arm: Arm) => string {
   let next = 0;
-  const resolved = new Map<FilterPredicate, { param: string; field: string }>();
+  const resolved = new Map<FilterPredicate, { param: string; def: FieldFilter }>();
   const visit = (expression: FilterExpression): void => {
     if (expression.kind !== "predicate") return expression.clauses.forEach(visit);
     const name = canonicalFieldName(resource, expression.field);
-    const def = name === undefined ? undefined : resource.fields[name]!.filter;
-    if (name === undefined || def === undefined) {
-      const filterable = Object.entries(resource.fields).filter(([, f]) => f.filter).map(([n]) => n);
+    const def = resource.filters?.[expression.field] ?? (name === undefined ? undefined : resource.fields[name]!.filter);
+    if (def === undefined) {
+      const filterable = [...new Set([...Object.entries(resource.fields).filter(([, f]) => f.filter).map(([n]) => n), ...Object.keys(resource.filters ?? {})])];
       throw new RosterdockError("ERR_ONEROSTER_INVALID_FILTER", `${resource.plural} cannot be filtered on ${expression.field}; filterable fields are ${filterable.join(", ")}.`, {
         field: expression.field,
       });
@@ -187,15 +187,14 @@ function compileFilterValues(resource: Resource, filter: FilterExpression, param
     }
     const param = `f${next++}`;
     params[param] = value;
-    resolved.set(expression, { param, field: name });
+    resolved.set(expression, { param, def });
   };
   visit(filter);
   return (col) => {
     const render = (expression: FilterExpression): string => {
       if (expression.kind !== "predicate") return expression.clauses.map((c) => `(${render(c)})`).join(expression.kind === "and" ? " AND " : " OR ");
-      const { param, field } = resolved.get(expression)!;
-      const def = resource.fields[field]!.filter!;
-      const custom = def.compile?.(expression.op, `@${param}`, col);
+      const { param, def } = resolved.get(expression)!;
+      const custom = def.compile?.(expression.op, `@${param}`, col, String(params[param]));
       if (custom !== undefined) return custom;
       const expr = col(def.column);
       switch (expression.op) {

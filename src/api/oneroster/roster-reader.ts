@@ -3,6 +3,7 @@ import type { RosterChangeTable } from "../../db/schema.ts";
 import SqliteDatabase from "better-sqlite3";
 import { rosterTable, type RosterEntity } from "../../sync/roster-tables.ts";
 import { tombstoneTables } from "../../sync/tombstones.ts";
+import { collationKey } from "../../sync/collation-key.ts";
 import { compileGet, compileList, type CompiledList, type ListQuery } from "./oneroster-sql.ts";
 import type { Resource, Row } from "./oneroster-resources.ts";
 import type { FilterExpression } from "./oneroster-filter.ts";
@@ -94,6 +95,8 @@ export class RosterReader {
     sqlite.pragma("mmap_size = 1073741824");
     // SQLite's lower() folds ASCII only; `~` must find 'Núñez' from 'ÑEZ'.
     sqlite.function("fold", { deterministic: true }, (value: unknown) => (value === null || value === undefined ? null : String(value).toLowerCase()));
+    // Names sort by a key stored beside them; an equality filter on a name looks its key up.
+    sqlite.function("collation_key", { deterministic: true }, (value: unknown) => (value === null || value === undefined ? null : collationKey(String(value))));
     return new RosterReader(sqlite);
   }
 

@@ -8,8 +8,9 @@ import { oneOpenDeliveryMigration } from "./0005-one-open-delivery.ts";
 import { serverSettingsMigration } from "./0006-server-settings.ts";
 import { loginBansMigration } from "./0007-login-bans.ts";
 import { intakeJournalMigration } from "./0008-intake-journal.ts";
-import { credentialHandoffsMigration } from "./0011-credential-handoffs.ts";
 import { tombstonesMigration } from "./0009-tombstones.ts";
+import { userDemographicsMigration } from "./0010-user-demographics.ts";
+import { credentialHandoffsMigration } from "./0011-credential-handoffs.ts";
 
 /** Every migration, in order; each is written once for both dialects. */
 export function migrationProvider(dialect: DialectInfo): MigrationProvider {
@@ -24,8 +25,9 @@ export function migrationProvider(dialect: DialectInfo): MigrationProvider {
         "0006-server-settings": serverSettingsMigration(dialect),
         "0007-login-bans": loginBansMigration(dialect),
         "0008-intake-journal": intakeJournalMigration(dialect),
-        "0011-credential-handoffs": credentialHandoffsMigration(dialect),
         "0009-tombstones": tombstonesMigration(dialect),
+        "0010-user-demographics": userDemographicsMigration(dialect),
+        "0011-credential-handoffs": credentialHandoffsMigration(dialect),
       };
     },
   };
