@@ -752,7 +752,7 @@ export const DEMOGRAPHICS: Resource = {
 /** Dotted filter names clients use for references (`school.sourcedId`) → our field names. */
 export function canonicalFieldName(resource: Resource, name: string): string | undefined {
   if (resource.fields[name]) return name;
-  const head = name.replace(/\.sourcedId$/, "").replace(/^roles\.role$/, "roles").replace(/^(roles\.org|org)$/, resource === COURSES || resource === ACADEMIC_SESSIONS ? "org" : "primaryOrg");
+  const head = name.replace(/\.sourcedId$/, "").replace(/^roles\.role$/, "roles").replace(/^(roles\.org|org)$/, (org) => (org === "org" && resource.fields.org ? "org" : "primaryOrg"));
   return resource.fields[head] ? head : undefined;
 }
 
