@@ -14,6 +14,7 @@ import { registerClientCommands } from "./commands/client.ts";
 import { registerWebhookCommands } from "./commands/webhook.ts";
 import { registerDoctorCommand } from "./commands/doctor.ts";
 import { registerBansCommands } from "./commands/bans.ts";
+import { registerOperatorCommands } from "./commands/operator.ts";
 
 /** The version in package.json, read at run time: the CLI runs from a checkout, not a build. */
 export function packageVersion(): string {
@@ -38,6 +39,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerWebhookCommands(program, ctx);
   registerDoctorCommand(program, ctx);
   registerBansCommands(program, ctx);
+  registerOperatorCommands(program, ctx);
   return program;
 }
 

@@ -8,6 +8,7 @@ import { oneOpenDeliveryMigration } from "./0005-one-open-delivery.ts";
 import { serverSettingsMigration } from "./0006-server-settings.ts";
 import { loginBansMigration } from "./0007-login-bans.ts";
 import { intakeJournalMigration } from "./0008-intake-journal.ts";
+import { operatorsMigration } from "./0012-operators.ts";
 
 /** Every migration, in order; each is written once for both dialects. */
 export function migrationProvider(dialect: DialectInfo): MigrationProvider {
@@ -22,6 +23,7 @@ export function migrationProvider(dialect: DialectInfo): MigrationProvider {
         "0006-server-settings": serverSettingsMigration(dialect),
         "0007-login-bans": loginBansMigration(dialect),
         "0008-intake-journal": intakeJournalMigration(dialect),
+        "0012-operators": operatorsMigration(dialect),
       };
     },
   };
