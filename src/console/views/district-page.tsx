@@ -69,7 +69,7 @@ export function DistrictPage(props: DistrictPageProps): string {
       {props.syncs.length === 0 ? (
         <p>No sync yet: the first appears once the district's first night is uploaded.</p>
       ) : (
-        <table>
+        <table class="syncs">
           <caption class="visually-hidden">The district's syncs, newest first</caption>
           <thead>
             <tr>
