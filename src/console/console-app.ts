@@ -88,8 +88,20 @@ export async function registerConsole(app: FastifyInstance, context: ConsoleCont
       cookieName: SESSION_COOKIE,
       store,
       saveUninitialized: false,
-      cookie: { path: "/", httpOnly: true, sameSite: "lax", secure, maxAge: SESSION_TTL_MS },
+      // `secure: false` here only because the plugin will not set a Secure cookie on a request that
+      // reached it over plain HTTP, which is how a TLS-terminating proxy forwards it; the hook below
+      // marks the cookie Secure whenever the public URL is https.
+      cookie: { path: "/", httpOnly: true, sameSite: "lax", secure: false, maxAge: SESSION_TTL_MS },
     });
+    if (secure) {
+      web.addHook("onSend", async (_request, reply) => {
+        const set = reply.getHeader("set-cookie");
+        const cookies = set === undefined ? [] : Array.isArray(set) ? set : [String(set)];
+        if (cookies.length === 0) return;
+        reply.removeHeader("set-cookie");
+        reply.header("set-cookie", cookies.map((c) => (c.startsWith(`${SESSION_COOKIE}=`) && !/;\s*Secure/i.test(c) ? `${c}; Secure` : c)));
+      });
+    }
     await web.register(fastifyCsrf, { sessionPlugin: "@fastify/session", getToken: (request) => (request.body as { _csrf?: string } | undefined)?._csrf });
     await web.register(fastifyStatic, { root: ASSETS, prefix: "/assets/", decorateReply: false, index: false, maxAge: "1h" });
 
