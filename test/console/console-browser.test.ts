@@ -176,6 +176,16 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     assert.match(await page.locator("#sync-status").innerText(), /^held$/);
     assert.match(await page.locator("main").innerText(), /Why it was held/);
     await check("sync-held");
+    const csv = await context.request.get(`${syncPath}/issues.csv`);
+    assert.equal(csv.status(), 200);
+    assert.match(csv.headers()["content-type"] ?? "", /^text\/csv/);
+    assert.match(await csv.text(), /DEPENDENTS_DELETED/);
+    assert.equal((await (await context.request.get(`${syncPath}/progress.json`)).json()).status, "held");
+    await page.getByLabel("Severity").selectOption("info");
+    await page.getByRole("button", { name: "Filter" }).click();
+    const severities = await page.locator("#issues ~ table tbody tr td:first-child").allInnerTexts();
+    assert.ok(severities.length > 0 && severities.every((s) => s === "info"), severities.join());
+    await page.goto(syncPath);
     await page.getByRole("button", { name: "Approve" }).click();
     await check("confirm-approve");
     await page.getByRole("button", { name: "Confirm" }).click();
