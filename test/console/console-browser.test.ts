@@ -227,5 +227,12 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
       assert.equal(new URL(page.url()).pathname, "/sign-in", path);
       assert.doesNotMatch(await page.content(), /Madison/);
     }
+    const { default: Database } = await import("better-sqlite3");
+    const db = new Database(join(home.dataDir, "rosterdock.sqlite"), { readonly: true });
+    const actions = (db.prepare("select action from audit_events where actor = 'operator:ada@example.org' order by id").all() as { action: string }[]).map((r) => r.action);
+    db.close();
+    for (const action of ["operator.signed_in", "district.created", "district.safeguards_set", "sync.approval_queued", "sync.discarded", "sync.rolled_back", "operator.signed_out"]) {
+      assert.ok(actions.includes(action), `${action} audited with the operator's email: ${actions.join(", ")}`);
+    }
   });
 });

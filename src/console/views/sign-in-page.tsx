@@ -14,7 +14,8 @@ export function SignInPage(props: { csrf: string; email?: string; error?: string
         <button type="submit">Sign in</button>
       </form>
       <p class="hint">
-        Operators are created on the server with <code>rosterdock operator create EMAIL</code>.
+        Operators are created on the server with <code>rosterdock operator create EMAIL</code>. Apps use the{" "}
+        <a href="/api/v1/docs">API</a>.
       </p>
     </Page>
   );
