@@ -88,6 +88,10 @@ export async function registerConsole(app: FastifyInstance, context: ConsoleCont
       cookieName: SESSION_COOKIE,
       store,
       saveUninitialized: false,
+      // Saved only when it changes (sign-in, a first form token), not on every page: on SQLite a
+      // write would wait for a sync's apply, and the pages must stay readable while one runs.
+      // A session therefore lasts SESSION_TTL_MS from sign-in.
+      rolling: false,
       // `secure: false` here only because the plugin will not set a Secure cookie on a request that
       // reached it over plain HTTP, which is how a TLS-terminating proxy forwards it; the hook below
       // marks the cookie Secure whenever the public URL is https.
