@@ -43,6 +43,8 @@ export const ERROR_CATALOGUE = {
   ERR_FORBIDDEN: { category: "forbidden", message: "The token does not grant access to this." },
   ERR_INVALID_SCOPE: { category: "invalid_input", message: "None of the requested scopes is known and allowed to this client." },
   ERR_TOKEN_NOT_FOUND: { category: "not_found", message: "No API token has that id or name." },
+  ERR_OPERATOR_NOT_FOUND: { category: "not_found", message: "No operator has that email." },
+  ERR_OPERATOR_EXISTS: { category: "conflict", message: "An operator with that email already exists." },
   ERR_ROUTE_NOT_FOUND: { category: "not_found", message: "No such route." },
   ERR_ONEROSTER_INVALID_FILTER: { category: "invalid_input", message: "The OneRoster filter is invalid or names a field that cannot be filtered." },
   ERR_ONEROSTER_INVALID_SORT: { category: "invalid_input", message: "The OneRoster sort names a field that cannot be sorted on." },

@@ -18,6 +18,7 @@ import { JobInterrupted, SyncThread } from "./jobs/sync-thread.ts";
 import { TokenService } from "./tokens/token-service.ts";
 import { ClientService } from "./tokens/client-service.ts";
 import { WebhookService, WEBHOOK_MAX_ATTEMPTS } from "./webhooks/webhook-service.ts";
+import { OperatorService } from "./operators/operator-service.ts";
 import { ServerSettings, reachableUrl } from "./settings/server-settings.ts";
 import { GuideService } from "./guide/guide-service.ts";
 import { createLogger } from "./logger.ts";
@@ -45,6 +46,8 @@ export interface Rosterdock {
   readonly clients: ClientService;
   readonly webhooks: WebhookService;
   readonly settings: ServerSettings;
+  /** The vendor's support staff who use the web console. */
+  readonly operators: OperatorService;
   /** Where passwords, secrets and tokens are hashed: threads of their own behind a bounded queue. */
   readonly hasher: HashPool;
   /** Counts failed logins (SSH and HTTP) and keeps the bans. */
@@ -145,6 +148,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     clients: new ClientService(db, tokens, districts, clock, audit, hasher),
     webhooks,
     settings,
+    operators: new OperatorService(db, clock, audit, hasher),
     hasher,
     defender,
     guides: new GuideService({ config, districts, address: () => settings.address(config), hostKeys: loadHostKeys, clock }),

@@ -21,6 +21,7 @@ import { registerChangeFeedRoutes } from "./change-feed-routes.ts";
 import { registerOneRosterRoutes } from "./oneroster/oneroster-routes.ts";
 import { registerOneRosterV1p1Routes } from "./oneroster/v1p1/oneroster-v1p1-routes.ts";
 import { RosterReader } from "./oneroster/roster-reader.ts";
+import { registerConsole } from "../console/console-app.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -78,16 +79,6 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
     return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "degraded", database, sftp, ...options.sftpReport?.() });
   });
 
-  app.get("/", { schema: { hide: true } }, async (_request, reply) =>
-    reply
-      .type("text/html; charset=utf-8")
-      .send(
-        `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Rosterdock</title></head>` +
-          `<body><h1>Rosterdock</h1><p>Roster intake server. The SFTP service receives districts' nightly exports.</p>` +
-          `<ul><li><a href="/healthz">Health</a></li><li><a href="/api/v1/docs">API reference</a></li></ul></body></html>`,
-      ),
-  );
-
   await app.register(fastifyFormbody);
   // Only routes that ask for it (`/oauth/token`), and failed bearer tokens below: reading apps are not limited.
   await app.register(fastifyRateLimit, {
@@ -114,7 +105,11 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
   registerGuideRoutes(app, rd);
   registerBanRoutes(app, rd);
   registerWebhookAndClientRoutes(app, rd);
-  registerSyncRoutes(app, rd, options.syncRunner ?? { rollback: async (id, actor) => (await rd.syncs.rollback(id, actor)).changeset.changes });
+  const syncRunner = options.syncRunner ?? { rollback: async (id: number, actor: string) => (await rd.syncs.rollback(id, actor)).changeset.changes };
+  registerSyncRoutes(app, rd, syncRunner);
+  // The operator console (`/`, `/sign-in`, `/districts/…`, `/syncs/…`): its cookies, sessions,
+  // CSRF checks and security headers stay within its own routes.
+  await registerConsole(app, { rd, runner: syncRunner });
   // Roster reads have their own read-only connection (SQLite; PostgreSQL reads are not written yet).
   if (rd.database.sqlite !== undefined) {
     const reader = RosterReader.open(rd.database.sqlite.name);

@@ -15,6 +15,7 @@ import { registerWebhookCommands } from "./commands/webhook.ts";
 import { registerDoctorCommand } from "./commands/doctor.ts";
 import { registerBansCommands } from "./commands/bans.ts";
 import { registerGuideCommand } from "./commands/guide.ts";
+import { registerOperatorCommands } from "./commands/operator.ts";
 
 /** The version in package.json, read at run time: the CLI runs from a checkout, not a build. */
 export function packageVersion(): string {
@@ -40,6 +41,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerDoctorCommand(program, ctx);
   registerBansCommands(program, ctx);
   registerGuideCommand(program, ctx);
+  registerOperatorCommands(program, ctx);
   return program;
 }
 

@@ -283,6 +283,8 @@ export interface Database extends ClientAndWebhookTables {
   server_settings: ServerSettingTable;
   intake_journal_progress: IntakeJournalProgressTable;
   credential_handoffs: CredentialHandoffTable;
+  operators: OperatorTable;
+  console_sessions: ConsoleSessionTable;
 }
 
 /** Key-value facts the running server publishes about itself (migration 0006); values are JSON. */
@@ -370,4 +372,25 @@ export interface ClientAndWebhookTables {
   oauth_clients: OAuthClientTable;
   webhook_endpoints: WebhookEndpointTable;
   webhook_deliveries: WebhookDeliveryTable;
+}
+
+// ---- operators of the web console and their sessions (migration 0012) ----
+
+/** Someone of the vendor's support staff; `email` is stored lower-cased. */
+export interface OperatorTable {
+  id: Generated<number>;
+  email: string;
+  password_hash: string;
+  created_at: string;
+  disabled_at: string | null;
+  last_sign_in_at: string | null;
+}
+
+/** A console session (the cookie holds its id, signed); `data` is the session's JSON. */
+export interface ConsoleSessionTable {
+  id: string;
+  operator_id: number | null;
+  data: string;
+  expires_at: string;
+  updated_at: string;
 }

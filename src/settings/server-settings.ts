@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/schema.ts";
 import { isoNow, type Clock } from "../clock.ts";
+import { randomToken } from "../security/secrets.ts";
 
 /** Where districts and apps reach the server, and who said so. */
 export interface ServerAddress {
@@ -18,6 +19,7 @@ export interface ServerAddress {
 }
 
 const ADDRESS_KEY = "server.address";
+const SESSION_SECRET_KEY = "console.session_secret";
 
 /** Facts the running server publishes in the database, for CLI commands run from other shells. */
 export class ServerSettings {
@@ -35,6 +37,21 @@ export class ServerSettings {
       .values({ key: ADDRESS_KEY, value, updated_at: now })
       .onConflict((oc) => oc.column("key").doUpdateSet({ value, updated_at: now }))
       .execute();
+  }
+
+  /**
+   * The key that signs console session cookies: made once and kept, so sessions outlive a
+   * restart and every server on the database accepts them.
+   */
+  async consoleSessionSecret(): Promise<string> {
+    const now = isoNow(this.clock);
+    await this.db
+      .insertInto("server_settings")
+      .values({ key: SESSION_SECRET_KEY, value: JSON.stringify(randomToken(48)), updated_at: now })
+      .onConflict((oc) => oc.column("key").doNothing())
+      .execute();
+    const row = await this.db.selectFrom("server_settings").select("value").where("key", "=", SESSION_SECRET_KEY).executeTakeFirstOrThrow();
+    return JSON.parse(row.value) as string;
   }
 
   /** The published address when a server has started on this database, else the configuration's. */

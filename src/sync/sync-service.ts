@@ -143,6 +143,28 @@ export class SyncService {
     return query.execute();
   }
 
+  /** One page of a sync's stored issues, errors first, filtered by severity and file, with how many match. */
+  async issuesPage(
+    syncId: number,
+    filter: { severity?: SyncIssueView["severity"]; file?: string },
+    page: { offset: number; limit: number },
+  ): Promise<{ issues: SyncIssueView[]; matching: number }> {
+    let base = this.db.selectFrom("sync_issues").where("sync_id", "=", syncId);
+    if (filter.severity) base = base.where("severity", "=", filter.severity);
+    if (filter.file !== undefined) base = base.where("file", "=", filter.file);
+    const [issues, counted] = await Promise.all([
+      base.select(["file", "row", "column", "value", "code", "severity", "message"]).orderBy(SEVERITY_ORDER).orderBy("id").limit(page.limit).offset(page.offset).execute(),
+      base.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow(),
+    ]);
+    return { issues, matching: Number(counted.n) };
+  }
+
+  /** The files a sync's stored issues name, for filtering. */
+  async issueFiles(syncId: number): Promise<string[]> {
+    const rows = await this.db.selectFrom("sync_issues").select("file").distinct().where("sync_id", "=", syncId).orderBy("file").execute();
+    return rows.map((r) => r.file);
+  }
+
   /** The `process-sync` job handler. */
   async processJob(job: Job): Promise<void> {
     if (!this.processor) return this.#failWithoutEngine(job);

@@ -11,6 +11,7 @@ import { intakeJournalMigration } from "./0008-intake-journal.ts";
 import { tombstonesMigration } from "./0009-tombstones.ts";
 import { userDemographicsMigration } from "./0010-user-demographics.ts";
 import { credentialHandoffsMigration } from "./0011-credential-handoffs.ts";
+import { operatorsMigration } from "./0012-operators.ts";
 
 /** Every migration, in order; each is written once for both dialects. */
 export function migrationProvider(dialect: DialectInfo): MigrationProvider {
@@ -28,6 +29,7 @@ export function migrationProvider(dialect: DialectInfo): MigrationProvider {
         "0009-tombstones": tombstonesMigration(dialect),
         "0010-user-demographics": userDemographicsMigration(dialect),
         "0011-credential-handoffs": credentialHandoffsMigration(dialect),
+        "0012-operators": operatorsMigration(dialect),
       };
     },
   };

@@ -1,0 +1,316 @@
+import type { SyncDetail, SyncIssueView } from "../../sync/sync-service.ts";
+import type { FileSummary } from "../../sync/process-sync.ts";
+import { Notice, Page, html, type Viewer } from "./layout.tsx";
+import { STATUS_WORDS, StatusWord, When, formatSize } from "./parts.tsx";
+
+export const ISSUES_PER_PAGE = 100;
+const SEVERITIES = ["error", "warning", "info"] as const;
+
+export interface IssuesView {
+  issues: SyncIssueView[];
+  matching: number;
+  files: string[];
+  severity: SyncIssueView["severity"] | undefined;
+  file: string | undefined;
+  page: number;
+}
+
+export type SyncAction = "approve" | "discard" | "rollback";
+
+export const ACTION_TEXT: Record<SyncAction, { button: string; confirm: string; done: string }> = {
+  approve: {
+    button: "Approve",
+    confirm: "Apply this held sync to the roster? It is planned again against the roster as it is now.",
+    done: "Approval queued: the sync is applied in the background; this page shows it when it is done.",
+  },
+  discard: { button: "Discard", confirm: "Drop this held sync? The roster never sees it; the district's next night is read as usual.", done: "The sync was discarded." },
+  rollback: { button: "Roll back", confirm: "Restore the roster as it was before this sync? Apps see the changes undone.", done: "The sync was rolled back." },
+};
+
+export interface SyncPageProps {
+  viewer: Viewer;
+  sync: SyncDetail;
+  districtName: string;
+  /** Whether this is the district's latest applied sync (the one a rollback can undo). */
+  latestApplied: boolean;
+  /** An approval is queued and not yet run. */
+  approvalQueued: boolean;
+  issues: IssuesView;
+  notice?: string;
+}
+
+function issuesUrl(syncId: number, v: IssuesView, page: number): string {
+  const params = new URLSearchParams();
+  if (v.severity) params.set("severity", v.severity);
+  if (v.file !== undefined) params.set("file", v.file);
+  if (page > 1) params.set("page", String(page));
+  const query = params.toString();
+  return `/syncs/${syncId}${query ? `?${query}` : ""}#issues`;
+}
+
+function ActionButton(props: { syncId: number; action: SyncAction }): JSX.Element {
+  // A GET to the confirmation page: the change itself is the "Confirm" button's POST there.
+  return (
+    <form method="get" action={`/syncs/${props.syncId}/${props.action}`}>
+      <button type="submit" class={props.action === "approve" ? "" : "secondary"}>
+        {ACTION_TEXT[props.action].button}
+      </button>
+    </form>
+  );
+}
+
+/** `/syncs/{id}`: a sync's status in words, why it was held, its files, counts and issues, and what can be done with it. */
+export function SyncPage(props: SyncPageProps): string {
+  const s = props.sync;
+  const summary = s.summary;
+  const fileSummaries = new Map<string, FileSummary>((summary.files ?? []).map((f) => [f.name, f]));
+  const watching = s.status === "waiting" || s.status === "processing" || props.approvalQueued;
+  const v = props.issues;
+  const pages = Math.max(1, Math.ceil(v.matching / ISSUES_PER_PAGE));
+  return html(
+    <Page title={`Sync ${s.id}`} heading={`Sync ${s.id} of ${props.districtName}`} viewer={props.viewer}>
+      {props.notice ? <Notice kind="info" text={props.notice} /> : ""}
+      <dl class="facts">
+        <dt>Status</dt>
+        <dd id="sync-status">
+          <StatusWord status={s.status} />
+        </dd>
+        <dt>District</dt>
+        <dd>
+          <a href={`/districts/${encodeURIComponent(s.district)}`} safe>
+            {props.districtName}
+          </a>
+        </dd>
+        <dt>Received</dt>
+        <dd>
+          <When at={s.createdAt} /> {s.source === "sftp" ? "over SFTP" : "by `rosterdock ingest`"}
+        </dd>
+        <dt>Last change</dt>
+        <dd>
+          <When at={s.updatedAt} />
+        </dd>
+        {summary.approvedBy ? (
+          <>
+            <dt>Approved by</dt>
+            <dd safe>{summary.approvedBy}</dd>
+          </>
+        ) : (
+          ""
+        )}
+        {summary.discardedBy ? (
+          <>
+            <dt>Discarded by</dt>
+            <dd safe>{summary.discardedBy}</dd>
+          </>
+        ) : (
+          ""
+        )}
+        {summary.rolledBackBy ? (
+          <>
+            <dt>Rolled back by</dt>
+            <dd safe>{summary.rolledBackBy}</dd>
+          </>
+        ) : (
+          ""
+        )}
+      </dl>
+      {watching ? (
+        <p class="progress" role="status" aria-live="polite" data-progress-url={`/syncs/${s.id}/progress.json`} data-status={s.status}>
+          {props.approvalQueued ? "Approval queued: waiting for the worker." : `The sync is ${STATUS_WORDS[s.status]}.`} Reload the page to see where it is.
+        </p>
+      ) : (
+        ""
+      )}
+      {summary.error ? <Notice kind="error" text={`Why it failed: ${summary.error}`} /> : ""}
+      {s.status === "held" && (summary.holdReasons ?? []).length > 0 ? (
+        <section aria-labelledby="held-why">
+          <h2 id="held-why">Why it was held</h2>
+          <ul>
+            {(summary.holdReasons ?? []).map((r) => (
+              <li safe>{r.message}</li>
+            ))}
+          </ul>
+        </section>
+      ) : (
+        ""
+      )}
+      <div class="actions">
+        {s.status === "held" && !props.approvalQueued ? (
+          <>
+            <ActionButton syncId={s.id} action="approve" />
+            <ActionButton syncId={s.id} action="discard" />
+          </>
+        ) : (
+          ""
+        )}
+        {s.status === "applied" && props.latestApplied ? <ActionButton syncId={s.id} action="rollback" /> : ""}
+      </div>
+      {s.status === "held" ? (
+        <p class="hint">
+          A sample of the rows this sync would delete, update and create is not kept once it is held; the counts below are what it would change.
+        </p>
+      ) : (
+        ""
+      )}
+
+      <h2>Files</h2>
+      <table>
+        <caption class="visually-hidden">The sync's files and what was detected in them</caption>
+        <thead>
+          <tr>
+            <th scope="col">File</th>
+            <th scope="col">Size</th>
+            <th scope="col">SHA-256</th>
+            <th scope="col">Entity</th>
+            <th scope="col">Rows</th>
+            <th scope="col">Encoding</th>
+            <th scope="col">Delimiter</th>
+          </tr>
+        </thead>
+        <tbody>
+          {s.files.map((f) => {
+            const detected = fileSummaries.get(f.name);
+            return (
+              <tr>
+                <td safe>{f.name}</td>
+                <td class="num">{formatSize(f.size)}</td>
+                <td>
+                  <code class="hash" safe>
+                    {f.sha256}
+                  </code>
+                </td>
+                <td safe>{detected?.entity ?? "—"}</td>
+                <td class="num">{detected ? String(detected.rows) : "—"}</td>
+                <td safe>{detected?.encoding ?? "—"}</td>
+                <td safe>{detected?.delimiter === undefined || detected.delimiter === null ? "—" : detected.delimiter === "\t" ? "tab" : detected.delimiter}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+
+      <h2>Counts</h2>
+      {Object.keys(s.counts).length === 0 ? (
+        <p>No counts yet.</p>
+      ) : (
+        <table>
+          <caption class="visually-hidden">Rows per entity</caption>
+          <thead>
+            <tr>
+              <th scope="col">Entity</th>
+              <th scope="col">Created</th>
+              <th scope="col">Updated</th>
+              <th scope="col">Deleted</th>
+              <th scope="col">Unchanged</th>
+            </tr>
+          </thead>
+          <tbody>
+            {Object.entries(s.counts).map(([entity, c]) => (
+              <tr>
+                <td safe>{entity}</td>
+                <td class="num">{String(c.created)}</td>
+                <td class="num">{String(c.updated)}</td>
+                <td class="num">{String(c.deleted)}</td>
+                <td class="num">{String(c.unchanged)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+
+      <h2 id="issues">Issues</h2>
+      <p>
+        {`${s.issueTotals.error} errors, ${s.issueTotals.warning} warnings, ${s.issueTotals.info} notes found; ${s.issueTotals.stored} stored (the first 100 per file and code).`}{" "}
+        <a href={`/syncs/${s.id}/issues.csv`}>Download the issues as CSV</a>
+      </p>
+      <form method="get" action={`/syncs/${s.id}#issues`} class="inline">
+        <label for="severity">Severity</label>
+        <select id="severity" name="severity">
+          <option value="" selected={v.severity === undefined}>
+            any
+          </option>
+          {SEVERITIES.map((sev) => (
+            <option value={sev} selected={v.severity === sev}>
+              {sev}
+            </option>
+          ))}
+        </select>
+        <label for="file">File</label>
+        <select id="file" name="file">
+          <option value="" selected={v.file === undefined}>
+            any
+          </option>
+          {v.files.map((f) => (
+            <option value={f} selected={v.file === f} safe>
+              {f}
+            </option>
+          ))}
+        </select>
+        <button type="submit" class="secondary">
+          Filter
+        </button>
+      </form>
+      {v.issues.length === 0 ? (
+        <p>No issue matches.</p>
+      ) : (
+        <>
+          <table>
+            <caption class="visually-hidden">Issues, errors first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Severity</th>
+                <th scope="col">File</th>
+                <th scope="col">Row</th>
+                <th scope="col">Column</th>
+                <th scope="col">Value</th>
+                <th scope="col">Code</th>
+                <th scope="col">Message</th>
+              </tr>
+            </thead>
+            <tbody>
+              {v.issues.map((i) => (
+                <tr>
+                  <td class={`severity-${i.severity}`} safe>
+                    {i.severity}
+                  </td>
+                  <td safe>{i.file}</td>
+                  <td class="num">{i.row === null ? "" : String(i.row)}</td>
+                  <td safe>{i.column ?? ""}</td>
+                  <td safe>{i.value ?? ""}</td>
+                  <td>
+                    <code safe>{i.code}</code>
+                  </td>
+                  <td safe>{i.message}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <nav aria-label="Issue pages" class="pager">
+            {v.page > 1 ? <a href={issuesUrl(s.id, v, v.page - 1)}>Previous page</a> : ""}
+            <span>{`Page ${v.page} of ${pages} (${v.matching} issues)`}</span>
+            {v.page < pages ? <a href={issuesUrl(s.id, v, v.page + 1)}>Next page</a> : ""}
+          </nav>
+        </>
+      )}
+    </Page>,
+  );
+}
+
+/** The confirmation before approving, discarding or rolling back: a button named "Confirm". */
+export function ConfirmPage(props: { viewer: Viewer; syncId: number; action: SyncAction }): string {
+  const text = ACTION_TEXT[props.action];
+  return html(
+    <Page title={`${text.button} sync ${props.syncId}`} viewer={props.viewer}>
+      <p safe>{text.confirm}</p>
+      <div class="actions">
+        <form method="post" action={`/syncs/${props.syncId}/${props.action}`}>
+          <input type="hidden" name="_csrf" value={props.viewer.csrf} />
+          <button type="submit">Confirm</button>
+        </form>
+        <a class="button secondary" href={`/syncs/${props.syncId}`}>
+          Cancel
+        </a>
+      </div>
+    </Page>,
+  );
+}
