@@ -735,7 +735,7 @@ export const DEMOGRAPHICS: Resource = {
   singular: "demographics",
   // Never referenced; a user's demographics share the user's sourcedId.
   path: "users",
-  arms: [demographicsArm],
+  arms: [demographicsArm, tombstoneArm(demographicsArm)],
   key: ["sourced_id"],
   sourcedId: "sourced_id",
   lookup: (id) => [{ sourced_id: id }],

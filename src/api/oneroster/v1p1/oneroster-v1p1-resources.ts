@@ -4,6 +4,7 @@ import {
   ACADEMIC_SESSIONS,
   CLASSES,
   COURSES,
+  DEMOGRAPHICS,
   ENROLLMENTS,
   ORGS,
   SCHOOLS,
@@ -85,6 +86,10 @@ export const V1P1_CLASSES = withFields(CLASSES, ["sourcedId", "status", "dateLas
 export const V1P1_USERS = withFields(USERS, USER_FIELDS, userFields);
 export const V1P1_STUDENTS = withFields(STUDENTS, USER_FIELDS, userFields);
 export const V1P1_TEACHERS = withFields(TEACHERS, USER_FIELDS, userFields);
+/** 1.1's Gender has only `male` and `female`: other values are left out, as an unknown sex. */
+export const V1P1_DEMOGRAPHICS = withFields(DEMOGRAPHICS, ["sourcedId", "status", "dateLastModified", "birthDate", "sex"], {
+  sex: { ...DEMOGRAPHICS.fields.sex!, build: (row) => (row.sex === "male" || row.sex === "female" ? row.sex : undefined) },
+});
 export const V1P1_ENROLLMENTS = withFields(ENROLLMENTS, ["sourcedId", "status", "dateLastModified", "user", "class", "school", "role", "primary", "beginDate", "endDate"]);
 
 /**

@@ -6,7 +6,7 @@ import { rosteringScope } from "../../../tokens/token-scopes.ts";
 import type { Authenticator } from "../../authenticator.ts";
 import { registerErrorHandler } from "../../http-errors.ts";
 import { parseFilter } from "../oneroster-filter.ts";
-import { ACADEMIC_SESSIONS, CLASSES, COURSES, ENROLLMENTS, ORGS, SCHOOLS, STUDENTS, TEACHERS, USERS, shapeRecord, type Resource } from "../oneroster-resources.ts";
+import { ACADEMIC_SESSIONS, CLASSES, COURSES, DEMOGRAPHICS, ENROLLMENTS, ORGS, SCHOOLS, STUDENTS, TEACHERS, USERS, shapeRecord, type Resource } from "../oneroster-resources.ts";
 import { NESTED, linkHeader, type Nested } from "../oneroster-routes.ts";
 import type { Scope } from "../oneroster-sql.ts";
 import { ResponseCache } from "../response-cache.ts";
@@ -15,6 +15,7 @@ import {
   V1P1_ACADEMIC_SESSIONS,
   V1P1_CLASSES,
   V1P1_COURSES,
+  V1P1_DEMOGRAPHICS,
   V1P1_ENROLLMENTS,
   V1P1_ORGS,
   V1P1_PATH,
@@ -40,6 +41,7 @@ const COLLECTIONS: ReadonlyArray<{ path: string; resource: Resource; scope?: Sco
   { path: "academicSessions", resource: V1P1_ACADEMIC_SESSIONS },
   { path: "classes", resource: V1P1_CLASSES },
   { path: "courses", resource: V1P1_COURSES },
+  { path: "demographics", resource: V1P1_DEMOGRAPHICS },
   { path: "gradingPeriods", resource: V1P1_ACADEMIC_SESSIONS, scope: gradingPeriods },
   { path: "enrollments", resource: V1P1_ENROLLMENTS },
   { path: "orgs", resource: V1P1_ORGS },
@@ -61,6 +63,7 @@ const V1P1_OF: ReadonlyMap<Resource, Resource> = new Map([
   [STUDENTS, V1P1_STUDENTS],
   [TEACHERS, V1P1_TEACHERS],
   [ENROLLMENTS, V1P1_ENROLLMENTS],
+  [DEMOGRAPHICS, V1P1_DEMOGRAPHICS],
 ]);
 
 /** `parent/{id}/child` operations of the 1.1 rostering service (getClassesForSchool … getGradingPeriodsForTerm). */
