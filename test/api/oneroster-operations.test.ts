@@ -8,7 +8,8 @@ import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createRosterdock, type Rosterdock } from "../../src/service.ts";
 import { buildHttpApp } from "../../src/api/http-app.ts";
-import { CODE_MINOR_VALUES, PAGE_CHUNK, codeMinor } from "../../src/api/oneroster/oneroster-routes.ts";
+import { CODE_MINOR_VALUES, codeMinor } from "../../src/api/oneroster/oneroster-routes.ts";
+import { PAGE_CHUNK } from "../../src/api/oneroster/rostering-service.ts";
 import { ONEROSTER_ROLES } from "../../src/api/oneroster/user-roles.ts";
 import { ERROR_CATALOGUE, RosterdockError, type ErrorCode } from "../../src/errors.ts";
 

@@ -5,6 +5,7 @@ import {
   CLASSES,
   COURSES,
   DEMOGRAPHICS,
+  GRADING_PERIODS,
   ENROLLMENTS,
   ORGS,
   SCHOOLS,
@@ -81,6 +82,7 @@ const USER_FIELDS = [
 export const V1P1_ORGS = withFields(ORGS, ["sourcedId", "status", "dateLastModified", "name", "type", "identifier", "parent", "children"]);
 export const V1P1_SCHOOLS = withFields(SCHOOLS, Object.keys(V1P1_ORGS.fields));
 export const V1P1_ACADEMIC_SESSIONS = withFields(ACADEMIC_SESSIONS, ["sourcedId", "status", "dateLastModified", "title", "startDate", "endDate", "type", "parent", "children", "schoolYear"]);
+export const V1P1_GRADING_PERIODS = withFields(GRADING_PERIODS, Object.keys(V1P1_ACADEMIC_SESSIONS.fields));
 export const V1P1_COURSES = withFields(COURSES, ["sourcedId", "status", "dateLastModified", "title", "courseCode", "grades", "subjects", "org"]);
 export const V1P1_CLASSES = withFields(CLASSES, ["sourcedId", "status", "dateLastModified", "title", "classCode", "classType", "location", "grades", "subjects", "course", "school", "terms", "periods"]);
 export const V1P1_USERS = withFields(USERS, USER_FIELDS, userFields);
