@@ -1,10 +1,9 @@
-import { credentialsLinkUrl } from "../districts/connection-details.ts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.ts";
 import type { Rosterdock } from "../service.ts";
 import { RosterdockError, isRosterdockError } from "../errors.ts";
-import { connectionDetails, type ConnectionDetails } from "../districts/connection-details.ts";
+import { connectionDetails, credentialsLinkUrl, type ConnectionDetails } from "../districts/connection-details.ts";
 import type { CreatedDistrict, SafeguardOverrides } from "../districts/district-service.ts";
 import { operatorActor } from "../operators/operator-service.ts";
 import { HEALTH_MARKS, OVERVIEW_SORTS, districtOverviews, sortOverviews, type HealthMark, type OverviewSort } from "./district-overview.ts";
@@ -39,6 +38,9 @@ function field(body: unknown, name: string): string {
   const value = (body as Record<string, unknown> | undefined)?.[name];
   return typeof value === "string" ? value : "";
 }
+
+/** The guide formats the console offers (Markdown stays with the CLI and the API). */
+export const CONSOLE_GUIDE_FORMATS = ["html", "pdf"] as const;
 
 type Form = { Body: Record<string, string | undefined> };
 type SlugParams = { Params: { slug: string } };
@@ -110,6 +112,27 @@ export function registerDistrictPages(web: FastifyInstance, { rd }: ConsoleConte
   web.post<SlugParams & Form>("/districts/:slug/rotate-password", { ...hide, preValidation: web.csrfProtection }, async (request, reply) => {
     const rotated = await rd.districts.rotatePassword(request.params.slug, operatorActor(request.operator!.email));
     return credentialsPage(request, reply, rotated, `New password for ${rotated.district.name}`, "The old password stopped working. Update the district's Remote Connection Manager entry.");
+  });
+
+  web.post<SlugParams & Form>("/districts/:slug/new-link", { ...hide, preValidation: web.csrfProtection }, async (request, reply) => {
+    const rotated = await rd.districts.rotatePassword(request.params.slug, operatorActor(request.operator!.email), "new-link");
+    return credentialsPage(request, reply, rotated, `New one-time link for ${rotated.district.name}`, "A new password was made for this link; the old password and any earlier link stopped working.");
+  });
+
+  // The setup guide, as `rosterdock guide` and `GET /api/v1/districts/{slug}/guide` give it.
+  web.get<{ Params: { slug: string; format: string } }>("/districts/:slug/guide.:format", hide, async (request, reply) => {
+    const format = CONSOLE_GUIDE_FORMATS.find((f) => f === request.params.format);
+    if (!format) throw new RosterdockError("ERR_ROUTE_NOT_FOUND", "The guide is served as .html or .pdf.");
+    const guide = await rd.guides.render(request.params.slug, format);
+    return (
+      reply
+        .type(guide.contentType)
+        .header("content-disposition", `attachment; filename="${guide.fileName}"`)
+        .header("cache-control", "no-store")
+        // Self-contained: its own inline styles, no script, nothing from elsewhere.
+        .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+        .send(guide.body)
+    );
   });
 
   web.post<SlugParams & Form>("/districts/:slug/allow-list", { ...hide, preValidation: web.csrfProtection }, async (request, reply) => {

@@ -154,6 +154,15 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     assert.equal(await page.locator("code.secret").count(), 0);
     const link = new URL((await page.getByRole("link", { name: /\/handoff\// }).innerText()).trim());
     await check("district-created");
+    // Beside the link, the district's setup guide, as a web page and as a PDF printed by the server's Chromium.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Setup guide (HTML)" }).click()]);
+    assert.equal(download.suggestedFilename(), "setup-guide-madison.html");
+    const guide = await readFile((await download.path())!, "utf8");
+    assert.match(guide, /<title>PowerSchool setup for Madison &#60;Schools&#62;<\/title>/);
+    assert.match(guide, /<code>madison<\/code>/);
+    const pdf = await context.request.get("/districts/madison/guide.pdf");
+    assert.equal(pdf.status(), 200);
+    assert.equal((await pdf.body()).subarray(0, 5).toString("latin1"), "%PDF-");
     // The district's admin opens it once: the password shows, then never again.
     await page.goto(link.pathname);
     await page.getByRole("button", { name: "Reveal the credentials" }).click();
@@ -227,6 +236,20 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     await check("sync-rolled-back");
   });
 
+  it("makes a new one-time link from the district page, shown once", async () => {
+    await page.goto("/districts/madison");
+    await page.getByRole("button", { name: "New one-time link" }).click();
+    assert.match(await page.title(), /^New one-time link for Madison <Schools>/);
+    const link = new URL((await page.getByRole("link", { name: /\/handoff\// }).innerText()).trim());
+    assert.equal(await page.locator("code.secret").count(), 0);
+    await check("new-link");
+    await page.goto(link.pathname);
+    await page.getByRole("button", { name: "Reveal the credentials" }).click();
+    const password = (await page.locator("code.secret").innerText()).trim();
+    assert.match(password, /^[A-Za-z0-9_-]{24}$/);
+    assert.notEqual(password, login.password);
+  });
+
   it("signs out, after which console pages redirect to sign-in", async () => {
     await page.goto("/");
     await page.getByRole("button", { name: "Sign out" }).click();
@@ -240,7 +263,7 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     const db = new Database(join(home.dataDir, "rosterdock.sqlite"), { readonly: true });
     const actions = (db.prepare("select action from audit_events where actor = 'operator:ada@example.org' order by id").all() as { action: string }[]).map((r) => r.action);
     db.close();
-    for (const action of ["operator.signed_in", "district.created", "district.safeguards_set", "sync.approval_queued", "sync.discarded", "sync.rolled_back", "operator.signed_out"]) {
+    for (const action of ["operator.signed_in", "district.created", "district.safeguards_set", "sync.approval_queued", "sync.discarded", "sync.rolled_back", "district.password_rotated", "operator.signed_out"]) {
       assert.ok(actions.includes(action), `${action} audited with the operator's email: ${actions.join(", ")}`);
     }
   });
