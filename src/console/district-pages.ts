@@ -11,6 +11,8 @@ import { sendPage, viewer, type ConsoleContext } from "./console-app.ts";
 import { DistrictsPage } from "./views/districts-page.tsx";
 import { CredentialsPage, NewDistrictPage, type IssuedCredentials } from "./views/new-district-page.tsx";
 import { DistrictPage } from "./views/district-page.tsx";
+import { RosterSearchPage, UserPage } from "./views/roster-pages.tsx";
+import { searchUsers, userWithClasses } from "./roster-browser.ts";
 import type { ChartSync } from "./views/sync-chart.tsx";
 
 type Counts = Record<string, { created?: number; updated?: number; deleted?: number }>;
@@ -133,6 +135,21 @@ export function registerDistrictPages(web: FastifyInstance, { rd }: ConsoleConte
         .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
         .send(guide.body)
     );
+  });
+
+  web.get<SlugParams & { Querystring: { q?: string; page?: string } }>("/districts/:slug/users", hide, async (request, reply) => {
+    const district = await rd.districts.requireRow(request.params.slug);
+    const query = typeof request.query.q === "string" ? request.query.q.slice(0, 200) : "";
+    const page = Math.max(1, Math.floor(Number(request.query.page ?? "1")) || 1);
+    const { users, more } = await searchUsers(rd.database, district.id, query, page);
+    return sendPage(reply, RosterSearchPage({ viewer: viewer(request, reply), slug: district.slug, districtName: district.name, query, page, users, more }));
+  });
+
+  web.get<{ Params: { slug: string; userKey: string } }>("/districts/:slug/users/:userKey", hide, async (request, reply) => {
+    const district = await rd.districts.requireRow(request.params.slug);
+    const found = await userWithClasses(rd.database, district.id, request.params.userKey);
+    if (!found) throw new RosterdockError("ERR_ROUTE_NOT_FOUND", `${district.name} has no user ${request.params.userKey}.`);
+    return sendPage(reply, UserPage({ viewer: viewer(request, reply), slug: district.slug, districtName: district.name, ...found }));
   });
 
   web.post<SlugParams & Form>("/districts/:slug/allow-list", { ...hide, preValidation: web.csrfProtection }, async (request, reply) => {

@@ -186,6 +186,27 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     await page.getByRole("link", { name: "Madison <Schools>" }).waitFor();
   });
 
+  it("finds a student in the roster browser and opens their classes and their teacher's", async () => {
+    const { default: Database } = await import("better-sqlite3");
+    const db = new Database(join(home.dataDir, "rosterdock.sqlite"), { readonly: true });
+    const student = db
+      .prepare("select u.first_name, u.last_name, u.user_key from roster_users u join roster_enrollments e on e.district_id = u.district_id and e.student_id = u.district_user_id where u.scope = 'student' order by u.user_key limit 1")
+      .get() as { first_name: string; last_name: string; user_key: string };
+    db.close();
+    await page.goto("/districts/madison");
+    await page.getByLabel("Search users").fill(`${student.first_name.slice(0, 2)} ${student.last_name.slice(0, 3).toUpperCase()}`);
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    await check("roster-search");
+    await page.locator("table.users tr", { hasText: student.user_key }).getByRole("link").click();
+    assert.equal(await page.locator("h1").innerText(), `${student.first_name} ${student.last_name}`);
+    assert.equal(await page.locator("h2#classes").innerText(), "Enrolled in");
+    assert.ok((await page.locator("table.classes tbody tr").count()) > 0);
+    await check("roster-student");
+    await page.locator("table.classes tbody tr").first().locator("td").last().getByRole("link").click();
+    assert.equal(await page.locator("h2#classes").innerText(), "Teaches");
+    assert.ok((await page.locator("table.classes tbody tr").count()) > 0);
+  });
+
   it("shows a truncated night held with its reason, and applies it on approval", async () => {
     await upload(login, [await truncatedStudents(night, 1 / 3)]);
     await newestSyncBecomes("held");

@@ -6,6 +6,7 @@ import { GuideDownloads, HostKeys } from "./new-district-page.tsx";
 import { HealthMarkText } from "./districts-page.tsx";
 import { SyncChart, type ChartSync } from "./sync-chart.tsx";
 import { StatusWord, When } from "./parts.tsx";
+import { RosterSearch } from "./roster-pages.tsx";
 
 const SAFEGUARD_FIELDS: { key: keyof SafeguardOverrides; label: string; unit: string }[] = [
   { key: "deletePercent", label: "Hold when a sync deletes more than (%)", unit: "%" },
@@ -115,6 +116,9 @@ export function DistrictPage(props: DistrictPageProps): string {
           </tbody>
         </table>
       )}
+
+      <h2 id="roster">Roster</h2>
+      <RosterSearch slug={d.slug} />
 
       <h2>Allowed addresses</h2>
       <form method="post" action={`${base}/allow-list`} class="stack narrow">
