@@ -80,7 +80,12 @@ export interface ProcessOptions {
   /** An approval queued as a job: also resumes one a crash interrupted, and is a no-op once done. */
   resume?: boolean;
   onProgress?: (progress: StageProgress) => void;
+  /** Told when the files are read and the sync moves on: planning, then applying (or holding). */
+  onStage?: (stage: "planning" | "applying" | "holding") => void;
 }
+
+/** Where a sync's progress is told as it runs (the sync thread passes it on to the console). */
+export type SyncReporting = Pick<ProcessOptions, "onProgress" | "onStage">;
 
 export interface ProcessOutcome {
   syncId: number;
@@ -137,11 +142,11 @@ export class SyncProcessor {
   }
 
   /** For the worker: `{ syncId }` payload. A sync that keeps crashing is marked failed on the last attempt. */
-  async handleJob(job: Job): Promise<void> {
+  async handleJob(job: Job, reporting: SyncReporting = {}): Promise<void> {
     const { syncId, approvedBy } = JSON.parse(job.payload) as { syncId: number; approvedBy?: string };
     try {
-      if (approvedBy === undefined) await this.process(syncId);
-      else await this.process(syncId, { approvedBy, resume: true });
+      if (approvedBy === undefined) await this.process(syncId, reporting);
+      else await this.process(syncId, { ...reporting, approvedBy, resume: true });
     } catch (error) {
       if (job.attempts >= MAX_SYNC_ATTEMPTS) await this.markFailed(syncId, error);
       throw error;
@@ -258,6 +263,7 @@ export class SyncProcessor {
         const version = rosterVersion(sqlite, district.id);
         if (staged.delta.size > 0 && version !== previous.version) return null;
         const planStarted = Date.now();
+        options.onStage?.("planning");
         const plan = planSync(sqlite, district.id, staged.present, staged.delta);
         countKept(plan.counts, staged.kept);
         timings.planMs = Date.now() - planStarted;
@@ -266,6 +272,7 @@ export class SyncProcessor {
           options.approvedBy === undefined
             ? [...refused, ...judgeSafeguards(plan.counts, plan.liveCounts, thresholds, staged.emptyFiles, staged.unreadable, plan.cascades)]
             : [];
+        options.onStage?.(holdReasons.length > 0 ? "holding" : "applying");
         const outcome = this.connection.writeTransaction(() => {
           // Another sync of the district applied since the plan was made: plan again.
           if (rosterVersion(sqlite, district.id) !== version) return null;

@@ -219,7 +219,9 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     assert.equal(csv.status(), 200);
     assert.match(csv.headers()["content-type"] ?? "", /^text\/csv/);
     assert.match(await csv.text(), /DEPENDENTS_DELETED/);
-    assert.equal((await (await context.request.get(`${syncPath}/progress.json`)).json()).status, "held");
+    const progress = await (await context.request.get(`${syncPath}/progress.json`)).json();
+    assert.equal(progress.status, "held");
+    assert.equal(progress.text, "The sync is held.");
     await page.getByLabel("Severity").selectOption("info");
     await page.getByRole("button", { name: "Filter" }).click();
     const severities = await page.locator("#issues ~ table tbody tr td:first-child").allInnerTexts();

@@ -35,6 +35,8 @@ export interface SyncPageProps {
   latestApplied: boolean;
   /** An approval is queued and not yet run. */
   approvalQueued: boolean;
+  /** Where a sync under way is, in words (stage, rows, elapsed); the page's script keeps it current. */
+  progress: string;
   issues: IssuesView;
   notice?: string;
 }
@@ -115,8 +117,8 @@ export function SyncPage(props: SyncPageProps): string {
         )}
       </dl>
       {watching ? (
-        <p class="progress" role="status" aria-live="polite" data-progress-url={`/syncs/${s.id}/progress.json`} data-status={s.status}>
-          {props.approvalQueued ? "Approval queued: waiting for the worker." : `The sync is ${STATUS_WORDS[s.status]}.`} Reload the page to see where it is.
+        <p class="progress" role="status" aria-live="polite" data-progress-url={`/syncs/${s.id}/progress.json`} data-status={s.status} safe>
+          {props.progress}
         </p>
       ) : (
         ""
