@@ -23,6 +23,7 @@ import { DEFAULT_DIGEST_REVISIT_LIMIT, DIGEST_BYPASS_ERRORS, readDigestMeta } fr
 import type { DigestRef } from "./line-digest.ts";
 import { refusedUploadHolds, refusedUploadsError } from "./refused-uploads.ts";
 import { stageDelivery } from "./stage-delivery.ts";
+import { sampleDiff, type EntitySample } from "./diff-sample.ts";
 import { purgeCutoff, purgeTombstones } from "./tombstones.ts";
 import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
 import type { Sqlite, SyncConnection } from "./sync-connection.ts";
@@ -72,6 +73,8 @@ export interface SyncSummary {
   durationMs: number;
   /** Milliseconds per stage: read and stage (with keys), plan, apply. */
   timings: { stageMs: number; planMs: number; applyMs: number };
+  /** A held sync's sample of the rows it would create, update and delete (see diff-sample.ts). */
+  preview?: EntitySample[];
 }
 
 export interface ProcessOptions {
@@ -273,12 +276,14 @@ export class SyncProcessor {
             ? [...refused, ...judgeSafeguards(plan.counts, plan.liveCounts, thresholds, staged.emptyFiles, staged.unreadable, plan.cascades)]
             : [];
         options.onStage?.(holdReasons.length > 0 ? "holding" : "applying");
+        // What the operator deciding on a held sync looks at: the staging it comes from is removed below.
+        const preview = holdReasons.length > 0 ? sampleDiff(sqlite, plan) : undefined;
         const outcome = this.connection.writeTransaction(() => {
           // Another sync of the district applied since the plan was made: plan again.
           if (rosterVersion(sqlite, district.id) !== version) return null;
           for (const issue of cascadeIssues(plan, staged)) issues.add(issue);
           if (holdReasons.length > 0) {
-            const summary = summaryOf(plan, holdReasons, null);
+            const summary: SyncSummary = { ...summaryOf(plan, holdReasons, null), ...(preview ? { preview } : {}) };
             const at = now();
             this.#finish(syncId, "held", plan.counts, summary, issues.kept, at);
             this.options.onOutcome?.({ status: "held", syncId, districtId: district.id, counts: plan.counts }, sqlite, at);

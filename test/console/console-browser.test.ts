@@ -214,6 +214,10 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     const syncPath = new URL(page.url()).pathname;
     assert.match(await page.locator("#sync-status").innerText(), /^held$/);
     assert.match(await page.locator("main").innerText(), /Why it was held/);
+    // A sample of what it would change: the students cut from the file are among the deletes.
+    const users = page.locator("table.preview", { has: page.locator("caption", { hasText: /^users: \d+ deleted/ }) });
+    assert.ok((await users.locator("td.change-deleted").count()) > 0);
+    assert.match(await users.locator("tbody tr", { has: page.locator("td.change-deleted") }).first().innerText(), /student-\d+/);
     await check("sync-held");
     const csv = await context.request.get(`${syncPath}/issues.csv`);
     assert.equal(csv.status(), 200);

@@ -1,5 +1,7 @@
 import type { SyncDetail, SyncIssueView } from "../../sync/sync-service.ts";
 import type { FileSummary } from "../../sync/process-sync.ts";
+import type { EntitySample, SampleValues } from "../../sync/diff-sample.ts";
+import { rosterTable } from "../../sync/roster-tables.ts";
 import { Notice, Page, html, type Viewer } from "./layout.tsx";
 import { STATUS_WORDS, StatusWord, When, formatSize } from "./parts.tsx";
 
@@ -147,13 +149,7 @@ export function SyncPage(props: SyncPageProps): string {
         )}
         {s.status === "applied" && props.latestApplied ? <ActionButton syncId={s.id} action="rollback" /> : ""}
       </div>
-      {s.status === "held" ? (
-        <p class="hint">
-          A sample of the rows this sync would delete, update and create is not kept once it is held; the counts below are what it would change.
-        </p>
-      ) : (
-        ""
-      )}
+      {s.status === "held" ? <DiffPreview samples={summary.preview} counts={s.counts} /> : ""}
 
       <h2>Files</h2>
       <table>
@@ -314,5 +310,81 @@ export function ConfirmPage(props: { viewer: Viewer; syncId: number; action: Syn
         </a>
       </div>
     </Page>,
+  );
+}
+
+function valueText(value: string | number | null): string {
+  return value === null || value === "" ? "(empty)" : String(value);
+}
+
+/** A record in a few words: its key, then its other values that are set. */
+function recordText(values: SampleValues, key: readonly string[]): { key: string; rest: string } {
+  return {
+    key: key.map((c) => valueText(values[c] ?? null)).join(" / "),
+    rest: Object.entries(values)
+      .filter(([c, v]) => !key.includes(c) && v !== null && v !== "")
+      .map(([c, v]) => `${c}: ${String(v)}`)
+      .join("; "),
+  };
+}
+
+/** For a held sync: a few rows per entity it would delete, update and create, taken when it was held. */
+function DiffPreview(props: { samples: EntitySample[] | undefined; counts: SyncDetail["counts"] }): JSX.Element {
+  if (!props.samples) {
+    return <p class="hint">This sync was held before samples of its changes were kept; the counts below are what it would change.</p>;
+  }
+  return (
+    <section aria-labelledby="preview">
+      <h2 id="preview">What it would change</h2>
+      <p class="hint">A sample of the rows per entity, taken when the sync was held; approving plans it again against the roster as it is then.</p>
+      {props.samples.length === 0 ? <p>No row would change.</p> : ""}
+      {props.samples.map((sample) => {
+        const key = rosterTable(sample.entity).key;
+        const c = props.counts[sample.entity];
+        const kinds: { kind: "deleted" | "updated" | "created"; word: string; count: number | undefined }[] = [
+          { kind: "deleted", word: "Delete", count: c?.deleted },
+          { kind: "updated", word: "Update", count: c?.updated },
+          { kind: "created", word: "Create", count: c?.created },
+        ];
+        return (
+          <table class="preview">
+            <caption safe>{`${sample.entity}: ${c?.deleted ?? 0} deleted, ${c?.updated ?? 0} updated, ${c?.created ?? 0} created`}</caption>
+            <thead>
+              <tr>
+                <th scope="col">Change</th>
+                <th scope="col">Record</th>
+                <th scope="col">Values</th>
+              </tr>
+            </thead>
+            <tbody>
+              {kinds.flatMap(({ kind, word }) =>
+                kind === "updated"
+                  ? sample.updated.map((u) => (
+                      <tr>
+                        <td class={`change-${kind}`}>{word}</td>
+                        <td>
+                          <code safe>{key.map((k) => valueText(u.key[k] ?? null)).join(" / ")}</code>
+                        </td>
+                        <td safe>{u.changes.map((ch) => `${ch.column}: ${valueText(ch.before)} → ${valueText(ch.after)}`).join("; ")}</td>
+                      </tr>
+                    ))
+                  : sample[kind].map((values) => {
+                      const r = recordText(values, key);
+                      return (
+                        <tr>
+                          <td class={`change-${kind}`}>{word}</td>
+                          <td>
+                            <code safe>{r.key}</code>
+                          </td>
+                          <td safe>{r.rest}</td>
+                        </tr>
+                      );
+                    }),
+              )}
+            </tbody>
+          </table>
+        );
+      })}
+    </section>
   );
 }
