@@ -24,6 +24,7 @@ import type { DigestRef } from "./line-digest.ts";
 import { refusedUploadHolds, refusedUploadsError } from "./refused-uploads.ts";
 import { stageDelivery } from "./stage-delivery.ts";
 import { sampleDiff, type EntitySample } from "./diff-sample.ts";
+import { headerStyle, type HeaderStyle } from "../intake/header-style.ts";
 import { purgeCutoff, purgeTombstones } from "./tombstones.ts";
 import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
 import type { Sqlite, SyncConnection } from "./sync-connection.ts";
@@ -46,6 +47,10 @@ export interface FileSummary {
   kept: number;
   encoding: string | null;
   delimiter: string | null;
+  /** The export the file name was recognised as (the spec's stem: `students`, `cc`, …). */
+  stem?: string;
+  /** How the header names its columns (see header-style.ts). */
+  headerStyle?: HeaderStyle;
   failed: string | null;
 }
 
@@ -236,6 +241,8 @@ export class SyncProcessor {
           kept: f.kept,
           encoding: f.stats.encoding,
           delimiter: f.stats.delimiter,
+          stem: f.stem,
+          headerStyle: headerStyle(f.stats.header, f.entity),
           failed: f.stats.failed,
         })),
         issueCounts: { ...issues.counts },

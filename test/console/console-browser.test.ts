@@ -181,6 +181,9 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     await check("district");
     await page.getByRole("link", { name: /^Sync \d+$/ }).first().click();
     assert.match(await page.locator("#sync-status").innerText(), /^applied$/);
+    // What was detected in each file: the export, the delimiter, the encoding and how the header names columns.
+    const students = page.locator("table.files tr", { has: page.locator("td", { hasText: /^students_\d+\.csv$/ }) });
+    assert.match(await students.innerText(), /students export, delimited text\s.*users.*utf-8\s+comma \(,\)\s+Table\.Field labels/s);
     await check("sync-applied");
     await page.goto("/?health=delivered");
     await page.getByRole("link", { name: "Madison <Schools>" }).waitFor();

@@ -111,6 +111,15 @@ describe("safeguards", () => {
     const users = (lines: string[]) => [...lines.map((l) => (l.startsWith("1005,") ? l.replace("Student 5", "Renamed 5") : l)), "2001,student,Nova,New,101,"];
     const { outcome, shown } = await ingestFiles(rd, slug, canonical({ students: 38, users }));
     assert.equal(outcome.status, "held");
+    assert.deepEqual(
+      shown.summary.files!.map((f) => [f.name, f.stem, f.headerStyle, f.delimiter]).sort(),
+      [
+        ["classes.csv", "classes", "rosterdock", ","],
+        ["enrollments.csv", "enrollments", "rosterdock", ","],
+        ["schools.csv", "schools", "rosterdock", ","],
+        ["users.csv", "users", "rosterdock", ","],
+      ],
+    );
     const preview = shown.summary.preview!;
     const sample = preview.find((p) => p.entity === "users")!;
     assert.deepEqual(sample.deleted.map((u) => u.user_key).sort(), ["student-1039", "student-1040"]);

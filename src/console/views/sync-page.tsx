@@ -2,6 +2,7 @@ import type { SyncDetail, SyncIssueView } from "../../sync/sync-service.ts";
 import type { FileSummary } from "../../sync/process-sync.ts";
 import type { EntitySample, SampleValues } from "../../sync/diff-sample.ts";
 import { rosterTable } from "../../sync/roster-tables.ts";
+import type { HeaderStyle } from "../../intake/header-style.ts";
 import { Notice, Page, html, type Viewer } from "./layout.tsx";
 import { STATUS_WORDS, StatusWord, When, formatSize } from "./parts.tsx";
 
@@ -67,7 +68,11 @@ function ActionButton(props: { syncId: number; action: SyncAction }): JSX.Elemen
 export function SyncPage(props: SyncPageProps): string {
   const s = props.sync;
   const summary = s.summary;
-  const fileSummaries = new Map<string, FileSummary>((summary.files ?? []).map((f) => [f.name, f]));
+  // A zip's entries are read as files of their own (`roster.zip/students.csv`): one row each, beside the zip's size and hash.
+  const fileRows: { f: SyncDetail["files"][number]; name: string; detected: FileSummary | undefined }[] = s.files.flatMap((f) => {
+    const entries = (summary.files ?? []).filter((d) => d.name === f.name || d.name.startsWith(`${f.name}/`));
+    return entries.length > 0 ? entries.map((detected) => ({ f, name: detected.name, detected: detected as FileSummary | undefined })) : [{ f, name: f.name, detected: undefined }];
+  });
   const watching = s.status === "waiting" || s.status === "processing" || props.approvalQueued;
   const v = props.issues;
   const pages = Math.max(1, Math.ceil(v.matching / ISSUES_PER_PAGE));
@@ -152,35 +157,38 @@ export function SyncPage(props: SyncPageProps): string {
       {s.status === "held" ? <DiffPreview samples={summary.preview} counts={s.counts} /> : ""}
 
       <h2>Files</h2>
-      <table>
+      <table class="files">
         <caption class="visually-hidden">The sync's files and what was detected in them</caption>
         <thead>
           <tr>
             <th scope="col">File</th>
             <th scope="col">Size</th>
             <th scope="col">SHA-256</th>
+            <th scope="col">Format</th>
             <th scope="col">Entity</th>
             <th scope="col">Rows</th>
             <th scope="col">Encoding</th>
             <th scope="col">Delimiter</th>
+            <th scope="col">Header</th>
           </tr>
         </thead>
         <tbody>
-          {s.files.map((f) => {
-            const detected = fileSummaries.get(f.name);
+          {fileRows.map(({ f, name, detected }) => {
             return (
               <tr>
-                <td safe>{f.name}</td>
+                <td safe>{name}</td>
                 <td class="num">{formatSize(f.size)}</td>
                 <td>
                   <code class="hash" safe>
                     {f.sha256}
                   </code>
                 </td>
+                <td safe>{formatText(name, detected)}</td>
                 <td safe>{detected?.entity ?? "—"}</td>
                 <td class="num">{detected ? String(detected.rows) : "—"}</td>
                 <td safe>{detected?.encoding ?? "—"}</td>
-                <td safe>{detected?.delimiter === undefined || detected.delimiter === null ? "—" : detected.delimiter === "\t" ? "tab" : detected.delimiter}</td>
+                <td safe>{delimiterText(detected?.delimiter ?? null)}</td>
+                <td safe>{detected?.headerStyle ? HEADER_STYLE_TEXT[detected.headerStyle] : "—"}</td>
               </tr>
             );
           })}
@@ -311,6 +319,28 @@ export function ConfirmPage(props: { viewer: Viewer; syncId: number; action: Syn
       </div>
     </Page>,
   );
+}
+
+const HEADER_STYLE_TEXT: Record<HeaderStyle, string> = {
+  autosend: "AutoSend [NN]Field labels",
+  "table-field": "Table.Field labels",
+  rosterdock: "Rosterdock column names",
+  powerschool: "PowerSchool field names",
+  none: "none read",
+};
+
+const DELIMITER_NAMES: Record<string, string> = { "\t": "tab", ",": "comma (,)", ";": "semicolon (;)", "|": "pipe (|)" };
+
+function delimiterText(delimiter: string | null): string {
+  return delimiter === null ? "—" : (DELIMITER_NAMES[delimiter] ?? delimiter);
+}
+
+/** The export a file was recognised as, as delimited text, and whether it came in a zip. */
+function formatText(name: string, detected: FileSummary | undefined): string {
+  if (!detected) return "—";
+  const kind = detected.delimiter === "\t" ? "tab-separated" : detected.delimiter === null ? "unread" : "delimited text";
+  const zipped = /\.zip\//i.test(name) ? ", from a zip" : "";
+  return detected.stem ? `${detected.stem} export, ${kind}${zipped}` : `${kind}${zipped}`;
 }
 
 function valueText(value: string | number | null): string {
