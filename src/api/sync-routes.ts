@@ -6,10 +6,13 @@ import { RosterdockError } from "../errors.ts";
 import { issuesCsv } from "../sync/issues-csv.ts";
 import { apiErrors } from "./api-schemas.ts";
 import { SyncSchema } from "./admin-routes.ts";
+import type { SyncProgressReport } from "../jobs/sync-progress-board.ts";
 
 /** What must run off the server's thread: undoing a big sync takes seconds to minutes. */
 export interface SyncRunner {
   rollback(syncId: number, actor: string): Promise<number>;
+  /** How a sync under way is going (stage, rows), when the runner runs the syncs and keeps track. */
+  progress?(syncId: number): SyncProgressReport | undefined;
 }
 
 const IssueSchema = z.object({

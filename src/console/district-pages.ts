@@ -1,10 +1,9 @@
-import { credentialsLinkUrl } from "../districts/connection-details.ts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.ts";
 import type { Rosterdock } from "../service.ts";
 import { RosterdockError, isRosterdockError } from "../errors.ts";
-import { connectionDetails, type ConnectionDetails } from "../districts/connection-details.ts";
+import { connectionDetails, credentialsLinkUrl, type ConnectionDetails } from "../districts/connection-details.ts";
 import type { CreatedDistrict, SafeguardOverrides } from "../districts/district-service.ts";
 import { operatorActor } from "../operators/operator-service.ts";
 import { HEALTH_MARKS, OVERVIEW_SORTS, districtOverviews, sortOverviews, type HealthMark, type OverviewSort } from "./district-overview.ts";
@@ -12,6 +11,8 @@ import { sendPage, viewer, type ConsoleContext } from "./console-app.ts";
 import { DistrictsPage } from "./views/districts-page.tsx";
 import { CredentialsPage, NewDistrictPage, type IssuedCredentials } from "./views/new-district-page.tsx";
 import { DistrictPage } from "./views/district-page.tsx";
+import { RosterSearchPage, UserPage } from "./views/roster-pages.tsx";
+import { searchUsers, userWithClasses } from "./roster-browser.ts";
 import type { ChartSync } from "./views/sync-chart.tsx";
 
 type Counts = Record<string, { created?: number; updated?: number; deleted?: number }>;
@@ -39,6 +40,9 @@ function field(body: unknown, name: string): string {
   const value = (body as Record<string, unknown> | undefined)?.[name];
   return typeof value === "string" ? value : "";
 }
+
+/** The guide formats the console offers (Markdown stays with the CLI and the API). */
+export const CONSOLE_GUIDE_FORMATS = ["html", "pdf"] as const;
 
 type Form = { Body: Record<string, string | undefined> };
 type SlugParams = { Params: { slug: string } };
@@ -110,6 +114,42 @@ export function registerDistrictPages(web: FastifyInstance, { rd }: ConsoleConte
   web.post<SlugParams & Form>("/districts/:slug/rotate-password", { ...hide, preValidation: web.csrfProtection }, async (request, reply) => {
     const rotated = await rd.districts.rotatePassword(request.params.slug, operatorActor(request.operator!.email));
     return credentialsPage(request, reply, rotated, `New password for ${rotated.district.name}`, "The old password stopped working. Update the district's Remote Connection Manager entry.");
+  });
+
+  web.post<SlugParams & Form>("/districts/:slug/new-link", { ...hide, preValidation: web.csrfProtection }, async (request, reply) => {
+    const rotated = await rd.districts.rotatePassword(request.params.slug, operatorActor(request.operator!.email), "new-link");
+    return credentialsPage(request, reply, rotated, `New one-time link for ${rotated.district.name}`, "A new password was made for this link; the old password and any earlier link stopped working.");
+  });
+
+  // The setup guide, as `rosterdock guide` and `GET /api/v1/districts/{slug}/guide` give it.
+  web.get<{ Params: { slug: string; format: string } }>("/districts/:slug/guide.:format", hide, async (request, reply) => {
+    const format = CONSOLE_GUIDE_FORMATS.find((f) => f === request.params.format);
+    if (!format) throw new RosterdockError("ERR_ROUTE_NOT_FOUND", "The guide is served as .html or .pdf.");
+    const guide = await rd.guides.render(request.params.slug, format);
+    return (
+      reply
+        .type(guide.contentType)
+        .header("content-disposition", `attachment; filename="${guide.fileName}"`)
+        .header("cache-control", "no-store")
+        // Self-contained: its own inline styles, no script, nothing from elsewhere.
+        .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+        .send(guide.body)
+    );
+  });
+
+  web.get<SlugParams & { Querystring: { q?: string; page?: string } }>("/districts/:slug/users", hide, async (request, reply) => {
+    const district = await rd.districts.requireRow(request.params.slug);
+    const query = typeof request.query.q === "string" ? request.query.q.slice(0, 200) : "";
+    const page = Math.max(1, Math.floor(Number(request.query.page ?? "1")) || 1);
+    const { users, more } = await searchUsers(rd.database, district.id, query, page);
+    return sendPage(reply, RosterSearchPage({ viewer: viewer(request, reply), slug: district.slug, districtName: district.name, query, page, users, more }));
+  });
+
+  web.get<{ Params: { slug: string; userKey: string } }>("/districts/:slug/users/:userKey", hide, async (request, reply) => {
+    const district = await rd.districts.requireRow(request.params.slug);
+    const found = await userWithClasses(rd.database, district.id, request.params.userKey);
+    if (!found) throw new RosterdockError("ERR_ROUTE_NOT_FOUND", `${district.name} has no user ${request.params.userKey}.`);
+    return sendPage(reply, UserPage({ viewer: viewer(request, reply), slug: district.slug, districtName: district.name, ...found }));
   });
 
   web.post<SlugParams & Form>("/districts/:slug/allow-list", { ...hide, preValidation: web.csrfProtection }, async (request, reply) => {

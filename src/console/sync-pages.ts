@@ -5,7 +5,10 @@ import { operatorActor } from "../operators/operator-service.ts";
 import { issuesCsv } from "../sync/issues-csv.ts";
 import { sendPage, viewer, type ConsoleContext } from "./console-app.ts";
 import { ACTION_TEXT, ConfirmPage, ISSUES_PER_PAGE, SyncPage, type SyncAction } from "./views/sync-page.tsx";
-import { STATUS_WORDS } from "./views/parts.tsx";
+import { STATUS_WORDS, formatSize } from "./views/parts.tsx";
+import type { SyncDetail } from "../sync/sync-service.ts";
+import type { SyncRunner } from "../api/sync-routes.ts";
+import type { SyncStage } from "../jobs/sync-progress-board.ts";
 
 type IdParams = { Params: { id: string } };
 type ActionParams = { Params: { id: string; action: string } };
@@ -43,6 +46,39 @@ async function latestAppliedId(rd: Rosterdock, districtId: number): Promise<numb
   return row?.id ?? undefined;
 }
 
+const STAGE_TEXT: Record<SyncStage, string> = {
+  reading: "Reading the files",
+  planning: "Planning the changes",
+  applying: "Applying the changes",
+  holding: "Holding it for review",
+};
+
+export interface LiveProgress {
+  stage: SyncStage | null;
+  rows: number | null;
+  elapsedSeconds: number | null;
+  /** The sentence the page shows. */
+  text: string;
+}
+
+/** Where a sync under way is: from the sync thread's reports when it runs, else from its status. */
+export function liveProgress(rd: Rosterdock, runner: SyncRunner, sync: SyncDetail, approvalQueued: boolean): LiveProgress {
+  const report = runner.progress?.(sync.id);
+  const since = report ? report.startedAt : sync.status === "processing" || sync.status === "waiting" || approvalQueued ? Date.parse(sync.updatedAt) : null;
+  const elapsedSeconds = since === null ? null : Math.max(0, Math.round((rd.clock.now().getTime() - since) / 1000));
+  const elapsed = elapsedSeconds === null ? "" : `, for ${elapsedSeconds} s`;
+  if (!report) {
+    const text = approvalQueued ? `Approval queued: waiting for the worker${elapsed}.` : `The sync is ${STATUS_WORDS[sync.status]}${elapsed}.`;
+    return { stage: null, rows: null, elapsedSeconds, text };
+  }
+  const rows = `${report.rows.toLocaleString("en-US")} rows read`;
+  const where =
+    report.stage === "reading" && report.file !== null
+      ? `${STAGE_TEXT.reading}: ${report.file} (file ${(report.fileIndex ?? 0) + 1} of ${report.files ?? "?"}), ${rows}${report.size > 0 ? ` (${Math.floor((report.bytes / report.size) * 100)}% of ${formatSize(report.size)})` : ""}`
+      : `${STAGE_TEXT[report.stage]}: ${rows}`;
+  return { stage: report.stage, rows: report.rows, elapsedSeconds, text: `${where}${elapsed}.` };
+}
+
 /** `/syncs/{id}`: the sync page, its issues as CSV, its progress as JSON, and approve, discard and roll back. */
 export function registerSyncPages(web: FastifyInstance, { rd, runner }: ConsoleContext): void {
   const hide = { schema: { hide: true } };
@@ -55,6 +91,7 @@ export function registerSyncPages(web: FastifyInstance, { rd, runner }: ConsoleC
     const file = request.query.file ? request.query.file : undefined;
     const page = Math.max(1, Math.floor(Number(request.query.page ?? "1")) || 1);
     const { issues, matching } = await rd.syncs.issuesPage(id, { ...(severity ? { severity } : {}), ...(file !== undefined ? { file } : {}) }, { offset: (page - 1) * ISSUES_PER_PAGE, limit: ISSUES_PER_PAGE });
+    const queued = await approvalQueued(rd, id);
     const done = (ACTIONS as readonly string[]).includes(request.query.done ?? "") ? ACTION_TEXT[request.query.done as SyncAction].done : undefined;
     return sendPage(
       reply,
@@ -63,7 +100,8 @@ export function registerSyncPages(web: FastifyInstance, { rd, runner }: ConsoleC
         sync,
         districtName: district.name,
         latestApplied: (await latestAppliedId(rd, district.id)) === id,
-        approvalQueued: await approvalQueued(rd, id),
+        approvalQueued: queued,
+        progress: liveProgress(rd, runner, sync, queued).text,
         issues: { issues, matching, files: await rd.syncs.issueFiles(id), severity, file, page },
         ...(done ? { notice: done } : {}),
       }),
@@ -82,17 +120,18 @@ export function registerSyncPages(web: FastifyInstance, { rd, runner }: ConsoleC
       .send(issuesCsv(await rd.syncs.issues(id)));
   });
 
-  // What the page's script polls while a sync waits, runs or is being approved.
+  // What the page's script polls while a sync waits, runs or is being approved. Reads only: the
+  // sync's row (SQLite readers never wait for a writer) and the sync thread's reports in memory.
   web.get<IdParams>("/syncs/:id/progress.json", hide, async (request, reply) => {
     const id = syncId(request.params.id);
     const sync = await rd.syncs.show(id);
-    const since = sync.status === "processing" || sync.status === "waiting" ? sync.updatedAt : null;
+    const queued = await approvalQueued(rd, id);
     return reply.header("cache-control", "no-store").send({
       id,
       status: sync.status,
       statusText: STATUS_WORDS[sync.status],
-      approvalQueued: await approvalQueued(rd, id),
-      elapsedSeconds: since ? Math.max(0, Math.round((rd.clock.now().getTime() - Date.parse(since)) / 1000)) : null,
+      approvalQueued: queued,
+      ...liveProgress(rd, runner, sync, queued),
     });
   });
 

@@ -3,12 +3,15 @@ import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 import type { Job } from "../db/schema.ts";
 import { ERROR_CATALOGUE, RosterdockError, type ErrorCode } from "../errors.ts";
+import { SyncProgressBoard, type SyncProgressReport } from "./sync-progress-board.ts";
 
 /** Thrown for a job cut short by shutdown: it stays `running` and runs again at the next start. */
 export class JobInterrupted extends Error {}
 
 export type SyncThreadRequest = { kind: "job"; job: Job } | { kind: "rollback"; syncId: number; actor: string } | { kind: "purge-tombstones" };
 type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string; code?: string };
+/** A sync job's progress, posted by the thread while it runs. */
+type ProgressMessage = { progress: SyncProgressReport };
 
 /**
  * Runs `process-sync` jobs on a thread of their own. A sync's SQL statements run for seconds on a
@@ -25,13 +28,16 @@ export class SyncThread {
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
+    /** Where the syncs' progress is kept for the console, from the thread's messages. */
+    private readonly board = new SyncProgressBoard(),
   ) {}
 
   private start(): Thread {
     const thread = new Thread(new URL("./thread-boot.mjs", import.meta.url), {
       workerData: { entry: new URL("./sync-thread-main.ts", import.meta.url).href, config: { ...this.config } },
     });
-    thread.on("message", (reply: Reply) => {
+    thread.on("message", (reply: Reply | ProgressMessage) => {
+      if ("progress" in reply) return this.board.set(reply.progress);
       const waiter = this.pending.get(reply.id);
       this.pending.delete(reply.id);
       if (reply.ok) waiter?.resolve(reply.value);
@@ -48,7 +54,16 @@ export class SyncThread {
   }
 
   async run(job: Job): Promise<void> {
-    await this.request({ kind: "job", job });
+    try {
+      await this.request({ kind: "job", job });
+    } finally {
+      this.board.end((JSON.parse(job.payload) as { syncId: number }).syncId);
+    }
+  }
+
+  /** How a sync the thread is running is going, if it is running one with that id. */
+  progress(syncId: number): SyncProgressReport | undefined {
+    return this.board.get(syncId);
   }
 
   /** Undoes an applied sync on the thread; resolves to the number of changes undone. */

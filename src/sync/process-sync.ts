@@ -23,6 +23,8 @@ import { DEFAULT_DIGEST_REVISIT_LIMIT, DIGEST_BYPASS_ERRORS, readDigestMeta } fr
 import type { DigestRef } from "./line-digest.ts";
 import { refusedUploadHolds, refusedUploadsError } from "./refused-uploads.ts";
 import { stageDelivery } from "./stage-delivery.ts";
+import { sampleDiff, type EntitySample } from "./diff-sample.ts";
+import { headerStyle, type HeaderStyle } from "../intake/header-style.ts";
 import { purgeCutoff, purgeTombstones } from "./tombstones.ts";
 import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
 import type { Sqlite, SyncConnection } from "./sync-connection.ts";
@@ -45,6 +47,10 @@ export interface FileSummary {
   kept: number;
   encoding: string | null;
   delimiter: string | null;
+  /** The export the file name was recognised as (the spec's stem: `students`, `cc`, …). */
+  stem?: string;
+  /** How the header names its columns (see header-style.ts). */
+  headerStyle?: HeaderStyle;
   failed: string | null;
 }
 
@@ -72,6 +78,8 @@ export interface SyncSummary {
   durationMs: number;
   /** Milliseconds per stage: read and stage (with keys), plan, apply. */
   timings: { stageMs: number; planMs: number; applyMs: number };
+  /** A held sync's sample of the rows it would create, update and delete (see diff-sample.ts). */
+  preview?: EntitySample[];
 }
 
 export interface ProcessOptions {
@@ -80,7 +88,12 @@ export interface ProcessOptions {
   /** An approval queued as a job: also resumes one a crash interrupted, and is a no-op once done. */
   resume?: boolean;
   onProgress?: (progress: StageProgress) => void;
+  /** Told when the files are read and the sync moves on: planning, then applying (or holding). */
+  onStage?: (stage: "planning" | "applying" | "holding") => void;
 }
+
+/** Where a sync's progress is told as it runs (the sync thread passes it on to the console). */
+export type SyncReporting = Pick<ProcessOptions, "onProgress" | "onStage">;
 
 export interface ProcessOutcome {
   syncId: number;
@@ -137,11 +150,11 @@ export class SyncProcessor {
   }
 
   /** For the worker: `{ syncId }` payload. A sync that keeps crashing is marked failed on the last attempt. */
-  async handleJob(job: Job): Promise<void> {
+  async handleJob(job: Job, reporting: SyncReporting = {}): Promise<void> {
     const { syncId, approvedBy } = JSON.parse(job.payload) as { syncId: number; approvedBy?: string };
     try {
-      if (approvedBy === undefined) await this.process(syncId);
-      else await this.process(syncId, { approvedBy, resume: true });
+      if (approvedBy === undefined) await this.process(syncId, reporting);
+      else await this.process(syncId, { ...reporting, approvedBy, resume: true });
     } catch (error) {
       if (job.attempts >= MAX_SYNC_ATTEMPTS) await this.markFailed(syncId, error);
       throw error;
@@ -228,6 +241,8 @@ export class SyncProcessor {
           kept: f.kept,
           encoding: f.stats.encoding,
           delimiter: f.stats.delimiter,
+          stem: f.stem,
+          headerStyle: headerStyle(f.stats.header, f.entity),
           failed: f.stats.failed,
         })),
         issueCounts: { ...issues.counts },
@@ -258,6 +273,7 @@ export class SyncProcessor {
         const version = rosterVersion(sqlite, district.id);
         if (staged.delta.size > 0 && version !== previous.version) return null;
         const planStarted = Date.now();
+        options.onStage?.("planning");
         const plan = planSync(sqlite, district.id, staged.present, staged.delta);
         countKept(plan.counts, staged.kept);
         timings.planMs = Date.now() - planStarted;
@@ -266,12 +282,15 @@ export class SyncProcessor {
           options.approvedBy === undefined
             ? [...refused, ...judgeSafeguards(plan.counts, plan.liveCounts, thresholds, staged.emptyFiles, staged.unreadable, plan.cascades)]
             : [];
+        options.onStage?.(holdReasons.length > 0 ? "holding" : "applying");
+        // What the operator deciding on a held sync looks at: the staging it comes from is removed below.
+        const preview = holdReasons.length > 0 ? sampleDiff(sqlite, plan) : undefined;
         const outcome = this.connection.writeTransaction(() => {
           // Another sync of the district applied since the plan was made: plan again.
           if (rosterVersion(sqlite, district.id) !== version) return null;
           for (const issue of cascadeIssues(plan, staged)) issues.add(issue);
           if (holdReasons.length > 0) {
-            const summary = summaryOf(plan, holdReasons, null);
+            const summary: SyncSummary = { ...summaryOf(plan, holdReasons, null), ...(preview ? { preview } : {}) };
             const at = now();
             this.#finish(syncId, "held", plan.counts, summary, issues.kept, at);
             this.options.onOutcome?.({ status: "held", syncId, districtId: district.id, counts: plan.counts }, sqlite, at);

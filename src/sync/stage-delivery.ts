@@ -100,6 +100,9 @@ export interface StageProgress {
   /** Bytes read so far of all files, and their total. */
   totalBytes: number;
   totalSize: number;
+  /** Rows of this file read so far, and of all files. */
+  rows: number;
+  totalRows: number;
 }
 
 export interface StageOptions {
@@ -144,6 +147,7 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     kept = new KeptRecords(sqlite, options.districtId, references);
     const totalSize = recognised.reduce((sum, r) => sum + r.source.size, 0);
     let doneBytes = 0;
+    let doneRows = 0;
     let failedFile = false;
     for (const [fileIndex, { source, file }] of recognised.entries()) {
       if (failedFile) {
@@ -152,8 +156,18 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
         continue;
       }
       const progress = options.onProgress
-        ? (bytes: number) =>
-            options.onProgress!({ file: source.name, fileIndex, files: recognised.length, bytes, size: source.size, totalBytes: doneBytes + bytes, totalSize })
+        ? (bytes: number, rows: number) =>
+            options.onProgress!({
+              file: source.name,
+              fileIndex,
+              files: recognised.length,
+              bytes,
+              size: source.size,
+              totalBytes: doneBytes + bytes,
+              totalSize,
+              rows,
+              totalRows: doneRows + rows,
+            })
         : undefined;
       // Parsing runs on a thread of its own, overlapping the inserts here; it opens the same sources by index.
       if (parser === null) {
@@ -179,8 +193,10 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
           orphansOfUnchangedStudents(sqlite, options.districtId, present, result, issues, references, options.digests!.revisitLimit);
         }
       }
+      // The file read to its end, then counted as done (told before, its bytes would count twice).
+      progress?.(source.size, result.stats.rows);
       doneBytes += source.size;
-      progress?.(source.size);
+      doneRows += result.stats.rows;
       if (result.stats.failed !== null) {
         failedFile = true;
         await parser.close();
@@ -339,7 +355,7 @@ async function stageFile(
   issues: IssueSink,
   refs: References,
   kept: KeptRecords,
-  progress: ((bytes: number) => void) | undefined,
+  progress: ((bytes: number, rows: number) => void) | undefined,
   digestDir: string | null,
 ): Promise<StagedFile> {
   const stats = emptyFileStats();
@@ -384,7 +400,7 @@ async function stageFile(
       } else issues.add(issue);
     }
     Object.assign(stats, message.stats);
-    if (message.bytes > 0) progress?.(message.bytes);
+    if (message.bytes > 0) progress?.(message.bytes, stats.rows);
     if (message.kind === "end") {
       if (message.digest !== null && digestDir !== null) staged.digest = { dir: digestDir, result: message.digest, excluded };
       break;

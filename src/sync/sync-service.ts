@@ -15,7 +15,7 @@ import { RosterdockError } from "../errors.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
 import type { Changeset } from "./apply-sync.ts";
 import { SyncProcessor } from "./process-sync.ts";
-import type { ProcessOutcome, SyncOutcomeEvent, SyncProcessorOptions, SyncSummary } from "./process-sync.ts";
+import type { ProcessOutcome, SyncOutcomeEvent, SyncProcessorOptions, SyncReporting, SyncSummary } from "./process-sync.ts";
 import { emptyCounts } from "./roster-tables.ts";
 import { findDanglingReferences } from "./roster-doctor.ts";
 import type { DanglingReference } from "./roster-doctor.ts";
@@ -166,9 +166,9 @@ export class SyncService {
   }
 
   /** The `process-sync` job handler. */
-  async processJob(job: Job): Promise<void> {
+  async processJob(job: Job, reporting: SyncReporting = {}): Promise<void> {
     if (!this.processor) return this.#failWithoutEngine(job);
-    await this.processor.handleJob(job);
+    await this.processor.handleJob(job, reporting);
   }
 
   /**

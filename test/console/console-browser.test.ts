@@ -154,6 +154,15 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     assert.equal(await page.locator("code.secret").count(), 0);
     const link = new URL((await page.getByRole("link", { name: /\/handoff\// }).innerText()).trim());
     await check("district-created");
+    // Beside the link, the district's setup guide, as a web page and as a PDF printed by the server's Chromium.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Setup guide (HTML)" }).click()]);
+    assert.equal(download.suggestedFilename(), "setup-guide-madison.html");
+    const guide = await readFile((await download.path())!, "utf8");
+    assert.match(guide, /<title>PowerSchool setup for Madison &#60;Schools&#62;<\/title>/);
+    assert.match(guide, /<code>madison<\/code>/);
+    const pdf = await context.request.get("/districts/madison/guide.pdf");
+    assert.equal(pdf.status(), 200);
+    assert.equal((await pdf.body()).subarray(0, 5).toString("latin1"), "%PDF-");
     // The district's admin opens it once: the password shows, then never again.
     await page.goto(link.pathname);
     await page.getByRole("button", { name: "Reveal the credentials" }).click();
@@ -172,9 +181,33 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     await check("district");
     await page.getByRole("link", { name: /^Sync \d+$/ }).first().click();
     assert.match(await page.locator("#sync-status").innerText(), /^applied$/);
+    // What was detected in each file: the export, the delimiter, the encoding and how the header names columns.
+    const students = page.locator("table.files tr", { has: page.locator("td", { hasText: /^students_\d+\.csv$/ }) });
+    assert.match(await students.innerText(), /students export, delimited text\s.*users.*utf-8\s+comma \(,\)\s+Table\.Field labels/s);
     await check("sync-applied");
     await page.goto("/?health=delivered");
     await page.getByRole("link", { name: "Madison <Schools>" }).waitFor();
+  });
+
+  it("finds a student in the roster browser and opens their classes and their teacher's", async () => {
+    const { default: Database } = await import("better-sqlite3");
+    const db = new Database(join(home.dataDir, "rosterdock.sqlite"), { readonly: true });
+    const student = db
+      .prepare("select u.first_name, u.last_name, u.user_key from roster_users u join roster_enrollments e on e.district_id = u.district_id and e.student_id = u.district_user_id where u.scope = 'student' order by u.user_key limit 1")
+      .get() as { first_name: string; last_name: string; user_key: string };
+    db.close();
+    await page.goto("/districts/madison");
+    await page.getByLabel("Search users").fill(`${student.first_name.slice(0, 2)} ${student.last_name.slice(0, 3).toUpperCase()}`);
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    await check("roster-search");
+    await page.locator("table.users tr", { hasText: student.user_key }).getByRole("link").click();
+    assert.equal(await page.locator("h1").innerText(), `${student.first_name} ${student.last_name}`);
+    assert.equal(await page.locator("h2#classes").innerText(), "Enrolled in");
+    assert.ok((await page.locator("table.classes tbody tr").count()) > 0);
+    await check("roster-student");
+    await page.locator("table.classes tbody tr").first().locator("td").last().getByRole("link").click();
+    assert.equal(await page.locator("h2#classes").innerText(), "Teaches");
+    assert.ok((await page.locator("table.classes tbody tr").count()) > 0);
   });
 
   it("shows a truncated night held with its reason, and applies it on approval", async () => {
@@ -184,12 +217,18 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     const syncPath = new URL(page.url()).pathname;
     assert.match(await page.locator("#sync-status").innerText(), /^held$/);
     assert.match(await page.locator("main").innerText(), /Why it was held/);
+    // A sample of what it would change: the students cut from the file are among the deletes.
+    const users = page.locator("table.preview", { has: page.locator("caption", { hasText: /^users: \d+ deleted/ }) });
+    assert.ok((await users.locator("td.change-deleted").count()) > 0);
+    assert.match(await users.locator("tbody tr", { has: page.locator("td.change-deleted") }).first().innerText(), /student-\d+/);
     await check("sync-held");
     const csv = await context.request.get(`${syncPath}/issues.csv`);
     assert.equal(csv.status(), 200);
     assert.match(csv.headers()["content-type"] ?? "", /^text\/csv/);
     assert.match(await csv.text(), /DEPENDENTS_DELETED/);
-    assert.equal((await (await context.request.get(`${syncPath}/progress.json`)).json()).status, "held");
+    const progress = await (await context.request.get(`${syncPath}/progress.json`)).json();
+    assert.equal(progress.status, "held");
+    assert.equal(progress.text, "The sync is held.");
     await page.getByLabel("Severity").selectOption("info");
     await page.getByRole("button", { name: "Filter" }).click();
     const severities = await page.locator("#issues ~ table tbody tr td:first-child").allInnerTexts();
@@ -227,6 +266,20 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     await check("sync-rolled-back");
   });
 
+  it("makes a new one-time link from the district page, shown once", async () => {
+    await page.goto("/districts/madison");
+    await page.getByRole("button", { name: "New one-time link" }).click();
+    assert.match(await page.title(), /^New one-time link for Madison <Schools>/);
+    const link = new URL((await page.getByRole("link", { name: /\/handoff\// }).innerText()).trim());
+    assert.equal(await page.locator("code.secret").count(), 0);
+    await check("new-link");
+    await page.goto(link.pathname);
+    await page.getByRole("button", { name: "Reveal the credentials" }).click();
+    const password = (await page.locator("code.secret").innerText()).trim();
+    assert.match(password, /^[A-Za-z0-9_-]{24}$/);
+    assert.notEqual(password, login.password);
+  });
+
   it("signs out, after which console pages redirect to sign-in", async () => {
     await page.goto("/");
     await page.getByRole("button", { name: "Sign out" }).click();
@@ -240,7 +293,7 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     const db = new Database(join(home.dataDir, "rosterdock.sqlite"), { readonly: true });
     const actions = (db.prepare("select action from audit_events where actor = 'operator:ada@example.org' order by id").all() as { action: string }[]).map((r) => r.action);
     db.close();
-    for (const action of ["operator.signed_in", "district.created", "district.safeguards_set", "sync.approval_queued", "sync.discarded", "sync.rolled_back", "operator.signed_out"]) {
+    for (const action of ["operator.signed_in", "district.created", "district.safeguards_set", "sync.approval_queued", "sync.discarded", "sync.rolled_back", "district.password_rotated", "operator.signed_out"]) {
       assert.ok(actions.includes(action), `${action} audited with the operator's email: ${actions.join(", ")}`);
     }
   });

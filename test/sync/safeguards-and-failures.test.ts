@@ -103,6 +103,37 @@ describe("safeguards", () => {
     await assert.rejects(rd.districts.setSafeguards(slug, { deletePercent: 120 }, "test"), { code: "ERR_INVALID_ARGUMENT" });
   });
 
+  it("keeps a sample of the rows a held sync would delete, update and create", async () => {
+    const rd = await startRosterdock();
+    const slug = await newDistrict(rd);
+    await rd.districts.setSafeguards(slug, { deletePercent: 1, deleteMinRows: 1, changePercent: 1, changeMinRows: 1 }, "test");
+    assert.equal((await rd.syncs.ingest(slug, [await writeFiles(canonical())])).status, "applied");
+    const users = (lines: string[]) => [...lines.map((l) => (l.startsWith("1005,") ? l.replace("Student 5", "Renamed 5") : l)), "2001,student,Nova,New,101,"];
+    const { outcome, shown } = await ingestFiles(rd, slug, canonical({ students: 38, users }));
+    assert.equal(outcome.status, "held");
+    assert.deepEqual(
+      shown.summary.files!.map((f) => [f.name, f.stem, f.headerStyle, f.delimiter]).sort(),
+      [
+        ["classes.csv", "classes", "rosterdock", ","],
+        ["enrollments.csv", "enrollments", "rosterdock", ","],
+        ["schools.csv", "schools", "rosterdock", ","],
+        ["users.csv", "users", "rosterdock", ","],
+      ],
+    );
+    const preview = shown.summary.preview!;
+    const sample = preview.find((p) => p.entity === "users")!;
+    assert.deepEqual(sample.deleted.map((u) => u.user_key).sort(), ["student-1039", "student-1040"]);
+    assert.equal(sample.deleted[0]!.role, "student");
+    assert.deepEqual(sample.created.map((u) => [u.user_key, u.first_name, u.last_name]), [["student-2001", "Nova", "New"]]);
+    assert.deepEqual(sample.updated, [{ key: { user_key: "student-1005" }, changes: [{ column: "last_name", before: "Student 5", after: "Renamed 5" }] }]);
+    // At most a few rows of each kind: the two students' six enrollments go, five are shown.
+    const enrollments = preview.find((p) => p.entity === "enrollments")!;
+    assert.equal(shown.counts.enrollments!.deleted, 6);
+    assert.equal(enrollments.deleted.length, 5);
+    assert.ok(enrollments.deleted.every((e) => e.student_id === "1039" || e.student_id === "1040"));
+    assert.equal(preview.find((p) => p.entity === "schools"), undefined, "entities without a change are left out");
+  });
+
   it("uses the server's thresholds from its configuration", async () => {
     const rd = await startRosterdock({ ROSTERDOCK_HOLD_DELETE_PERCENT: "1", ROSTERDOCK_HOLD_DELETE_MIN_ROWS: "1" });
     const slug = await newDistrict(rd);

@@ -1,5 +1,6 @@
 // Rosterdock console: the one script. Every page works without it; it only keeps a sync page
-// current while the sync waits, runs or is being approved, and reloads it once the sync is done.
+// current while the sync waits, runs or is being approved (stage, rows, elapsed time), and reloads
+// it once the sync is done.
 (() => {
   "use strict";
   const progress = document.querySelector("[data-progress-url]");
@@ -15,9 +16,10 @@
         window.location.reload();
         return;
       }
-      const elapsed = p.elapsedSeconds === null ? "" : `, for ${p.elapsedSeconds} s`;
-      progress.textContent = p.approvalQueued ? `Approval queued: waiting for the worker${elapsed}.` : `The sync is ${p.statusText}${elapsed}.`;
-      setTimeout(poll, 1500);
+      // Stage, rows read and time taken, in the server's words.
+      progress.textContent = p.text;
+      if (p.stage) progress.setAttribute("data-stage", p.stage);
+      setTimeout(poll, 1000);
     } catch {
       setTimeout(poll, 5000);
     }

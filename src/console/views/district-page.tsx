@@ -2,10 +2,11 @@ import type { DistrictView, SafeguardOverrides } from "../../districts/district-
 import type { ConnectionDetails } from "../../districts/connection-details.ts";
 import type { HealthMark } from "../district-overview.ts";
 import { CsrfField, Notice, Page, html, type Viewer } from "./layout.tsx";
-import { HostKeys } from "./new-district-page.tsx";
+import { GuideDownloads, HostKeys } from "./new-district-page.tsx";
 import { HealthMarkText } from "./districts-page.tsx";
 import { SyncChart, type ChartSync } from "./sync-chart.tsx";
 import { StatusWord, When } from "./parts.tsx";
+import { RosterSearch } from "./roster-pages.tsx";
 
 const SAFEGUARD_FIELDS: { key: keyof SafeguardOverrides; label: string; unit: string }[] = [
   { key: "deletePercent", label: "Hold when a sync deletes more than (%)", unit: "%" },
@@ -54,12 +55,26 @@ export function DistrictPage(props: DistrictPageProps): string {
           <code safe>{`${props.connection.host}:${props.connection.port}`}</code>
         </dd>
       </dl>
-      <form method="post" action={`${base}/rotate-password`}>
-        <CsrfField token={props.viewer.csrf} />
-        <button type="submit" class="secondary">
-          Rotate password
-        </button>
-      </form>
+      <div class="actions">
+        <form method="post" action={`${base}/rotate-password`}>
+          <CsrfField token={props.viewer.csrf} />
+          <button type="submit" class="secondary">
+            Rotate password
+          </button>
+        </form>
+        <form method="post" action={`${base}/new-link`}>
+          <CsrfField token={props.viewer.csrf} />
+          <button type="submit" class="secondary" aria-describedby="new-link-hint">
+            New one-time link
+          </button>
+        </form>
+      </div>
+      <p id="new-link-hint" class="hint">
+        Each makes a new password, ends the old one and shows a new one-time link once.
+      </p>
+
+      <h2>Setup guide</h2>
+      <GuideDownloads slug={d.slug} />
 
       <h2>Host key fingerprints</h2>
       <HostKeys connection={props.connection} />
@@ -101,6 +116,9 @@ export function DistrictPage(props: DistrictPageProps): string {
           </tbody>
         </table>
       )}
+
+      <h2 id="roster">Roster</h2>
+      <RosterSearch slug={d.slug} />
 
       <h2>Allowed addresses</h2>
       <form method="post" action={`${base}/allow-list`} class="stack narrow">

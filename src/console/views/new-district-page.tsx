@@ -90,6 +90,9 @@ export function CredentialsPage(props: { viewer: Viewer; title: string; lead: st
           </>
         )}
       </dl>
+      <h2>Setup guide</h2>
+      <p>The district's admin sets up PowerSchool's exports with this guide; it never contains the password.</p>
+      <GuideDownloads slug={c.slug} />
       <h2>Host key fingerprints</h2>
       <HostKeys connection={c.connection} />
     </Page>,
@@ -121,5 +124,24 @@ export function HostKeys(props: { connection: ConnectionDetails }): JSX.Element 
         ))}
       </tbody>
     </table>
+  );
+}
+
+/** Links to the district's setup guide, as a web page and as a PDF. */
+export function GuideDownloads(props: { slug: string }): JSX.Element {
+  const base = `/districts/${encodeURIComponent(props.slug)}/guide`;
+  return (
+    <ul class="downloads">
+      <li>
+        <a href={`${base}.html`} download="">
+          Setup guide (HTML)
+        </a>
+      </li>
+      <li>
+        <a href={`${base}.pdf`} download="">
+          Setup guide (PDF)
+        </a>
+      </li>
+    </ul>
   );
 }

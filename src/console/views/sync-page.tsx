@@ -1,5 +1,8 @@
 import type { SyncDetail, SyncIssueView } from "../../sync/sync-service.ts";
 import type { FileSummary } from "../../sync/process-sync.ts";
+import type { EntitySample, SampleValues } from "../../sync/diff-sample.ts";
+import { rosterTable } from "../../sync/roster-tables.ts";
+import type { HeaderStyle } from "../../intake/header-style.ts";
 import { Notice, Page, html, type Viewer } from "./layout.tsx";
 import { STATUS_WORDS, StatusWord, When, formatSize } from "./parts.tsx";
 
@@ -35,6 +38,8 @@ export interface SyncPageProps {
   latestApplied: boolean;
   /** An approval is queued and not yet run. */
   approvalQueued: boolean;
+  /** Where a sync under way is, in words (stage, rows, elapsed); the page's script keeps it current. */
+  progress: string;
   issues: IssuesView;
   notice?: string;
 }
@@ -63,7 +68,11 @@ function ActionButton(props: { syncId: number; action: SyncAction }): JSX.Elemen
 export function SyncPage(props: SyncPageProps): string {
   const s = props.sync;
   const summary = s.summary;
-  const fileSummaries = new Map<string, FileSummary>((summary.files ?? []).map((f) => [f.name, f]));
+  // A zip's entries are read as files of their own (`roster.zip/students.csv`): one row each, beside the zip's size and hash.
+  const fileRows: { f: SyncDetail["files"][number]; name: string; detected: FileSummary | undefined }[] = s.files.flatMap((f) => {
+    const entries = (summary.files ?? []).filter((d) => d.name === f.name || d.name.startsWith(`${f.name}/`));
+    return entries.length > 0 ? entries.map((detected) => ({ f, name: detected.name, detected: detected as FileSummary | undefined })) : [{ f, name: f.name, detected: undefined }];
+  });
   const watching = s.status === "waiting" || s.status === "processing" || props.approvalQueued;
   const v = props.issues;
   const pages = Math.max(1, Math.ceil(v.matching / ISSUES_PER_PAGE));
@@ -115,8 +124,8 @@ export function SyncPage(props: SyncPageProps): string {
         )}
       </dl>
       {watching ? (
-        <p class="progress" role="status" aria-live="polite" data-progress-url={`/syncs/${s.id}/progress.json`} data-status={s.status}>
-          {props.approvalQueued ? "Approval queued: waiting for the worker." : `The sync is ${STATUS_WORDS[s.status]}.`} Reload the page to see where it is.
+        <p class="progress" role="status" aria-live="polite" data-progress-url={`/syncs/${s.id}/progress.json`} data-status={s.status} safe>
+          {props.progress}
         </p>
       ) : (
         ""
@@ -145,44 +154,41 @@ export function SyncPage(props: SyncPageProps): string {
         )}
         {s.status === "applied" && props.latestApplied ? <ActionButton syncId={s.id} action="rollback" /> : ""}
       </div>
-      {s.status === "held" ? (
-        <p class="hint">
-          A sample of the rows this sync would delete, update and create is not kept once it is held; the counts below are what it would change.
-        </p>
-      ) : (
-        ""
-      )}
+      {s.status === "held" ? <DiffPreview samples={summary.preview} counts={s.counts} /> : ""}
 
       <h2>Files</h2>
-      <table>
+      <table class="files">
         <caption class="visually-hidden">The sync's files and what was detected in them</caption>
         <thead>
           <tr>
             <th scope="col">File</th>
             <th scope="col">Size</th>
             <th scope="col">SHA-256</th>
+            <th scope="col">Format</th>
             <th scope="col">Entity</th>
             <th scope="col">Rows</th>
             <th scope="col">Encoding</th>
             <th scope="col">Delimiter</th>
+            <th scope="col">Header</th>
           </tr>
         </thead>
         <tbody>
-          {s.files.map((f) => {
-            const detected = fileSummaries.get(f.name);
+          {fileRows.map(({ f, name, detected }) => {
             return (
               <tr>
-                <td safe>{f.name}</td>
+                <td safe>{name}</td>
                 <td class="num">{formatSize(f.size)}</td>
                 <td>
                   <code class="hash" safe>
                     {f.sha256}
                   </code>
                 </td>
+                <td safe>{formatText(name, detected)}</td>
                 <td safe>{detected?.entity ?? "—"}</td>
                 <td class="num">{detected ? String(detected.rows) : "—"}</td>
                 <td safe>{detected?.encoding ?? "—"}</td>
-                <td safe>{detected?.delimiter === undefined || detected.delimiter === null ? "—" : detected.delimiter === "\t" ? "tab" : detected.delimiter}</td>
+                <td safe>{delimiterText(detected?.delimiter ?? null)}</td>
+                <td safe>{detected?.headerStyle ? HEADER_STYLE_TEXT[detected.headerStyle] : "—"}</td>
               </tr>
             );
           })}
@@ -312,5 +318,103 @@ export function ConfirmPage(props: { viewer: Viewer; syncId: number; action: Syn
         </a>
       </div>
     </Page>,
+  );
+}
+
+const HEADER_STYLE_TEXT: Record<HeaderStyle, string> = {
+  autosend: "AutoSend [NN]Field labels",
+  "table-field": "Table.Field labels",
+  rosterdock: "Rosterdock column names",
+  powerschool: "PowerSchool field names",
+  none: "none read",
+};
+
+const DELIMITER_NAMES: Record<string, string> = { "\t": "tab", ",": "comma (,)", ";": "semicolon (;)", "|": "pipe (|)" };
+
+function delimiterText(delimiter: string | null): string {
+  return delimiter === null ? "—" : (DELIMITER_NAMES[delimiter] ?? delimiter);
+}
+
+/** The export a file was recognised as, as delimited text, and whether it came in a zip. */
+function formatText(name: string, detected: FileSummary | undefined): string {
+  if (!detected) return "—";
+  const kind = detected.delimiter === "\t" ? "tab-separated" : detected.delimiter === null ? "unread" : "delimited text";
+  const zipped = /\.zip\//i.test(name) ? ", from a zip" : "";
+  return detected.stem ? `${detected.stem} export, ${kind}${zipped}` : `${kind}${zipped}`;
+}
+
+function valueText(value: string | number | null): string {
+  return value === null || value === "" ? "(empty)" : String(value);
+}
+
+/** A record in a few words: its key, then its other values that are set. */
+function recordText(values: SampleValues, key: readonly string[]): { key: string; rest: string } {
+  return {
+    key: key.map((c) => valueText(values[c] ?? null)).join(" / "),
+    rest: Object.entries(values)
+      .filter(([c, v]) => !key.includes(c) && v !== null && v !== "")
+      .map(([c, v]) => `${c}: ${String(v)}`)
+      .join("; "),
+  };
+}
+
+/** For a held sync: a few rows per entity it would delete, update and create, taken when it was held. */
+function DiffPreview(props: { samples: EntitySample[] | undefined; counts: SyncDetail["counts"] }): JSX.Element {
+  if (!props.samples) {
+    return <p class="hint">This sync was held before samples of its changes were kept; the counts below are what it would change.</p>;
+  }
+  return (
+    <section aria-labelledby="preview">
+      <h2 id="preview">What it would change</h2>
+      <p class="hint">A sample of the rows per entity, taken when the sync was held; approving plans it again against the roster as it is then.</p>
+      {props.samples.length === 0 ? <p>No row would change.</p> : ""}
+      {props.samples.map((sample) => {
+        const key = rosterTable(sample.entity).key;
+        const c = props.counts[sample.entity];
+        const kinds: { kind: "deleted" | "updated" | "created"; word: string; count: number | undefined }[] = [
+          { kind: "deleted", word: "Delete", count: c?.deleted },
+          { kind: "updated", word: "Update", count: c?.updated },
+          { kind: "created", word: "Create", count: c?.created },
+        ];
+        return (
+          <table class="preview">
+            <caption safe>{`${sample.entity}: ${c?.deleted ?? 0} deleted, ${c?.updated ?? 0} updated, ${c?.created ?? 0} created`}</caption>
+            <thead>
+              <tr>
+                <th scope="col">Change</th>
+                <th scope="col">Record</th>
+                <th scope="col">Values</th>
+              </tr>
+            </thead>
+            <tbody>
+              {kinds.flatMap(({ kind, word }) =>
+                kind === "updated"
+                  ? sample.updated.map((u) => (
+                      <tr>
+                        <td class={`change-${kind}`}>{word}</td>
+                        <td>
+                          <code safe>{key.map((k) => valueText(u.key[k] ?? null)).join(" / ")}</code>
+                        </td>
+                        <td safe>{u.changes.map((ch) => `${ch.column}: ${valueText(ch.before)} → ${valueText(ch.after)}`).join("; ")}</td>
+                      </tr>
+                    ))
+                  : sample[kind].map((values) => {
+                      const r = recordText(values, key);
+                      return (
+                        <tr>
+                          <td class={`change-${kind}`}>{word}</td>
+                          <td>
+                            <code safe>{r.key}</code>
+                          </td>
+                          <td safe>{r.rest}</td>
+                        </tr>
+                      );
+                    }),
+              )}
+            </tbody>
+          </table>
+        );
+      })}
+    </section>
   );
 }

@@ -1,0 +1,139 @@
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import SqliteDatabase from "better-sqlite3";
+import { Kysely, Migrator, SqliteDialect } from "kysely";
+import { SQLITE_DIALECT } from "../../src/db/dialect-info.ts";
+import { migrationProvider } from "../../src/db/migrations/index.ts";
+import type { Database } from "../../src/db/schema.ts";
+import { collationKey } from "../../src/sync/collation-key.ts";
+import { USERS_PER_PAGE, searchUsers, userWithClasses, type RosterReader } from "../../src/console/roster-browser.ts";
+
+const PEOPLE: Array<[first: string, last: string]> = [
+  ["Åse", "Lovelace"],
+  ["Ada", "Lövgren"],
+  ["Ada", "Zimmer"],
+  ["Zoë", "Adams"],
+];
+
+describe("the console's roster browser", () => {
+  let dir: string;
+  let sqlite: SqliteDatabase.Database;
+  let db: Kysely<Database>;
+  let reader: RosterReader;
+  const queries: { sql: string; parameters: readonly unknown[] }[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "rosterdock-roster-browser-"));
+    sqlite = new SqliteDatabase(join(dir, "r.sqlite"));
+    db = new Kysely<Database>({
+      dialect: new SqliteDialect({ database: sqlite }),
+      log: (event) => {
+        if (event.level === "query") queries.push({ sql: event.query.sql, parameters: event.query.parameters });
+      },
+    });
+    reader = { db, dialect: SQLITE_DIALECT };
+    const migrated = await new Migrator({ db, provider: migrationProvider(SQLITE_DIALECT) }).migrateToLatest();
+    assert.equal(migrated.error, undefined);
+    const user = (district: number, scope: "student" | "staff", id: string, first: string, last: string, teacherNumber: string | null = null) => ({
+      district_id: district,
+      user_key: scope === "student" ? `student-${id}` : `staff-${teacherNumber}`,
+      scope,
+      district_user_id: id,
+      role: scope === "student" ? "student" : "teacher",
+      first_name: first,
+      last_name: last,
+      family_name_key: collationKey(last),
+      given_name_key: collationKey(first),
+      school_id: "100",
+      school_ids: '["100"]',
+      teacher_number: teacherNumber,
+      last_sync_id: 7,
+    });
+    const students = Array.from({ length: 60 }, (_, i) => user(1, "student", String(1000 + i), PEOPLE[i % 4]![0], `${PEOPLE[i % 4]![1]}`));
+    // The same names in another district, never shown for the first.
+    const others = students.map((s) => ({ ...s, district_id: 2 }));
+    await db.insertInto("roster_users").values([...students, ...others, user(1, "staff", "55", "Grace", "Hopper", "T9")]).execute();
+    await db.insertInto("roster_staff_ids").values({ district_id: 1, district_user_id: "55", user_key: "staff-T9", school_id: "100", last_sync_id: 7 }).execute();
+    await db.insertInto("roster_schools").values({ district_id: 1, school_id: "100", school_name: "North High", last_sync_id: 7 }).execute();
+    await db.insertInto("roster_courses").values({ district_id: 1, course_id: "C1", course_name: "Algebra", school_id: "100", last_sync_id: 7 }).execute();
+    await db.insertInto("roster_terms").values({ district_id: 1, term_id: "T1", school_id: "", term_name: "2026-2027", start_date: "2026-08-20", end_date: "2027-06-10", last_sync_id: 7 }).execute();
+    await db
+      .insertInto("roster_classes")
+      .values(["A", "B"].map((s) => ({ district_id: 1, class_id: `K${s}`, class_name: `Algebra ${s}`, school_id: "100", course_id: "C1", teacher_id: "55", teacher_key: "staff-T9", term_id: "T1", period: "2", last_sync_id: 7 })))
+      .execute();
+    await db.insertInto("roster_enrollments").values({ district_id: 1, class_id: "KB", student_id: "1001", last_sync_id: 7 }).execute();
+  });
+
+  after(async () => {
+    await db?.destroy();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("finds users by the beginning of a family or given name, whatever the accents and case, a page at a time", async () => {
+    const lov = await searchUsers(reader, 1, "LOV", 1);
+    // Lovelace and Lövgren, 15 of each, by family name then sourcedId; the other district's never.
+    assert.equal(lov.users.length, USERS_PER_PAGE);
+    assert.ok(lov.more);
+    assert.deepEqual([...new Set(lov.users.map((u) => u.lastName))], ["Lovelace", "Lövgren"]);
+    const second = await searchUsers(reader, 1, "lov", 2);
+    assert.equal(second.users.length, 30 - USERS_PER_PAGE);
+    assert.equal(second.more, false);
+    assert.equal(new Set([...lov.users, ...second.users].map((u) => u.userKey)).size, 30);
+
+    const ase = await searchUsers(reader, 1, "ase", 1);
+    assert.deepEqual([...new Set(ase.users.map((u) => `${u.firstName} ${u.lastName}`))], ["Åse Lovelace"]);
+    // A given name and a family name together, either way round.
+    const adaZ = await searchUsers(reader, 1, "ada zim", 1);
+    assert.deepEqual([...new Set(adaZ.users.map((u) => `${u.firstName} ${u.lastName}`))], ["Ada Zimmer"]);
+    const zAda = await searchUsers(reader, 1, "Zimmer, Ada", 1);
+    assert.deepEqual(new Set(zAda.users.map((u) => u.userKey)), new Set(adaZ.users.map((u) => u.userKey)));
+    // "ada" is Ada Lövgren and Ada Zimmer by given name, Zoë Adams by family name.
+    assert.equal((await searchUsers(reader, 1, "ada", 1)).users.length, USERS_PER_PAGE);
+    assert.deepEqual((await searchUsers(reader, 1, "nobody", 1)).users, []);
+    assert.deepEqual((await searchUsers(reader, 1, "  ", 1)).users, []);
+  });
+
+  it("finds a user by sourcedId or PowerSchool ID, first", async () => {
+    assert.deepEqual((await searchUsers(reader, 1, "student-1003", 1)).users.map((u) => u.userKey), ["student-1003"]);
+    assert.deepEqual((await searchUsers(reader, 1, "1003", 1)).users.map((u) => u.userKey), ["student-1003"]);
+    assert.deepEqual((await searchUsers(reader, 1, "55", 1)).users.map((u) => u.userKey), ["staff-T9"]);
+    assert.deepEqual((await searchUsers(reader, 1, "T9", 1)).users.map((u) => u.userKey), ["staff-T9"]);
+  });
+
+  it("reads through the primary keys and the name-key indexes, never a scan of the users", async () => {
+    queries.length = 0;
+    await searchUsers(reader, 1, "ada", 2);
+    await searchUsers(reader, 1, "ada lov", 1);
+    await searchUsers(reader, 1, "1003", 1);
+    await userWithClasses(reader, 1, "student-1001");
+    await userWithClasses(reader, 1, "staff-T9");
+    assert.ok(queries.length >= 6);
+    const plans = queries.flatMap((q) => (sqlite.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...(q.parameters as unknown[])) as { detail: string }[]).map((p) => p.detail));
+    for (const index of ["roster_users_family_name_key", "roster_users_given_name_key", "roster_classes_teacher", "roster_enrollments_student"]) {
+      assert.ok(plans.some((d) => d.includes(index)), `${index} used:\n${plans.join("\n")}`);
+    }
+    for (const q of queries) {
+      const plan = (sqlite.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...(q.parameters as unknown[])) as { detail: string }[]).map((p) => p.detail);
+      // A scan, or a walk of the district's whole primary key, would read every user or class of the district.
+      const walks = plan.filter((d) => /^SCAN (roster_|c\b|tu\b)/.test(d) || /^SEARCH (roster_users|roster_classes|c) USING PRIMARY KEY \(district_id=\?\)$/.test(d));
+      assert.deepEqual(walks, [], `${q.sql}\n${plan.join("\n")}`);
+    }
+  });
+
+  it("shows a student's classes with their teacher, and a teacher's classes", async () => {
+    const student = await userWithClasses(reader, 1, "student-1001");
+    assert.equal(student?.user.firstName, "Ada");
+    assert.deepEqual(student?.classes, [
+      { classId: "KB", className: "Algebra B", courseName: "Algebra", schoolName: "North High", termName: "2026-2027", period: "2", teacher: { userKey: "staff-T9", name: "Grace Hopper" } },
+    ]);
+    const teacher = await userWithClasses(reader, 1, "staff-T9");
+    assert.deepEqual(teacher?.classes.map((c) => [c.classId, c.teacher]), [
+      ["KA", null],
+      ["KB", null],
+    ]);
+    assert.equal(await userWithClasses(reader, 2, "staff-T9"), undefined);
+  });
+});
