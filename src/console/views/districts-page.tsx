@@ -61,7 +61,9 @@ export function DistrictsPage(props: { viewer: Viewer; rows: DistrictOverview[];
         </button>
       </form>
       <p role="status">
-        {q.health ? `${props.rows.length} of ${props.total} districts are ${HEALTH_TEXT[q.health]}.` : `${props.total} districts.`}
+        {q.health
+          ? `${props.rows.length} of ${props.total} ${props.total === 1 ? "district" : "districts"} ${props.rows.length === 1 ? "is" : "are"} ${HEALTH_TEXT[q.health]}.`
+          : `${props.total} ${props.total === 1 ? "district" : "districts"}.`}
       </p>
       {props.rows.length === 0 ? (
         props.total === 0 ? (
