@@ -766,8 +766,8 @@ const REF_TYPES: Record<RefPath, string> = {
 };
 
 /** References under the district's OneRoster base URL; the district itself is org `district-<slug>`. */
-export function refBuilder(publicUrl: string, slug: string, appliedAt: (syncId: number) => string | null): RefBuilder {
-  const base = `${publicUrl.replace(/\/$/, "")}/districts/${encodeURIComponent(slug)}/ims/oneroster/rostering/v1p2`;
+export function refBuilder(publicUrl: string, slug: string, appliedAt: (syncId: number) => string | null, servicePath = "ims/oneroster/rostering/v1p2"): RefBuilder {
+  const base = `${publicUrl.replace(/\/$/, "")}/districts/${encodeURIComponent(slug)}/${servicePath}`;
   return {
     districtOrgId: `district-${slug}`,
     appliedAt,

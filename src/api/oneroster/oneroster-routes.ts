@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { RosterdockError, type ErrorCategory, type ErrorCode } from "../../errors.ts";
+import type { RosterdockError, ErrorCode } from "../../errors.ts";
 import type { Authenticator } from "../authenticator.ts";
 import {
   ACADEMIC_SESSIONS,
@@ -17,7 +17,7 @@ import {
   type Resource,
 } from "./oneroster-resources.ts";
 import type { RosterReader } from "./roster-reader.ts";
-import { FieldsQuerySchema, IdParams, ListQuerySchema, SchoolClassParams, SlugParams, registerRosteringService, type RosteringVersion } from "./rostering-service.ts";
+import { CATEGORY_CODE_MINOR, FieldsQuerySchema, IdParams, ListQuerySchema, SchoolClassParams, SlugParams, registerRosteringService, statusInfo, type RosteringVersion } from "./rostering-service.ts";
 
 export const ONEROSTER_PREFIX = "/districts/:slug/ims/oneroster/rostering/v1p2";
 
@@ -130,18 +130,6 @@ const CODE_MINOR: Partial<Record<ErrorCode, CodeMinor>> = {
   ERR_ONEROSTER_INVALID_SORT: "invaliddata",
 };
 
-const CATEGORY_CODE_MINOR: Readonly<Record<ErrorCategory, CodeMinor>> = {
-  invalid_input: "invaliddata",
-  not_found: "unknownobject",
-  conflict: "invaliddata",
-  unauthenticated: "unauthorisedrequest",
-  forbidden: "forbidden",
-  limit: "invaliddata",
-  throttled: "server_busy",
-  unavailable: "server_busy",
-  internal: "internal_server_error",
-};
-
 /** An error's OneRoster status code. */
 export function codeMinor(error: RosterdockError): CodeMinor {
   return CODE_MINOR[error.code] ?? CATEGORY_CODE_MINOR[error.category];
@@ -149,13 +137,7 @@ export function codeMinor(error: RosterdockError): CodeMinor {
 
 /** An error as OneRoster's `imsx_StatusInfo`. */
 export function imsxStatus(error: RosterdockError): Record<string, unknown> {
-  const minor = codeMinor(error);
-  return {
-    imsx_codeMajor: "failure",
-    imsx_severity: "error",
-    imsx_description: error.message,
-    imsx_CodeMinor: { imsx_codeMinorField: [{ imsx_codeMinorFieldName: "TargetEndSystem", imsx_codeMinorFieldValue: minor }] },
-  };
+  return statusInfo(error, codeMinor(error));
 }
 
 /** OneRoster 1.2: its status vocabulary and references under its base URL. */

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { Readable } from "node:stream";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { RosterdockError } from "../../errors.ts";
+import { RosterdockError, type ErrorCategory } from "../../errors.ts";
 import { rosteringScope } from "../../tokens/token-scopes.ts";
 import type { Authenticator } from "../authenticator.ts";
 import { registerErrorHandler } from "../http-errors.ts";
@@ -34,6 +34,29 @@ export const FieldsQuerySchema = z.object({ fields: z.string().optional() });
 export const SlugParams = z.object({ slug: z.string() });
 export const IdParams = z.object({ slug: z.string(), id: z.string() });
 export const SchoolClassParams = z.object({ slug: z.string(), schoolId: z.string(), classId: z.string() });
+
+/** The status code of an error without one of its own, by category: the same in 1.1 and 1.2. */
+export const CATEGORY_CODE_MINOR = {
+  invalid_input: "invaliddata",
+  not_found: "unknownobject",
+  conflict: "invaliddata",
+  unauthenticated: "unauthorisedrequest",
+  forbidden: "forbidden",
+  limit: "invaliddata",
+  throttled: "server_busy",
+  unavailable: "server_busy",
+  internal: "internal_server_error",
+} as const satisfies Readonly<Record<ErrorCategory, string>>;
+
+/** An error as OneRoster's `imsx_StatusInfo`, with the version's status code. */
+export function statusInfo(error: RosterdockError, codeMinor: string): Record<string, unknown> {
+  return {
+    imsx_codeMajor: "failure",
+    imsx_severity: "error",
+    imsx_description: error.message,
+    imsx_CodeMinor: { imsx_codeMinorField: [{ imsx_codeMinorFieldName: "TargetEndSystem", imsx_codeMinorFieldValue: codeMinor }] },
+  };
+}
 
 /** What tells one OneRoster version's rostering service from another: the roster, SQL, paging and cache are shared. */
 export interface RosteringVersion {

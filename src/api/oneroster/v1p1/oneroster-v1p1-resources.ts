@@ -12,13 +12,14 @@ import {
   STUDENTS,
   TEACHERS,
   USERS,
+  refBuilder,
   type FieldDef,
   type Ref,
   type RefBuilder,
-  type RefPath,
   type Resource,
   type Row,
 } from "../oneroster-resources.ts";
+import { CATEGORY_CODE_MINOR, statusInfo } from "../rostering-service.ts";
 
 /**
  * OneRoster 1.1 over the same roster as 1.2: each 1.1 resource is the 1.2 resource (its arms,
@@ -108,25 +109,11 @@ export function v1p1Filter(resource: Resource, filter: FilterExpression): Filter
   return { ...filter, clauses: filter.clauses.map((clause) => v1p1Filter(resource, clause)) };
 }
 
-const REF_TYPES: Record<RefPath, string> = {
-  orgs: "org",
-  users: "user",
-  classes: "class",
-  courses: "course",
-  academicSessions: "academicSession",
-  enrollments: "enrollment",
-};
-
 export const V1P1_PATH = "ims/oneroster/v1p1";
 
 /** References under the district's OneRoster 1.1 base URL; the district itself is org `district-<slug>`, as in 1.2. */
 export function v1p1RefBuilder(publicUrl: string, slug: string, appliedAt: (syncId: number) => string | null): RefBuilder {
-  const base = `${publicUrl.replace(/\/$/, "")}/districts/${encodeURIComponent(slug)}/${V1P1_PATH}`;
-  return {
-    districtOrgId: `district-${slug}`,
-    appliedAt,
-    ref: (path, sourcedId) => ({ href: `${base}/${path}/${encodeURIComponent(sourcedId)}`, sourcedId, type: REF_TYPES[path] }),
-  };
+  return refBuilder(publicUrl, slug, appliedAt, V1P1_PATH);
 }
 
 /** 1.1's imsx_CodeMinor values (the 1.1 specification's status codes, with its `invalid_sort_field`). */
@@ -150,25 +137,7 @@ const CODE_MINOR: Partial<Record<ErrorCode, V1p1CodeMinor>> = {
   ERR_ONEROSTER_INVALID_FIELDS: "invalid_selection_field",
 };
 
-const CATEGORY_CODE_MINOR: Readonly<Record<RosterdockError["category"], V1p1CodeMinor>> = {
-  invalid_input: "invaliddata",
-  not_found: "unknownobject",
-  conflict: "invaliddata",
-  unauthenticated: "unauthorisedrequest",
-  forbidden: "forbidden",
-  limit: "invaliddata",
-  throttled: "server_busy",
-  unavailable: "server_busy",
-  internal: "internal_server_error",
-};
-
 /** An error as a OneRoster 1.1 `imsx_StatusInfo`. */
 export function v1p1Status(error: RosterdockError): Record<string, unknown> {
-  const minor = CODE_MINOR[error.code] ?? CATEGORY_CODE_MINOR[error.category];
-  return {
-    imsx_codeMajor: "failure",
-    imsx_severity: "error",
-    imsx_description: error.message,
-    imsx_CodeMinor: { imsx_codeMinorField: [{ imsx_codeMinorFieldName: "TargetEndSystem", imsx_codeMinorFieldValue: minor }] },
-  };
+  return statusInfo(error, CODE_MINOR[error.code] ?? CATEGORY_CODE_MINOR[error.category]);
 }
