@@ -244,6 +244,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
         maxChannelsPerConnection: config.sftpMaxChannelsPerConnection,
       },
       descriptorReserve: config.descriptorReserve,
+      proxyProtocol: config.sftpProxyProtocol ? { trustedProxies: config.sftpTrustedProxies } : undefined,
     },
     rd.districts,
     rd.deliveries,
