@@ -10,6 +10,7 @@ export interface Config {
   readonly sftpPort: number;
   readonly httpPort: number;
   readonly publicHost: string;
+  readonly publicSftpPort: number | undefined;
   readonly publicUrl: string;
   readonly quietSeconds: number;
   readonly databaseUrl: string | undefined;
@@ -140,6 +141,13 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
       if (!/^[A-Za-z0-9.:\-[\]]+$/.test(value)) throw new SettingError(`must be a host name or IP address, got "${raw}"`);
       return value;
     },
+  },
+  {
+    key: "publicSftpPort",
+    env: "ROSTERDOCK_PUBLIC_SFTP_PORT",
+    description: "SFTP port districts are told to connect to, when it is not the one this server binds: a load balancer's (docs/deployment.md).",
+    defaultText: "the bound SFTP port",
+    parse: (raw) => (raw === undefined || raw.trim() === "" ? undefined : wholeNumber(1, 65535, 0)(raw)),
   },
   {
     key: "publicUrl",
