@@ -212,7 +212,10 @@ export class SftpServer {
     const proxy = this.options.proxyProtocol;
     if (!proxy) return this.admit(socket, remoteAddress, remotePort ?? 0, undefined);
     if (proxy.trustedProxies.length === 0 || !isAddressAllowed(proxy.trustedProxies, remoteAddress)) {
-      return this.refuseProxied(socket, { reason: "proxy_untrusted", detail: `${remoteAddress} is not in ROSTERDOCK_SFTP_TRUSTED_PROXIES` });
+      // A scanner going around the load balancer is one line a minute, counting the rest.
+      const refused = this.defender.refusalToLog(`proxy:${remoteAddress}`);
+      if (refused === undefined) return void socket.destroy();
+      return this.refuseProxied(socket, { reason: "proxy_untrusted", detail: `${remoteAddress} is not in ROSTERDOCK_SFTP_TRUSTED_PROXIES` }, { refused });
     }
     // The header comes first, so the caps, bans and logs below count the client, not the proxy.
     this.awaitingHeader.add(socket);
@@ -249,8 +252,8 @@ export class SftpServer {
    * Refused before there is a client address to hold it against: the TCP peer is, or claims to be,
    * a proxy, and counting its failures would ban every client behind it.
    */
-  private refuseProxied(socket: Socket, failure: HandshakeFailure): void {
-    this.logger.info({ event: "sftp.handshake_failed", ip: socket.remoteAddress, port: socket.remotePort, via: socket.remoteAddress, ...failure }, HANDSHAKE_FAILURE_MESSAGES[failure.reason]);
+  private refuseProxied(socket: Socket, failure: HandshakeFailure, extra: { refused?: number } = {}): void {
+    this.logger.info({ event: "sftp.handshake_failed", ip: socket.remoteAddress, port: socket.remotePort, via: socket.remoteAddress, ...failure, ...extra }, HANDSHAKE_FAILURE_MESSAGES[failure.reason]);
     socket.on("error", () => undefined);
     socket.destroy();
   }

@@ -144,6 +144,7 @@ describe("SFTP with PROXY protocol on", () => {
       const logged = await logAfter(server, from, (e) => e.event === expected.event);
       for (const [field, value] of Object.entries(expected)) assert.equal(logged[field], value, `${name}: ${field}`);
       if (name === "slow") assert.ok(Date.now() - started >= 1900, "the login timeout applies to the header");
+      if (name === "untrusted") assert.equal(logged.refused, 1);
       assert.equal(typeof logged.msg, "string");
     }
   });
@@ -173,6 +174,17 @@ describe("SFTP with PROXY protocol on", () => {
     assert.deepEqual([capped.limit, capped.ip], ["unauthenticated_per_address", "203.0.113.77"]);
     assert.equal(await loginThrough(server.sftpPort, v2Header("203.0.113.78", 4), adams), "ready");
     for (const socket of held) socket.destroy();
+  });
+
+  it("logs a scanner going around the proxy once a minute, however often it connects", async () => {
+    const from = server.logs.length;
+    for (let i = 0; i < 5; i++) assert.equal(await raw(server.sftpPort, "SSH-2.0-scanner\r\n", "127.0.0.4"), "");
+    await new Promise((r) => setTimeout(r, 300));
+    const lines = server.logs.slice(from).filter((e) => e.event === "sftp.handshake_failed" && e.ip === "127.0.0.4");
+    assert.deepEqual(
+      lines.map((e) => [e.reason, e.refused]),
+      [["proxy_untrusted", 1]],
+    );
   });
 });
 
