@@ -234,6 +234,8 @@ export class SftpServer {
   private headerFailed(socket: Socket, read: Exclude<ProxyHeaderRead, { state: "complete" }>, seconds: number): void {
     switch (read.state) {
       case "timeout":
+        // Counted with the other login timeouts in /healthz.
+        this.connections.countTimeout("login");
         this.logger.info(
           { event: "sftp.connection.timed_out", stage: "login", seconds, phase: "proxy_header", ip: socket.remoteAddress, port: socket.remotePort, via: socket.remoteAddress, received: read.received },
           `closed a connection whose PROXY header did not arrive within ${seconds} s`,

@@ -147,6 +147,8 @@ describe("SFTP with PROXY protocol on", () => {
       if (name === "untrusted") assert.equal(logged.refused, 1);
       assert.equal(typeof logged.msg, "string");
     }
+    const health = await (await fetch(`http://127.0.0.1:${server.httpPort}/healthz`)).json();
+    assert.equal(health.connections.timedOut.login, 1, "the slow header counts as a login timeout");
   });
 
   it("bans and caps the client's address, not the proxy's", async () => {
