@@ -261,6 +261,8 @@ export class SftpServer {
   }
 
   private admit(socket: Socket, address: string, port: number, via: string | undefined): void {
+    // Closed while its PROXY header was read: no `close` event is left to release a ticket.
+    if (socket.destroyed) return;
     // A banned address costs no key exchange: dropped here, logged once a minute.
     if (this.defender.isBanned(address)) return this.dropBanned(socket, address);
     // Over a cap: closed before ssh2 sees it, so a flood costs no key-exchange work.
@@ -272,11 +274,6 @@ export class SftpServer {
     const key = `${socket.remoteAddress}:${socket.remotePort}`;
     const attempt: Attempt = { socket, address, port, via, hello: new ClientHello(), ticket, settled: false };
     this.attempts.set(key, attempt);
-    // Closed while its PROXY header was read: nothing more will happen on it.
-    if (socket.destroyed) {
-      ticket.release();
-      return;
-    }
     socket.once("close", () => {
       this.attempts.delete(key);
       ticket.release();
