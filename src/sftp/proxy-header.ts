@@ -66,12 +66,12 @@ function parseV1(input: Buffer): ProxyHeaderParse {
   }
   const family = decoded.inetProtocol === INETProtocol.TCP4 ? 4 : decoded.inetProtocol === INETProtocol.TCP6 ? 6 : 0;
   if (family === 0) return malformed(`v1: unknown protocol in ${JSON.stringify(text)}`);
-  const source = { address: decoded.source.ipAddress, port: decoded.source.port };
-  const destination = { address: decoded.destination.ipAddress, port: decoded.destination.port };
-  for (const endpoint of [source, destination]) {
-    if (isIP(endpoint.address) !== family) return malformed(`v1: ${JSON.stringify(endpoint.address)} is not an IPv${family} address`);
-    if (endpoint.port > 65535) return malformed(`v1: port ${endpoint.port} is out of range`);
+  const endpoints = [decoded.source, decoded.destination];
+  for (const { ipAddress, port } of endpoints) {
+    if (isIP(ipAddress) !== family) return malformed(`v1: ${JSON.stringify(ipAddress)} is not an IPv${family} address`);
+    if (port > 65535) return malformed(`v1: port ${port} is out of range`);
   }
+  const [source, destination] = endpoints.map(({ ipAddress, port }) => ({ address: v1Address(ipAddress), port })) as [Endpoint, Endpoint];
   return { state: "complete", header: { version: 1, command: "proxy", source, destination }, length };
 }
 
@@ -97,6 +97,12 @@ function parseV2(input: Buffer): ProxyHeaderParse {
   const source = { address: ipText(address.sourceAddress.address), port: address.sourcePort };
   const destination = { address: ipText(address.destinationAddress.address), port: address.destinationPort };
   return { state: "complete", header: { version: 2, command: "proxy", source, destination }, length };
+}
+
+/** As v2 addresses read: IPv6 in lower case, IPv4-mapped IPv6 as IPv4. */
+function v1Address(text: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(text);
+  return mapped ? mapped[1]! : text.toLowerCase();
 }
 
 /** Four bytes as dotted IPv4; sixteen as compressed IPv6, or dotted IPv4 when IPv4-mapped. */
