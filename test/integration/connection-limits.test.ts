@@ -287,22 +287,49 @@ describe("SFTP connection limits", { skip: missing }, () => {
       assert.equal(body.connections.unauthenticated, 0);
       assert.ok(body.connections.timedOut.login >= 30, JSON.stringify(body.connections));
     });
+  });
+
+  describe("idle timeout", () => {
+    let server: ServerProcess;
+
+    before(async () => {
+      // The default login timeout: a login slowed by a loaded machine must not be what closes these.
+      server = await home.serve({ ROSTERDOCK_SFTP_IDLE_TIMEOUT_SECONDS: "2" });
+    });
+
+    after(async () => {
+      await server?.stop();
+    });
 
     it("closes a logged-in connection idle past the idle timeout, and keeps one that sends requests", async () => {
-      const idleClient = await connectSsh(server.sftpPort, district());
-      const busyClient = await connectSsh(server.sftpPort, district());
-      const idleClosed = closed(idleClient);
+      // The busy connection first, sending a request every 500 ms from then on, so that however long the
+      // idle one's login takes on a loaded machine, only the idle one is ever idle.
+      const busyClient = await connectSsh(server.sftpPort, greedy);
       let busyClosed = false;
       busyClient.once("close", () => (busyClosed = true));
-      await openSftp(idleClient);
       const busy = await openSftp(busyClient);
-      const until = Date.now() + 3500;
-      while (Date.now() < until) {
-        await new Promise<void>((resolve, reject) => busy.readdir("/", (error) => (error ? reject(error) : resolve())));
-        await new Promise((r) => setTimeout(r, 500));
+      let pinging = true;
+      const pinger = (async () => {
+        while (pinging) {
+          await new Promise<void>((resolve, reject) => busy.readdir("/", (error) => (error ? reject(error) : resolve())));
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      })().catch((error: Error) => error);
+      const idleClient = await connectSsh(server.sftpPort, greedy);
+      let idleClosedAt = 0;
+      idleClient.once("close", () => (idleClosedAt = Date.now()));
+      await openSftp(idleClient);
+      // The idle clock starts again at the channel request, the idle connection's last.
+      const lastRequest = Date.now();
+      try {
+        // Until the idle one is closed, and for longer than the timeout in all.
+        await waitFor(async () => idleClosedAt > 0 && Date.now() >= lastRequest + 3500, 20_000, "the idle connection to be closed");
+      } finally {
+        pinging = false;
       }
-      const after = await idleClosed;
-      assert.ok(after >= 1500 && after < 3500, `the idle connection closed after ${after} ms`);
+      assert.equal(await pinger, undefined, "every request of the busy connection was answered");
+      const after = idleClosedAt - lastRequest;
+      assert.ok(after >= 1500 && after < 3500, `the idle connection closed ${after} ms after its last request`);
       assert.equal(busyClosed, false, "a connection sending requests stays open");
       busyClient.end();
       assert.ok(server.logs.some((e) => e.event === "sftp.connection.timed_out" && e.stage === "idle" && e.district === "greedy" && e.ip === "127.0.0.1" && e.seconds === 2));
