@@ -51,12 +51,16 @@ const lanes = [
   { name: "postgres", files: files.filter(onBothDatabases) },
 ].filter((lane) => (chosen === "all" || chosen === lane.name) && lane.files.length > 0);
 
-/** Seconds each lane's file took in an earlier run; a file not yet timed counts as a long one, so it starts early. */
+/**
+ * Seconds each lane's file took in an earlier run. A file not yet timed on PostgreSQL counts as on
+ * SQLite; one not timed at all as a long one, so that it starts early.
+ */
 const timings = existsSync(timingsPath) ? JSON.parse(readFileSync(timingsPath, "utf8")) : {};
 const key = (run) => `${run.lane}:${run.file}`;
-const estimate = (run) => timings[key(run)] ?? 60;
+const estimate = (run) => timings[key(run)] ?? timings[`sqlite:${run.file}`] ?? 60;
 const queue = lanes.flatMap((lane) => lane.files.map((file) => ({ lane: lane.name, file }))).sort((a, b) => estimate(b) - estimate(a));
 const prefixed = lanes.length > 1;
+const single = queue.length === 1;
 
 // One cluster for the whole run, when any file will want PostgreSQL and none was given.
 let postgres;
@@ -81,9 +85,11 @@ function run(item) {
       env: { ...env, ROSTERDOCK_TEST_DB: item.lane },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    // A file run alone is shown as it goes; beside others, whole when it ends, so outputs do not interleave.
     const output = [];
-    child.stdout.on("data", (chunk) => output.push(chunk));
-    child.stderr.on("data", (chunk) => output.push(chunk));
+    const live = single && !prefixed;
+    child.stdout.on("data", (chunk) => (live ? process.stdout.write(chunk) : output.push(chunk)));
+    child.stderr.on("data", (chunk) => (live ? process.stderr.write(chunk) : output.push(chunk)));
     child.on("close", (code, signal) => {
       const seconds = (Date.now() - started) / 1000;
       const passed = code === 0;
@@ -117,7 +123,7 @@ for (const lane of lanes) {
 }
 console.log("slowest files:");
 for (const r of [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 10)) console.log(`  ${r.seconds.toFixed(1).padStart(6)} s  ${r.lane.padEnd(8)} ${r.file}`);
-console.log(`all lanes: ${Math.round((Date.now() - started) / 1000)} s, ${jobs} files at a time`);
+console.log(`all lanes: ${Math.round((Date.now() - started) / 1000)} s, up to ${jobs} files at a time`);
 if (process.env.ROSTERDOCK_TEST_RECORD_TIMINGS === "1") {
   for (const r of results) timings[key(r)] = Math.round(r.seconds);
   writeFileSync(timingsPath, `${JSON.stringify(Object.fromEntries(Object.entries(timings).sort()), null, 2)}\n`);
