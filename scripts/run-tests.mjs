@@ -80,6 +80,8 @@ if (!env.ROSTERDOCK_TEST_POSTGRES_URL && queue.some((run) => run.lane === "postg
 function run(item) {
   return new Promise((resolve) => {
     const started = Date.now();
+    // Said at the start too, so that a file that hangs is named while it does.
+    if (!single) console.log(`${prefixed ? `[${item.lane}] ` : ""}START ${item.file}`);
     const child = spawn(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", item.file], {
       cwd: root,
       env: { ...env, ROSTERDOCK_TEST_DB: item.lane },
