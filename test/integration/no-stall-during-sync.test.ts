@@ -108,6 +108,12 @@ describe("no upload or API request waits behind a sync", { skip: missing }, () =
       const dir = await mkdtemp(join(tmpdir(), "rosterdock-small-"));
       await writeFile(join(dir, "students.csv"), "a small file\n");
       const server = await home.serve();
+      // A session with the lock free as a baseline (a listing: an upload would be on record too), since a
+      // shared, overloaded machine is slow at everything.
+      const idleStart = Date.now();
+      const idleSent = await runSftp({ ...small, port: server.sftpPort }, ["ls"], { cwd: dir });
+      assert.equal(idleSent.code, 0, idleSent.stderr);
+      const idle = Date.now() - idleStart;
       // Held as the sync engine holds it while it applies a big district.
       const holder = new SqliteDatabase(join(home.dataDir, "rosterdock.sqlite"));
       holder.exec("BEGIN IMMEDIATE");
@@ -115,7 +121,8 @@ describe("no upload or API request waits behind a sync", { skip: missing }, () =
         const start = Date.now();
         const sent = await runSftp({ ...small, port: server.sftpPort }, ["put students.csv"], { cwd: dir });
         assert.equal(sent.code, 0, sent.stderr);
-        assert.ok(Date.now() - start < LIMIT_MS, `answered in ${Date.now() - start} ms`);
+        const took = Date.now() - start;
+        assert.ok(took < Math.max(LIMIT_MS, 2 * idle), `answered in ${took} ms (a session with the lock free: ${idle} ms)`);
         await server.kill();
       } finally {
         holder.exec("COMMIT");

@@ -217,11 +217,14 @@ describe("the defender, against a real server and real SSH clients", { skip: mis
     const statuses = await flood;
     assert.ok(statuses.every((s) => s === 401 || s === 429 || s === 503), JSON.stringify(statuses));
     const hashed = server.logs.filter((e) => e.event === "http.auth.failed").length;
-    t.diagnostic(`upload: idle ${idle} ms, during the flood ${during.join(", ")} ms (${overlapping} while secrets were still being checked); ${hashed} secrets checked, ${statuses.filter((s) => s === 503).length} refused busy`);
+    // The idle baseline again once the flood is answered: the load other processes put on the machine
+    // changes over the seconds the flood lasts, and the uploads during it are judged against both.
+    const idleAfter = Math.max(await upload(), await upload());
+    t.diagnostic(`upload: idle ${idle} ms before and ${idleAfter} ms after, during the flood ${during.join(", ")} ms (${overlapping} while secrets were still being checked); ${hashed} secrets checked, ${statuses.filter((s) => s === 503).length} refused busy`);
     assert.ok(overlapping >= 1, "no upload overlapped the hashing");
     // Under 2 s, as asked; on a machine so loaded that an idle upload takes over a second, within 2× idle.
-    const bound = Math.max(2000, 2 * idle);
-    assert.ok(during.every((ms) => ms < bound), `idle ${idle} ms, during the flood ${during.join(", ")} ms (${hashed} secrets checked)`);
+    const bound = Math.max(2000, 2 * Math.max(idle, idleAfter));
+    assert.ok(during.every((ms) => ms < bound), `idle ${idle} ms before and ${idleAfter} ms after, during the flood ${during.join(", ")} ms (${hashed} secrets checked)`);
 
     // From one address, the rate limit and the defender stop it: at most the limit is hashed.
     const before = server.logs.filter((e) => e.event === "http.auth.failed").length;
@@ -247,10 +250,12 @@ describe("the defender, against a real server and real SSH clients", { skip: mis
 
     const disabledSession = await openSession(server.sftpPort, adams);
     const stillOpen = await openSession(server.sftpPort, jefferson);
-    const started = Date.now();
     assert.equal((await api(server.httpPort, token, "POST", "/api/v1/districts/adams/disable")).status, 200);
+    // From the answer, not the request: checking the new token's hash may take a while on a loaded machine.
+    // Sessions are also checked every 5 s; "at once" is well before that.
+    const answered = Date.now();
     const ended = await Promise.race([disabledSession.closed, new Promise<number>((r) => setTimeout(() => r(-1), 5000))]);
-    assert.ok(ended > 0 && ended - started < 2000, "disabling through the API ends the session at once");
+    assert.ok(ended > 0 && ended - answered < 2000, `disabling through the API ends the session at once (${ended - answered} ms after the answer)`);
     await server.waitForLog((e) => e.event === "sftp.session.ended" && e.district === "adams" && e.reason === "disabled");
     assert.equal(await Promise.race([stillOpen.closed, new Promise<number>((r) => setTimeout(() => r(-1), 500))]), -1, "another district's session stays open");
     stillOpen.end();

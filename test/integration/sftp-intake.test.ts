@@ -124,6 +124,19 @@ describe("SFTP intake", { skip: missing }, () => {
     assert.equal(upload?.status, "accepted");
     assert.match(upload.clientVersion, /JSCH/i);
   });
+
+  it("refuses logins from addresses outside a district's allow-list, and from disabled districts", async () => {
+    // Neither refusal counts as a guess, so this server's other districts are not affected.
+    const fenced = await home.createDistrict("fenced", ["--allow-ip", "192.0.2.0/24"]);
+    const open = await home.createDistrict("open");
+    assert.notEqual((await runSftp({ ...fenced, port: server.sftpPort }, ["ls"])).code, 0);
+    assert.equal((await server.waitForLog((e) => e.event === "sftp.login.failed" && e.username === "fenced")).reason, "address_not_allowed");
+    assert.equal((await runSftp({ ...open, port: server.sftpPort }, ["ls"])).code, 0);
+    await home.json(["district", "disable", "open"]);
+    assert.notEqual((await runSftp({ ...open, port: server.sftpPort }, ["ls"])).code, 0);
+    const rotated = await home.json(["district", "rotate-password", "fenced"]);
+    assert.notEqual(rotated.sftp.password, fenced.password);
+  });
 });
 
 describe("deliveries", { skip: missing }, () => {
@@ -282,28 +295,6 @@ describe("server lifecycle", { skip: missing }, () => {
         assert.match(await probe("ssh-ed25519"), /Permission denied/);
         // The SHA-1 key exchange goes with SHA-1 signatures: the whole offer is the documented one.
         assert.deepEqual(await offeredOnTheWire(server.sftpPort), sshAlgorithms({ allowSshRsa: false }));
-      } finally {
-        await server.stop();
-      }
-    } finally {
-      await home.remove();
-    }
-  });
-
-  it("refuses logins from addresses outside a district's allow-list, and from disabled districts", async () => {
-    const home = await RosterdockHome.create();
-    try {
-      const fenced = await home.createDistrict("fenced", ["--allow-ip", "192.0.2.0/24"]);
-      const open = await home.createDistrict("open");
-      const server = await home.serve();
-      try {
-        assert.notEqual((await runSftp({ ...fenced, port: server.sftpPort }, ["ls"])).code, 0);
-        assert.equal((await server.waitForLog((e) => e.event === "sftp.login.failed" && e.username === "fenced")).reason, "address_not_allowed");
-        assert.equal((await runSftp({ ...open, port: server.sftpPort }, ["ls"])).code, 0);
-        await home.json(["district", "disable", "open"]);
-        assert.notEqual((await runSftp({ ...open, port: server.sftpPort }, ["ls"])).code, 0);
-        const rotated = await home.json(["district", "rotate-password", "fenced"]);
-        assert.notEqual(rotated.sftp.password, fenced.password);
       } finally {
         await server.stop();
       }

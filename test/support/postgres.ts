@@ -24,6 +24,8 @@ export function postgresMissing(): string | undefined {
 
 /** A PostgreSQL server for one test file; each suite takes a database of its own. */
 export interface PostgresServer {
+  /** The superuser URL of the server (scripts/run-tests.mjs hands one cluster to every file this way). */
+  readonly adminUrl: string;
   /** Creates an empty database and returns its `postgres://` URL (for ROSTERDOCK_DATABASE_URL). */
   createDatabase(prefix?: string): Promise<string>;
   /** Drops the databases created here, and stops and removes a throwaway cluster. Safe to call twice. */
@@ -98,7 +100,7 @@ class Databases implements PostgresServer {
   #stopped = false;
 
   constructor(
-    private readonly adminUrl: string,
+    readonly adminUrl: string,
     private readonly cleanup: () => Promise<void>,
   ) {}
 

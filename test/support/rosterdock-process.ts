@@ -90,7 +90,12 @@ export class ServerProcess {
     const logs: any[] = [];
     const lines = createInterface({ input: child.stderr! });
     const started = await new Promise<{ sftpPort: number; httpPort: number }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve did not start:\n${JSON.stringify(logs.slice(-5))}`)), 30_000);
+      // Generous: on a machine loaded by other test files a start (migrations included) can take half a minute.
+      // A server that did not start is killed: left running, it would keep the test file from ever ending.
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        reject(new Error(`serve did not start within 90 s:\n${JSON.stringify(logs.slice(-5))}`));
+      }, 90_000);
       child.once("exit", (code) => {
         clearTimeout(timer);
         reject(new Error(`serve exited with ${code}: ${JSON.stringify(logs.slice(-20))}`));
