@@ -114,7 +114,7 @@ export class LocalStorage implements UploadStore {
     return [];
   }
 
-  async forgetReceived(_districtId: number, _storedPath: string): Promise<void> {}
+  async forgetReceived(_districtId: number, _storedPath: string, _force?: boolean): Promise<void> {}
 
   /**
    * The files in the district's space, as the client names them (`/students.csv`, `/in/cc.csv`).

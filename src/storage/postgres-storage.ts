@@ -109,7 +109,7 @@ export class PostgresStorage extends LocalStorage {
   override async discardArchived(districtId: number, storedPath: string): Promise<void> {
     const id = blobId(storedPath);
     if (id === undefined) return;
-    await this.forgetReceived(districtId, storedPath);
+    await this.forgetReceived(districtId, storedPath, true);
     await this.db.deleteFrom("upload_blobs").where("id", "=", id).execute();
   }
 
@@ -143,11 +143,19 @@ export class PostgresStorage extends LocalStorage {
     return [...(await this.received()).values()];
   }
 
-  override async forgetReceived(districtId: number, storedPath: string): Promise<void> {
+  /**
+   * Drops the `received/` link once no other name shares its file: taken out of view, replaced by a
+   * newer upload, or deleted by the district. An upload not yet renamed into view (its temporary
+   * file shares it) is kept, so that its rename is still caught; `force` drops it whatever.
+   */
+  override async forgetReceived(districtId: number, storedPath: string, force = false): Promise<void> {
     const id = blobId(storedPath);
     if (id === undefined) return;
+    const marker = join(this.receivedDir(districtId), String(id));
+    const links = force ? 1 : ((await stat(marker).catch(() => undefined))?.nlink ?? 1);
+    if (links > 1) return;
     (await this.received()).delete(storedPath);
-    await rm(join(this.receivedDir(districtId), String(id)), { force: true });
+    await rm(marker, { force: true });
   }
 
   /** This node's `received/` links, read from disk once (they outlive a restart), then kept in memory. */

@@ -49,6 +49,6 @@ export interface UploadStore {
    * have been closed by another node: the deliveries' close takes them out of view here too.
    */
   receivedHere(): Promise<Array<{ districtId: number; storedPath: string }>>;
-  /** The upload's delivery is closed: this node need not watch for it any more. */
-  forgetReceived(districtId: number, storedPath: string): Promise<void>;
+  /** The upload's delivery is closed: this node need not watch for it any more, once it is out of view (or whatever, with `force`). */
+  forgetReceived(districtId: number, storedPath: string, force?: boolean): Promise<void>;
 }
