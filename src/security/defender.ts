@@ -142,7 +142,7 @@ export class Defender {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await Promise.allSettled([...this.pending.values()]);
+    await this.settled();
   }
 
   /** Whether the address is banned for every account: its connections are dropped before any SSH work. */
@@ -332,7 +332,8 @@ export class Defender {
 
   /** Resolves once every ban decided so far is in the database. */
   async settled(): Promise<void> {
-    await Promise.allSettled([...this.pending.values()]);
+    // A shared failure's write may decide a ban, itself pending: until nothing is left.
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending.values()]);
   }
 
   /** Reads the bans in force; one lifted elsewhere (`rosterdock bans clear`) takes its failures along. */
