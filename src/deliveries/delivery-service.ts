@@ -111,7 +111,7 @@ export class DeliveryService {
    * archived copy is (see `removeIfReceived`).
    */
   async accept(upload: FinishedUpload): Promise<string> {
-    const storedPath = await this.storage.archive(upload.districtId, upload.tempPath, upload.sha256);
+    const storedPath = await this.storage.archive(upload.districtId, upload.tempPath, upload.sha256, true);
     const { tempPath: _tempPath, ...rest } = upload;
     try {
       await this.record({ kind: "accepted", ...rest, storedPath, finishedAt: isoNow(this.clock) });

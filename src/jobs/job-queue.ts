@@ -28,7 +28,8 @@ export interface JobQueueOptions {
 export class JobQueue {
   readonly nodeId: string;
   readonly leaseMs: number;
-  private readonly shared: boolean;
+  /** Whether claimed jobs are leased (several nodes): the worker then renews their leases. */
+  readonly shared: boolean;
 
   constructor(
     private readonly db: Kysely<Database>,

@@ -76,6 +76,7 @@ export class Worker {
    * job's outcome will not be recorded by this node (JobQueue.complete and fail check the holder).
    */
   private keepLease(job: ClaimedJob): { stop(): void } {
+    if (!this.jobs.shared) return { stop: () => undefined };
     let lost = false;
     const timer = setInterval(() => {
       this.jobs.heartbeat([job.id]).then(

@@ -81,7 +81,7 @@ export class LocalStorage implements UploadStore {
    * and later replacement or removal of the visible file cannot touch it). Returns the path
    * relative to the data folder, as recorded in the database.
    */
-  async archive(districtId: number, finishedPath: string, _sha256?: string): Promise<string> {
+  async archive(districtId: number, finishedPath: string, _sha256?: string, _inView?: boolean): Promise<string> {
     const dir = this.archiveDir(districtId);
     await mkdir(dir, { recursive: true });
     const name = `${new Date().toISOString().slice(0, 10)}-${randomBytes(8).toString("hex")}`;

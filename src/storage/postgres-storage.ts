@@ -60,49 +60,60 @@ export class PostgresStorage extends LocalStorage {
 
   /**
    * Streams the finished file into the database, a chunk at a time, hashing what it reads, and
-   * fails (storing nothing) if that is not `sha256`. Then links it as received by this node.
+   * fails (storing nothing) if that is not `sha256`. Each chunk is its own short statement, so a
+   * big upload never holds a pooled connection for long (logins and other uploads interleave);
+   * the blob counts as stored once its chunk count is written, and one left half-written by a
+   * crash is removed at a later start (`clearIncoming`). `inView`: an SFTP upload about to be
+   * renamed into the district's folder, linked as received by this node.
    */
-  override async archive(districtId: number, finishedPath: string, sha256?: string): Promise<string> {
+  override async archive(districtId: number, finishedPath: string, sha256?: string, inView = false): Promise<string> {
     const file = await open(finishedPath, "r");
-    let id: number;
+    let id: number | undefined;
     try {
       const size = (await file.stat()).size;
-      const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-      id = await this.db.transaction().execute(async (trx) => {
-        const blob = await trx
+      id = (
+        await this.db
           .insertInto("upload_blobs")
           .values({ district_id: districtId, size, sha256: sha256 ?? "", chunks: 0, created_at: isoNow(this.clock) })
           .returning("id")
-          .executeTakeFirstOrThrow();
-        const hash = createHash("sha256");
-        let seq = 0;
-        let total = 0;
-        for (;;) {
-          const filled = await readFull(file, buffer);
-          if (filled === 0) break;
-          const chunk = buffer.subarray(0, filled);
-          hash.update(chunk);
-          // Awaited before the buffer is filled again: pg has serialised it by then.
-          await trx.insertInto("upload_chunks").values({ blob_id: blob.id, seq, data: chunk }).execute();
-          seq++;
-          total += filled;
-          if (filled < CHUNK_BYTES) break;
-        }
-        const digest = hash.digest("hex");
-        if (total !== size || (sha256 !== undefined && digest !== sha256)) {
-          throw new RosterdockError("ERR_STORED_FILE_DAMAGED", `The upload read back from ${finishedPath} (${total} bytes, sha256 ${digest}) is not what was received (${size} bytes, sha256 ${sha256 ?? "?"}).`);
-        }
-        await trx.updateTable("upload_blobs").set({ chunks: seq, sha256: digest }).where("id", "=", blob.id).execute();
-        return blob.id;
-      });
+          .executeTakeFirstOrThrow()
+      ).id;
+      const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+      const hash = createHash("sha256");
+      let seq = 0;
+      let total = 0;
+      for (;;) {
+        const filled = await readFull(file, buffer);
+        if (filled === 0) break;
+        const chunk = buffer.subarray(0, filled);
+        hash.update(chunk);
+        // Awaited before the buffer is filled again: pg has serialised it by then.
+        await this.db.insertInto("upload_chunks").values({ blob_id: id, seq, data: chunk }).execute();
+        seq++;
+        total += filled;
+        if (filled < CHUNK_BYTES) break;
+      }
+      const digest = hash.digest("hex");
+      if (total !== size || (sha256 !== undefined && digest !== sha256)) {
+        throw new RosterdockError("ERR_STORED_FILE_DAMAGED", `The upload read back from ${finishedPath} (${total} bytes, sha256 ${digest}) is not what was received (${size} bytes, sha256 ${sha256 ?? "?"}).`);
+      }
+      await this.db.updateTable("upload_blobs").set({ chunks: seq, sha256: digest }).where("id", "=", id).execute();
+    } catch (error) {
+      if (id !== undefined) {
+        const failed = id;
+        await this.db.deleteFrom("upload_blobs").where("id", "=", failed).execute().catch(() => undefined);
+      }
+      throw error;
     } finally {
       await file.close();
     }
     const storedPath = `${PREFIX}${id}`;
-    const dir = this.receivedDir(districtId);
-    await mkdir(dir, { recursive: true });
-    await link(finishedPath, join(dir, String(id)));
-    (await this.received()).set(storedPath, { districtId, storedPath });
+    if (inView) {
+      const dir = this.receivedDir(districtId);
+      await mkdir(dir, { recursive: true });
+      await link(finishedPath, join(dir, String(id)));
+      (await this.received()).set(storedPath, { districtId, storedPath });
+    }
     return storedPath;
   }
 

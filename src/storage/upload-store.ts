@@ -35,9 +35,10 @@ export interface UploadStore {
   readonly archiveUsage: ArchiveMeter;
   /**
    * Keeps an immutable copy of a finished upload and returns where (`stored_path`). With
-   * `sha256`, the copy is checked against it before this resolves.
+   * `sha256`, the copy is checked against it before this resolves. `inView`: an SFTP upload about
+   * to be renamed into the district's folder (not `ingest`'s operator files).
    */
-  archive(districtId: number, finishedPath: string, sha256?: string): Promise<string>;
+  archive(districtId: number, finishedPath: string, sha256?: string, inView?: boolean): Promise<string>;
   /** Undoes `archive` for an upload that could not be recorded (its client is told it failed). */
   discardArchived(districtId: number, storedPath: string): Promise<void>;
   /** Bytes the district's archive holds (`district show`). */
