@@ -134,6 +134,10 @@ describe("several nodes on one PostgreSQL", { skip: missing }, () => {
     const deliveries = await query<{ status: string; n: string }>("SELECT status, count(*) AS n FROM deliveries GROUP BY status");
     assert.deepEqual(deliveries, [{ status: "closed", n: "2" }]);
     await waitFor(async () => (await shown(homeA)).length === 0 && (await shown(homeB)).length === 0, 10_000, "both folders to be emptied");
+    // The archive's usage is every node's stored uploads, seen alike from either node.
+    const stored = Number((await query<{ n: string }>("SELECT sum(size) AS n FROM upload_blobs WHERE district_id = $1", [districtId]))[0]!.n);
+    assert.equal(stored, 2 * STUDENTS.length + TEACHERS.length);
+    for (const home of [homeA, homeB]) assert.equal((await home.json(["district", "show", "lincoln"])).archive.usedBytes, stored);
   });
 
   it("counts failed logins spread over both nodes together and bans the address at the limit on both", async () => {
