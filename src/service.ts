@@ -98,7 +98,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
       windowMs: config.loginWindowSeconds * 1000,
       banMs: config.banMinutes * 60_000,
       refreshMs: 5000,
-      ...(shared ? { shared: new FailureLedger(db, clock, nodeId, config.loginWindowSeconds * 1000) } : {}),
+      ...(shared ? { shared: new FailureLedger(db, clock, nodeId, config.loginWindowSeconds * 1000, config.databaseUrl) } : {}),
     },
     clock,
     audit,

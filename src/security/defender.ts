@@ -103,7 +103,8 @@ const MAX_ADDRESSES = 50_000;
  * Several nodes (`options.shared`): each failure is also written to the database, and a node counts
  * the other nodes' failures of an address as last read (after each of its own failures at that
  * address, and at every refresh) besides its own and its checks under way; a ban is decided on that
- * sum by whichever node reaches the limit, and is read by the others at their next refresh.
+ * sum by whichever node reaches the limit, and announced to the others (PostgreSQL NOTIFY), which
+ * read it at once (or at their next refresh, should the notification be lost).
  */
 /** How long an address a district logged in from is ranked ahead of unknown ones, and how many are remembered. */
 const TRUSTED_FOR_MS = 24 * 60 * 60 * 1000;
@@ -119,6 +120,7 @@ export class Defender {
   private readonly refusalsLogged = new Map<string, { at: number; count: number }>();
   /** Several nodes: the other nodes' failures in the window, per address, as last read. */
   #others = new Map<string, AccountCounts>();
+  #stopListening: (() => Promise<void>) | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -133,6 +135,20 @@ export class Defender {
   /** Loads the bans in force and keeps reading them (the server calls this; one-shot CLI commands need not). */
   async start(): Promise<void> {
     await this.refresh();
+    // Several nodes: a ban decided (or lifted) elsewhere is read at once, not at the next refresh.
+    let queued = false;
+    // Announcements in a burst (a botnet banned address after address) cost one read.
+    const changed = () => {
+      if (queued) return;
+      queued = true;
+      setTimeout(() => {
+        queued = false;
+        this.refresh().catch((error: unknown) => this.logger.error({ event: "security.bans.refresh_failed", err: error }, "could not read the bans"));
+      }, 50).unref();
+    };
+    this.#stopListening = await this.options.shared?.listen(changed,
+      (error) => this.logger.warn({ event: "security.bans.listen_failed", err: error }, "stopped listening for other nodes' bans; reading them every few seconds"),
+    );
     this.timer = setInterval(() => {
       this.refresh().catch((error: unknown) => this.logger.error({ event: "security.bans.refresh_failed", err: error }, "could not read the bans"));
     }, this.options.refreshMs);
@@ -143,6 +159,8 @@ export class Defender {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.settled();
+    await this.#stopListening?.();
+    this.#stopListening = undefined;
   }
 
   /** Whether the address is banned for every account: its connections are dropped before any SSH work. */
@@ -308,6 +326,7 @@ export class Defender {
     await Promise.allSettled([...this.pending.values()]);
     const lifted = await this.store.clear(key);
     await this.options.shared?.clear(key);
+    await this.options.shared?.announceBans();
     if (key === undefined) this.#others.clear();
     else this.#others.delete(key);
     for (const banKey of [...this.bans.keys()]) if (key === undefined || banKey.startsWith(`${key}|`)) this.bans.delete(banKey);
@@ -381,6 +400,7 @@ export class Defender {
       .ban({ address, account, reason, failures, baseMs: this.options.banMs })
       .then(async ({ ban, accountAlreadyBanned }) => {
         this.bans.set(key, ban);
+        await this.options.shared?.announceBans();
         this.logger.warn(
           { event: "security.ban.added", ip: address, account, channel, reason, failures, strikes: ban.strikes, bannedUntil: ban.bannedUntil },
           account === null ? "address banned for every account" : "address banned for one account",

@@ -1,4 +1,5 @@
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
+import pg from "pg";
 import type { Database } from "../db/schema.ts";
 import type { Clock } from "../clock.ts";
 
@@ -9,6 +10,8 @@ export type AccountCounts = Map<string, number>;
 const MAX_ROWS = 200_000;
 /** Addresses read back at each refresh, those with the most failures first. */
 const MAX_READ = 20_000;
+/** The PostgreSQL notification channel on which a node tells the others that bans changed. */
+const BANS_CHANNEL = "rosterdock_bans";
 
 /**
  * Failed logins of every node on a shared database (PostgreSQL), so that a guesser spreading tries
@@ -21,7 +24,33 @@ export class FailureLedger {
     private readonly clock: Clock,
     readonly nodeId: string,
     private readonly windowMs: number,
+    /** The database's URL, for the connection of its own that `listen` holds. */
+    private readonly url?: string,
   ) {}
+
+  /** Tells every node (this one included) that bans changed: they read them at once, not at their next refresh. */
+  async announceBans(): Promise<void> {
+    await sql`SELECT pg_notify(${BANS_CHANNEL}, ${this.nodeId})`.execute(this.db);
+  }
+
+  /**
+   * Calls `changed` whenever a node announces that bans changed, on a connection of its own
+   * (LISTEN); returns how to stop. Should that connection fail, the periodic refresh still
+   * reads the bans (`onError` is told).
+   */
+  async listen(changed: () => void, onError: (error: Error) => void): Promise<() => Promise<void>> {
+    if (!this.url) return async () => undefined;
+    const client = new pg.Client({ connectionString: this.url });
+    client.on("error", onError);
+    client.on("notification", (message) => {
+      if (message.channel === BANS_CHANNEL && message.payload !== this.nodeId) changed();
+    });
+    await client.connect();
+    await client.query(`LISTEN ${BANS_CHANNEL}`);
+    return async () => {
+      await client.end().catch(() => undefined);
+    };
+  }
 
   private cutoff(): string {
     return new Date(this.clock.now().getTime() - this.windowMs).toISOString();
