@@ -19,7 +19,7 @@ const STUDENTS = Buffer.from(
   "Student_Number,First_Name,Last_Name,Grade_Level,SchoolID\n" + Array.from({ length: STUDENT_COUNT }, (_, i) => `${100000 + i},Ana${i},Lopez,5,100`).join("\n") + "\n",
 );
 const TEACHERS = Buffer.from("Teacher_Number,First_Name,Last_Name,SchoolID\n7,Ada,King,100\n");
-const LEASE_SECONDS = 1;
+const LEASE_SECONDS = 2;
 
 /**
  * Two `rosterdock serve` nodes (own data folders, own ports) on one PostgreSQL: a district made
@@ -45,6 +45,9 @@ describe("several nodes on one PostgreSQL", { skip: missing }, () => {
       ROSTERDOCK_QUIET_SECONDS: "3",
       ROSTERDOCK_JOB_LEASE_SECONDS: String(LEASE_SECONDS),
       ROSTERDOCK_LOGIN_MAX_FAILURES: "4",
+      // Room for what the tests below send (2 students, 2 teachers), and one students.csv more only
+      // for a node that counts its own uploads alone (the last test): the quota counts every node's.
+      ROSTERDOCK_ARCHIVE_QUOTA_BYTES: String(3 * STUDENTS.length + TEACHERS.length),
     };
     homeA = await RosterdockHome.create(env);
     homeB = await RosterdockHome.create(env);
@@ -186,7 +189,7 @@ describe("several nodes on one PostgreSQL", { skip: missing }, () => {
       assert.ok(holder, `a node holds the job: ${job!.locked_by}`);
 
       // Alive and renewing its lease: the other node never takes the job, lease after lease.
-      await new Promise((r) => setTimeout(r, LEASE_SECONDS * 3000));
+      await new Promise((r) => setTimeout(r, LEASE_SECONDS * 2500));
       assert.equal(requests.length, 1);
       const [still] = await query<{ locked_by: string; status: string }>("SELECT locked_by, status FROM jobs WHERE id = $1", [job!.id]);
       assert.deepEqual(still, { locked_by: nodeId(holder), status: "running" });
@@ -209,5 +212,13 @@ describe("several nodes on one PostgreSQL", { skip: missing }, () => {
       for (const { res } of requests) res.destroy();
       await new Promise<void>((resolve) => receiver.close(() => resolve()));
     }
+  });
+
+  it("refuses an upload past the district's quota, counting the archive every node stored", async () => {
+    const survivor = (nodeA ?? nodeB)!;
+    const sent = await runSftp(login(survivor), ["-put students.csv again.csv"], { cwd: files });
+    assert.match(sent.stderr, /again\.csv refused: Quota exceeded: the district's archive holds [\d.]+ MiB of its [\d.]+ MiB quota, and this file/);
+    const [refused] = await homeA.json(["uploads", "lincoln"]);
+    assert.deepEqual([refused.path, refused.status], ["/again.csv", "refused"]);
   });
 });

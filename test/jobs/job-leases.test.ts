@@ -9,7 +9,7 @@ import { JobQueue } from "../../src/jobs/job-queue.ts";
 import { systemClock } from "../../src/clock.ts";
 import { postgresMissing, startPostgres, type PostgresServer } from "../support/postgres.ts";
 
-const LEASE_MS = 600;
+const LEASE_MS = 1500;
 
 /** Two nodes' queues, each on its own connection pool, on one PostgreSQL database. */
 describe("jobs shared by several nodes (PostgreSQL)", { skip: postgresMissing() }, () => {
