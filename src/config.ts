@@ -14,6 +14,7 @@ export interface Config {
   readonly publicUrl: string;
   readonly quietSeconds: number;
   readonly databaseUrl: string | undefined;
+  readonly jobLeaseSeconds: number;
   readonly allowSshRsa: boolean;
   readonly logLevel: string;
   readonly loginMaxFailures: number;
@@ -185,6 +186,14 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
       if (!/^postgres(ql)?:\/\//.test(value)) throw new SettingError("must start with postgres:// or postgresql://");
       return value;
     },
+  },
+  {
+    key: "jobLeaseSeconds",
+    env: "ROSTERDOCK_JOB_LEASE_SECONDS",
+    description:
+      "PostgreSQL with several nodes: a running job (a sync, a webhook) is its node's for this long, renewed every third of it while the node lives; once a node stops renewing (it died), another node takes the job over, with the same sync id.",
+    defaultText: "`30`",
+    parse: seconds(0.3, 3600, 30),
   },
   {
     key: "allowSshRsa",

@@ -60,6 +60,7 @@ export const ERROR_CATALOGUE = {
     message: "Printing a PDF needs Chromium: install Debian's `chromium` package or set ROSTERDOCK_CHROMIUM_PATH.",
   },
   ERR_PDF_FAILED: { category: "unavailable", message: "Chromium could not print the PDF." },
+  ERR_STORED_FILE_DAMAGED: { category: "internal", message: "A stored upload does not match its recorded size or sha256; it was damaged on its way to or from storage." },
   ERR_INTERNAL: { category: "internal", message: "Something went wrong inside Rosterdock." },
 } as const satisfies Record<string, { category: ErrorCategory; message: string }>;
 

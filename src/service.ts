@@ -11,6 +11,9 @@ import { IntakeJournal } from "./deliveries/intake-journal.ts";
 import { JobQueue } from "./jobs/job-queue.ts";
 import { Worker, type JobHandler } from "./jobs/worker.ts";
 import { LocalStorage, type CutUpload } from "./storage/local-storage.ts";
+import { PostgresStorage } from "./storage/postgres-storage.ts";
+import { newNodeId } from "./jobs/node-id.ts";
+import { FailureLedger } from "./security/failure-ledger.ts";
 import { ensureHostKeys, type HostKey } from "./sftp/host-keys.ts";
 import { createSyncService, type SyncService } from "./sync/sync-service.ts";
 import { MAX_SYNC_ATTEMPTS } from "./sync/process-sync.ts";
@@ -34,6 +37,9 @@ export interface Rosterdock {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly database: RosterDatabase;
+  /** This process's name among the nodes sharing the database (jobs/node-id.ts). */
+  readonly nodeId: string;
+  /** Closed uploads: the local archive (SQLite), or the database (PostgreSQL, several nodes). */
   readonly storage: LocalStorage;
   readonly audit: AuditLog;
   readonly districts: DistrictService;
@@ -58,12 +64,14 @@ export interface Rosterdock {
   close(): Promise<void>;
 }
 
-export async function createRosterdock(config: Config, options: { logger?: Logger; clock?: Clock } = {}): Promise<Rosterdock> {
+export async function createRosterdock(config: Config, options: { logger?: Logger; clock?: Clock; nodeId?: string } = {}): Promise<Rosterdock> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const clock = options.clock ?? systemClock;
+  const nodeId = options.nodeId ?? newNodeId();
   const database = await openDatabase(config);
   const { db } = database;
-  const storage = new LocalStorage(config.dataDir);
+  const shared = database.dialect.sharedByNodes;
+  const storage = shared ? new PostgresStorage(config.dataDir, db, clock, logger.child({ component: "storage" })) : new LocalStorage(config.dataDir);
   const audit = new AuditLog(db, clock);
   // Lanes are client addresses: those without recent failures are hashed first.
   let defender: Defender | undefined;
@@ -73,7 +81,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
   );
   const handoffs = new HandoffService(db, clock, audit, logger.child({ component: "handoff" }), config.handoffDays);
   const districts = new DistrictService(db, clock, audit, hasher, handoffs);
-  const jobs = new JobQueue(db, clock);
+  const jobs = new JobQueue(db, clock, { nodeId, shared, leaseMs: config.jobLeaseSeconds * 1000 });
   // Where a sync holds the only write lock (SQLite), uploads are journaled first so that none waits for it.
   const journaling = database.dialect.syncsHoldTheWriteLock
     ? { journal: new IntakeJournal(join(config.dataDir, "intake-journal.sqlite")), writer: () => database.failFastWriter(), durable: () => database.durable() }
@@ -90,6 +98,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
       windowMs: config.loginWindowSeconds * 1000,
       banMs: config.banMinutes * 60_000,
       refreshMs: 5000,
+      ...(shared ? { shared: new FailureLedger(db, clock, nodeId, config.loginWindowSeconds * 1000, config.databaseUrl) } : {}),
     },
     clock,
     audit,
@@ -137,6 +146,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     logger,
     clock,
     database,
+    nodeId,
     storage,
     audit,
     districts,
@@ -214,6 +224,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const { buildHttpApp } = await import("./api/http-app.ts");
   const { config, logger } = rd;
   const startedAt = new Date();
+  logger.info({ event: "node.identity", node: rd.nodeId, database: rd.database.dialect.name, sharedByNodes: rd.database.dialect.sharedByNodes }, "this node's id");
   // Before any session can start, and before the worker can close the delivery they belong to.
   const cleared = await rd.storage.clearIncoming(startedAt, (cut) => recordCutUpload(rd, cut));
   if (cleared > 0) logger.warn({ event: "storage.incoming.cleared", count: cleared }, "removed uploads left unfinished by an earlier crash");

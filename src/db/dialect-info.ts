@@ -15,6 +15,14 @@ export interface DialectInfo {
    * intake journal (deliveries/intake-journal.ts) instead of waiting.
    */
   readonly syncsHoldTheWriteLock: boolean;
+  /** Column type for raw bytes (stored uploads' chunks). */
+  readonly binary: "blob" | "bytea";
+  /**
+   * Whether several Rosterdock nodes may share this database (PostgreSQL): closed uploads are then
+   * stored in it, jobs are claimed with `FOR UPDATE SKIP LOCKED` under a lease, and failed logins
+   * are counted in it. SQLite keeps them on the one node's disk and in its memory.
+   */
+  readonly sharedByNodes: boolean;
 }
 
 export const SQLITE_DIALECT: DialectInfo = {
@@ -22,6 +30,8 @@ export const SQLITE_DIALECT: DialectInfo = {
   addId: (table) => table.addColumn("id", "integer", (c: ColumnDefinitionBuilder) => c.primaryKey().autoIncrement()),
   bigint: "integer",
   syncsHoldTheWriteLock: true,
+  binary: "blob",
+  sharedByNodes: false,
 };
 
 export const POSTGRES_DIALECT: DialectInfo = {
@@ -29,6 +39,8 @@ export const POSTGRES_DIALECT: DialectInfo = {
   addId: (table) => table.addColumn("id", "serial", (c: ColumnDefinitionBuilder) => c.primaryKey()),
   bigint: "bigint",
   syncsHoldTheWriteLock: false,
+  binary: "bytea",
+  sharedByNodes: true,
 };
 
 /** Whether a statement failed on a unique constraint (SQLite or PostgreSQL): a row someone else inserted first. */

@@ -88,6 +88,9 @@ export interface JobTable {
   attempts: number;
   run_after: string;
   locked_at: string | null;
+  /** The node running it (see jobs/node-id.ts), and until when its lease holds unless renewed (migration 0013). */
+  locked_by: string | null;
+  lease_until: string | null;
   last_error: string | null;
   created_at: string;
   updated_at: string;
@@ -258,7 +261,36 @@ export interface LoginBanTable {
   banned_until: string;
 }
 
+/** A closed upload stored in the database (PostgreSQL, migration 0013): `stored_path` `pg:<id>`. */
+export interface UploadBlobTable {
+  id: Generated<number>;
+  district_id: number;
+  size: number;
+  sha256: string;
+  chunks: number;
+  created_at: string;
+}
+
+/** One ~1 MiB piece of a stored upload, `seq` from 0. */
+export interface UploadChunkTable {
+  blob_id: number;
+  seq: number;
+  data: Buffer;
+}
+
+/** A failed login on some node, counted by all of them within the window (migration 0013); `account` '' for a protocol error. */
+export interface LoginFailureTable {
+  id: Generated<number>;
+  address: string;
+  account: string;
+  node: string;
+  failed_at: string;
+}
+
 export interface Database extends ClientAndWebhookTables {
+  upload_blobs: UploadBlobTable;
+  upload_chunks: UploadChunkTable;
+  login_failures: LoginFailureTable;
   login_bans: LoginBanTable;
   districts: DistrictTable;
   credentials: CredentialTable;

@@ -111,9 +111,15 @@ export class DeliveryService {
    * archived copy is (see `removeIfReceived`).
    */
   async accept(upload: FinishedUpload): Promise<string> {
-    const storedPath = await this.storage.archive(upload.districtId, upload.tempPath);
+    const storedPath = await this.storage.archive(upload.districtId, upload.tempPath, upload.sha256, true);
     const { tempPath: _tempPath, ...rest } = upload;
-    await this.record({ kind: "accepted", ...rest, storedPath, finishedAt: isoNow(this.clock) });
+    try {
+      await this.record({ kind: "accepted", ...rest, storedPath, finishedAt: isoNow(this.clock) });
+    } catch (error) {
+      // The client is told the upload failed: a copy stored in the database must not count against the quota.
+      await this.storage.discardArchived(upload.districtId, storedPath).catch(() => undefined);
+      throw error;
+    }
     return storedPath;
   }
 
@@ -404,7 +410,38 @@ export class DeliveryService {
       this.logger.info({ event: "delivery.closed", ...closedNow }, "delivery closed");
       closed.push(closedNow);
     }
+    await this.removeReceivedHere().catch((error: unknown) =>
+      this.logger.error({ event: "delivery.remove_failed", err: error }, "could not take files received here out of the districts' folders"),
+    );
     return closed;
+  }
+
+  /**
+   * Several nodes: files this node received whose delivery another node closed leave this node's
+   * folders too (each node shows the files it received). Looked up at every close pass, only for
+   * the files this node still shows; nothing to do with one node (LocalStorage). Returns how many it removed.
+   */
+  async removeReceivedHere(): Promise<number> {
+    const here = await this.storage.receivedHere();
+    let removed = 0;
+    for (let i = 0; i < here.length; i += PATHS_PER_QUERY) {
+      const batch = here.slice(i, i + PATHS_PER_QUERY);
+      const rows = await this.db
+        .selectFrom("uploads")
+        .innerJoin("deliveries", "deliveries.id", "uploads.delivery_id")
+        .select(["uploads.district_id", "uploads.path", "uploads.stored_path", "deliveries.status"])
+        .where("uploads.district_id", "in", [...new Set(batch.map((r) => r.districtId))])
+        .where("uploads.stored_path", "in", batch.map((r) => r.storedPath))
+        .execute();
+      // A file not recorded yet (its upload is being recorded now) waits for the next pass.
+      for (const upload of rows) {
+        if (upload.status !== "closed" || upload.stored_path === null) continue;
+        if (this.storage.removeFromView(upload.district_id, upload.path, upload.stored_path)) removed++;
+        await this.storage.forgetReceived(upload.district_id, upload.stored_path);
+      }
+    }
+    if (removed > 0) this.logger.info({ event: "storage.received.removed", count: removed }, "took files received here out of the districts' folders: their delivery was closed");
+    return removed;
   }
 
   /**
@@ -431,6 +468,7 @@ export class DeliveryService {
       for (const upload of latest.values()) {
         if (upload.status !== "closed" || upload.stored_path === null) continue;
         if (this.storage.removeFromView(districtId, upload.path, upload.stored_path)) removed++;
+        await this.storage.forgetReceived(districtId, upload.stored_path);
       }
     }
     return removed;
@@ -451,7 +489,9 @@ export class DeliveryService {
       .where("uploads.stored_path", "=", storedPath)
       .executeTakeFirst();
     if (upload?.status !== "closed" || upload.stored_path === null) return false;
-    return this.storage.removeFromView(districtId, upload.path, upload.stored_path);
+    const removed = this.storage.removeFromView(districtId, upload.path, upload.stored_path);
+    await this.storage.forgetReceived(districtId, upload.stored_path);
+    return removed;
   }
 
   /** At start: what a crash left in view after its delivery closed, for every district. */
@@ -459,7 +499,7 @@ export class DeliveryService {
     const districts = await this.db.selectFrom("districts").select("id").orderBy("id").execute();
     let removed = 0;
     for (const { id } of districts) removed += await this.removeReceived(id);
-    return removed;
+    return removed + (await this.removeReceivedHere());
   }
 
   private async closeDelivery(deliveryId: number, cutoff: string): Promise<ClosedDelivery | undefined> {

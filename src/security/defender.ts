@@ -3,6 +3,7 @@ import type { Clock } from "../clock.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { addressKey } from "./address-key.ts";
 import type { Ban, BanStore } from "./ban-store.ts";
+import type { AccountCounts, FailureLedger } from "./failure-ledger.ts";
 
 export interface DefenderOptions {
   /** Failed attempts at one account from one address, within the window, that ban that address for that account. */
@@ -14,6 +15,11 @@ export interface DefenderOptions {
   banMs: number;
   /** How often bans are read again from the database (made by the CLI or another server). */
   refreshMs: number;
+  /**
+   * Several nodes on one database (PostgreSQL): failures are also written there and the other
+   * nodes' are read back, so that limits count every node's failures (see `Defender`).
+   */
+  shared?: FailureLedger;
 }
 
 /** A district's account banned from some addresses after repeated failed logins. */
@@ -93,6 +99,12 @@ const MAX_ADDRESSES = 50_000;
  * 10 × 5 times in all, protocol errors included) is banned for every account, and its connections
  * are dropped at accept. Bans live in the database and are cached here, so `isBanned` answers
  * synchronously.
+ *
+ * Several nodes (`options.shared`): each failure is also written to the database, and a node counts
+ * the other nodes' failures of an address as last read (after each of its own failures at that
+ * address, and at every refresh) besides its own and its checks under way; a ban is decided on that
+ * sum by whichever node reaches the limit, and announced to the others (PostgreSQL NOTIFY), which
+ * read it at once (or at their next refresh, should the notification be lost).
  */
 /** How long an address a district logged in from is ranked ahead of unknown ones, and how many are remembered. */
 const TRUSTED_FOR_MS = 24 * 60 * 60 * 1000;
@@ -106,6 +118,9 @@ export class Defender {
   private bans = new Map<string, Ban>();
   private readonly pending = new Map<string, Promise<void>>();
   private readonly refusalsLogged = new Map<string, { at: number; count: number }>();
+  /** Several nodes: the other nodes' failures in the window, per address, as last read. */
+  #others = new Map<string, AccountCounts>();
+  #stopListening: (() => Promise<void>) | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -120,6 +135,20 @@ export class Defender {
   /** Loads the bans in force and keeps reading them (the server calls this; one-shot CLI commands need not). */
   async start(): Promise<void> {
     await this.refresh();
+    // Several nodes: a ban decided (or lifted) elsewhere is read at once, not at the next refresh.
+    let queued = false;
+    // Announcements in a burst (a botnet banned address after address) cost one read.
+    const changed = () => {
+      if (queued) return;
+      queued = true;
+      setTimeout(() => {
+        queued = false;
+        this.refresh().catch((error: unknown) => this.logger.error({ event: "security.bans.refresh_failed", err: error }, "could not read the bans"));
+      }, 50).unref();
+    };
+    this.#stopListening = await this.options.shared?.listen(changed,
+      (error) => this.logger.warn({ event: "security.bans.listen_failed", err: error }, "stopped listening for other nodes' bans; reading them every few seconds"),
+    );
     this.timer = setInterval(() => {
       this.refresh().catch((error: unknown) => this.logger.error({ event: "security.bans.refresh_failed", err: error }, "could not read the bans"));
     }, this.options.refreshMs);
@@ -129,7 +158,9 @@ export class Defender {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await Promise.allSettled([...this.pending.values()]);
+    await this.settled();
+    await this.#stopListening?.();
+    this.#stopListening = undefined;
   }
 
   /** Whether the address is banned for every account: its connections are dropped before any SSH work. */
@@ -162,7 +193,13 @@ export class Defender {
     if (ban) return { ok: false, refusal: { reason: "banned", retryAfterSeconds: Math.max(1, Math.ceil((Date.parse(ban.bannedUntil) - now) / 1000)) } };
     const score = this.score(address, now);
     const current = score.accounts.get(account);
-    const tooMany = (current && current.failures.length + current.inflight >= this.options.maxFailures) || this.total(score) >= this.addressLimit || (!current && score.accounts.size >= this.options.maxAccounts);
+    const others = this.#others.get(address);
+    const elsewhere = others?.get(account) ?? 0;
+    const accounts = others ? new Set([...score.accounts.keys(), ...[...others.keys()].filter((a) => a !== "")]).size : score.accounts.size;
+    const tooMany =
+      (current?.failures.length ?? 0) + (current?.inflight ?? 0) + elsewhere >= this.options.maxFailures ||
+      this.total(score) + sum(others) >= this.addressLimit ||
+      (!current && elsewhere === 0 && accounts >= this.options.maxAccounts);
     if (tooMany) {
       const oldest = Math.min(...(current?.failures ?? []), ...score.protocol, now);
       return { ok: false, refusal: { reason: "too_many_failures", retryAfterSeconds: Math.max(1, Math.ceil((oldest + this.options.windowMs - now) / 1000)) } };
@@ -181,6 +218,7 @@ export class Defender {
     const score = this.score(address, now);
     if (score.protocol.length < this.addressLimit) score.protocol.push(now);
     if (this.failureTotal(score) >= this.addressLimit) this.addBan(address, null, `protocol errors (${reason})`, this.failureTotal(score), "ssh");
+    this.#share(address, "", reason, "ssh");
   }
 
   /**
@@ -196,8 +234,9 @@ export class Defender {
 
   /** Failures counted against the address in the window: the hash pool serves addresses without any first. */
   failures(rawAddress: string | undefined): number {
-    const score = this.scores.get(addressKey(rawAddress));
-    return score ? this.failureTotal(this.pruned(score, this.now())) : 0;
+    const key = addressKey(rawAddress);
+    const score = this.scores.get(key);
+    return (score ? this.failureTotal(this.pruned(score, this.now())) : 0) + sum(this.#others.get(key));
   }
 
   /** @internal Called by LoginAttempt. */
@@ -209,8 +248,13 @@ export class Defender {
     entry.inflight = Math.max(0, entry.inflight - 1);
     score.inflight = Math.max(0, score.inflight - 1);
     if (outcome === "succeeded") {
+      const hadFailed = entry.failures.length > 0 || (this.#others.get(attempt.address)?.get(attempt.account) ?? 0) > 0;
       entry.failures.length = 0;
       this.#rememberSuccess(attempt.address, now);
+      if (hadFailed && this.options.shared) {
+        this.#others.get(attempt.address)?.delete(attempt.account);
+        this.#track(this.options.shared.forget(attempt.address, attempt.account));
+      }
     }
     if (outcome !== "failed") {
       if (entry.failures.length === 0 && entry.inflight === 0) score.accounts.delete(attempt.account);
@@ -224,7 +268,44 @@ export class Defender {
     if (failedAccounts >= this.options.maxAccounts || this.failureTotal(score) >= this.addressLimit) {
       this.addBan(attempt.address, null, `failed attempts at ${failedAccounts} accounts`, this.failureTotal(score), attempt.channel);
     }
+    this.#share(attempt.address, attempt.account, reason ?? "failed", attempt.channel);
   }
+
+  /**
+   * Several nodes: writes the failure for the others, reads theirs for this address, and bans
+   * when every node's failures together reach a limit that this node's alone did not.
+   */
+  #share(address: string, account: string, reason: string, channel: Channel): void {
+    const shared = this.options.shared;
+    if (!shared) return;
+    this.#track(
+      shared.record(address, account).then((others) => {
+        this.#others.set(address, others);
+        const score = this.score(address, this.now());
+        const local = (name: string) => (name === "" ? score.protocol.length : (score.accounts.get(name)?.failures.length ?? 0));
+        if (account !== "") {
+          const together = local(account) + (others.get(account) ?? 0);
+          if (together >= this.options.maxFailures) this.addBan(address, account, `${together} failed attempts on all nodes (last: ${reason})`, together, channel);
+        }
+        const failedAccounts = new Set([...[...score.accounts].filter(([, a]) => a.failures.length > 0).map(([name]) => name), ...[...others.keys()].filter((a) => a !== "")]).size;
+        const total = this.failureTotal(score) + sum(others);
+        if (failedAccounts >= this.options.maxAccounts || total >= this.addressLimit) {
+          this.addBan(address, null, `failed attempts at ${failedAccounts} accounts on all nodes`, total, channel);
+        }
+      }),
+    );
+  }
+
+  /** A write to the shared ledger, waited for by `stop` and `settled`, logged if it fails. */
+  #track(work: Promise<void>): void {
+    const key = `ledger:${this.#ledgerWrites++}`;
+    const tracked = work
+      .catch((error: unknown) => this.logger.error({ event: "security.failures.share_failed", err: error }, "could not share a failed login with the other nodes"))
+      .finally(() => this.pending.delete(key));
+    this.pending.set(key, tracked);
+  }
+
+  #ledgerWrites = 0;
 
   #rememberSuccess(address: string, now: number): void {
     const key = addressKey(address);
@@ -244,6 +325,10 @@ export class Defender {
     const key = address === undefined ? undefined : addressKey(address);
     await Promise.allSettled([...this.pending.values()]);
     const lifted = await this.store.clear(key);
+    await this.options.shared?.clear(key);
+    await this.options.shared?.announceBans();
+    if (key === undefined) this.#others.clear();
+    else this.#others.delete(key);
     for (const banKey of [...this.bans.keys()]) if (key === undefined || banKey.startsWith(`${key}|`)) this.bans.delete(banKey);
     if (key === undefined) this.scores.clear();
     else this.scores.delete(key);
@@ -266,11 +351,16 @@ export class Defender {
 
   /** Resolves once every ban decided so far is in the database. */
   async settled(): Promise<void> {
-    await Promise.allSettled([...this.pending.values()]);
+    // A shared failure's write may decide a ban, itself pending: until nothing is left.
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending.values()]);
   }
 
   /** Reads the bans in force; one lifted elsewhere (`rosterdock bans clear`) takes its failures along. */
   async refresh(): Promise<void> {
+    if (this.options.shared) {
+      await this.options.shared.prune();
+      this.#others = await this.options.shared.others();
+    }
     const fresh = new Map((await this.store.active()).map((b) => [banKey(b.address, b.account), b]));
     const now = this.now();
     for (const [key, ban] of this.bans) {
@@ -310,6 +400,7 @@ export class Defender {
       .ban({ address, account, reason, failures, baseMs: this.options.banMs })
       .then(async ({ ban, accountAlreadyBanned }) => {
         this.bans.set(key, ban);
+        await this.options.shared?.announceBans();
         this.logger.warn(
           { event: "security.ban.added", ip: address, account, channel, reason, failures, strikes: ban.strikes, bannedUntil: ban.bannedUntil },
           account === null ? "address banned for every account" : "address banned for one account",
@@ -360,6 +451,12 @@ export class Defender {
     // Still full of addresses with recent failures (a botnet): forget the oldest half rather than grow.
     if (this.scores.size >= MAX_ADDRESSES) [...this.scores.keys()].slice(0, MAX_ADDRESSES / 2).forEach((a) => this.scores.delete(a));
   }
+}
+
+function sum(counts: AccountCounts | undefined): number {
+  let total = 0;
+  for (const n of counts?.values() ?? []) total += n;
+  return total;
 }
 
 function banKey(address: string, account: string | null): string {

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { constants, lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
 import { link, mkdir, open, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
-import { ArchiveUsage } from "./archive-usage.ts";
+import { isAbsolute, join, relative, sep } from "node:path";
+import { ArchiveUsage, measureFolder } from "./archive-usage.ts";
+import type { ArchiveMeter, LocalFiles, StoredFile, UploadStore } from "./upload-store.ts";
 
 /** Folders deeper than this in a district's space are not looked into for received files (the most ROSTERDOCK_MAX_FOLDER_DEPTH allows). */
 const MAX_VIEW_DEPTH = 32;
@@ -34,15 +35,15 @@ export interface CutUpload extends Partial<IncomingUpload> {
  *   districts/<id>/incoming/  uploads still being written (never visible, never processed)
  *   districts/<id>/archive/   every accepted upload, immutable, as the delivery saw it
  */
-export class LocalStorage {
+export class LocalStorage implements UploadStore {
   /** Each district's archive size, kept up to date by `archive` (see ROSTERDOCK_ARCHIVE_QUOTA_BYTES). */
-  readonly archiveUsage: ArchiveUsage;
+  readonly archiveUsage: ArchiveMeter;
 
-  constructor(private readonly dataDir: string) {
+  constructor(protected readonly dataDir: string) {
     this.archiveUsage = new ArchiveUsage((districtId) => this.archiveDir(districtId));
   }
 
-  private districtDir(districtId: number): string {
+  protected districtDir(districtId: number): string {
     return join(this.dataDir, "districts", String(districtId));
   }
 
@@ -80,7 +81,7 @@ export class LocalStorage {
    * and later replacement or removal of the visible file cannot touch it). Returns the path
    * relative to the data folder, as recorded in the database.
    */
-  async archive(districtId: number, finishedPath: string): Promise<string> {
+  async archive(districtId: number, finishedPath: string, _sha256?: string, _inView?: boolean): Promise<string> {
     const dir = this.archiveDir(districtId);
     await mkdir(dir, { recursive: true });
     const name = `${new Date().toISOString().slice(0, 10)}-${randomBytes(8).toString("hex")}`;
@@ -90,6 +91,30 @@ export class LocalStorage {
     this.archiveUsage.added(districtId, name, (await stat(target)).size);
     return relative(this.dataDir, target);
   }
+
+  /** An archived copy that could not be recorded stays (as before uploads were stored in the database): it is harmless and counted. */
+  async discardArchived(_districtId: number, _storedPath: string): Promise<void> {}
+
+  async archiveBytes(districtId: number): Promise<number> {
+    return (await measureFolder(this.archiveDir(districtId))).bytes;
+  }
+
+  /** The archived files are local already: their paths, nothing to release. */
+  async localFiles(_syncId: number, files: readonly StoredFile[]): Promise<LocalFiles> {
+    return { files: files.map((f) => ({ name: f.name, path: this.localPath(f.stored_path) })), release: async () => undefined };
+  }
+
+  /** A local `stored_path` (relative to the data folder; absolute for `ingest`'s files on another file system). */
+  protected localPath(storedPath: string): string {
+    return isAbsolute(storedPath) ? storedPath : this.absolute(storedPath);
+  }
+
+  /** One node: every delivery's close runs here and sees its files. */
+  async receivedHere(): Promise<Array<{ districtId: number; storedPath: string }>> {
+    return [];
+  }
+
+  async forgetReceived(_districtId: number, _storedPath: string, _force?: boolean): Promise<void> {}
 
   /**
    * The files in the district's space, as the client names them (`/students.csv`, `/in/cc.csv`).

@@ -1,5 +1,4 @@
 import { rmSync } from "node:fs";
-import { isAbsolute } from "node:path";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { isoNow } from "../clock.ts";
@@ -176,10 +175,26 @@ export class SyncProcessor {
     await this.db.updateTable("syncs").set({ status: "processing", updated_at: isoNow(this.clock) }).where("id", "=", syncId).execute();
     this.logger.info({ event: "sync.processing", syncId, districtId: district.id }, "sync processing");
 
-    const files = await this.db.selectFrom("sync_files").select(["name", "stored_path"]).where("sync_id", "=", syncId).orderBy("id").execute();
-    const deliveryFiles: DeliveryFile[] = files.map((f) => ({ name: f.name, path: isAbsolute(f.stored_path) ? f.stored_path : this.storage.absolute(f.stored_path) }));
+    const files = await this.db.selectFrom("sync_files").select(["name", "stored_path", "sha256"]).where("sync_id", "=", syncId).orderBy("id").execute();
+    // Stored in the database (several nodes): copied into this node's spool, checked, removed after the sync.
+    const local = await this.storage.localFiles(syncId, files);
+    try {
+      return await this.#processFiles(syncId, sync.delivery_id, district, local.files, options, started);
+    } finally {
+      await local.release();
+    }
+  }
+
+  async #processFiles(
+    syncId: number,
+    deliveryId: number | null,
+    district: { id: number; settings: string },
+    deliveryFiles: DeliveryFile[],
+    options: ProcessOptions,
+    started: number,
+  ): Promise<ProcessOutcome> {
     const digestDir = this.storage.digestDir(district.id, syncId);
-    const refused = await refusedUploadHolds(this.db, sync.delivery_id);
+    const refused = await refusedUploadHolds(this.db, deliveryId);
     // Read against the previous night's line digests when they match the live roster; if the roster
     // changes before this sync applies, it is read again in full (the digests spoke for the old roster).
     for (let useDigests = true; ; useDigests = false) {

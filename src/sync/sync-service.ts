@@ -178,6 +178,12 @@ export class SyncService {
    */
   async #failWithoutEngine(job: Job): Promise<void> {
     const { syncId } = JSON.parse(job.payload) as { syncId: number };
+    // Several nodes: the files are fetched from the database into this node's spool and checked
+    // against their sha256 first, as the engine will (until it runs here; then this goes).
+    if (this.storage) {
+      const files = await this.db.selectFrom("sync_files").select(["name", "stored_path", "sha256"]).where("sync_id", "=", syncId).orderBy("id").execute();
+      await (await this.storage.localFiles(syncId, files)).release();
+    }
     const now = isoNow(this.clock ?? systemClock);
     const failed = await this.db.transaction().execute(async (trx) => {
       const row = await trx

@@ -233,7 +233,11 @@ for (const backend of selectedBackends()) {
         assert.ok(open);
         // The partial upload belongs to the night being received (which it holds), without keeping it open.
         assert.ok(uploads.every((u) => u.deliveryId === open.id));
-        assert.equal(await readFile(rd.storage.absolute((await rd.database.db.selectFrom("uploads").select("stored_path").where("id", "=", first).executeTakeFirstOrThrow()).stored_path!), "utf8"), "id\n1\n");
+        // Kept where the backend keeps closed uploads (the archive folder, or PostgreSQL), readable by the engine.
+        const stored = (await rd.database.db.selectFrom("uploads").select("stored_path").where("id", "=", first).executeTakeFirstOrThrow()).stored_path!;
+        const local = await rd.storage.localFiles(0, [{ name: "students.csv", stored_path: stored, sha256: "" }]);
+        assert.equal(await readFile(local.files[0]!.path, "utf8"), "id\n1\n");
+        await local.release();
 
         clock.advance(59);
         assert.deepEqual(await rd.deliveries.closeQuietDeliveries(), []);
@@ -351,9 +355,19 @@ for (const backend of selectedBackends()) {
         assert.equal(row.status, "failed");
         assert.equal(row.attempts, 2);
 
-        // Whatever is still running was interrupted by a restart.
+        // Whatever is still running was interrupted by a restart (one node), or is taken again once
+        // its lease expires (several nodes: another node's running job may be alive).
         await rd.database.db.updateTable("jobs").set({ status: "queued" }).where("id", "=", c).execute();
-        await jobs.claim(["deliver-webhook"]);
+        const interrupted = await jobs.claim(["deliver-webhook"]);
+        if (backend.name === "postgres") {
+          assert.equal(await jobs.requeueInterrupted(), 0);
+          assert.equal(await jobs.claim(["deliver-webhook"]), undefined, "its lease holds");
+          clock.advance(jobs.leaseMs / 1000 + 1);
+          const again = await jobs.claim(["deliver-webhook"]);
+          assert.deepEqual({ id: again?.id, attempts: again?.attempts }, { id: c, attempts: interrupted!.attempts + 1 });
+          await rd.database.db.updateTable("jobs").set({ status: "queued" }).where("id", "=", c).execute();
+          return;
+        }
         assert.equal(await jobs.requeueInterrupted(), 1);
         assert.equal(await jobs.requeueInterrupted(), 0);
         const requeued = await rd.database.db.selectFrom("jobs").selectAll().where("status", "=", "queued").execute();

@@ -86,8 +86,11 @@ for (const backend of selectedBackends()) {
       assert.deepEqual(await visible(), ["reports", "reports/notes.txt"]);
       const files = await rd.database.db.selectFrom("sync_files").select(["name", "stored_path"]).where("sync_id", "=", closed.syncId).orderBy("id").execute();
       assert.deepEqual(files.map((f) => f.name), ["students_20261102.csv", "teachers_20261102.csv"]);
-      for (const f of files) assert.match(f.stored_path, /^districts\/\d+\/archive\//);
-      assert.equal(await readFile(rd.storage.absolute(files[0]!.stored_path), "utf8"), "ID\n1\n");
+      // In the node's archive folder (SQLite), or in the database for any node (PostgreSQL).
+      for (const f of files) assert.match(f.stored_path, backend.name === "postgres" ? /^pg:\d+$/ : /^districts\/\d+\/archive\//);
+      const local = await rd.storage.localFiles(closed.syncId, files.map((f) => ({ ...f, sha256: "" })));
+      assert.equal(await readFile(local.files[0]!.path, "utf8"), "ID\n1\n");
+      await local.release();
     });
 
     it("takes out the upload a delivery kept when a name was sent twice, and leaves a newer one sent after the close", async () => {
@@ -119,11 +122,17 @@ for (const backend of selectedBackends()) {
     });
 
     it("takes out at the next start what a crash left in view after the close committed, once", async () => {
-      await upload("/terms_20261105.csv", "ID\n1\n");
-      const closed = await closeNight();
-      const [file] = await rd.database.db.selectFrom("sync_files").select("stored_path").where("sync_id", "=", closed.syncId).execute();
-      // As if the server died between the close's commit and the removal: the same file, still in view.
-      await link(rd.storage.absolute(file!.stored_path), join(folder, "terms_20261105.csv"));
+      if (backend.name === "postgres") {
+        // As if the node died between the close's commit and the removal: closed, the file still in view.
+        await upload("/terms_20261105.csv", "ID\n1\n");
+        await rd.database.db.updateTable("deliveries").set({ status: "closed" }).where("district_id", "=", districtId).where("status", "=", "open").execute();
+      } else {
+        await upload("/terms_20261105.csv", "ID\n1\n");
+        const closed = await closeNight();
+        const [file] = await rd.database.db.selectFrom("sync_files").select("stored_path").where("sync_id", "=", closed.syncId).execute();
+        // As if the server died between the close's commit and the removal: the same file, still in view.
+        await link(rd.storage.absolute(file!.stored_path), join(folder, "terms_20261105.csv"));
+      }
       assert.equal(await rd.deliveries.removeReceivedEverywhere(), 1);
       assert.equal(await rd.deliveries.removeReceivedEverywhere(), 0);
       assert.deepEqual(await visible(), ["reports", "reports/notes.txt"]);

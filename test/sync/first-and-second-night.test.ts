@@ -146,7 +146,7 @@ describe("a first night, then a second night with ~1% changes", () => {
     const night1 = await generateDemoData(await tempDir(), { ...SIZE, styles: ["canonical"] });
     const first = await rd.syncs.ingest(slug, night1.files.canonical);
     const before = snapshot(rd, slug, { withSyncIds: true });
-    const job = { id: 1, kind: "process-sync", payload: JSON.stringify({ syncId: first.syncId }), status: "running" as const, attempts: 2, run_after: "", locked_at: null, last_error: null, created_at: "", updated_at: "" };
+    const job = { id: 1, kind: "process-sync", payload: JSON.stringify({ syncId: first.syncId }), status: "running" as const, attempts: 2, run_after: "", locked_at: null, locked_by: null, lease_until: null, last_error: null, created_at: "", updated_at: "" };
     await rd.syncs.processJob(job);
     assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), before);
     // A sync interrupted mid-way (status still processing) runs again from its files.

@@ -8,7 +8,6 @@ import { connectionDetails, credentialsView, type ConnectionDetails } from "../.
 import type { LinkStatus } from "../../handoffs/handoff-service.ts";
 import { minuteUtc as moment } from "../../handoffs/handoff-page.ts";
 import { addressNote } from "./hostkey.ts";
-import { measureFolder } from "../../storage/archive-usage.ts";
 import { formatBytes } from "../../intake/issue.ts";
 
 const DATE_FORMAT_TEXT: Record<DateFormatSetting, string> = {
@@ -118,8 +117,8 @@ export function registerDistrictCommands(program: Command, ctx: CliContext): voi
         const open = await rd.deliveries.openDelivery(d.id);
         const underAttack = await rd.defender.underAttack(d.sftpUsername);
         const sftp = { host: details.host, port: details.port, username: d.sftpUsername, source: details.source };
-        // Measured here, once: the running server keeps its own running total (storage/archive-usage.ts).
-        const used = (await measureFolder(rd.storage.archiveDir(d.id))).bytes;
+        // Measured here, once (the archive folder, or the uploads stored in PostgreSQL): the running server keeps its own total.
+        const used = await rd.storage.archiveBytes(d.id);
         const archive = { usedBytes: used, quotaBytes: rd.config.archiveQuotaBytes, full: used >= rd.config.archiveQuotaBytes };
         const link = (await rd.handoffs.latest(d.id)) ?? null;
         const view = { ...d, sftp, hostKeys: details.hostKeys, credentialsLinkStatus: link, openDelivery: open ? { id: open.id, openedAt: open.opened_at, lastUploadAt: open.last_upload_at } : null, archive, archiveFull: archive.full, underAttack };
