@@ -12,6 +12,7 @@ import { buildHttpApp } from "../../src/api/http-app.ts";
 import { writeFiles } from "../sync/helpers.ts";
 import { SEEK_STEP } from "../../src/api/oneroster/roster-reader.ts";
 import { compileList } from "../../src/api/oneroster/oneroster-sql.ts";
+import { SQLITE_ROSTER_SQL } from "../../src/api/oneroster/roster-sql-dialect.ts";
 import { STUDENTS as STUDENT_RESOURCE } from "../../src/api/oneroster/oneroster-resources.ts";
 
 const V = "ims/oneroster/rostering/v1p2";
@@ -305,7 +306,7 @@ describe("deletions visible to OneRoster delta readers: tombstones", () => {
     }
     // SQLite merges the index-ordered arms: no sort of the whole list per step.
     const seek = compileList({ resource: STUDENT_RESOURCE, orderBy: "asc" }).seek!;
-    const plan = (rd.database.sqlite!.prepare(`EXPLAIN QUERY PLAN ${seek.stepSql}`).all({ d: 1, slug, a0: "", skip: 0 }) as Array<{ detail: string }>).map((r) => r.detail);
+    const plan = (rd.database.sqlite!.prepare(`EXPLAIN QUERY PLAN ${SQLITE_ROSTER_SQL.render(seek.stepSql)}`).all({ d: 1, slug, a0: "", skip: 0 }) as Array<{ detail: string }>).map((r) => r.detail);
     assert.ok(plan.some((d) => d.startsWith("MERGE")), plan.join("\n"));
     assert.ok(!plan.some((d) => d.includes("TEMP B-TREE")), plan.join("\n"));
   });

@@ -17,7 +17,7 @@ export interface ListQuery {
   fields?: readonly string[] | undefined;
 }
 
-/** A list query as SQL (SQLite, with the reader's `fold` function for `~`). Parameters `@d` and `@slug` are added by the reader. */
+/** A list query as SQL for either dialect (roster-sql-dialect.ts). Parameters `@d` and `@slug` are added by the reader. */
 export interface CompiledList {
   /** Fields of the response, in resource order. */
   fields: string[];
@@ -52,7 +52,11 @@ export function selectedFields(resource: Resource, fields: readonly string[] | u
   return shown.filter((f) => fields.includes(f));
 }
 
-export function compileList(query: ListQuery): CompiledList {
+/**
+ * `compoundAsSubquery`: order a query of several arms as a subquery (PostgreSQL merges the arms of
+ * a UNION ALL in index order only when it is one; SQLite merges a compound SELECT as it is).
+ */
+export function compileList(query: ListQuery, options: { compoundAsSubquery?: boolean } = {}): CompiledList {
   const { resource } = query;
   const fields = selectedFields(resource, query.fields);
   let sortColumns: readonly string[] = [];
@@ -85,10 +89,10 @@ export function compileList(query: ListQuery): CompiledList {
     const col = columnOf(arm);
     const where = armWhere(arm, col);
     const select = columns.map((c) => `${col(c)} AS ${q(c)}`).join(", ");
-    const orderBy = order.map((c) => `${col(c)} ${dir}`).join(", ");
+    const orderBy = order.map((c) => `rd_bytes(${col(c)}) ${dir}`).join(", ");
     const base = `SELECT ${select} FROM ${arm.from} WHERE ${where}`;
     const seekable = order.every((c) => !resource.nullable.has(c));
-    const tuple = order.length === 1 ? col(order[0]!) : `(${order.map(col).join(", ")})`;
+    const tuple = order.length === 1 ? `rd_bytes(${col(order[0]!)})` : `(${order.map((c) => `rd_bytes(${col(c)})`).join(", ")})`;
     const anchor = order.length === 1 ? "@a0" : `(${order.map((_, i) => `@a${i}`).join(", ")})`;
     const stepSelect = order.map((c, i) => `${col(c)} AS ${q(`o${i}`)}`).join(", ");
     return {
@@ -118,13 +122,17 @@ export function compileList(query: ListQuery): CompiledList {
     return {
       from: arm.from,
       where: armWhere(arm, col),
-      select: columns.map((c) => `${col(c)} AS ${q(c)}`).join(", "),
-      stepSelect: order.map((c, i) => `${col(c)} AS ${q(`o${i}`)}`).join(", "),
-      tuple: order.length === 1 ? col(order[0]!) : `(${order.map(col).join(", ")})`,
+      // Order columns carry their byte order (rd_bytes) out of the arms: the compound is ordered by name.
+      select: columns.map((c) => `${order.includes(c) ? `rd_bytes(${col(c)})` : col(c)} AS ${q(c)}`).join(", "),
+      stepSelect: order.map((c, i) => `rd_bytes(${col(c)}) AS ${q(`o${i}`)}`).join(", "),
+      tuple: order.length === 1 ? `rd_bytes(${col(order[0]!)})` : `(${order.map((c) => `rd_bytes(${col(c)})`).join(", ")})`,
     };
   });
   type Select = (typeof selects)[number];
-  const compound = (select: (s: Select) => string, bound: (s: Select) => string) => selects.map((s) => `SELECT ${select(s)} FROM ${s.from} WHERE ${s.where}${bound(s)}`).join(" UNION ALL ");
+  const compound = (select: (s: Select) => string, bound: (s: Select) => string) => {
+    const union = selects.map((s) => `SELECT ${select(s)} FROM ${s.from} WHERE ${s.where}${bound(s)}`).join(" UNION ALL ");
+    return options.compoundAsSubquery ? `SELECT * FROM (${union}) arms` : union;
+  };
   const anchor = order.length === 1 ? "@a0" : `(${order.map((_, i) => `@a${i}`).join(", ")})`;
   const byColumns = order.map((c) => `${q(c)} ${dir}`).join(", ");
   const bySteps = order.map((_, i) => `${q(`o${i}`)} ${dir}`).join(", ");
@@ -201,11 +209,11 @@ function compileFilterValues(resource: Resource, filter: FilterExpression, param
         case "=":
           return `${expr} = @${param}`;
         case "!=":
-          return `${expr} IS NOT @${param}`;
+          return `${expr} IS DISTINCT FROM @${param}`;
         case "~":
-          return `instr(fold(${expr}), fold(@${param})) > 0`;
+          return `rd_contains(${expr}, @${param})`;
         default:
-          return `${expr} ${expression.op} @${param}`;
+          return `rd_bytes(${expr}) ${expression.op} @${param}`;
       }
     };
     return render(filter);

@@ -12,6 +12,7 @@ import { tombstonesMigration } from "./0009-tombstones.ts";
 import { userDemographicsMigration } from "./0010-user-demographics.ts";
 import { credentialHandoffsMigration } from "./0011-credential-handoffs.ts";
 import { operatorsMigration } from "./0012-operators.ts";
+import { rosterReadFunctionsMigration } from "./0015-roster-read-functions.ts";
 
 /** Every migration, in order; each is written once for both dialects. */
 export function migrationProvider(dialect: DialectInfo): MigrationProvider {
@@ -30,6 +31,7 @@ export function migrationProvider(dialect: DialectInfo): MigrationProvider {
         "0010-user-demographics": userDemographicsMigration(dialect),
         "0011-credential-handoffs": credentialHandoffsMigration(dialect),
         "0012-operators": operatorsMigration(dialect),
+        "0015-roster-read-functions": rosterReadFunctionsMigration(dialect),
       };
     },
   };
