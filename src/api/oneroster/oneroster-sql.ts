@@ -73,6 +73,9 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
   const columns = [...new Set([...fields.flatMap((f) => resource.fields[f]!.uses), ...order])];
   const desc = query.orderBy === "desc";
   const dir = desc ? "DESC" : "ASC";
+  // Nulls sort low, as in SQLite (rd_nulls_low); the columns that cannot be null keep plain
+  // ORDER BY terms, which PostgreSQL matches to its indexes.
+  const direction = (c: string, expression: string) => (resource.nullable.has(c) ? `rd_nulls_low(${expression}, ${dir})` : `${expression} ${dir}`);
   const params: Record<string, unknown> = { ...(query.scope?.params ?? {}) };
   const filters = query.filter ? compileFilterValues(resource, query.filter, params) : undefined;
 
@@ -89,7 +92,11 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
     const col = columnOf(arm);
     const where = armWhere(arm, col);
     const select = columns.map((c) => `${col(c)} AS ${q(c)}`).join(", ");
-    const orderBy = order.map((c) => `rd_bytes(${col(c)}) ${dir}`).join(", ");
+    // A column that is a constant in this arm ('active') orders nothing; PostgreSQL refuses it in ORDER BY.
+    const orderBy = order
+      .filter((c) => !/^'[^']*'$|^NULL$/.test(col(c)))
+      .map((c) => direction(c, `rd_bytes(${col(c)})`))
+      .join(", ");
     const base = `SELECT ${select} FROM ${arm.from} WHERE ${where}`;
     const seekable = order.every((c) => !resource.nullable.has(c));
     const tuple = order.length === 1 ? `rd_bytes(${col(order[0]!)})` : `(${order.map((c) => `rd_bytes(${col(c)})`).join(", ")})`;
@@ -134,7 +141,7 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
     return options.compoundAsSubquery ? `SELECT * FROM (${union}) arms` : union;
   };
   const anchor = order.length === 1 ? "@a0" : `(${order.map((_, i) => `@a${i}`).join(", ")})`;
-  const byColumns = order.map((c) => `${q(c)} ${dir}`).join(", ");
+  const byColumns = order.map((c) => direction(c, q(c))).join(", ");
   const bySteps = order.map((_, i) => `${q(`o${i}`)} ${dir}`).join(", ");
   const seekable = order.every((c) => !resource.nullable.has(c));
   return {

@@ -10,7 +10,8 @@
  * - `rd_json_agg(x)`: the values of x as a JSON array (text), `[]` for none;
  * - `rd_json_array(x)`: a one-element JSON array (text);
  * - `rd_json_each(json, alias)`: a FROM item with one row (`alias.value`) per element of a JSON array;
- * - `rd_bytes(x)`: x compared and ordered byte by byte, as SQLite compares text.
+ * - `rd_bytes(x)`: x compared and ordered byte by byte, as SQLite compares text;
+ * - `rd_nulls_low(x, ASC|DESC)`: an ORDER BY term with nulls first when ascending, as in SQLite.
  *
  * Stores render a statement once and cache it; the PostgreSQL store also numbers its parameters.
  */
@@ -113,6 +114,7 @@ const SQLITE_FORMS: Forms = {
   json_array: (x) => `json_array(${x})`,
   json_each: (json, alias) => `json_each(${json}) ${alias}`,
   bytes: (x) => x,
+  nulls_low: (x, direction) => `${x} ${direction}`,
 };
 
 /** SQLite: the reader's connection defines `collation_key` and `fold`; parameters stay named. */
@@ -133,6 +135,7 @@ export function postgresRosterSql(options: { byteOrderedText: boolean }): Roster
     json_agg: (x) => `coalesce(CAST(json_agg(${x}) AS text), '[]')`,
     json_array: (x) => `CAST(json_build_array(${x}) AS text)`,
     json_each: (json, alias) => `json_array_elements_text(CAST(${json} AS json)) AS ${alias}(value)`,
+    nulls_low: (x, direction) => `${x} ${direction} ${direction === "DESC" ? "NULLS LAST" : "NULLS FIRST"}`,
     bytes: options.byteOrderedText ? (x) => x : (x) => `(CAST(${x} AS text) COLLATE "C")`,
   };
   return { name: "postgres", render: (sql) => renderForms(sql, forms) };
