@@ -19,6 +19,7 @@ import { compileList } from "../../src/api/oneroster/oneroster-sql.ts";
 import { parseFilter } from "../../src/api/oneroster/oneroster-filter.ts";
 import { USERS } from "../../src/api/oneroster/oneroster-resources.ts";
 import { positionalParameters, postgresRosterSql } from "../../src/api/oneroster/roster-sql-dialect.ts";
+import { sortsUnbounded } from "../../src/api/oneroster/postgres-roster-store.ts";
 
 /**
  * DIFFERENTIAL TEST, kept on purpose: the PostgreSQL reader answers exactly as the SQLite reader.
@@ -138,8 +139,8 @@ if (postgres !== undefined) {
       const client = new pg.Client({ connectionString: postgresUrl });
       await client.connect();
       try {
-        // The test's tables are small enough for a sequential scan to win; what is checked is that
-        // an index delivers each statement's rows in order, without a sort.
+        // The test's tables are small enough for a scan and a sort to win; what is checked is that
+        // the indexes can deliver each statement's rows in order (on a large district they do win).
         await client.query("SET enable_seqscan = off");
         await client.query("SET enable_bitmapscan = off");
         const dialect = postgresRosterSql({ byteOrderedText: true });
@@ -158,11 +159,14 @@ if (postgres !== undefined) {
         ] as const) {
           const compiled = compileList({ resource, sort: "familyName", orderBy: "asc" }, { compoundAsSubquery: true });
           const step = await plan(compiled.seek!.stepSql, { ...district(slug), a0: "m", a1: "student-1", skip: 511 });
-          assert.ok(!/"Node Type":"(Incremental )?Sort"/.test(step), `${slug} deep-page step sorts: ${step}`);
+          assert.ok(!sortsUnbounded(JSON.parse(step)), `${slug} deep-page step sorts: ${step}`);
           assert.match(step, /"Index Name":"roster_users_family_name_key"/, `${slug} deep-page step`);
-          if (slug === "terms") assert.match(step, /"Node Type":"Merge Append"/, "live and removed users merged in index order");
+          // Removed users are read off their own key index: each arm gives its top rows in order.
+          if (slug === "terms") assert.match(step, /"Index Name":"tombstones_users_family_name_key"/, "removed users in index order");
           const page = await plan(compiled.seek!.pageSql, { ...district(slug), a0: "m", a1: "student-1", limit: 100, offset: 0 });
-          assert.ok(!/"Node Type":"(Incremental )?Sort"/.test(page), `${slug} deep page sorts: ${page}`);
+          assert.ok(!sortsUnbounded(JSON.parse(page)), `${slug} deep page sorts: ${page}`);
+          const first = await plan(compiled.pageSql, { ...district(slug), limit: 100, offset: 0 });
+          assert.ok(!sortsUnbounded(JSON.parse(first)), `${slug} first page sorts: ${first}`);
           const filtered = compileList({ resource, filter: parseFilter("familyName='Ødegaard'"), orderBy: "asc" }, { compoundAsSubquery: true });
           const byName = await plan(filtered.pageSql, { ...district(slug), ...filtered.params, limit: 100, offset: 0 });
           // The key is folded at planning time: rosterdock_collation_key('Ødegaard') is 'odegaard', as collationKey says.

@@ -128,6 +128,11 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
     const col = columnOf(arm);
     return {
       from: arm.from,
+      // The arm's own order, for PostgreSQL's per-arm top-N (see compound).
+      orderBy: order
+        .filter((c) => !/^'[^']*'$|^NULL$/.test(col(c)))
+        .map((c) => direction(c, `rd_bytes(${col(c)})`))
+        .join(", "),
       where: armWhere(arm, col),
       // Order columns carry their byte order (rd_bytes) out of the arms: the compound is ordered by name.
       select: columns.map((c) => `${order.includes(c) ? `rd_bytes(${col(c)})` : col(c)} AS ${q(c)}`).join(", "),
@@ -136,10 +141,18 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
     };
   });
   type Select = (typeof selects)[number];
-  const compound = (select: (s: Select) => string, bound: (s: Select) => string) => {
-    const union = selects.map((s) => `SELECT ${select(s)} FROM ${s.from} WHERE ${s.where}${bound(s)}`).join(" UNION ALL ");
-    return options.compoundAsSubquery ? `SELECT * FROM (${union}) arms` : union;
+  /**
+   * `rows`: how many rows of each arm the statement can need (its LIMIT plus OFFSET). PostgreSQL
+   * does not merge a UNION ALL's arms in index order (it appends, then sorts them all), so each
+   * arm is read as its own top-N, in its index order, and only those rows are sorted.
+   */
+  const compound = (select: (s: Select) => string, bound: (s: Select) => string, rows: string) => {
+    if (!options.compoundAsSubquery) return selects.map((s) => `SELECT ${select(s)} FROM ${s.from} WHERE ${s.where}${bound(s)}`).join(" UNION ALL ");
+    const arms = selects.map((s) => `(SELECT ${select(s)} FROM ${s.from} WHERE ${s.where}${bound(s)} ORDER BY ${s.orderBy} LIMIT ${rows})`);
+    return `SELECT * FROM (${arms.join(" UNION ALL ")}) arms`;
   };
+  const pageRows = "@limit + @offset";
+  const stepRows = "@skip + 1";
   const anchor = order.length === 1 ? "@a0" : `(${order.map((_, i) => `@a${i}`).join(", ")})`;
   const byColumns = order.map((c) => direction(c, q(c))).join(", ");
   const bySteps = order.map((_, i) => `${q(`o${i}`)} ${dir}`).join(", ");
@@ -151,12 +164,12 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
     desc,
     params,
     countSql: `SELECT ${selects.map((s) => `(SELECT count(*) FROM ${s.from} WHERE ${s.where})`).join(" + ")} AS n`,
-    pageSql: `${compound((s) => s.select, () => "")} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
+    pageSql: `${compound((s) => s.select, () => "", pageRows)} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
     seek: seekable
       ? {
-          pageSql: `${compound((s) => s.select, (s) => ` AND ${s.tuple} ${desc ? "<=" : ">="} ${anchor}`)} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
-          stepSql: `${compound((s) => s.stepSelect, (s) => ` AND ${s.tuple} ${desc ? "<" : ">"} ${anchor}`)} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
-          firstStepSql: `${compound((s) => s.stepSelect, () => "")} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
+          pageSql: `${compound((s) => s.select, (s) => ` AND ${s.tuple} ${desc ? "<=" : ">="} ${anchor}`, pageRows)} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
+          stepSql: `${compound((s) => s.stepSelect, (s) => ` AND ${s.tuple} ${desc ? "<" : ">"} ${anchor}`, stepRows)} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
+          firstStepSql: `${compound((s) => s.stepSelect, () => "", stepRows)} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
           merged: true,
         }
       : undefined,

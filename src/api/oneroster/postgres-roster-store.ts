@@ -70,7 +70,7 @@ export class PostgresRosterStore implements RosterStore {
       readsInOrder: async (sql, params) => {
         const { text, values } = this.#statement(sql, params);
         const { rows } = await client.query<{ "QUERY PLAN": unknown }>({ text: `EXPLAIN (FORMAT JSON) ${text}`, values });
-        return !planSorts(rows[0]?.["QUERY PLAN"]);
+        return !sortsUnbounded(rows[0]?.["QUERY PLAN"]);
       },
     };
   }
@@ -94,11 +94,21 @@ export class PostgresRosterStore implements RosterStore {
   }
 }
 
-/** Whether an EXPLAIN (FORMAT JSON) plan sorts its rows (rather than reading them in order). */
-function planSorts(plan: unknown): boolean {
-  if (Array.isArray(plan)) return plan.some(planSorts);
+/**
+ * Whether an EXPLAIN (FORMAT JSON) plan sorts rows it did not read in order off an index: a sort
+ * with no LIMIT beneath it. Sorting the arms' top-N rows (compileList's compound) is bounded.
+ */
+export function sortsUnbounded(plan: unknown): boolean {
+  if (Array.isArray(plan)) return plan.some(sortsUnbounded);
   if (typeof plan !== "object" || plan === null) return false;
   const node = plan as Record<string, unknown>;
-  if (node["Node Type"] === "Sort" || node["Node Type"] === "Incremental Sort") return true;
-  return Object.values(node).some((value) => typeof value === "object" && planSorts(value));
+  if ((node["Node Type"] === "Sort" || node["Node Type"] === "Incremental Sort") && !hasNode(node.Plans, "Limit")) return true;
+  return Object.values(node).some((value) => typeof value === "object" && sortsUnbounded(value));
+}
+
+function hasNode(plan: unknown, type: string): boolean {
+  if (Array.isArray(plan)) return plan.some((p) => hasNode(p, type));
+  if (typeof plan !== "object" || plan === null) return false;
+  const node = plan as Record<string, unknown>;
+  return node["Node Type"] === type || hasNode(node.Plans, type);
 }
