@@ -55,6 +55,9 @@ if (postgres !== undefined) {
     const sides: Array<{ rd: Rosterdock; app: FastifyInstance; base: string; token: string }> = [];
     let operations: string[];
     const slugs = ["terms", "noterms", "dates"];
+    /** A second node on the same PostgreSQL database, with its own response cache. */
+    let nodeB: { rd: Rosterdock; app: FastifyInstance; base: string; token: string };
+    let night2Files: string[];
 
     before(async () => {
       const doc = JSON.parse(await readFile(fixture, "utf8")) as { paths: Record<string, { get?: unknown }> };
@@ -71,6 +74,15 @@ if (postgres !== undefined) {
         sides.push({ rd, app, base, token: "" });
       }
       const [sqlite] = sides;
+      {
+        const rd = await createRosterdock(loadConfig({ ROSTERDOCK_DATA_DIR: join(dir, "node-b"), ROSTERDOCK_DATABASE_URL: postgresUrl, ROSTERDOCK_PUBLIC_URL: PUBLIC_URL }), {
+          logger: createLogger("silent"),
+        });
+        const app = await buildHttpApp(rd, { sftpListening: () => true });
+        await app.listen({ host: "127.0.0.1", port: 0 });
+        const address = app.server.address();
+        nodeB = { rd, app, base: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`, token: "" };
+      }
 
       // The schema test's districts: a terms file, none, and terms told apart by their dates;
       // "terms" then gets a second night (students added, removed and renamed: tombstones, updates).
@@ -89,8 +101,10 @@ if (postgres !== undefined) {
         ],
         noterms: [[...withoutTerms, staff]],
         dates: [[...Object.keys(HAND_WRITTEN).map((name) => join(handWritten, name)), staff]],
+        cache: [[...demo.files.dem, staff]],
       };
-      for (const slug of slugs) {
+      night2Files = [...night2.files.dem, staff];
+      for (const slug of [...slugs, "cache"]) {
         await sqlite!.rd.districts.create({ slug, name: `District ${slug}` }, "test");
         for (const files of nights[slug]!) {
           const outcome = await sqlite!.rd.syncs.ingest(slug, files);
@@ -101,11 +115,11 @@ if (postgres !== undefined) {
         assert.ok(tables.roster_users! > 0 && tables.roster_changes! > 0, `${slug}: roster copied (${JSON.stringify(tables)})`);
       }
       assert.ok(Number(sqlite!.rd.database.sqlite!.prepare("SELECT count(*) FROM tombstones_users").pluck().get()) > 0, "night 2 removed users");
-      for (const side of sides) side.token = (await side.rd.tokens.create("app", ["roster.readonly", "roster-demographics.readonly"], "test")).token;
+      for (const side of [...sides, nodeB]) side.token = (await side.rd.tokens.create("app", ["roster.readonly", "roster-demographics.readonly"], "test")).token;
     });
 
     after(async () => {
-      for (const { app, rd } of sides) {
+      for (const { app, rd } of [...sides, ...(nodeB ? [nodeB] : [])]) {
         await app.close();
         await rd.close();
       }
@@ -134,6 +148,40 @@ if (postgres !== undefined) {
     }
     const list = async (path: string): Promise<Rec[]> => Object.values(JSON.parse((await same(path)).body) as Record<string, Rec[]>)[0]!;
     const query = (q: Record<string, string | number>) => `?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, String(v)])).toString()}`;
+
+    it("serves no cached response of a roster another node has since changed (two nodes on one database)", async () => {
+      const [sqlite, nodeA] = sides as [(typeof sides)[0], (typeof sides)[0]];
+      const paths = [`/districts/cache/${V}/users?limit=5&sort=dateLastModified&orderBy=desc`, `/districts/cache/${V1P1}/enrollments?limit=4`, `/api/v1/districts/cache/changes?after=0&limit=3`];
+      const ask = async (node: typeof nodeA, path: string, etag?: string) => {
+        const response = await fetch(`${node.base}${path}`, { headers: { authorization: `Bearer ${node.token}`, ...(etag ? { "if-none-match": etag } : {}) } });
+        return { status: response.status, etag: response.headers.get("etag") ?? undefined, body: await response.text() };
+      };
+      const before = new Map<string, { etag: string | undefined; body: string }>();
+      for (const path of paths) {
+        // Asked twice of each node: the second answer comes from its cache (or a 304).
+        for (const node of [nodeA, nodeB]) {
+          const first = await ask(node, path);
+          assert.equal(first.status, 200, `${path}: ${first.body.slice(0, 300)}`);
+          assert.equal((await ask(node, path)).body, first.body);
+          if (first.etag) assert.equal((await ask(node, path, first.etag)).status, 304);
+          before.set(path, first);
+        }
+      }
+      // Another node applies a sync: the roster changes in the database, under both nodes' caches.
+      const outcome = await sqlite.rd.syncs.ingest("cache", night2Files);
+      assert.equal(outcome.status === "held" ? (await sqlite.rd.syncs.approve(outcome.syncId, "test")).status : outcome.status, "applied");
+      await copyDistrictRoster(join(dir, "sqlite", "rosterdock.sqlite"), postgresUrl, "cache", { replace: true });
+      for (const path of paths) {
+        const expected = await ask(sqlite, path);
+        for (const node of [nodeA, nodeB]) {
+          const old = before.get(path)!;
+          const now = await ask(node, path, old.etag);
+          assert.equal(now.status, 200, `${path}: the old ETag is no longer current`);
+          assert.equal(now.body, expected.body, `${path}: the new roster, as SQLite serves it`);
+        }
+      }
+      assert.notEqual((await ask(nodeA, paths[0]!)).body, before.get(paths[0]!)!.body, "night 2 changed the first page");
+    });
 
     it("reads deep pages and familyName filters off the roster indexes on PostgreSQL (EXPLAIN)", async () => {
       const client = new pg.Client({ connectionString: postgresUrl });

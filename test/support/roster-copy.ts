@@ -12,10 +12,13 @@ const ROWS_PER_INSERT = 500;
  * versions, cursors and ETags are the same on both sides. The syncs and deliveries those rows
  * point at are not copied: foreign keys are not checked during the copy (as a replica's are not).
  *
+ * With `replace`, the district's rows already in PostgreSQL are deleted first, in the same
+ * transaction: what another node's apply looks like to a reader (a new roster version at once).
+ *
  * For differential tests of the PostgreSQL reader; it is not how PostgreSQL gets a roster (the
  * sync engine writes it there).
  */
-export async function copyDistrictRoster(sqlitePath: string, postgresUrl: string, slug: string): Promise<{ tables: Record<string, number> }> {
+export async function copyDistrictRoster(sqlitePath: string, postgresUrl: string, slug: string, options: { replace?: boolean } = {}): Promise<{ tables: Record<string, number> }> {
   const sqlite = new SqliteDatabase(sqlitePath, { readonly: true, fileMustExist: true });
   const client = new pg.Client({ connectionString: postgresUrl });
   await client.connect();
@@ -28,6 +31,10 @@ export async function copyDistrictRoster(sqlitePath: string, postgresUrl: string
     const copied: Record<string, number> = {};
     await client.query("BEGIN");
     await client.query("SET LOCAL session_replication_role = replica");
+    if (options.replace) {
+      for (const table of tables) await client.query(`DELETE FROM ${table} WHERE district_id = $1`, [district.id]);
+      await client.query("DELETE FROM districts WHERE id = $1", [district.id]);
+    }
     await insert(client, "districts", [district]);
     for (const table of tables) {
       const rows = sqlite.prepare(`SELECT * FROM ${table} WHERE district_id = ?`).all(district.id) as Record<string, unknown>[];
