@@ -154,7 +154,8 @@ export class RosterReader {
       const resource = await this.#armsHeld(q, query.resource, district.id, version, query.filter !== undefined && activeOnly(query.filter));
       const compiled = compileList({ ...query, resource }, { compoundAsSubquery: this.store.compoundAsSubquery });
       const params = { ...compiled.params, d: district.id, slug: district.slug };
-      const signature = `${district.id}\u0000${compiled.pageSql}\u0000${JSON.stringify(compiled.params)}`;
+      // The order columns too: sorts on a column that is constant in every arm ('active') share a page statement, not seek anchors.
+      const signature = `${district.id}\u0000${compiled.pageSql}\u0000${compiled.order.join(",")}\u0000${JSON.stringify(compiled.params)}`;
       const total = await this.#count(q, `${version}\u0000${signature}`, compiled.countSql, params);
       const appliedAt = await this.#appliedAt(q, district.id, version);
       if (offset >= total) return { total, rows: [], fields: compiled.fields, appliedAt, version };
