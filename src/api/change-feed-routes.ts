@@ -48,40 +48,43 @@ export function registerChangeFeedRoutes(app: FastifyInstance, options: { auth: 
     async (request) => {
       const { slug } = request.params;
       request.principal = await auth.require(request, "roster.readonly", slug);
-      const district = reader.district(slug);
+      const district = await reader.district(slug);
       if (district === undefined) throw new RosterdockError("ERR_DISTRICT_NOT_FOUND", `No district has slug ${slug}.`);
-      const key = ResponseCache.key(district.id, reader.version(district.id), `${request.query.after}\u0000${request.query.limit}`);
+      const key = ResponseCache.key(district.id, await reader.version(district.id), `${request.query.after}\u0000${request.query.limit}`);
       const cached = cache.get(key);
       if (cached !== undefined) return cached;
       const after = parseCursor(request.query.after);
       if (after === undefined) throw new RosterdockError("ERR_INVALID_ARGUMENT", `"${request.query.after}" is not a cursor: pass a nextCursor or cursor this feed returned, or 0.`);
-      const page = reader.changes(district.id, after, request.query.limit);
+      const page = await reader.changes(district.id, after, request.query.limit);
       const context: ChangeContext = {
         refs: refBuilder(publicUrl, slug, (syncId) => page.appliedAt.get(syncId) ?? null),
-        classTerm: (termId, schoolId, syncId) =>
+        classTerm: async (termId, schoolId, syncId) =>
           String(
-            reader.lookup(`SELECT ${classSessionSql("x", "@applied")} AS sid FROM (SELECT @d AS district_id, @t AS term_id, @s AS school_id) x`, {
+            (await reader.lookup(`SELECT ${classSessionSql("x", "@applied")} AS sid FROM (SELECT @d AS district_id, @t AS term_id, @s AS school_id) x`, {
               d: district.id,
               t: termId,
               s: schoolId,
               applied: page.appliedAt.get(syncId) ?? new Date().toISOString(),
-            })!.sid,
+            }))!.sid,
           ),
         // Type and year from the change's own dates; parent and children from the roster as it is now.
-        termSession: (termId, schoolId, startDate, endDate) => {
-          const row = reader.lookup(`SELECT ${sessionTypeSql("@t", "@start", "@end")} AS kind, ${dateSchoolYearSql("@start")} AS sy`, { t: termId, start: startDate, end: endDate })!;
-          const family = reader.lookup(sessionFamilySql, { d: district.id, sid: schoolId === "" ? termId : `${termId}-${schoolId}` });
+        termSession: async (termId, schoolId, startDate, endDate) => {
+          const row = (await reader.lookup(`SELECT ${sessionTypeSql("@t", "@start", "@end")} AS kind, ${dateSchoolYearSql("@start")} AS sy`, { t: termId, start: startDate, end: endDate }))!;
+          const family = await reader.lookup(sessionFamilySql, { d: district.id, sid: schoolId === "" ? termId : `${termId}-${schoolId}` });
           const parent =
-            row.kind === "schoolYear" ? null : String(reader.lookup(`SELECT ${yearSessionSql("@s", "CAST(@sy AS INTEGER)")} AS sid`, { d: district.id, s: schoolId, sy: Number(row.sy) })!.sid);
+            row.kind === "schoolYear" ? null : String((await reader.lookup(`SELECT ${yearSessionSql("@s", "CAST(@sy AS INTEGER)")} AS sid`, { d: district.id, s: schoolId, sy: Number(row.sy) }))!.sid);
           const children = row.kind === "schoolYear" && family !== undefined && family.children != null ? String(family.children) : null;
           return { type: String(row.kind), schoolYear: String(row.sy), parent, children };
         },
-        classSchool: (classId) => {
-          const row = reader.lookup("SELECT school_id FROM roster_classes WHERE district_id = @d AND class_id = @c", { d: district.id, c: classId });
+        classSchool: async (classId) => {
+          const row = await reader.lookup("SELECT school_id FROM roster_classes WHERE district_id = @d AND class_id = @c", { d: district.id, c: classId });
           return row === undefined ? null : String(row.school_id);
         },
       };
-      const changes = page.entries.flatMap(({ change, cursor }) => changeItems(change, context).map((item) => ({ ...item, cursor: formatCursor(cursor) })));
+      const changes = [];
+      for (const { change, cursor } of page.entries) {
+        for (const item of await changeItems(change, context)) changes.push({ ...item, cursor: formatCursor(cursor) });
+      }
       const result = { changes, nextCursor: formatCursor(page.next) };
       if (cache.size >= FEED_CACHE_PAGES) cache.delete(cache.keys().next().value!);
       cache.set(key, result);

@@ -110,14 +110,12 @@ export async function buildHttpApp(rd: Rosterdock, options: HttpAppOptions): Pro
   // The operator console (`/`, `/sign-in`, `/districts/…`, `/syncs/…`): its cookies, sessions,
   // CSRF checks and security headers stay within its own routes.
   await registerConsole(app, { rd, runner: syncRunner });
-  // Roster reads have their own read-only connection (SQLite; PostgreSQL reads are not written yet).
-  if (rd.database.sqlite !== undefined) {
-    const reader = RosterReader.open(rd.database.sqlite.name);
-    app.addHook("onClose", async () => reader.close());
-    const roster = { auth, reader, publicUrl: rd.config.publicUrl };
-    registerChangeFeedRoutes(app, roster);
-    await registerOneRosterRoutes(app, roster);
-    await registerOneRosterV1p1Routes(app, roster);
-  }
+  // Roster reads have their own read-only connection (SQLite) or pool (PostgreSQL).
+  const reader = rd.database.sqlite !== undefined ? RosterReader.openSqlite(rd.database.sqlite.name) : await RosterReader.openPostgres(rd.config.databaseUrl!);
+  app.addHook("onClose", async () => reader.close());
+  const roster = { auth, reader, publicUrl: rd.config.publicUrl };
+  registerChangeFeedRoutes(app, roster);
+  await registerOneRosterRoutes(app, roster);
+  await registerOneRosterV1p1Routes(app, roster);
   return app;
 }

@@ -80,7 +80,7 @@ export async function searchUsers(database: RosterReader, districtId: number, qu
     return sql`SELECT ${sql.join(USER_COLUMNS.map((c) => sql.ref(c)))}, family_name_key, given_name_key FROM ${table} WHERE district_id = ${districtId} AND ${column} >= ${key} AND ${column} < ${key + TOP}${extra}`;
   };
   const byName = (
-    await sql<UserColumns>`SELECT ${sql.join(USER_COLUMNS.map((c) => sql.ref(c)))} FROM (${sql.join(arms.map(arm), sql` UNION `)}) ORDER BY family_name_key, given_name_key, user_key LIMIT ${USERS_PER_PAGE + 1} OFFSET ${offset}`.execute(db)
+    await sql<UserColumns>`SELECT ${sql.join(USER_COLUMNS.map((c) => sql.ref(c)))} FROM (${sql.join(arms.map(arm), sql` UNION `)}) AS matches ORDER BY family_name_key, given_name_key, user_key LIMIT ${USERS_PER_PAGE + 1} OFFSET ${offset}`.execute(db)
   ).rows;
   const names = byName.slice(0, USERS_PER_PAGE).filter((r) => !found.has(r.user_key));
   return { users: [...byId, ...names].map(toUserRow), more: byName.length > USERS_PER_PAGE };

@@ -10,8 +10,11 @@ import { createLogger } from "../../src/logger.ts";
 import { createRosterdock, type Rosterdock } from "../../src/service.ts";
 import { buildHttpApp } from "../../src/api/http-app.ts";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
+import { BackendHomes, needsSyncEngine, selectedBackends, type BackendHome } from "../support/backends.ts";
 
-describe("OneRoster responses per roster version", () => {
+for (const backend of selectedBackends()) describe(`OneRoster responses per roster version (${backend.name})`, { skip: needsSyncEngine(backend) }, () => {
+  const homes = new BackendHomes(backend.name);
+  let home: BackendHome | undefined;
   let dir: string;
   let rd: Rosterdock;
   let app: FastifyInstance;
@@ -20,7 +23,7 @@ describe("OneRoster responses per roster version", () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "rosterdock-cache-"));
-    rd = await createRosterdock(loadConfig({ ROSTERDOCK_DATA_DIR: join(dir, "data") }), { logger: createLogger("silent") });
+    rd = await createRosterdock(loadConfig({ ...(home = await homes.create()).env }), { logger: createLogger("silent") });
     app = await buildHttpApp(rd, { sftpListening: () => true });
     await app.listen({ host: "127.0.0.1", port: 0 });
     url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/districts/lincoln/ims/oneroster/rostering/v1p2/students?limit=5&sort=familyName`;
@@ -33,6 +36,8 @@ describe("OneRoster responses per roster version", () => {
   after(async () => {
     await app.close();
     await rd.close();
+    await home?.remove();
+    await homes.close();
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -12,6 +12,7 @@ import { CODE_MINOR_VALUES, codeMinor } from "../../src/api/oneroster/oneroster-
 import { PAGE_CHUNK } from "../../src/api/oneroster/rostering-service.ts";
 import { ONEROSTER_ROLES } from "../../src/api/oneroster/user-roles.ts";
 import { ERROR_CATALOGUE, RosterdockError, type ErrorCode } from "../../src/errors.ts";
+import { BackendHomes, needsSyncEngine, selectedBackends, type BackendHome } from "../support/backends.ts";
 
 const V = "ims/oneroster/rostering/v1p2";
 
@@ -102,7 +103,9 @@ function bigDistrict(students: number): Record<string, string> {
   };
 }
 
-describe("OneRoster 1.2: every rostering operation, roles, filters and sorts", () => {
+for (const backend of selectedBackends()) describe(`OneRoster 1.2: every rostering operation, roles, filters and sorts (${backend.name})`, { skip: needsSyncEngine(backend) }, () => {
+  const homes = new BackendHomes(backend.name);
+  let home: BackendHome | undefined;
   let dir: string;
   let rd: Rosterdock;
   let app: FastifyInstance;
@@ -112,7 +115,7 @@ describe("OneRoster 1.2: every rostering operation, roles, filters and sorts", (
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "rosterdock-operations-"));
-    rd = await createRosterdock(loadConfig({ ROSTERDOCK_DATA_DIR: join(dir, "data"), ROSTERDOCK_PUBLIC_URL: "https://roster.example.org" }), { logger: createLogger("silent") });
+    rd = await createRosterdock(loadConfig({ ...(home = await homes.create()).env, ROSTERDOCK_PUBLIC_URL: "https://roster.example.org" }), { logger: createLogger("silent") });
     app = await buildHttpApp(rd, { sftpListening: () => true });
     await app.listen({ host: "127.0.0.1", port: 0 });
     const address = app.server.address();
@@ -134,6 +137,8 @@ describe("OneRoster 1.2: every rostering operation, roles, filters and sorts", (
   after(async () => {
     await app.close();
     await rd.close();
+    await home?.remove();
+    await homes.close();
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -12,6 +12,7 @@ import { createRosterdock, type Rosterdock } from "../../src/service.ts";
 import { buildHttpApp } from "../../src/api/http-app.ts";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
 import { EXTRA_STAFF, HAND_WRITTEN } from "../support/oneroster-districts.ts";
+import { BackendHomes, needsSyncEngine, selectedBackends, type BackendHome } from "../support/backends.ts";
 
 /**
  * Every operation of 1EdTech's OneRoster 1.2 Rostering OpenAPI document, asked of a realistic
@@ -44,7 +45,9 @@ function schemaRef(operation: { responses: Record<string, { content?: Record<str
   return ref;
 }
 
-describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", () => {
+for (const backend of selectedBackends()) describe(`OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas (${backend.name})`, { skip: needsSyncEngine(backend) }, () => {
+  const homes = new BackendHomes(backend.name);
+  let home: BackendHome | undefined;
   let dir: string;
   let rd: Rosterdock;
   let app: FastifyInstance;
@@ -75,7 +78,7 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
     for (const name of ["OrgDType", "AcademicSessionDType", "CourseDType", "ClassDType", "UserDType", "EnrollmentDType"]) validator(`#/components/schemas/${name}`);
 
     dir = await mkdtemp(join(tmpdir(), "rosterdock-oneroster-schema-"));
-    rd = await createRosterdock(loadConfig({ ROSTERDOCK_DATA_DIR: join(dir, "data"), ROSTERDOCK_PUBLIC_URL: PUBLIC_URL }), { logger: createLogger("silent") });
+    rd = await createRosterdock(loadConfig({ ...(home = await homes.create()).env, ROSTERDOCK_PUBLIC_URL: PUBLIC_URL }), { logger: createLogger("silent") });
     app = await buildHttpApp(rd, { sftpListening: () => true });
     await app.listen({ host: "127.0.0.1", port: 0 });
     const address = app.server.address();
@@ -111,6 +114,8 @@ describe("OneRoster 1.2 responses validate against 1EdTech's OpenAPI schemas", (
   after(async () => {
     await app.close();
     await rd.close();
+    await home?.remove();
+    await homes.close();
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -12,6 +12,7 @@ import { createRosterdock, type Rosterdock } from "../../src/service.ts";
 import { buildHttpApp } from "../../src/api/http-app.ts";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
 import { EXTRA_STAFF, HAND_WRITTEN } from "../support/oneroster-districts.ts";
+import { BackendHomes, needsSyncEngine, selectedBackends, type BackendHome } from "../support/backends.ts";
 
 /**
  * Every operation of the OneRoster 1.1 rostering service, asked of realistic districts (with a
@@ -80,7 +81,9 @@ type Samples = Record<(typeof SAMPLE_KINDS)[number], string[]>;
 
 const FORM = "application/x-www-form-urlencoded";
 
-describe("OneRoster 1.1 at /districts/{slug}/ims/oneroster/v1p1", () => {
+for (const backend of selectedBackends()) describe(`OneRoster 1.1 at /districts/{slug}/ims/oneroster/v1p1 (${backend.name})`, { skip: needsSyncEngine(backend) }, () => {
+  const homes = new BackendHomes(backend.name);
+  let home: BackendHome | undefined;
   let dir: string;
   let rd: Rosterdock;
   let app: FastifyInstance;
@@ -97,7 +100,7 @@ describe("OneRoster 1.1 at /districts/{slug}/ims/oneroster/v1p1", () => {
     for (const name of Object.keys(schema.$defs)) validators.set(name, ajv.getSchema(`${schema.$id}#/$defs/${name}`)!);
 
     dir = await mkdtemp(join(tmpdir(), "rosterdock-oneroster-v1p1-"));
-    rd = await createRosterdock(loadConfig({ ROSTERDOCK_DATA_DIR: join(dir, "data"), ROSTERDOCK_PUBLIC_URL: PUBLIC_URL }), { logger: createLogger("silent") });
+    rd = await createRosterdock(loadConfig({ ...(home = await homes.create()).env, ROSTERDOCK_PUBLIC_URL: PUBLIC_URL }), { logger: createLogger("silent") });
     app = await buildHttpApp(rd, { sftpListening: () => true });
     await app.listen({ host: "127.0.0.1", port: 0 });
     const address = app.server.address();
@@ -126,6 +129,8 @@ describe("OneRoster 1.1 at /districts/{slug}/ims/oneroster/v1p1", () => {
   after(async () => {
     await app.close();
     await rd.close();
+    await home?.remove();
+    await homes.close();
     await rm(dir, { recursive: true, force: true });
   });
 

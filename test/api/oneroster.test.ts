@@ -11,6 +11,7 @@ import { buildHttpApp } from "../../src/api/http-app.ts";
 import { generateDemoData, type DemoDataResult } from "../../src/demo/generate-demo-data.ts";
 import { SEEK_STEP } from "../../src/api/oneroster/roster-reader.ts";
 import { collationKey } from "../../src/sync/collation-key.ts";
+import { BackendHomes, needsSyncEngine, selectedBackends, type BackendHome } from "../support/backends.ts";
 
 const V = "ims/oneroster/rostering/v1p2";
 const SIZE = { students: 1500, teachers: 30, courses: 30, schools: 3 };
@@ -22,7 +23,9 @@ interface Ref {
 }
 type Rec = Record<string, unknown> & { sourcedId: string };
 
-describe("OneRoster 1.2 API and change feed, on a roster filled by the sync pipeline", () => {
+for (const backend of selectedBackends()) describe(`OneRoster 1.2 API and change feed, on a roster filled by the sync pipeline (${backend.name})`, { skip: needsSyncEngine(backend) }, () => {
+  const homes = new BackendHomes(backend.name);
+  let home: BackendHome | undefined;
   let dir: string;
   let rd: Rosterdock;
   let app: FastifyInstance;
@@ -35,7 +38,7 @@ describe("OneRoster 1.2 API and change feed, on a roster filled by the sync pipe
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "rosterdock-oneroster-"));
-    rd = await createRosterdock(loadConfig({ ROSTERDOCK_DATA_DIR: join(dir, "data"), ROSTERDOCK_PUBLIC_URL: "https://roster.example.org" }), { logger: createLogger("silent") });
+    rd = await createRosterdock(loadConfig({ ...(home = await homes.create()).env, ROSTERDOCK_PUBLIC_URL: "https://roster.example.org" }), { logger: createLogger("silent") });
     app = await buildHttpApp(rd, { sftpListening: () => true });
     await app.listen({ host: "127.0.0.1", port: 0 });
     const address = app.server.address();
@@ -61,6 +64,8 @@ describe("OneRoster 1.2 API and change feed, on a roster filled by the sync pipe
   after(async () => {
     await app.close();
     await rd.close();
+    await home?.remove();
+    await homes.close();
     await rm(dir, { recursive: true, force: true });
   });
 

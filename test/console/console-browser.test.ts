@@ -7,6 +7,8 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { generateDemoData, type DemoDataResult } from "../../src/demo/generate-demo-data.ts";
 import { ROOT, RosterdockHome, waitFor, type ServerProcess } from "../support/rosterdock-process.ts";
 import { requireTool, runSftp, type SftpLogin } from "../support/sftp-client.ts";
+import { BackendHomes, needsSyncEngine, selectedBackends, type BackendHome } from "../support/backends.ts";
+import pg from "pg";
 
 const CHROMIUM = "/usr/bin/chromium";
 const missing = requireTool("sftp") ?? requireTool(CHROMIUM, ["--version"]);
@@ -28,7 +30,9 @@ async function truncatedStudents(night: DemoDataResult, share: number): Promise<
   return cut;
 }
 
-describe("operator console in headless Chromium", { skip: missing }, () => {
+for (const backend of selectedBackends()) describe(`operator console in headless Chromium (${backend.name})`, { skip: missing ?? needsSyncEngine(backend) }, () => {
+  const homes = new BackendHomes(backend.name);
+  let database: BackendHome | undefined;
   let home: RosterdockHome;
   let server: ServerProcess;
   let browser: Browser;
@@ -42,7 +46,9 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
   let login: SftpLogin;
 
   before(async () => {
-    home = await RosterdockHome.create({ ROSTERDOCK_QUIET_SECONDS: "2" });
+    database = await homes.create();
+    const url = database.env.ROSTERDOCK_DATABASE_URL;
+    home = await RosterdockHome.create({ ROSTERDOCK_QUIET_SECONDS: "2", ...(url ? { ROSTERDOCK_DATABASE_URL: url } : {}) });
     ada = await home.json(["operator", "create", "ada@example.org"]);
     eve = await home.json(["operator", "create", "eve@example.org"]);
     await home.createDistrict("hidden", []);
@@ -61,7 +67,30 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
     await browser?.close();
     await server?.stop();
     await home?.remove();
+    await database?.remove();
+    await homes.close();
   });
+
+  /** Rows of a query on the server's database, whichever it is. */
+  async function query<T>(text: string): Promise<T[]> {
+    const url = database?.env.ROSTERDOCK_DATABASE_URL;
+    if (url === undefined) {
+      const { default: Database } = await import("better-sqlite3");
+      const db = new Database(join(home.dataDir, "rosterdock.sqlite"), { readonly: true });
+      try {
+        return db.prepare(text).all() as T[];
+      } finally {
+        db.close();
+      }
+    }
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      return (await client.query(text)).rows as T[];
+    } finally {
+      await client.end();
+    }
+  }
 
   /** A screenshot for people, axe-core for machines: no serious or critical violation, and "Rosterdock" in the title. */
   async function check(name: string): Promise<void> {
@@ -190,12 +219,10 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
   });
 
   it("finds a student in the roster browser and opens their classes and their teacher's", async () => {
-    const { default: Database } = await import("better-sqlite3");
-    const db = new Database(join(home.dataDir, "rosterdock.sqlite"), { readonly: true });
-    const student = db
-      .prepare("select u.first_name, u.last_name, u.user_key from roster_users u join roster_enrollments e on e.district_id = u.district_id and e.student_id = u.district_user_id where u.scope = 'student' order by u.user_key limit 1")
-      .get() as { first_name: string; last_name: string; user_key: string };
-    db.close();
+    const [student] = await query<{ first_name: string; last_name: string; user_key: string }>(
+      "select u.first_name, u.last_name, u.user_key from roster_users u join roster_enrollments e on e.district_id = u.district_id and e.student_id = u.district_user_id where u.scope = 'student' order by u.user_key limit 1",
+    );
+    assert.ok(student);
     await page.goto("/districts/madison");
     await page.getByLabel("Search users").fill(`${student.first_name.slice(0, 2)} ${student.last_name.slice(0, 3).toUpperCase()}`);
     await page.getByRole("button", { name: "Search", exact: true }).click();
@@ -289,10 +316,7 @@ describe("operator console in headless Chromium", { skip: missing }, () => {
       assert.equal(new URL(page.url()).pathname, "/sign-in", path);
       assert.doesNotMatch(await page.content(), /Madison/);
     }
-    const { default: Database } = await import("better-sqlite3");
-    const db = new Database(join(home.dataDir, "rosterdock.sqlite"), { readonly: true });
-    const actions = (db.prepare("select action from audit_events where actor = 'operator:ada@example.org' order by id").all() as { action: string }[]).map((r) => r.action);
-    db.close();
+    const actions = (await query<{ action: string }>("select action from audit_events where actor = 'operator:ada@example.org' order by id")).map((r) => r.action);
     for (const action of ["operator.signed_in", "district.created", "district.safeguards_set", "sync.approval_queued", "sync.discarded", "sync.rolled_back", "district.password_rotated", "operator.signed_out"]) {
       assert.ok(actions.includes(action), `${action} audited with the operator's email: ${actions.join(", ")}`);
     }

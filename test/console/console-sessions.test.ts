@@ -1,6 +1,7 @@
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { RosterdockHome } from "../support/rosterdock-process.ts";
+import { BackendHomes, selectedBackends } from "../support/backends.ts";
 
 /** A cookie jar of one cookie, enough for the console's session. */
 class Visitor {
@@ -29,9 +30,14 @@ class Visitor {
   }
 }
 
-describe("console sessions", () => {
+for (const backend of selectedBackends()) describe(`console sessions (${backend.name})`, { skip: backend.skip }, () => {
+  const homes = new BackendHomes(backend.name);
+  after(() => homes.close());
+
   it("are kept in the database across a restart, end when the operator is disabled, and are Secure behind https", async () => {
-    const home = await RosterdockHome.create();
+    const database = await homes.create();
+    const url = database.env.ROSTERDOCK_DATABASE_URL;
+    const home = await RosterdockHome.create(url ? { ROSTERDOCK_DATABASE_URL: url } : {});
     try {
       const ada = await home.json(["operator", "create", "ada@example.org"]);
       let server = await home.serve();
@@ -67,6 +73,7 @@ describe("console sessions", () => {
       await server.stop();
     } finally {
       await home.remove();
+      await database.remove();
     }
   });
 });

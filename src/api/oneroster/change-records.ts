@@ -36,11 +36,11 @@ export type StoredChange = ChangeRow;
 export interface ChangeContext {
   refs: RefBuilder;
   /** A class's academic session sourcedId, by the rule of the API's classes (`classSessionSql`); `syncId` applied the change. */
-  classTerm(termId: string | null, schoolId: string, syncId: number): string;
+  classTerm(termId: string | null, schoolId: string, syncId: number): Promise<string>;
   /** A term's session type, school year and parent, by the rule of the API's academic sessions. */
-  termSession(termId: string, schoolId: string, startDate: string, endDate: string): { type: string; schoolYear: string; parent: string | null; children: string | null };
+  termSession(termId: string, schoolId: string, startDate: string, endDate: string): Promise<{ type: string; schoolYear: string; parent: string | null; children: string | null }>;
   /** The school of a class, if it is still in the roster. */
-  classSchool(classId: string): string | null;
+  classSchool(classId: string): Promise<string | null>;
 }
 
 /** Load markers never reach here: the reader reads them out as one `create` per row. */
@@ -52,7 +52,7 @@ interface Mapping {
   entity: ChangeEntity;
   resource: Resource;
   id: (key: string[]) => string;
-  row: (raw: Raw, context: ChangeContext, syncId: number) => Row;
+  row: (raw: Raw, context: ChangeContext, syncId: number) => Row | Promise<Row>;
 }
 
 const termId = (termIdValue: string, schoolId: string) => (schoolId === "" ? termIdValue : `${termIdValue}-${schoolId}`);
@@ -74,8 +74,8 @@ const MAPPINGS: Record<string, Mapping> = {
     entity: "academicSessions",
     resource: ACADEMIC_SESSIONS,
     id: ([term, school]) => termId(term!, school ?? ""),
-    row: (r, c) => {
-      const session = c.termSession(String(r.term_id), String(r.school_id ?? ""), String(r.start_date), String(r.end_date));
+    row: async (r, c) => {
+      const session = await c.termSession(String(r.term_id), String(r.school_id ?? ""), String(r.start_date), String(r.end_date));
       return {
         sourced_id: termId(String(r.term_id), String(r.school_id ?? "")),
         title: r.term_name,
@@ -113,7 +113,7 @@ const MAPPINGS: Record<string, Mapping> = {
     entity: "classes",
     resource: CLASSES,
     id: ([cls]) => cls!,
-    row: (r, c, syncId) => ({
+    row: async (r, c, syncId) => ({
       sourced_id: r.class_id,
       title: r.class_name,
       class_code: r.section_number,
@@ -121,20 +121,20 @@ const MAPPINGS: Record<string, Mapping> = {
       period: r.period,
       course_id: r.course_id,
       school_id: r.school_id,
-      term_sid: c.classTerm(r.term_id === null ? null : String(r.term_id), String(r.school_id), typeof r.last_sync_id === "number" ? r.last_sync_id : syncId),
+      term_sid: await c.classTerm(r.term_id === null ? null : String(r.term_id), String(r.school_id), typeof r.last_sync_id === "number" ? r.last_sync_id : syncId),
     }),
   },
   enrollments: {
     entity: "enrollments",
     resource: ENROLLMENTS,
     id: ([cls, student]) => `${cls}-student-${student}`,
-    row: (r, c) => ({
+    row: async (r, c) => ({
       sourced_id: `${r.class_id}-student-${r.student_id}`,
       role: "student",
       is_primary: 0,
       user_key: `student-${r.student_id}`,
       class_id: r.class_id,
-      school_id: c.classSchool(String(r.class_id)),
+      school_id: await c.classSchool(String(r.class_id)),
       begin_date: r.start_date,
       end_date: r.end_date,
     }),
@@ -146,7 +146,7 @@ const MAPPINGS: Record<string, Mapping> = {
  * teacher enrollment (created, deleted, or replaced when the class changes teacher). Every item of
  * a change carries the change's cursor, and a page never splits a change.
  */
-export function changeItems(change: StoredChange, context: ChangeContext): ChangeItem[] {
+export async function changeItems(change: StoredChange, context: ChangeContext): Promise<ChangeItem[]> {
   const mapping = MAPPINGS[change.entity];
   if (mapping === undefined || change.op === "load") return [];
   const op = change.op;
@@ -161,7 +161,7 @@ export function changeItems(change: StoredChange, context: ChangeContext): Chang
       entity: mapping.entity,
       id: mapping.id(key),
       op: OPS[op],
-      data: after === null ? null : shape(mapping.resource, mapping.row(after, context, change.sync_id), after),
+      data: after === null ? null : shape(mapping.resource, await mapping.row(after, context, change.sync_id), after),
     },
   ];
   if (change.entity === "classes") {

@@ -10,7 +10,8 @@
  *
  * `@d` is the district id and `@slug` its slug in every statement. Names and titles sort by their
  * collation key (sync/collation-key.ts): stored beside users' given and family names, computed by
- * the reader's `collation_key()` for the others (small tables).
+ * the reader's `rd_key()` for the others (small tables). The SQL is written for both dialects (see
+ * roster-sql-dialect.ts).
  */
 
 import { oneRosterRoleSql, roleFilter, roleOrgFilter, userRoles } from "./user-roles.ts";
@@ -103,9 +104,9 @@ const dateLastModified: FieldDef = {
     type: "datetime",
     compile: (op, param, col) => {
       if (op === "~") return undefined;
-      if (col("last_sync_id") === "NULL") return `${col("modified")} ${op === "!=" ? "<>" : op} ${param}`;
+      if (col("last_sync_id") === "NULL") return `rd_bytes(${col("modified")}) ${op === "!=" ? "<>" : op} ${param}`;
       const inverse = op === "!=";
-      return `${col("last_sync_id")} ${inverse ? "NOT IN" : "IN"} (SELECT cs.sync_id FROM roster_changesets cs WHERE cs.district_id = @d AND cs.kind = 'apply' AND cs.created_at ${inverse ? "=" : op} ${param})`;
+      return `${col("last_sync_id")} ${inverse ? "NOT IN" : "IN"} (SELECT cs.sync_id FROM roster_changesets cs WHERE cs.district_id = @d AND cs.kind = 'apply' AND rd_bytes(cs.created_at) ${inverse ? "=" : op} ${param})`;
     },
   },
   sort: ["modified"],
@@ -162,7 +163,7 @@ export function cedsGrade(grade: string | null | undefined): string | null {
 /** The same mapping in SQL, so `grades='KG'` filters in the database. */
 const cedsGradeSql = (column: string) =>
   `CASE WHEN ${column} IS NULL OR ${column} = '' THEN NULL WHEN upper(${column}) IN ('-2','-1','P','PK','PK3','PK4','PR') THEN 'PK' ` +
-  `WHEN upper(${column}) IN ('0','00','K','KG') THEN 'KG' WHEN ${column} GLOB '[0-9]' THEN '0' || ${column} ELSE upper(${column}) END`;
+  `WHEN upper(${column}) IN ('0','00','K','KG') THEN 'KG' WHEN rd_glob(${column}, '[0-9]') THEN '0' || ${column} ELSE upper(${column}) END`;
 
 // ---- orgs ----
 
@@ -174,7 +175,7 @@ const schoolArm: Arm = {
     status: "'active'",
     type: "'school'",
     name: "s.school_name",
-    name_key: "collation_key(s.school_name)",
+    name_key: "rd_key(s.school_name)",
     identifier: "coalesce(s.school_number, s.school_id)",
     parent_id: "'district-' || @slug",
     children: "NULL",
@@ -192,10 +193,10 @@ const districtArm: Arm = {
     status: "'active'",
     type: "'district'",
     name: "dd.name",
-    name_key: "collation_key(dd.name)",
+    name_key: "rd_key(dd.name)",
     identifier: "dd.slug",
     parent_id: "NULL",
-    children: "(SELECT json_group_array(school_id) FROM (SELECT cs.school_id FROM roster_schools cs WHERE cs.district_id = @d ORDER BY cs.school_id))",
+    children: "(SELECT rd_json_agg(sc.school_id) FROM (SELECT cs.school_id FROM roster_schools cs WHERE cs.district_id = @d ORDER BY rd_bytes(cs.school_id)) sc)",
     modified: "dd.updated_at",
     own_modified: "dd.updated_at",
     last_sync_id: "NULL",
@@ -251,17 +252,17 @@ export const SCHOOLS: Resource = { ...ORGS, arms: [schoolArm, tombstoneArm(schoo
  * year a term or a class needs one that the district did not send.
  */
 
-const sessionDays = (start: string, end: string) => `(julianday(${end}) - julianday(${start}))`;
+const sessionDays = (start: string, end: string) => `rd_days(${start}, ${end})`;
 
 /** `schoolYear`, `semester` or `term` for a term row (see above). */
 export const sessionTypeSql = (id: string, start: string, end: string) =>
-  `CASE WHEN ${id} GLOB '[1-9][0-9]00' OR ${sessionDays(start, end)} >= 240 THEN 'schoolYear' WHEN ${sessionDays(start, end)} >= 100 THEN 'semester' ELSE 'term' END`;
+  `CASE WHEN rd_glob(${id}, '[1-9][0-9]00') OR ${sessionDays(start, end)} >= 240 THEN 'schoolYear' WHEN ${sessionDays(start, end)} >= 100 THEN 'semester' ELSE 'term' END`;
 
 /** The school year (its ending year, an integer) a YYYY-MM-DD… date falls in. */
-export const dateSchoolYearSql = (date: string) => `(CAST(substr(${date}, 1, 4) AS INTEGER) + (CAST(substr(${date}, 6, 2) AS INTEGER) >= 7))`;
+export const dateSchoolYearSql = (date: string) => `(CAST(substr(${date}, 1, 4) AS INTEGER) + CASE WHEN CAST(substr(${date}, 6, 2) AS INTEGER) >= 7 THEN 1 ELSE 0 END)`;
 
 /** A PowerSchool term id's school year (YearID = id / 100 = first year − 1990); NULL for other ids. */
-const powerSchoolYearSql = (id: string) => `(CASE WHEN ${id} GLOB '[1-9][0-9][0-9][0-9]' THEN 1991 + CAST(${id} AS INTEGER) / 100 END)`;
+const powerSchoolYearSql = (id: string) => `(CASE WHEN rd_glob(${id}, '[1-9][0-9][0-9][0-9]') THEN 1991 + CAST(${id} AS INTEGER) / 100 END)`;
 
 const termSidSql = (alias: string) => `(CASE WHEN ${alias}.school_id = '' THEN ${alias}.term_id ELSE ${alias}.term_id || '-' || ${alias}.school_id END)`;
 
@@ -269,7 +270,7 @@ const termSidSql = (alias: string) => `(CASE WHEN ${alias}.school_id = '' THEN $
 export const yearSessionSql = (school: string, year: string) =>
   `coalesce((SELECT ${termSidSql("ys")} FROM roster_terms ys WHERE ys.district_id = @d AND ys.school_id IN (${school}, '') ` +
   `AND ${sessionTypeSql("ys.term_id", "ys.start_date", "ys.end_date")} = 'schoolYear' AND ${dateSchoolYearSql("ys.start_date")} = ${year} ` +
-  `ORDER BY ys.school_id DESC, ys.term_id LIMIT 1), 'school-year-' || ${year})`;
+  `ORDER BY rd_bytes(ys.school_id) DESC, rd_bytes(ys.term_id) LIMIT 1), 'school-year-' || ${year})`;
 
 /**
  * A class's session: its school's term of that id, else the district-wide one; a class whose term
@@ -289,23 +290,23 @@ const sessionsSql = `(WITH st AS (
     FROM roster_terms t WHERE t.district_id = @d),
   parented AS (
     SELECT st.*, CASE WHEN st.kind = 'schoolYear' THEN NULL ELSE coalesce((SELECT y.sid FROM st y WHERE y.kind = 'schoolYear' AND y.sy = st.sy AND y.school_id IN (st.school_id, '')
-      ORDER BY y.school_id DESC, y.term_id LIMIT 1), 'school-year-' || st.sy) END AS parent_sid
+      ORDER BY rd_bytes(y.school_id) DESC, rd_bytes(y.term_id) LIMIT 1), 'school-year-' || st.sy) END AS parent_sid
     FROM st),
   class_sessions AS (
     SELECT ${classSessionSql("cg", "(SELECT cs.created_at FROM roster_changesets cs WHERE cs.sync_id = cg.last_sync_id AND cs.kind = 'apply')")} AS sid, cg.last_sync_id
-    FROM (SELECT district_id, term_id, school_id, last_sync_id FROM roster_classes WHERE district_id = @d GROUP BY term_id, school_id, last_sync_id) cg),
+    FROM (SELECT district_id, term_id, school_id, last_sync_id FROM roster_classes WHERE district_id = @d GROUP BY district_id, term_id, school_id, last_sync_id) cg),
   derived AS (
-    SELECT substr(sid, 13) AS sy, max(last_sync_id) AS last_sync_id FROM (
-      SELECT parent_sid AS sid, last_sync_id FROM parented WHERE parent_sid GLOB 'school-year-*'
-      UNION ALL SELECT sid, last_sync_id FROM class_sessions WHERE sid GLOB 'school-year-*')
-    GROUP BY sy)
+    SELECT CAST(substr(sid, 13) AS INTEGER) AS sy, max(last_sync_id) AS last_sync_id FROM (
+      SELECT parent_sid AS sid, last_sync_id FROM parented WHERE rd_glob(parent_sid, 'school-year-*')
+      UNION ALL SELECT sid, last_sync_id FROM class_sessions WHERE rd_glob(sid, 'school-year-*')) ys
+    GROUP BY CAST(substr(sid, 13) AS INTEGER))
   SELECT p.sid AS sourced_id, p.term_id, p.school_id, p.term_name AS title, p.start_date, p.end_date, p.kind, CAST(p.sy AS TEXT) AS school_year, p.parent_sid,
-    CASE WHEN p.kind = 'schoolYear' THEN (SELECT json_group_array(sid) FROM (SELECT k.sid FROM parented k WHERE k.parent_sid = p.sid ORDER BY k.start_date, k.term_id)) END AS children,
+    CASE WHEN p.kind = 'schoolYear' THEN (SELECT rd_json_agg(kk.sid) FROM (SELECT k.sid FROM parented k WHERE k.parent_sid = p.sid ORDER BY rd_bytes(k.start_date), rd_bytes(k.term_id)) kk) END AS children,
     p.last_sync_id
   FROM parented p
   UNION ALL
-  SELECT 'school-year-' || d.sy, 'school-year-' || d.sy, '', (d.sy - 1) || '–' || d.sy || ' school year', (d.sy - 1) || '-07-01', d.sy || '-06-30', 'schoolYear', d.sy, NULL,
-    (SELECT json_group_array(sid) FROM (SELECT k.sid FROM parented k WHERE k.parent_sid = 'school-year-' || d.sy ORDER BY k.start_date, k.term_id)),
+  SELECT 'school-year-' || d.sy, 'school-year-' || d.sy, '', (d.sy - 1) || '–' || d.sy || ' school year', (d.sy - 1) || '-07-01', d.sy || '-06-30', 'schoolYear', CAST(d.sy AS TEXT), NULL,
+    (SELECT rd_json_agg(kk.sid) FROM (SELECT k.sid FROM parented k WHERE k.parent_sid = 'school-year-' || d.sy ORDER BY rd_bytes(k.start_date), rd_bytes(k.term_id)) kk),
     d.last_sync_id
   FROM derived d)`;
 
@@ -321,7 +322,7 @@ const sessionArm: Arm = {
     school_id: "ss.school_id",
     status: "'active'",
     title: "ss.title",
-    title_key: "collation_key(ss.title)",
+    title_key: "rd_key(ss.title)",
     start_date: "ss.start_date",
     end_date: "ss.end_date",
     type: "ss.kind",
@@ -349,7 +350,7 @@ const removedTermArm: Arm = {
     school_id: "t.school_id",
     status: "'tobedeleted'",
     title: "t.term_name",
-    title_key: "collation_key(t.term_name)",
+    title_key: "rd_key(t.term_name)",
     start_date: "t.start_date",
     end_date: "t.end_date",
     type: sessionTypeSql("t.term_id", "t.start_date", "t.end_date"),
@@ -412,7 +413,7 @@ const courseArm: Arm = {
     sourced_id: "co.course_id",
     status: "'active'",
     title: "co.course_name",
-    title_key: "collation_key(co.course_name)",
+    title_key: "rd_key(co.course_name)",
     school_id: "co.school_id",
     org_id: "coalesce(nullif(co.school_id, ''), 'district-' || @slug)",
     modified: modifiedBy("co"),
@@ -453,7 +454,7 @@ const classArm: Arm = {
     sourced_id: "c.class_id",
     status: "'active'",
     title: "c.class_name",
-    title_key: "collation_key(c.class_name)",
+    title_key: "rd_key(c.class_name)",
     class_code: "c.section_number",
     location: "c.room",
     period: "c.period",
@@ -518,7 +519,7 @@ const userArm = (role?: string): Arm => ({
     grade: cedsGradeSql("u.grade"),
     family_name_key: "u.family_name_key",
     given_name_key: "u.given_name_key",
-    middle_name_key: "collation_key(u.middle_name)",
+    middle_name_key: "rd_key(u.middle_name)",
     enabled_user: "'true'",
     oneroster_role: oneRosterRoleSql("u.role", "u.school_ids"),
     role_type: "'primary'",
@@ -531,7 +532,7 @@ const userArm = (role?: string): Arm => ({
 /** A name sorted by its collation key (collation-key.ts); equality looks the key up, then checks the name. */
 const name = (column: string, key: string): FieldDef => ({
   ...text(column),
-  filter: { column, compile: (op, param, col) => (op === "=" ? `${col(key)} = collation_key(${param}) AND ${col(column)} = ${param}` : undefined) },
+  filter: { column, compile: (op, param, col) => (op === "=" ? `${col(key)} = rd_key(${param}) AND ${col(column)} = ${param}` : undefined) },
   sort: [key],
 });
 
@@ -603,7 +604,7 @@ const studentEnrollmentArm: Arm = {
     sourced_id: "e.class_id || '-student-' || e.student_id",
     status: "'active'",
     class_id: "e.class_id",
-    role_rank: "1",
+    role_rank: "'1'",
     member: "e.student_id",
     role: "'student'",
     user_key: "'student-' || e.student_id",
@@ -626,7 +627,7 @@ const teacherEnrollmentArm: Arm = {
     sourced_id: "tc.class_id || '-teacher-' || tc.teacher_key",
     status: "'active'",
     class_id: "tc.class_id",
-    role_rank: "0",
+    role_rank: "'0'",
     member: "tc.teacher_key",
     role: "'teacher'",
     user_key: "tc.teacher_key",

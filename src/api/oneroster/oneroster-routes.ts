@@ -164,7 +164,7 @@ export async function registerOneRosterRoutes(app: FastifyInstance, options: { a
         { schema: { ...doc(`${member.child} of a class of a school`), params: SchoolClassParams, querystring: ListQuerySchema } },
         async (request, reply) => {
           const { schoolId, classId } = request.params;
-          requireClassInSchool(request, SCHOOLS, CLASSES, schoolId, classId);
+          await requireClassInSchool(request, SCHOOLS, CLASSES, schoolId, classId);
           return list(request, reply, member.resource, request.query, { sql: member.scope, params: { parent: classId } });
         },
       );
@@ -172,7 +172,7 @@ export async function registerOneRosterRoutes(app: FastifyInstance, options: { a
     for (const nested of NESTED) {
       api.get(`/${nested.parent}/:id/${nested.child}`, { schema: { ...doc(`${nested.child} of one of the ${nested.parent}`), params: IdParams, querystring: ListQuerySchema } }, async (request, reply) => {
         const id = request.params.id;
-        if (!reader.exists(request.district!, nested.parentResource, id)) throw notFound(nested.parentResource, id);
+        if (!(await reader.exists(request.district!, nested.parentResource, id))) throw notFound(nested.parentResource, id);
         return list(request, reply, nested.resource, request.query, { sql: nested.scope, params: { parent: id, ...(nested.params?.(id) ?? {}) } });
       });
     }

@@ -17,7 +17,7 @@ export interface ListQuery {
   fields?: readonly string[] | undefined;
 }
 
-/** A list query as SQL (SQLite, with the reader's `fold` function for `~`). Parameters `@d` and `@slug` are added by the reader. */
+/** A list query as SQL for either dialect (roster-sql-dialect.ts). Parameters `@d` and `@slug` are added by the reader. */
 export interface CompiledList {
   /** Fields of the response, in resource order. */
   fields: string[];
@@ -52,7 +52,11 @@ export function selectedFields(resource: Resource, fields: readonly string[] | u
   return shown.filter((f) => fields.includes(f));
 }
 
-export function compileList(query: ListQuery): CompiledList {
+/**
+ * `compoundAsSubquery`: order a query of several arms as a subquery (PostgreSQL merges the arms of
+ * a UNION ALL in index order only when it is one; SQLite merges a compound SELECT as it is).
+ */
+export function compileList(query: ListQuery, options: { compoundAsSubquery?: boolean } = {}): CompiledList {
   const { resource } = query;
   const fields = selectedFields(resource, query.fields);
   let sortColumns: readonly string[] = [];
@@ -69,6 +73,9 @@ export function compileList(query: ListQuery): CompiledList {
   const columns = [...new Set([...fields.flatMap((f) => resource.fields[f]!.uses), ...order])];
   const desc = query.orderBy === "desc";
   const dir = desc ? "DESC" : "ASC";
+  // Nulls sort low, as in SQLite (rd_nulls_low); the columns that cannot be null keep plain
+  // ORDER BY terms, which PostgreSQL matches to its indexes.
+  const direction = (c: string, expression: string) => (resource.nullable.has(c) ? `rd_nulls_low(${expression}, ${dir})` : `${expression} ${dir}`);
   const params: Record<string, unknown> = { ...(query.scope?.params ?? {}) };
   const filters = query.filter ? compileFilterValues(resource, query.filter, params) : undefined;
 
@@ -85,10 +92,14 @@ export function compileList(query: ListQuery): CompiledList {
     const col = columnOf(arm);
     const where = armWhere(arm, col);
     const select = columns.map((c) => `${col(c)} AS ${q(c)}`).join(", ");
-    const orderBy = order.map((c) => `${col(c)} ${dir}`).join(", ");
+    // A column that is a constant in this arm ('active') orders nothing; PostgreSQL refuses it in ORDER BY.
+    const orderBy = order
+      .filter((c) => !/^'[^']*'$|^NULL$/.test(col(c)))
+      .map((c) => direction(c, `rd_bytes(${col(c)})`))
+      .join(", ");
     const base = `SELECT ${select} FROM ${arm.from} WHERE ${where}`;
     const seekable = order.every((c) => !resource.nullable.has(c));
-    const tuple = order.length === 1 ? col(order[0]!) : `(${order.map(col).join(", ")})`;
+    const tuple = order.length === 1 ? `rd_bytes(${col(order[0]!)})` : `(${order.map((c) => `rd_bytes(${col(c)})`).join(", ")})`;
     const anchor = order.length === 1 ? "@a0" : `(${order.map((_, i) => `@a${i}`).join(", ")})`;
     const stepSelect = order.map((c, i) => `${col(c)} AS ${q(`o${i}`)}`).join(", ");
     return {
@@ -117,16 +128,33 @@ export function compileList(query: ListQuery): CompiledList {
     const col = columnOf(arm);
     return {
       from: arm.from,
+      // The arm's own order, for PostgreSQL's per-arm top-N (see compound).
+      orderBy: order
+        .filter((c) => !/^'[^']*'$|^NULL$/.test(col(c)))
+        .map((c) => direction(c, `rd_bytes(${col(c)})`))
+        .join(", "),
       where: armWhere(arm, col),
-      select: columns.map((c) => `${col(c)} AS ${q(c)}`).join(", "),
-      stepSelect: order.map((c, i) => `${col(c)} AS ${q(`o${i}`)}`).join(", "),
-      tuple: order.length === 1 ? col(order[0]!) : `(${order.map(col).join(", ")})`,
+      // Order columns carry their byte order (rd_bytes) out of the arms: the compound is ordered by name.
+      select: columns.map((c) => `${order.includes(c) ? `rd_bytes(${col(c)})` : col(c)} AS ${q(c)}`).join(", "),
+      stepSelect: order.map((c, i) => `rd_bytes(${col(c)}) AS ${q(`o${i}`)}`).join(", "),
+      tuple: order.length === 1 ? `rd_bytes(${col(order[0]!)})` : `(${order.map((c) => `rd_bytes(${col(c)})`).join(", ")})`,
     };
   });
   type Select = (typeof selects)[number];
-  const compound = (select: (s: Select) => string, bound: (s: Select) => string) => selects.map((s) => `SELECT ${select(s)} FROM ${s.from} WHERE ${s.where}${bound(s)}`).join(" UNION ALL ");
+  /**
+   * `rows`: how many rows of each arm the statement can need (its LIMIT plus OFFSET). PostgreSQL
+   * does not merge a UNION ALL's arms in index order (it appends, then sorts them all), so each
+   * arm is read as its own top-N, in its index order, and only those rows are sorted.
+   */
+  const compound = (select: (s: Select) => string, bound: (s: Select) => string, rows: string) => {
+    if (!options.compoundAsSubquery) return selects.map((s) => `SELECT ${select(s)} FROM ${s.from} WHERE ${s.where}${bound(s)}`).join(" UNION ALL ");
+    const arms = selects.map((s) => `(SELECT ${select(s)} FROM ${s.from} WHERE ${s.where}${bound(s)} ORDER BY ${s.orderBy} LIMIT ${rows})`);
+    return `SELECT * FROM (${arms.join(" UNION ALL ")}) arms`;
+  };
+  const pageRows = "@limit + @offset";
+  const stepRows = "@skip + 1";
   const anchor = order.length === 1 ? "@a0" : `(${order.map((_, i) => `@a${i}`).join(", ")})`;
-  const byColumns = order.map((c) => `${q(c)} ${dir}`).join(", ");
+  const byColumns = order.map((c) => direction(c, q(c))).join(", ");
   const bySteps = order.map((_, i) => `${q(`o${i}`)} ${dir}`).join(", ");
   const seekable = order.every((c) => !resource.nullable.has(c));
   return {
@@ -136,12 +164,12 @@ export function compileList(query: ListQuery): CompiledList {
     desc,
     params,
     countSql: `SELECT ${selects.map((s) => `(SELECT count(*) FROM ${s.from} WHERE ${s.where})`).join(" + ")} AS n`,
-    pageSql: `${compound((s) => s.select, () => "")} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
+    pageSql: `${compound((s) => s.select, () => "", pageRows)} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
     seek: seekable
       ? {
-          pageSql: `${compound((s) => s.select, (s) => ` AND ${s.tuple} ${desc ? "<=" : ">="} ${anchor}`)} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
-          stepSql: `${compound((s) => s.stepSelect, (s) => ` AND ${s.tuple} ${desc ? "<" : ">"} ${anchor}`)} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
-          firstStepSql: `${compound((s) => s.stepSelect, () => "")} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
+          pageSql: `${compound((s) => s.select, (s) => ` AND ${s.tuple} ${desc ? "<=" : ">="} ${anchor}`, pageRows)} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
+          stepSql: `${compound((s) => s.stepSelect, (s) => ` AND ${s.tuple} ${desc ? "<" : ">"} ${anchor}`, stepRows)} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
+          firstStepSql: `${compound((s) => s.stepSelect, () => "", stepRows)} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
           merged: true,
         }
       : undefined,
@@ -201,11 +229,11 @@ function compileFilterValues(resource: Resource, filter: FilterExpression, param
         case "=":
           return `${expr} = @${param}`;
         case "!=":
-          return `${expr} IS NOT @${param}`;
+          return `${expr} IS DISTINCT FROM @${param}`;
         case "~":
-          return `instr(fold(${expr}), fold(@${param})) > 0`;
+          return `rd_contains(${expr}, @${param})`;
         default:
-          return `${expr} ${expression.op} @${param}`;
+          return `rd_bytes(${expr}) ${expression.op} @${param}`;
       }
     };
     return render(filter);

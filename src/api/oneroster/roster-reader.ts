@@ -1,14 +1,14 @@
 import type { Selectable } from "kysely";
 import type { RosterChangeTable } from "../../db/schema.ts";
-import SqliteDatabase from "better-sqlite3";
 import { rosterTable, type RosterEntity } from "../../sync/roster-tables.ts";
 import { tombstoneTables } from "../../sync/tombstones.ts";
-import { collationKey } from "../../sync/collation-key.ts";
 import { compileGet, compileList, type CompiledList, type ListQuery } from "./oneroster-sql.ts";
 import type { Resource, Row } from "./oneroster-resources.ts";
 import type { FilterExpression } from "./oneroster-filter.ts";
 
-type Statement = SqliteDatabase.Statement;
+import type { RosterSqlDialect } from "./roster-sql-dialect.ts";
+import { SqliteRosterStore } from "./sqlite-roster-store.ts";
+import { PostgresRosterStore } from "./postgres-roster-store.ts";
 
 export type AppliedAt = (syncId: number) => string | null;
 
@@ -18,6 +18,8 @@ export interface ListPage {
   fields: string[];
   /** dateLastModified of the rows' syncs. */
   appliedAt: AppliedAt;
+  /** The roster version the page was read at. */
+  version: string;
 }
 
 /** A stored roster change, as the change feed reads it. */
@@ -49,9 +51,32 @@ const TOMBSTONE_TABLES = tombstoneTables();
 
 /** Rows between two seek anchors: small enough that a page costs little, large enough to keep few anchors. */
 export const SEEK_STEP = 512;
-const MAX_STATEMENTS = 500;
 const MAX_COUNTS = 2000;
 const MAX_SEEKS = 200;
+const MAX_PLANS = 500;
+
+/**
+ * Statements of one read transaction, in the shared SQL of roster-sql-dialect.ts with `@name`
+ * parameters (extra parameters are ignored). Rows come back as objects, or as arrays (`values`).
+ */
+export interface RosterQueries {
+  all(sql: string, params: Readonly<Record<string, unknown>>): Promise<Row[]>;
+  get(sql: string, params: Readonly<Record<string, unknown>>): Promise<Row | undefined>;
+  /** The first row's values, in column order. */
+  values(sql: string, params: Readonly<Record<string, unknown>>): Promise<unknown[] | undefined>;
+  /** Whether the statement reads its rows in its ORDER BY's order off an index (no sort step). */
+  readsInOrder(sql: string, params: Readonly<Record<string, unknown>>): Promise<boolean>;
+}
+
+/** Where a reader reads: one SQLite file or one PostgreSQL database. */
+export interface RosterStore {
+  readonly sql: RosterSqlDialect;
+  /** Capabilities of the store's SQL (see compileList). */
+  readonly compoundAsSubquery: boolean;
+  /** Runs `work` in one read-only transaction: everything it reads is one roster version. */
+  read<T>(work: (q: RosterQueries) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
 
 interface SeekIndex {
   /** anchors[i] = order columns of the row at position (i + 1) × SEEK_STEP. */
@@ -61,83 +86,96 @@ interface SeekIndex {
 }
 
 /**
- * Reads the roster for the API on its own read-only connection: WAL lets it read while the sync
- * engine writes, and synchronous better-sqlite3 calls skip kysely's one-connection queue.
+ * Reads the roster for the API, on SQLite (its own read-only connection: WAL lets it read while
+ * the sync engine writes) or PostgreSQL (a pool of its own: MVCC snapshots, so a sync's apply
+ * never blocks a read). The two stores run the same SQL (roster-sql-dialect.ts) and this class's
+ * logic, so both give the same responses.
  *
  * Every request reads in one transaction, so its count, page and roster version agree. Between
  * syncs the roster is immutable, which makes two caches exact: totals, and for deep offsets
  * (`offset=500000`) a seek index of every SEEK_STEP-th row's order columns, built as far as asked
- * and forgotten when the district's roster version (its latest changeset) moves on.
+ * and forgotten when the district's roster version (its latest changeset) moves on. The version
+ * itself is read from the database in every transaction, never remembered: another node may
+ * have applied a sync.
  */
 export class RosterReader {
-  readonly #statements = new Map<string, Statement>();
   readonly #counts = new Map<string, number>();
   readonly #seeks = new Map<string, SeekIndex>();
   readonly #seekable = new Map<string, boolean>();
   readonly #applied = new Map<number, { version: string; at: Map<number, string> }>();
   readonly #tombstones = new Map<number, { version: string; held: ReadonlySet<string> }>();
-  readonly #version: Statement;
-  readonly #read: <T>(work: () => T) => T;
 
-  private constructor(private readonly sqlite: SqliteDatabase.Database) {
-    this.#version = sqlite
-      .prepare(
-        "SELECT (SELECT coalesce(max(id), 0) FROM roster_changesets WHERE district_id = @d) || '.' || (SELECT coalesce(max(id), 0) FROM tombstone_purges WHERE district_id = @d)",
-      )
-      .pluck(true);
-    this.#read = <T>(work: () => T): T => sqlite.transaction(work)() as T;
+  constructor(private readonly store: RosterStore) {}
+
+  /** SQLite: a read-only connection to the database file. */
+  static openSqlite(path: string): RosterReader {
+    return new RosterReader(SqliteRosterStore.open(path));
   }
 
-  static open(path: string): RosterReader {
-    const sqlite = new SqliteDatabase(path, { readonly: true, fileMustExist: true });
-    sqlite.pragma("busy_timeout = 10000");
-    sqlite.pragma("cache_size = -65536");
-    sqlite.pragma("mmap_size = 1073741824");
-    // SQLite's lower() folds ASCII only; `~` must find 'Núñez' from 'ÑEZ'.
-    sqlite.function("fold", { deterministic: true }, (value: unknown) => (value === null || value === undefined ? null : String(value).toLowerCase()));
-    // Names sort by a key stored beside them; an equality filter on a name looks its key up.
-    sqlite.function("collation_key", { deterministic: true }, (value: unknown) => (value === null || value === undefined ? null : collationKey(String(value))));
-    return new RosterReader(sqlite);
+  /** PostgreSQL: a pool of its own on the database. */
+  static async openPostgres(url: string): Promise<RosterReader> {
+    return new RosterReader(await PostgresRosterStore.open(url));
   }
 
-  close(): void {
-    this.sqlite.close();
+  get dialect(): RosterSqlDialect["name"] {
+    return this.store.sql.name;
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
   }
 
   /**
    * The district's roster version, `<latest changeset>.<latest tombstone purge>`: it moves with
    * every apply and rollback, and when a purge removes records the API showed.
    */
-  version(districtId: number): string {
-    return String(this.#version.get({ d: districtId }));
+  version(districtId: number): Promise<string> {
+    return this.store.read((q) => this.#version(q, districtId));
   }
 
-  district(slug: string): { id: number; slug: string } | undefined {
-    return this.#statement("SELECT id, slug FROM districts WHERE slug = ?").get(slug) as { id: number; slug: string } | undefined;
+  async #version(q: RosterQueries, districtId: number): Promise<string> {
+    const row = await q.get(
+      "SELECT (SELECT coalesce(max(id), 0) FROM roster_changesets WHERE district_id = @d) || '.' || (SELECT coalesce(max(id), 0) FROM tombstone_purges WHERE district_id = @d) AS v",
+      { d: districtId },
+    );
+    return String(row!.v);
   }
 
-  list(district: { id: number; slug: string }, query: ListQuery, limit: number, offset: number): ListPage {
-    return this.#read(() => {
-      const version = this.version(district.id);
-      const resource = this.#armsHeld(query.resource, district.id, version, query.filter !== undefined && activeOnly(query.filter));
-      const compiled = compileList({ ...query, resource });
-      const params = { ...compiled.params, d: district.id, slug: district.slug };
-      const signature = `${district.id}\u0000${compiled.pageSql}\u0000${JSON.stringify(compiled.params)}`;
-      const total = this.#count(`${version}\u0000${signature}`, compiled.countSql, params);
-      const appliedAt = this.#appliedAt(district.id, version);
-      if (offset >= total) return { total, rows: [], fields: compiled.fields, appliedAt };
-      const rows = this.#page(compiled, params, `${version}\u0000${signature}`, limit, offset);
-      return { total, rows, fields: compiled.fields, appliedAt };
+  district(slug: string): Promise<{ id: number; slug: string } | undefined> {
+    return this.store.read(async (q) => {
+      const row = await q.get("SELECT id, slug FROM districts WHERE slug = @slug", { slug });
+      return row === undefined ? undefined : { id: Number(row.id), slug: String(row.slug) };
     });
   }
 
-  get(district: { id: number; slug: string }, resource: Resource, sourcedId: string, fields?: readonly string[]): { row: Row; fields: string[]; appliedAt: AppliedAt } | undefined {
-    return this.#read(() => {
-      const version = this.version(district.id);
-      const compiled = compileGet(this.#armsHeld(resource, district.id, version), sourcedId, fields);
-      const row = this.#statement(compiled.sql).get({ ...compiled.params, d: district.id, slug: district.slug }) as Row | undefined;
+  list(district: { id: number; slug: string }, query: ListQuery, limit: number, offset: number): Promise<ListPage> {
+    return this.store.read(async (q) => {
+      const version = await this.#version(q, district.id);
+      const resource = await this.#armsHeld(q, query.resource, district.id, version, query.filter !== undefined && activeOnly(query.filter));
+      const compiled = compileList({ ...query, resource }, { compoundAsSubquery: this.store.compoundAsSubquery });
+      const params = { ...compiled.params, d: district.id, slug: district.slug };
+      // The order columns too: sorts on a column that is constant in every arm ('active') share a page statement, not seek anchors.
+      const signature = `${district.id}\u0000${compiled.pageSql}\u0000${compiled.order.join(",")}\u0000${JSON.stringify(compiled.params)}`;
+      const total = await this.#count(q, `${version}\u0000${signature}`, compiled.countSql, params);
+      const appliedAt = await this.#appliedAt(q, district.id, version);
+      if (offset >= total) return { total, rows: [], fields: compiled.fields, appliedAt, version };
+      const rows = await this.#page(q, compiled, params, `${version}\u0000${signature}`, limit, offset);
+      return { total, rows, fields: compiled.fields, appliedAt, version };
+    });
+  }
+
+  get(
+    district: { id: number; slug: string },
+    resource: Resource,
+    sourcedId: string,
+    fields?: readonly string[],
+  ): Promise<{ row: Row; fields: string[]; appliedAt: AppliedAt; version: string } | undefined> {
+    return this.store.read(async (q) => {
+      const version = await this.#version(q, district.id);
+      const compiled = compileGet(await this.#armsHeld(q, resource, district.id, version), sourcedId, fields);
+      const row = await q.get(compiled.sql, { ...compiled.params, d: district.id, slug: district.slug });
       if (row === undefined) return undefined;
-      return { row, fields: compiled.fields, appliedAt: this.#appliedAt(district.id, version) };
+      return { row, fields: compiled.fields, appliedAt: await this.#appliedAt(q, district.id, version), version };
     });
   }
 
@@ -147,12 +185,12 @@ export class RosterReader {
    * seekable through its indexes), and so does a filter that asks for active records only.
    * Looked up once per roster version.
    */
-  #armsHeld(resource: Resource, districtId: number, version: string, activeOnly = false): Resource {
+  async #armsHeld(q: RosterQueries, resource: Resource, districtId: number, version: string, activeOnly = false): Promise<Resource> {
     let cached = this.#tombstones.get(districtId);
     if (cached === undefined || cached.version !== version) {
       const held = new Set<string>();
       for (const table of TOMBSTONE_TABLES) {
-        if (this.#statement(`SELECT 1 FROM ${table} WHERE district_id = ? LIMIT 1`).get(districtId) !== undefined) held.add(table);
+        if ((await q.get(`SELECT 1 AS one FROM ${table} WHERE district_id = @d LIMIT 1`, { d: districtId })) !== undefined) held.add(table);
       }
       cached = { version, held };
       remember(this.#tombstones, districtId, cached, MAX_COUNTS);
@@ -163,11 +201,11 @@ export class RosterReader {
   }
 
   /** When each of the district's syncs was applied: one row per sync, reloaded when the roster version moves. */
-  #appliedAt(districtId: number, version: string): AppliedAt {
+  async #appliedAt(q: RosterQueries, districtId: number, version: string): Promise<AppliedAt> {
     let cached = this.#applied.get(districtId);
     if (cached === undefined || cached.version !== version) {
-      const rows = this.#statement("SELECT sync_id, created_at FROM roster_changesets WHERE district_id = ? AND kind = 'apply'").raw(true).all(districtId) as Array<[number, string]>;
-      cached = { version, at: new Map(rows) };
+      const rows = await q.all("SELECT sync_id, created_at FROM roster_changesets WHERE district_id = @d AND kind = 'apply'", { d: districtId });
+      cached = { version, at: new Map(rows.map((r) => [Number(r.sync_id), String(r.created_at)])) };
       this.#applied.set(districtId, cached);
     }
     const at = cached.at;
@@ -175,27 +213,26 @@ export class RosterReader {
   }
 
   /** True when the district has a record of the resource with that sourcedId. */
-  exists(district: { id: number; slug: string }, resource: Resource, sourcedId: string): boolean {
-    return this.get(district, resource, sourcedId, ["sourcedId"]) !== undefined;
+  async exists(district: { id: number; slug: string }, resource: Resource, sourcedId: string): Promise<boolean> {
+    return (await this.get(district, resource, sourcedId, ["sourcedId"])) !== undefined;
   }
 
   /**
-   * Changes after the cursor, in order, with when each record's sync was applied. Only applying
-   * and rolling back write changes, so held, failed or discarded syncs have none; the staff-id
-   * map is internal and skipped (the cursor still moves past it).
+   * Up to `limit` feed entries after the cursor, in order, with when each record's sync was
+   * applied. Only applying and rolling back write changes, so held, failed or discarded syncs
+   * have none; the staff-id map is internal and skipped (the cursor still moves past it). A first
+   * load is stored as one marker (`op = 'load'`); it is read out here as one `create` per row that
+   * still carries the loading sync, in key order, with cursors `<marker id>.<position>`. A row
+   * changed since then left that set, but its later change follows in the feed with the whole
+   * record, so nothing is lost.
    */
-  /**
-   * Up to `limit` feed entries after the cursor, in order. A first load is stored as one marker
-   * (`op = 'load'`); it is read out here as one `create` per row that still carries the loading
-   * sync, in key order, with cursors `<marker id>.<position>`. A row changed since then left that
-   * set, but its later change follows in the feed with the whole record, so nothing is lost.
-   */
-  changes(districtId: number, after: FeedCursor, limit: number): { entries: FeedEntry[]; next: FeedCursor; appliedAt: Map<number, string> } {
-    return this.#read(() => {
-      const scanned = this.#statement(
+  changes(districtId: number, after: FeedCursor, limit: number): Promise<{ entries: FeedEntry[]; next: FeedCursor; appliedAt: Map<number, string> }> {
+    return this.store.read(async (q) => {
+      const scanned = (await q.all(
         `SELECT c.id, c.sync_id, c.entity, c.key, c.op, c.before_json, c.after_json FROM roster_changes c
          WHERE c.district_id = @d AND (c.id > @after OR (c.id = @after AND c.op = 'load' AND @within > 0)) ORDER BY c.id LIMIT @limit`,
-      ).all({ d: districtId, after: after.id, within: after.within, limit }) as ChangeRow[];
+        { d: districtId, after: after.id, within: after.within, limit },
+      )) as unknown as ChangeRow[];
       const entries: FeedEntry[] = [];
       let next = after;
       for (const change of scanned) {
@@ -207,7 +244,7 @@ export class RosterReader {
         }
         const start = change.id === after.id ? after.within : 0;
         const wanted = limit - entries.length;
-        const loaded = change.entity === "staff_ids" ? [] : this.#loadedRows(districtId, change, start, wanted);
+        const loaded = change.entity === "staff_ids" ? [] : await this.#loadedRows(q, districtId, change, start, wanted);
         loaded.forEach((row, i) => entries.push({ change: row, cursor: { id: change.id, within: start + i + 1 } }));
         if (loaded.length === wanted) {
           // The page is full: continue inside this load next time.
@@ -223,25 +260,25 @@ export class RosterReader {
         syncIds.add(typeof restored === "number" ? restored : change.sync_id);
       }
       const appliedAt = new Map<number, string>();
-      const applied = this.#statement("SELECT created_at FROM roster_changesets WHERE sync_id = ? AND kind = 'apply'").pluck(true);
       for (const id of syncIds) {
-        const at = applied.get(id) as string | undefined;
-        if (at !== undefined) appliedAt.set(id, at);
+        const row = await q.get("SELECT created_at FROM roster_changesets WHERE sync_id = @s AND kind = 'apply'", { s: id });
+        if (row !== undefined) appliedAt.set(id, String(row.created_at));
       }
       return { entries, next, appliedAt };
     });
   }
 
   /** The rows a load marker stands for, from `start`, as `create` changes. */
-  #loadedRows(districtId: number, marker: ChangeRow, start: number, count: number): ChangeRow[] {
+  async #loadedRows(q: RosterQueries, districtId: number, marker: ChangeRow, start: number, count: number): Promise<ChangeRow[]> {
     const table = rosterTable(marker.entity as RosterEntity);
     const scopes = (JSON.parse(marker.after_json ?? "{}") as { scopes?: string[] }).scopes;
     const columns = [...table.key, ...table.columns];
     const scopeFilter = scopes ? ` AND scope IN (${scopes.map((s) => `'${s.replace(/'/g, "''")}'`).join(", ")})` : "";
-    const rows = this.#statement(
+    const rows = await q.all(
       `SELECT ${columns.map((c) => `"${c}"`).join(", ")} FROM ${table.live} WHERE district_id = @d AND last_sync_id = @sync${scopeFilter}
-       ORDER BY ${table.key.map((c) => `"${c}"`).join(", ")} LIMIT @count OFFSET @start`,
-    ).all({ d: districtId, sync: marker.sync_id, count, start }) as Record<string, unknown>[];
+       ORDER BY ${table.key.map((c) => `rd_bytes("${c}")`).join(", ")} LIMIT @count OFFSET @start`,
+      { d: districtId, sync: marker.sync_id, count, start },
+    );
     return rows.map((row) => ({
       id: marker.id,
       sync_id: marker.sync_id,
@@ -253,47 +290,45 @@ export class RosterReader {
     }));
   }
 
-
   /** Small lookups the change feed needs to shape records (a class's term, an enrollment's school). */
-  lookup(sql: string, params: Record<string, unknown>): Row | undefined {
-    return this.#statement(sql).get(params) as Row | undefined;
+  lookup(sql: string, params: Record<string, unknown>): Promise<Row | undefined> {
+    return this.store.read((q) => q.get(sql, params));
   }
 
-  #count(key: string, sql: string, params: Record<string, unknown>): number {
+  async #count(q: RosterQueries, key: string, sql: string, params: Record<string, unknown>): Promise<number> {
     const cached = this.#counts.get(key);
     if (cached !== undefined) return cached;
-    const total = Number((this.#statement(sql).get(params) as { n: number }).n);
+    const total = Number((await q.get(sql, params))!.n);
     remember(this.#counts, key, total, MAX_COUNTS);
     return total;
   }
 
-  #page(compiled: CompiledList, params: Record<string, unknown>, key: string, limit: number, offset: number): Row[] {
+  async #page(q: RosterQueries, compiled: CompiledList, params: Record<string, unknown>, key: string, limit: number, offset: number): Promise<Row[]> {
     const seek = compiled.seek;
-    if (seek === undefined || offset < SEEK_STEP || !this.#canSeek(seek.stepSql, params)) {
-      return this.#statement(compiled.pageSql).all({ ...params, limit, offset }) as Row[];
+    if (seek === undefined || offset < SEEK_STEP || !(await this.#canSeek(q, seek.stepSql, compiled.order.length, params))) {
+      return q.all(compiled.pageSql, { ...params, limit, offset });
     }
     const index = this.#seekIndex(key);
     const wanted = Math.floor(offset / SEEK_STEP) - 1;
-    const step = this.#statement(seek.stepSql).raw(true);
-    const firstStep = this.#statement(seek.firstStepSql).raw(true);
     while (index.anchors.length <= wanted && !index.complete) {
       const last = index.anchors[index.anchors.length - 1];
-      const found = last === undefined ? (firstStep.get({ ...params, skip: SEEK_STEP }) as unknown[] | undefined) : (step.get({ ...params, ...anchorParams(last), skip: SEEK_STEP - 1 }) as unknown[] | undefined);
+      const found =
+        last === undefined ? await q.values(seek.firstStepSql, { ...params, skip: SEEK_STEP }) : await q.values(seek.stepSql, { ...params, ...anchorParams(last), skip: SEEK_STEP - 1 });
       if (found === undefined) index.complete = true;
       else index.anchors.push(found);
     }
     const usable = Math.min(wanted, index.anchors.length - 1);
-    if (usable < 0) return this.#statement(compiled.pageSql).all({ ...params, limit, offset }) as Row[];
+    if (usable < 0) return q.all(compiled.pageSql, { ...params, limit, offset });
     const position = (usable + 1) * SEEK_STEP;
     let anchor = index.anchors[usable]!;
     if (seek.merged && offset > position) {
-      // Arms merged by SQLite build every row they pass, skipped ones too: skip with the step
-      // (order columns only) to the page's first row, then build just the page.
-      const first = step.get({ ...params, ...anchorParams(anchor), skip: offset - position - 1 }) as unknown[] | undefined;
+      // Merged arms build every row they pass, skipped ones too: skip with the step (order
+      // columns only) to the page's first row, then build just the page.
+      const first = await q.values(seek.stepSql, { ...params, ...anchorParams(anchor), skip: offset - position - 1 });
       if (first === undefined) return [];
       anchor = first;
     }
-    return this.#statement(seek.pageSql).all({ ...params, ...anchorParams(anchor), limit, offset: seek.merged ? 0 : offset - position }) as Row[];
+    return q.all(seek.pageSql, { ...params, ...anchorParams(anchor), limit, offset: seek.merged ? 0 : offset - position });
   }
 
   #seekIndex(key: string): SeekIndex {
@@ -306,25 +341,15 @@ export class RosterReader {
   }
 
   /** Seeking pays only when an index delivers the order; a sorted scan per step would cost more than OFFSET. */
-  #canSeek(stepSql: string, params: Record<string, unknown>): boolean {
+  async #canSeek(q: RosterQueries, stepSql: string, anchors: number, params: Record<string, unknown>): Promise<boolean> {
     let ok = this.#seekable.get(stepSql);
     if (ok === undefined) {
       const probe: Record<string, unknown> = { ...params, skip: 0 };
-      for (let i = 0; i < 16; i++) probe[`a${i}`] = "";
-      const plan = this.sqlite.prepare(`EXPLAIN QUERY PLAN ${stepSql}`).all(probe) as Array<{ detail: string }>;
-      ok = !plan.some((p) => p.detail.includes("TEMP B-TREE"));
-      remember(this.#seekable, stepSql, ok, MAX_STATEMENTS);
+      for (let i = 0; i < anchors; i++) probe[`a${i}`] = "";
+      ok = await q.readsInOrder(stepSql, probe);
+      remember(this.#seekable, stepSql, ok, MAX_PLANS);
     }
     return ok;
-  }
-
-  #statement(sql: string): Statement {
-    let statement = this.#statements.get(sql);
-    if (statement === undefined) {
-      statement = this.sqlite.prepare(sql);
-      remember(this.#statements, sql, statement, MAX_STATEMENTS);
-    }
-    return statement;
   }
 }
 

@@ -85,10 +85,10 @@ export interface RosteringRoutes {
   /** Summary and tag of a route in the OpenAPI document. */
   doc(summary: string): { tags: string[]; summary: string };
   list(request: FastifyRequest, reply: FastifyReply, resource: Resource, query: ListQueryParams, scope?: Scope): FastifyReply | Promise<FastifyReply>;
-  one(request: FastifyRequest, reply: FastifyReply, resource: Resource, id: string, fields: string | undefined): FastifyReply;
+  one(request: FastifyRequest, reply: FastifyReply, resource: Resource, id: string, fields: string | undefined): Promise<FastifyReply>;
   notFound(resource: Resource, id: string): RosterdockError;
   /** 404 unless the district has the school and the class is the school's. */
-  requireClassInSchool(request: FastifyRequest, schools: Resource, classes: Resource, schoolId: string, classId: string): void;
+  requireClassInSchool(request: FastifyRequest, schools: Resource, classes: Resource, schoolId: string, classId: string): Promise<void>;
 }
 
 declare module "fastify" {
@@ -119,20 +119,25 @@ export async function registerRosteringService(
       if (!scoped.hasRequestDecorator("district")) scoped.decorateRequest("district", undefined);
       if (!scoped.hasRequestDecorator("cacheKey")) scoped.decorateRequest("cacheKey", undefined);
       const cache = new ResponseCache();
-      /** Sends a finished body and remembers it for the next identical request. */
-      const send = (request: FastifyRequest, reply: FastifyReply, body: string, headers: Record<string, string>) => {
-        const etag = ResponseCache.etag(request.cacheKey!);
-        cache.set(request.cacheKey!, { body, headers, etag });
+      /**
+       * Sends a finished body and remembers it for the next identical request, under the roster
+       * version it was read at (a sync applied since the request's cache lookup moves it on).
+       */
+      const send = (request: FastifyRequest, reply: FastifyReply, rosterVersion: string, body: string, headers: Record<string, string>) => {
+        const key = ResponseCache.key(request.district!.id, rosterVersion, request.url);
+        const etag = ResponseCache.etag(key);
+        cache.set(key, { body, headers, etag });
         return reply.headers(headers).header("etag", etag).type("application/json; charset=utf-8").send(body);
       };
       scoped.addHook("onRequest", async (request, reply) => {
         const slug = (request.params as { slug?: string }).slug ?? "";
         await auth.require(request, rosteringScope(request.routeOptions.url ?? request.url), slug);
-        const district = reader.district(slug);
+        const district = await reader.district(slug);
         if (district === undefined) throw new RosterdockError("ERR_DISTRICT_NOT_FOUND", `No district has slug ${slug}.`);
         request.district = district;
         // A page asked for before, at this roster version: the same bytes, or 304 to a client that has them.
-        const key = ResponseCache.key(district.id, reader.version(district.id), request.url);
+        // The version is read from the database on every request: another node may have applied a sync.
+        const key = ResponseCache.key(district.id, await reader.version(district.id), request.url);
         request.cacheKey = key;
         const cached = cache.get(key);
         if (cached === undefined) return;
@@ -142,7 +147,7 @@ export async function registerRosteringService(
 
       const notFound = (resource: Resource, id: string) => new RosterdockError("ERR_ONEROSTER_NOT_FOUND", `No ${resource.singular} has sourcedId ${id}.`, { sourcedId: id });
 
-      const list = (request: FastifyRequest, reply: FastifyReply, resource: Resource, query: ListQueryParams, scope?: Scope) => {
+      const list = async (request: FastifyRequest, reply: FastifyReply, resource: Resource, query: ListQueryParams, scope?: Scope) => {
         const district = request.district!;
         const filter = query.filter === undefined || query.filter.trim() === "" ? undefined : parseFilter(query.filter);
         const listQuery = {
@@ -154,17 +159,16 @@ export async function registerRosteringService(
           fields: splitFields(query.fields),
         };
         const limit = version.largePages === "cap" ? Math.min(query.limit, PAGE_CHUNK) : query.limit;
-        const rosterVersion = reader.version(district.id);
         const read = (count: number, offset: number) => reader.list(district, listQuery, count, offset);
-        const shape = (page: ReturnType<typeof read>) => {
+        const shape = (page: Awaited<ReturnType<typeof read>>) => {
           const refs = version.refs(publicUrl, district.slug, page.appliedAt);
           return page.rows.map((row) => shapeRecord(resource, page.fields, row, refs));
         };
-        const page = read(Math.min(limit, PAGE_CHUNK), query.offset);
+        const page = await read(Math.min(limit, PAGE_CHUNK), query.offset);
         const headers: Record<string, string> = { "x-total-count": String(page.total) };
         const link = linkHeader(publicUrl, request.url, page.total, limit, query.offset);
         if (link) headers.link = link;
-        if (limit <= PAGE_CHUNK) return send(request, reply, JSON.stringify({ [resource.plural]: shape(page) }), headers);
+        if (limit <= PAGE_CHUNK) return send(request, reply, page.version, JSON.stringify({ [resource.plural]: shape(page) }), headers);
         const end = Math.min(query.offset + limit, page.total);
         async function* chunks(): AsyncGenerator<string> {
           yield `{${JSON.stringify(resource.plural)}:[`;
@@ -178,25 +182,25 @@ export async function registerRosteringService(
             at += current.rows.length;
             if (at >= end || current.rows.length === 0) break;
             await nextTurn();
-            if (reader.version(district.id) !== rosterVersion) throw new Error("The roster changed while a large page was being sent; the page was cut off.");
-            current = read(Math.min(PAGE_CHUNK, end - at), at);
+            current = await read(Math.min(PAGE_CHUNK, end - at), at);
+            if (current.version !== page.version) throw new Error("The roster changed while a large page was being sent; the page was cut off.");
           }
           yield "]}";
         }
         return reply.headers(headers).type("application/json; charset=utf-8").send(Readable.from(chunks()));
       };
 
-      const one = (request: FastifyRequest, reply: FastifyReply, resource: Resource, id: string, fields: string | undefined) => {
+      const one = async (request: FastifyRequest, reply: FastifyReply, resource: Resource, id: string, fields: string | undefined) => {
         const district = request.district!;
-        const found = reader.get(district, resource, id, splitFields(fields));
+        const found = await reader.get(district, resource, id, splitFields(fields));
         if (found === undefined) throw notFound(resource, id);
         const record = shapeRecord(resource, found.fields, found.row, version.refs(publicUrl, district.slug, found.appliedAt));
-        return send(request, reply, JSON.stringify({ [resource.singular]: record }), {});
+        return send(request, reply, found.version, JSON.stringify({ [resource.singular]: record }), {});
       };
 
-      const requireClassInSchool = (request: FastifyRequest, schools: Resource, classes: Resource, schoolId: string, classId: string) => {
-        if (!reader.exists(request.district!, schools, schoolId)) throw notFound(schools, schoolId);
-        const found = reader.get(request.district!, classes, classId, ["school"]);
+      const requireClassInSchool = async (request: FastifyRequest, schools: Resource, classes: Resource, schoolId: string, classId: string) => {
+        if (!(await reader.exists(request.district!, schools, schoolId))) throw notFound(schools, schoolId);
+        const found = await reader.get(request.district!, classes, classId, ["school"]);
         if (found === undefined || String(found.row.school_id) !== schoolId) {
           throw new RosterdockError("ERR_ONEROSTER_NOT_FOUND", `School ${schoolId} has no class with sourcedId ${classId}.`, { sourcedId: classId });
         }

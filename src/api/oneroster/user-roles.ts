@@ -78,7 +78,7 @@ export function roleFilter(compatible: boolean): FieldFilter {
       if (value === "siteAdministrator") match = `(${col("role")} = 'administrator' AND ${atSchool(col)})`;
       else if (value === "districtAdministrator") match = `(${col("role")} = 'administrator' AND NOT ${atSchool(col)})`;
       else if (value === "student" || value === "teacher" || value === "aide" || (compatible && value === "administrator")) match = `${col("role")} = ${param}`;
-      else match = "0";
+      else match = "(1 = 0)";
       return op === "=" ? match : `NOT ${match}`;
     },
   };
@@ -99,7 +99,7 @@ export const roleOrgFilter: FieldFilter = {
         `UNION ALL SELECT rd.user_key FROM roster_users rd WHERE ${param} = 'district-' || @slug AND rd.district_id = @d AND rd.school_ids = '[]'`;
       return `${col("sourced_id")} ${op === "=" ? "IN" : "NOT IN"} (${users})`;
     }
-    const org = op === "~" ? `instr(fold(ro.value), fold(${param})) > 0` : `ro.value ${op} ${param}`;
-    return `EXISTS (SELECT 1 FROM json_each(CASE WHEN ${col("school_ids")} = '[]' THEN json_array('district-' || @slug) ELSE ${col("school_ids")} END) ro WHERE ${org})`;
+    const org = op === "~" ? `rd_contains(ro.value, ${param})` : `rd_bytes(ro.value) ${op} ${param}`;
+    return `EXISTS (SELECT 1 FROM rd_json_each(CASE WHEN ${col("school_ids")} = '[]' THEN rd_json_array('district-' || @slug) ELSE ${col("school_ids")} END, ro) WHERE ${org})`;
   },
 };

@@ -13,6 +13,7 @@ import { userDemographicsMigration } from "./0010-user-demographics.ts";
 import { credentialHandoffsMigration } from "./0011-credential-handoffs.ts";
 import { operatorsMigration } from "./0012-operators.ts";
 import { severalNodesMigration } from "./0013-several-nodes.ts";
+import { rosterReadFunctionsMigration } from "./0015-roster-read-functions.ts";
 
 /** Every migration, in order; each is written once for both dialects. */
 export function migrationProvider(dialect: DialectInfo): MigrationProvider {
@@ -32,6 +33,7 @@ export function migrationProvider(dialect: DialectInfo): MigrationProvider {
         "0011-credential-handoffs": credentialHandoffsMigration(dialect),
         "0012-operators": operatorsMigration(dialect),
         "0013-several-nodes": severalNodesMigration(dialect),
+        "0015-roster-read-functions": rosterReadFunctionsMigration(dialect),
       };
     },
   };

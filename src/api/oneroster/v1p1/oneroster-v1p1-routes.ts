@@ -116,7 +116,7 @@ export async function registerOneRosterV1p1Routes(app: FastifyInstance, options:
     for (const nested of nestedRoutes()) {
       api.get(`/${nested.parent}/:id/${nested.child}`, { schema: { ...doc(`${nested.child} of one of the ${nested.parent}`), params: IdParams, querystring: ListQuerySchema } }, async (request, reply) => {
         const id = request.params.id;
-        if (!reader.exists(request.district!, nested.parentV1p1, id)) throw notFound(nested.parentV1p1, id);
+        if (!(await reader.exists(request.district!, nested.parentV1p1, id))) throw notFound(nested.parentV1p1, id);
         return list(request, reply, nested.resourceV1p1, request.query, { sql: nested.scope, params: { parent: id, ...(nested.params?.(id) ?? {}) } });
       });
     }
@@ -127,7 +127,7 @@ export async function registerOneRosterV1p1Routes(app: FastifyInstance, options:
       if (member === undefined || resource === undefined) throw new Error(`OneRoster 1.1: no restriction for classes/${child}`);
       api.get(`/schools/:schoolId/classes/:classId/${child}`, { schema: { ...doc(`${child} of a class of a school`), params: SchoolClassParams, querystring: ListQuerySchema } }, async (request, reply) => {
         const { schoolId, classId } = request.params;
-        requireClassInSchool(request, V1P1_SCHOOLS, V1P1_CLASSES, schoolId, classId);
+        await requireClassInSchool(request, V1P1_SCHOOLS, V1P1_CLASSES, schoolId, classId);
         return list(request, reply, resource, request.query, { sql: member.scope, params: { parent: classId, ...(member.params?.(classId) ?? {}) } });
       });
     }
