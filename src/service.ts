@@ -122,8 +122,8 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
       },
       digestRevisitLimit: config.digestRevisitLimit,
       tombstoneDays: config.tombstoneDays,
-      onOutcome: (outcome, sqlite, now) =>
-        webhooks.emitWithinSqlite(sqlite, `sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, now),
+      onOutcome: (outcome, sql, now) =>
+        webhooks.emitWithinEngine(sql, `sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, now),
     },
     onFailedWithoutEngine: async (outcome, trx) => {
       await webhooks.emit(`sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, trx);
@@ -154,7 +154,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     guides: new GuideService({ config, districts, address: () => settings.address(config), hostKeys: loadHostKeys, clock }),
     hostKeys: loadHostKeys,
     close: async () => {
-      syncs.close();
+      await syncs.close();
       await deliveries.close();
       await defender.stop();
       await hasher.close();

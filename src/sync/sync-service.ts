@@ -19,7 +19,7 @@ import type { ProcessOutcome, SyncOutcomeEvent, SyncProcessorOptions, SyncReport
 import { emptyCounts } from "./roster-tables.ts";
 import { findDanglingReferences } from "./roster-doctor.ts";
 import type { DanglingReference } from "./roster-doctor.ts";
-import { SyncConnection } from "./sync-connection.ts";
+import { SqliteEngineSql } from "./sqlite-engine-sql.ts";
 import type { StageProgress } from "./stage-delivery.ts";
 
 /** An issue as operators read it: the stored row without its bookkeeping. */
@@ -193,8 +193,8 @@ export class SyncService {
     if (failed) this.hooks.logger?.warn({ event: "sync.failed", syncId, districtId: failed.district_id, reason: PROCESSING_UNAVAILABLE }, "sync failed");
   }
 
-  close(): void {
-    this.processor?.close();
+  async close(): Promise<void> {
+    await this.processor?.close();
   }
 
   /** Runs the pipeline on local files without a server: a sync with source "cli", processed now. */
@@ -236,18 +236,18 @@ export class SyncService {
   }
 
   async discard(syncId: number, actor: string): Promise<SyncDetail> {
-    this.#engine().processor.discard(syncId, actor);
+    await this.#engine().processor.discard(syncId, actor);
     await this.#audit(actor, "sync.discarded", syncId, {});
     return this.show(syncId);
   }
 
   /** Purges tombstones past `ROSTERDOCK_TOMBSTONE_DAYS`, of every district; the rows purged (0 without an engine: PostgreSQL keeps no roster yet). */
-  purgeTombstones(): number {
-    return this.processor?.purgeTombstones() ?? 0;
+  async purgeTombstones(): Promise<number> {
+    return (await this.processor?.purgeTombstones()) ?? 0;
   }
 
   async rollback(syncId: number, actor: string): Promise<{ sync: SyncDetail; changeset: Changeset }> {
-    const changeset = this.#engine().processor.rollback(syncId, actor);
+    const changeset = await this.#engine().processor.rollback(syncId, actor);
     await this.#audit(actor, "sync.rolled_back", syncId, { changes: changeset.changes });
     return { sync: await this.show(syncId), changeset };
   }
@@ -312,7 +312,7 @@ export function createSyncService(deps: SyncServiceDeps): SyncService {
   }
   const processor = new SyncProcessor(
     database.db,
-    () => new SyncConnection(sqlite.name, join(deps.dataDir, "staging")),
+    () => new SqliteEngineSql(sqlite.name, join(deps.dataDir, "staging")),
     storage,
     clock,
     logger.child({ component: "sync" }),
