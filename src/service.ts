@@ -113,6 +113,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     clock,
     logger,
     dataDir: config.dataDir,
+    databaseUrl: config.databaseUrl,
     options: {
       safeguards: {
         maxDeleteShare: config.holdDeletePercent / 100,

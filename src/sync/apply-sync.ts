@@ -274,7 +274,7 @@ const BULK_SHARE = 8;
  */
 async function bulkChange(sql: EngineSql, table: string, touched: number, rebuilt: string[], work: (bulk: boolean) => Promise<unknown>): Promise<void> {
   const live = `${sql.main}${q(table)}`;
-  if (!(touched >= BULK_MIN_ROWS && (await holdsFewerRows(sql, live, touched * BULK_SHARE)))) {
+  if (!sql.rebuildsIndexesInBulk || !(touched >= BULK_MIN_ROWS && (await holdsFewerRows(sql, live, touched * BULK_SHARE)))) {
     await work(false);
     return;
   }
@@ -381,8 +381,8 @@ async function rollbackEntity(sql: EngineSql, table: RosterTable, districtId: nu
 
 /** A column of a row a rollback brings back, from its logged JSON (`c.before_json`). */
 function restoredColumn(sql: EngineSql, table: RosterTable, column: string): string {
-  const logged = sql.jsonField("c.before_json", column);
-  const derive = table.derived?.[column];
+  const logged = sql.jsonField("c.before_json", column, column === "last_sync_id" ? "integer" : undefined);
+  const derive = sql.derivesLegacyColumns ? table.derived?.[column] : undefined;
   return derive === undefined ? logged : `coalesce(${logged}, ${derive("c.before_json")})`;
 }
 

@@ -98,14 +98,29 @@ export interface EngineSql {
   jsonArray(items: readonly string[]): string;
   /** An aggregate: the JSON array of the expression's values (in the order rows come). */
   jsonGroupArray(expression: string): string;
-  /** A top-level field of a JSON object, as text. */
-  jsonField(json: string, field: string): string;
+  /** A top-level field of a JSON object, as text (or as an integer). */
+  jsonField(json: string, field: string, type?: "integer"): string;
   /** An element of a JSON array, as text. */
   jsonItem(json: string, index: number): string;
   /** The JSON object with one field set to an integer. */
   jsonSetInteger(json: string, field: string, value: number): string;
-  /** The hidden row identity of staging rows (`rowid` / `ctid`); ordered by insertion on SQLite. */
+  /**
+   * The row identity of staging tables, in insertion order: SQLite's `rowid`, or a column of
+   * their own elsewhere (`rowidColumn`, declared by the staging tables that need one).
+   */
   readonly rowid: string;
+  readonly rowidColumn: string;
+  /**
+   * Whether a bulk change may drop a live table's secondary indexes and build them again inside
+   * its transaction. SQLite: yes, readers of the old snapshot are not blocked. PostgreSQL: no,
+   * DROP INDEX would lock the table against every reader until the apply commits.
+   */
+  readonly rebuildsIndexesInBulk: boolean;
+  /**
+   * Whether the change log may predate derived columns (RosterTable.derived), so that a rollback
+   * computes them with the connection's `collation_key()`: SQLite databases older than them.
+   */
+  readonly derivesLegacyColumns: boolean;
 
   /** A fresh, empty staging space for the sync (a leftover from a crash is discarded). */
   attachStage(syncId: number): Promise<void>;

@@ -22,6 +22,9 @@ export class SqliteEngineSql implements EngineSql {
   readonly notIndexed = " NOT INDEXED";
   readonly drivingJoin = "CROSS JOIN";
   readonly rowid = "rowid";
+  readonly rowidColumn = "";
+  readonly rebuildsIndexesInBulk = true;
+  readonly derivesLegacyColumns = true;
   readonly connection: SyncConnection;
   readonly #statements = new Map<string, Statement<unknown[]>>();
   /** Open transactions and savepoints, outermost first. */

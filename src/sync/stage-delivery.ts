@@ -282,7 +282,7 @@ async function createStagingTables(sql: EngineSql): Promise<void> {
     // Key columns NOT NULL: then a unique index proves the order of every column, and the diff's EXCEPT is a merge without sorting.
     const notNull = new Set([...table.key, ...(table.entity === "users" ? ["scope", "district_user_id"] : [])]);
     const columns = allColumns(table).map((c) => `${q(c)} TEXT${notNull.has(c) ? " NOT NULL" : ""}`);
-    await sql.exec(`CREATE TABLE ${stagedTable(sql, table.entity)} (${columns.join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL)`);
+    await sql.exec(`CREATE TABLE ${stagedTable(sql, table.entity)} (${columns.join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL${sql.rowidColumn})`);
   }
   await createKeptTables(sql);
 }

@@ -19,6 +19,8 @@ import type { ProcessOutcome, SyncOutcomeEvent, SyncProcessorOptions, SyncReport
 import { emptyCounts } from "./roster-tables.ts";
 import { findDanglingReferences } from "./roster-doctor.ts";
 import type { DanglingReference } from "./roster-doctor.ts";
+import type { EngineSql } from "./engine-sql.ts";
+import { PostgresEngineSql } from "./postgres-engine-sql.ts";
 import { SqliteEngineSql } from "./sqlite-engine-sql.ts";
 import type { StageProgress } from "./stage-delivery.ts";
 
@@ -295,24 +297,34 @@ export interface SyncServiceDeps {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
-  /** Staging databases go to `<dataDir>/staging`. */
+  /** Staging databases go to `<dataDir>/staging` (SQLite). */
   dataDir: string;
+  /** `ROSTERDOCK_DATABASE_URL`: on PostgreSQL the engine opens a connection of its own with it. */
+  databaseUrl?: string | undefined;
   options?: SyncProcessorOptions;
   /** Where there is no engine (PostgreSQL): see SyncServiceHooks. */
   onFailedWithoutEngine?: SyncServiceHooks["onFailedWithoutEngine"];
 }
 
-/** The sync service with its engine (SQLite only for now; on PostgreSQL it lists and shows but cannot process). */
+/**
+ * The sync service with its engine: on SQLite over the engine's own connection and attached
+ * staging files, on PostgreSQL over a connection of its own and its temporary tables. Without
+ * either (a PostgreSQL database opened without its URL) it lists and shows but cannot process.
+ */
 export function createSyncService(deps: SyncServiceDeps): SyncService {
   const { database, districts, storage, audit, clock, logger } = deps;
   const sqlite = database.sqlite;
-  if (sqlite === undefined) {
+  const url = deps.databaseUrl;
+  let openEngine: () => EngineSql;
+  if (sqlite !== undefined) openEngine = () => new SqliteEngineSql(sqlite.name, join(deps.dataDir, "staging"));
+  else if (url) openEngine = () => new PostgresEngineSql(url);
+  else {
     const hooks: SyncServiceHooks = { logger: logger.child({ component: "sync" }), ...(deps.onFailedWithoutEngine ? { onFailedWithoutEngine: deps.onFailedWithoutEngine } : {}) };
     return new SyncService(database.db, districts, undefined, storage, audit, clock, hooks);
   }
   const processor = new SyncProcessor(
     database.db,
-    () => new SqliteEngineSql(sqlite.name, join(deps.dataDir, "staging")),
+    openEngine,
     storage,
     clock,
     logger.child({ component: "sync" }),
