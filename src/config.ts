@@ -166,7 +166,7 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
   {
     key: "databaseUrl",
     env: "ROSTERDOCK_DATABASE_URL",
-    description: "PostgreSQL URL (`postgres://…`); unset keeps SQLite in the data folder. On PostgreSQL, intake, accounts and the admin API work, but syncs are not processed yet (they fail, saying so) and the OneRoster API and change feed are off.",
+    description: "PostgreSQL URL (`postgres://…`); unset keeps SQLite in the data folder. On PostgreSQL, intake, accounts, the admin API and syncs (staged through COPY, applied in one transaction) work; the OneRoster API and change feed are off.",
     defaultText: "unset (SQLite)",
     parse: (raw) => {
       const value = raw?.trim();
