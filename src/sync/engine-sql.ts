@@ -80,7 +80,11 @@ export interface EngineSql {
   /** A transaction over staging only (a batch of scratch writes); nests as a savepoint. */
   scratch<T>(work: () => Promise<T>): Promise<T>;
 
-  /** A writer of a staging table's rows; `fixed` columns are constants of the whole file (its index). */
+  /**
+   * A writer of a staging table's rows: `columns` in the order `push` gives the values, the last
+   * one receiving the row's number in its file; `fixed` columns are constants of the whole file
+   * (its index).
+   */
   stageWriter(table: string, columns: readonly string[], fixed: Readonly<Record<string, number>>): StageWriter;
   /** Creates an index on a staging table. */
   createStageIndex(index: StageIndex): Promise<void>;

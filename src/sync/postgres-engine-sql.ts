@@ -33,25 +33,51 @@ export class PostgresEngineSql implements EngineSql {
   readonly rowidColumn = ", engine_rowid bigint GENERATED ALWAYS AS IDENTITY";
   readonly rebuildsIndexesInBulk = false;
   readonly derivesLegacyColumns = false;
-  readonly #client: pg.Client;
+  readonly #connectionString: string;
+  /** The open connection, or null before the first statement and after it was lost. */
+  #client: pg.Client | null = null;
   #connected: Promise<void> | undefined;
   #depth = 0;
   #cursors = 0;
 
   constructor(connectionString: string) {
-    // int8 (counts, ids) fits in a JS number for any roster we accept; set on this client only.
-    const types = {
-      getTypeParser: ((oid: number, format?: "text" | "binary") =>
-        oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-    };
-    this.#client = new pg.Client({ connectionString, types });
-    // An idle connection's error (the server restarting) surfaces at the next query, not as a crash.
-    this.#client.on("error", () => undefined);
+    this.#connectionString = connectionString;
   }
 
+  /**
+   * The connection, opened on first use. A connection lost (the server restarting) is replaced
+   * at the next statement; what it held (a transaction, the staging tables) went with it, and
+   * the sync that used it fails and runs again.
+   */
   async #ready(): Promise<pg.Client> {
-    await (this.#connected ??= this.#client.connect().then(() => undefined));
-    return this.#client;
+    let client = this.#client;
+    if (client === null) {
+      // int8 (counts, ids) fits in a JS number for any roster we accept; set on this client only.
+      const types = {
+        getTypeParser: ((oid: number, format?: "text" | "binary") =>
+          oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+      };
+      const opened = new pg.Client({ connectionString: this.#connectionString, types });
+      const lost = () => {
+        if (this.#client !== opened) return;
+        this.#client = null;
+        this.#connected = undefined;
+        this.#depth = 0;
+      };
+      // An idle connection's error surfaces at the next statement, not as a crash.
+      opened.on("error", lost);
+      opened.on("end", lost);
+      this.#client = client = opened;
+      this.#connected = opened.connect().then(
+        () => undefined,
+        (error: unknown) => {
+          lost();
+          throw error;
+        },
+      );
+    }
+    await this.#connected;
+    return client;
   }
 
   async #query<T>(sql: string, params: SqlParams = []): Promise<pg.QueryResult<T & pg.QueryResultRow>> {
@@ -229,7 +255,7 @@ export class PostgresEngineSql implements EngineSql {
   }
 
   async #discardStage(): Promise<void> {
-    if (this.#connected === undefined) return;
+    if (this.#client === null) return;
     const client = await this.#ready();
     if (this.#depth > 0) {
       this.#depth = 0;
@@ -239,9 +265,10 @@ export class PostgresEngineSql implements EngineSql {
   }
 
   async close(): Promise<void> {
-    if (this.#connected === undefined) return;
+    const client = this.#client;
+    this.#client = null;
     this.#connected = undefined;
-    await this.#client.end().catch(() => undefined);
+    await client?.end().catch(() => undefined);
   }
 }
 

@@ -11,7 +11,7 @@ import { postgresMissing, startPostgres, type PostgresServer } from "../support/
 
 const missing = requireTool("sftp") ?? postgresMissing();
 const SCHOOLS = "school_id,school_name\n100,Lincoln Elementary\n";
-const STUDENTS = "Student_Number,First_Name,Last_Name,Grade_Level,SchoolID\n1001,Ana,Lopez,5,100\n";
+const STUDENTS = "ID,Student_Number,First_Name,Last_Name,Grade_Level,SchoolID\n1001,1001,Ana,Lopez,5,100\n";
 
 describe("rosterdock serve on PostgreSQL", { skip: missing }, () => {
   let postgres: PostgresServer;
@@ -66,7 +66,7 @@ describe("rosterdock serve on PostgreSQL", { skip: missing }, () => {
     const uploads = await home.json(["uploads", "lincoln"]);
     assert.equal(uploads.length, 2);
     assert.ok(uploads.every((u: { status: string }) => u.status === "accepted"));
-    const students = uploads.find((u: { name: string }) => u.name === "students.csv");
+    const students = uploads.find((u: { path: string }) => u.path.endsWith("students.csv"));
     assert.equal(students.size, Buffer.byteLength(STUDENTS));
     assert.equal(students.sha256, createHash("sha256").update(STUDENTS).digest("hex"));
 
