@@ -38,8 +38,6 @@ export interface LiveIndex {
 }
 
 export interface EngineSql {
-  readonly dialect: "sqlite" | "postgres";
-
   /** Prefix of the sync's staging tables (`stage.` / `pg_temp.`) and of the live tables (`main.` / `public.`). */
   readonly stage: string;
   readonly main: string;
@@ -86,6 +84,11 @@ export interface EngineSql {
    * (its index).
    */
   stageWriter(table: string, columns: readonly string[], fixed: Readonly<Record<string, number>>): StageWriter;
+  /**
+   * Gathers a staging table's statistics for the planner once it is filled (PostgreSQL never
+   * analyzes temporary tables by itself); SQLite's statements steer its planner instead.
+   */
+  analyze(table: string): Promise<void>;
   /** Creates an index on a staging table. */
   createStageIndex(index: StageIndex): Promise<void>;
   dropStageIndex(name: string): Promise<void>;

@@ -243,6 +243,8 @@ async function planEntity(sql: EngineSql, table: RosterTable, districtId: number
   await sql.exec(`CREATE TABLE ${oldTable} AS ${liveSelect} EXCEPT ${stageSelect} ORDER BY ${order}`);
   await sql.createStageIndex({ name: `new_${table.entity}_key`, table: `new_${table.entity}`, columns: table.key, unique: true });
   await sql.createStageIndex({ name: `old_${table.entity}_key`, table: `old_${table.entity}`, columns: table.key, unique: true });
+  await sql.analyze(newTable);
+  await sql.analyze(oldTable);
   const changed = await sql.count(`SELECT count(*) FROM ${newTable}`);
   const gone = await sql.count(`SELECT count(*) FROM ${oldTable}`);
   const on = table.key.map((c) => `n.${q(c)} = o.${q(c)}`).join(" AND ");

@@ -23,7 +23,6 @@ const ROSTER_WRITE_LOCK = 0x526f_7374; // "Rost"
  * which are unlogged and vanish with the session). Staging is written with COPY FROM STDIN.
  */
 export class PostgresEngineSql implements EngineSql {
-  readonly dialect = "postgres" as const;
   readonly stage = "pg_temp.";
   readonly main = "public.";
   readonly withoutRowid = "";
@@ -184,6 +183,10 @@ export class PostgresEngineSql implements EngineSql {
 
   stageWriter(table: string, columns: readonly string[], fixed: Readonly<Record<string, number>>): StageWriter {
     return new CopyWriter(() => this.#ready(), `${this.stage}${q(table)}`, columns, fixed);
+  }
+
+  async analyze(table: string): Promise<void> {
+    await this.exec(`ANALYZE ${table}`);
   }
 
   async createStageIndex(index: StageIndex): Promise<void> {

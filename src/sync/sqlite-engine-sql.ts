@@ -15,7 +15,6 @@ const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
  * promises only give the engine one shape for both stores.
  */
 export class SqliteEngineSql implements EngineSql {
-  readonly dialect = "sqlite" as const;
   readonly stage = "stage.";
   readonly main = "main.";
   readonly withoutRowid = " WITHOUT ROWID";
@@ -132,6 +131,8 @@ export class SqliteEngineSql implements EngineSql {
     this.#depth--;
     this.sqlite.exec(this.#depth === 0 ? "COMMIT" : `RELEASE engine_${this.#depth}`);
   }
+
+  async analyze(_table: string): Promise<void> {}
 
   async createStageIndex(index: StageIndex): Promise<void> {
     this.sqlite.exec(`CREATE ${index.unique ? "UNIQUE " : ""}INDEX ${this.stage}${q(index.name)} ON ${q(index.table)} (${index.columns.map(q).join(", ")})`);

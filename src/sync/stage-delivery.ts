@@ -524,6 +524,7 @@ async function clusterByKey(sql: EngineSql, table: RosterTable): Promise<void> {
   await sql.exec(`DROP TABLE IF EXISTS ${keyed}`);
   await sql.exec(`CREATE TABLE ${keyed} (${columns.map((c) => `${c} TEXT`).join(", ")}, PRIMARY KEY (${key}))${sql.withoutRowid}`);
   await sql.exec(`INSERT INTO ${keyed} (${columns.join(", ")}) SELECT ${columns.join(", ")} FROM ${stagedTable(sql, table.entity)}${sql.notIndexed} ORDER BY ${key}`);
+  await sql.analyze(keyed);
 }
 
 /**

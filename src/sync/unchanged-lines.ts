@@ -21,11 +21,31 @@ import type { EngineSql } from "./engine-sql.ts";
 export async function loadRemovedKeys(sql: EngineSql, file: StagedFile): Promise<void> {
   const key = rosterTable(file.entity).key;
   await sql.exec(`CREATE TABLE ${removedTable(sql, file.entity)} (${key.map((c) => `${q(c)} TEXT NOT NULL`).join(", ")}, PRIMARY KEY (${key.map(q).join(", ")}))${sql.withoutRowid}`);
-  const insert = removedInserter(sql, file.entity);
+  // Many rows per statement: on PostgreSQL each statement is a round trip.
+  const columns = key.map(q);
+  const statements = new Map<number, string>();
+  const insertMany = (rows: number) => {
+    let statement = statements.get(rows);
+    if (statement === undefined) {
+      const tuple = `(${columns.map(() => "?").join(", ")})`;
+      statement = sql.insertOrIgnore(removedTable(sql, file.entity), columns, `VALUES ${Array.from({ length: rows }, () => tuple).join(", ")}`, columns);
+      statements.set(rows, statement);
+    }
+    return statement;
+  };
   await sql.scratch(async () => {
-    for (const batch of removedKeys(file.digest!.dir)) for (const k of batch) await insert(k);
+    for (const batch of removedKeys(file.digest!.dir)) {
+      for (let at = 0; at < batch.length; at += REMOVED_PER_STATEMENT) {
+        const keys = batch.slice(at, at + REMOVED_PER_STATEMENT);
+        await sql.run(insertMany(keys.length), keys.flatMap((k) => k.split("\u0000")));
+      }
+    }
   });
+  await sql.analyze(removedTable(sql, file.entity));
 }
+
+/** Removed keys inserted per statement. */
+const REMOVED_PER_STATEMENT = 200;
 
 function removedInserter(sql: EngineSql, entity: EntityName): (key: string) => Promise<number> {
   const key = rosterTable(entity).key.map(q);
