@@ -5,6 +5,7 @@ import { describe, it } from "node:test";
 import type { Rosterdock } from "../../src/service.ts";
 import { RosterdockHome } from "../support/rosterdock-process.ts";
 import { brief, forEachBackend, newDistrict, snapshot, startRosterdock, writeFiles } from "./helpers.ts";
+import { selectedBackends } from "../support/backends.ts";
 
 /**
  * Dates are read one way per column of a file (DD/MM or MM/DD, from the column's values or the
@@ -51,7 +52,7 @@ async function column(rd: Rosterdock, slug: string, entity: "users" | "enrollmen
 
 const pad = (n: number) => String(n).padStart(2, "0");
 
-forEachBackend("a file's date columns are read one way", () => {
+forEachBackend(selectedBackends(), "a file's date columns are read one way", () => {
   it("reads a DD/MM file day first throughout, rows whose day is 12 or less included", async () => {
     const rd = await startRosterdock();
     const slug = await newDistrict(rd, NO_HOLDS);
@@ -114,7 +115,7 @@ forEachBackend("a file's date columns are read one way", () => {
   });
 });
 
-forEachBackend("a district's date format", () => {
+forEachBackend(selectedBackends(), "a district's date format", () => {
   it("reads every date its way: with dmy, an undecidable date is day first and a month-first one is bad", async () => {
     const rd = await startRosterdock();
     const slug = await newDistrict(rd, NO_HOLDS);
@@ -135,8 +136,8 @@ forEachBackend("a district's date format", () => {
   });
 });
 
-// The CLI's own processes: on the SQLite of their data folder.
-describe("rosterdock district settings", () => {
+// The CLI's own processes, on the SQLite of their data folder: in the SQLite run only.
+if (selectedBackends().some((b) => b.name === "sqlite")) describe("rosterdock district settings", () => {
   it("shows and sets the district's date format, and `rosterdock ingest` then reads its dates that way", async () => {
     const home = await RosterdockHome.create();
     try {
@@ -164,7 +165,7 @@ describe("rosterdock district settings", () => {
   });
 });
 
-forEachBackend("a bad optional value keeps yesterday's", () => {
+forEachBackend(selectedBackends(), "a bad optional value keeps yesterday's", () => {
   it("keeps the live record's value and names it in the warning; a new record's is left empty", async () => {
     const rd = await startRosterdock();
     const slug = await newDistrict(rd, NO_HOLDS);
@@ -206,7 +207,7 @@ forEachBackend("a bad optional value keeps yesterday's", () => {
   });
 });
 
-forEachBackend("second nights read against line digests read dates as a full read does", () => {
+forEachBackend(selectedBackends(), "second nights read against line digests read dates as a full read does", () => {
   /** Night 1 into two districts, night 2 into both, district B without its digests (read in full). */
   async function bothWays(night1: Night, night2: Night) {
     const rd = await startRosterdock();

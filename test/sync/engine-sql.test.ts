@@ -8,6 +8,7 @@ import { sqlTrue } from "../../src/sync/engine-sql.ts";
 import { PostgresEngineSql } from "../../src/sync/postgres-engine-sql.ts";
 import { SqliteEngineSql } from "../../src/sync/sqlite-engine-sql.ts";
 import { forEachBackend, startRosterdock } from "./helpers.ts";
+import { selectedBackends } from "../support/backends.ts";
 
 /** The engine's SQL on the Rosterdock's own database, as createSyncService opens it. */
 function engineOf(rd: Rosterdock): EngineSql {
@@ -15,7 +16,7 @@ function engineOf(rd: Rosterdock): EngineSql {
   return sqlite ? new SqliteEngineSql(sqlite.name, `${rd.config.dataDir}/staging`) : new PostgresEngineSql(rd.config.databaseUrl!);
 }
 
-forEachBackend("the sync engine's SQL interface", (backend) => {
+forEachBackend(selectedBackends(), "the sync engine's SQL interface", (backend) => {
   let rd: Rosterdock;
   let sql: EngineSql;
 

@@ -4,6 +4,7 @@ import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
 import type { DemoStyle } from "../../src/demo/generate-demo-data.ts";
 import { ROSTER_TABLES } from "../../src/sync/roster-tables.ts";
 import { forEachBackend, newDistrict, snapshot, startRosterdock, tempDir } from "./helpers.ts";
+import { selectedBackends } from "../support/backends.ts";
 import type { RosterSnapshot } from "./helpers.ts";
 
 const SIZE = { students: 300, teachers: 24, schools: 3 };
@@ -25,7 +26,7 @@ function diff(before: RosterSnapshot, after: RosterSnapshot, entity: string) {
   return { created, updated, deleted, unchanged: b.size - updated - deleted };
 }
 
-forEachBackend("a first night, then a second night with ~1% changes", () => {
+forEachBackend(selectedBackends(), "a first night, then a second night with ~1% changes", () => {
   for (const style of ["dem", "autosend", "canonical"] as DemoStyle[]) {
     it(`${style}: the roster holds exactly tonight's data`, async () => {
       const rd = await startRosterdock();

@@ -9,8 +9,8 @@ import { createRosterdock } from "../../src/service.ts";
 import type { Rosterdock } from "../../src/service.ts";
 import { ROSTER_TABLES } from "../../src/sync/roster-tables.ts";
 import type { SyncIssueView } from "../../src/sync/sync-service.ts";
-import { BackendHomes, selectedBackends } from "../support/backends.ts";
-import type { BackendName } from "../support/backends.ts";
+import { BackendHomes } from "../support/backends.ts";
+import type { Backend, BackendName } from "../support/backends.ts";
 
 const dirs: string[] = [];
 const open: Rosterdock[] = [];
@@ -33,11 +33,13 @@ export function currentBackend(): BackendName {
 }
 
 /**
- * The suite once per database backend (ROSTERDOCK_TEST_DB, see test/support/backends.ts), its
- * title naming the backend: `startRosterdock` inside it opens a Rosterdock on that backend.
+ * The suite once per database backend (`selectedBackends()`, see test/support/backends.ts), its
+ * title naming the backend: `startRosterdock` inside it opens a Rosterdock on that backend. The
+ * caller passes `selectedBackends()` itself: scripts/run-tests.mjs runs a file on PostgreSQL
+ * when its text calls it.
  */
-export function forEachBackend(title: string, body: (backend: BackendName) => void): void {
-  for (const backend of selectedBackends()) {
+export function forEachBackend(backends: readonly Backend[], title: string, body: (backend: BackendName) => void): void {
+  for (const backend of backends) {
     describe(`${title} (${backend.name})`, { skip: backend.skip }, () => {
       const homes = new BackendHomes(backend.name);
       before(() => {

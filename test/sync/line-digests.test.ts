@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { it } from "node:test";
 import type { Rosterdock } from "../../src/service.ts";
 import { brief, forEachBackend, newDistrict, snapshot, startRosterdock, writeFiles } from "./helpers.ts";
+import { selectedBackends } from "../support/backends.ts";
 
 /**
  * A second night read against the first night's line digest (only changed enrollment lines are
@@ -88,7 +89,7 @@ async function assertSame(run: Awaited<ReturnType<typeof bothWays>>, aUsedDigest
   assert.deepEqual(files(a), files(b));
 }
 
-forEachBackend("second nights read against a line digest", () => {
+forEachBackend(selectedBackends(), "second nights read against a line digest", () => {
   it("reads only changed lines and ends as a full read: edits, additions, removals", async () => {
     const lines = enrollmentLines();
     lines[4] = lines[4]!.replace("2027-06-01", "2027-01-15"); // an edited line: an update

@@ -5,6 +5,7 @@ import { it } from "node:test";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
 import type { Rosterdock } from "../../src/service.ts";
 import { brief, forEachBackend, newDistrict, snapshot, startRosterdock, tempDir } from "./helpers.ts";
+import { selectedBackends } from "../support/backends.ts";
 import type { RosterSnapshot } from "./helpers.ts";
 
 /** A DEM night of a small district, applied; returns the files to edit for the next night. */
@@ -43,7 +44,7 @@ async function doctor(rd: Rosterdock, slug: string) {
   return (await rd.syncs.doctor(slug)).dangling;
 }
 
-forEachBackend("a rejected row never deletes", () => {
+forEachBackend(selectedBackends(), "a rejected row never deletes", () => {
   const cases = [
     { what: "teacher", stem: "teachers", entity: "users", at: 5, noun: "teacher" },
     { what: "student", stem: "students", entity: "users", at: 7, noun: "student" },
@@ -123,7 +124,7 @@ forEachBackend("a rejected row never deletes", () => {
   });
 });
 
-forEachBackend("partial deliveries leave no dangling reference", () => {
+forEachBackend(selectedBackends(), "partial deliveries leave no dangling reference", () => {
   it("a students-only delivery deletes the enrollments of the students it removes", async () => {
     const rd = await startRosterdock();
     const { slug, files, before } = await appliedNight(rd);
@@ -191,7 +192,7 @@ forEachBackend("partial deliveries leave no dangling reference", () => {
   });
 });
 
-forEachBackend("failures look like failures", () => {
+forEachBackend(selectedBackends(), "failures look like failures", () => {
   it("fails a delivery in which no file is a roster file, naming what arrived and what was expected", async () => {
     const rd = await startRosterdock();
     const { slug, files, before } = await appliedNight(rd);

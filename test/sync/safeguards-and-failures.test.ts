@@ -5,6 +5,7 @@ import { it } from "node:test";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
 import type { Rosterdock } from "../../src/service.ts";
 import { brief, forEachBackend, newDistrict, rowCount, snapshot, startRosterdock, tempDir, writeFiles, zipBytes } from "./helpers.ts";
+import { selectedBackends } from "../support/backends.ts";
 import type { RosterSnapshot } from "./helpers.ts";
 
 /** A small canonical district: 3 schools, 2 teachers, 40 students, 4 classes, 120 enrollments. */
@@ -36,7 +37,7 @@ async function ingestFiles(rd: Rosterdock, slug: string, files: Record<string, s
   return { outcome, shown, issues: brief(shown.issues) };
 }
 
-forEachBackend("safeguards", () => {
+forEachBackend(selectedBackends(), "safeguards", () => {
   it("holds a truncated students file, leaves the roster alone, and applies it once approved", async () => {
     const rd = await startRosterdock();
     const slug = await newDistrict(rd);
@@ -144,7 +145,7 @@ forEachBackend("safeguards", () => {
   });
 });
 
-forEachBackend("bad deliveries fail or lose only their bad rows, with the issue a person needs", () => {
+forEachBackend(selectedBackends(), "bad deliveries fail or lose only their bad rows, with the issue a person needs", () => {
   it("duplicate ids: the repeat is skipped with its row; too many fail the delivery", async () => {
     const rd = await startRosterdock();
     const { slug, before } = await loaded(rd);
