@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { resolve } from "node:path";
-import { RosterdockError } from "./errors.ts";
+import { RosterdockError, isRosterdockError } from "./errors.ts";
+import { parseCidr } from "./districts/ip-allow-list.ts";
 
 /** The whole server configuration: read once from the environment, validated, then frozen. */
 export interface Config {
@@ -9,6 +10,7 @@ export interface Config {
   readonly sftpPort: number;
   readonly httpPort: number;
   readonly publicHost: string;
+  readonly publicSftpPort: number | undefined;
   readonly publicUrl: string;
   readonly quietSeconds: number;
   readonly databaseUrl: string | undefined;
@@ -43,6 +45,8 @@ export interface Config {
   readonly sftpMaxConnectionsPerAddress: number;
   readonly sftpMaxConnections: number;
   readonly sftpMaxChannelsPerConnection: number;
+  readonly sftpProxyProtocol: boolean;
+  readonly sftpTrustedProxies: readonly string[];
   readonly descriptorReserve: number;
   readonly handoffDays: number;
   readonly chromiumPath: string;
@@ -137,6 +141,13 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
       if (!/^[A-Za-z0-9.:\-[\]]+$/.test(value)) throw new SettingError(`must be a host name or IP address, got "${raw}"`);
       return value;
     },
+  },
+  {
+    key: "publicSftpPort",
+    env: "ROSTERDOCK_PUBLIC_SFTP_PORT",
+    description: "SFTP port districts are told to connect to, when it is not the one this server binds: a load balancer's (docs/deployment.md).",
+    defaultText: "the bound SFTP port",
+    parse: (raw) => (raw === undefined || raw.trim() === "" ? undefined : wholeNumber(1, 65535, 0)(raw)),
   },
   {
     key: "publicUrl",
@@ -398,6 +409,34 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
     description: "Most SFTP sessions (SSH session channels) open on one connection; each may hold 64 open files.",
     defaultText: "`4`",
     parse: wholeNumber(1, 1000, 4),
+  },
+  {
+    key: "sftpProxyProtocol",
+    env: "ROSTERDOCK_SFTP_PROXY_PROTOCOL",
+    description:
+      "Behind a TCP load balancer (HAProxy `send-proxy-v2`): every SFTP connection must begin with a PROXY protocol v1 or v2 header from a trusted proxy, and allow-lists, bans, connection caps and logs then see the client's address in it. A connection without one, or from another address, is refused (`sftp.handshake_failed`). See docs/deployment.md.",
+    defaultText: "`false`",
+    parse: boolean(false),
+  },
+  {
+    key: "sftpTrustedProxies",
+    env: "ROSTERDOCK_SFTP_TRUSTED_PROXIES",
+    description: "Comma-separated addresses or CIDR ranges of the proxies allowed to send PROXY headers (e.g. `10.0.0.5,10.0.1.0/28`); required when `ROSTERDOCK_SFTP_PROXY_PROTOCOL` is true.",
+    defaultText: "none",
+    derivesFrom: ["sftpProxyProtocol"],
+    parse: (raw, partial) => {
+      const items = (raw ?? "").split(",").map((item) => item.trim()).filter((item) => item !== "");
+      const list = items.map((item) => {
+        try {
+          return parseCidr(item);
+        } catch (error) {
+          if (isRosterdockError(error)) throw new SettingError(`must list IP addresses or CIDR ranges, got "${item}"`);
+          throw error;
+        }
+      });
+      if (partial.sftpProxyProtocol && list.length === 0) throw new SettingError("must name the proxies' addresses when ROSTERDOCK_SFTP_PROXY_PROTOCOL is true");
+      return Object.freeze(list);
+    },
   },
   {
     key: "descriptorReserve",

@@ -245,6 +245,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
         maxChannelsPerConnection: config.sftpMaxChannelsPerConnection,
       },
       descriptorReserve: config.descriptorReserve,
+      proxyProtocol: config.sftpProxyProtocol ? { trustedProxies: config.sftpTrustedProxies } : undefined,
     },
     rd.districts,
     rd.deliveries,
@@ -272,7 +273,7 @@ export async function startServer(rd: Rosterdock): Promise<RunningServer> {
   const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
   logger.info({ event: "http.listening", host: config.host, port: httpPort }, "HTTP server listening");
   // CLI commands in other shells tell districts what this server really uses, bound ports included.
-  await rd.settings.publishAddress({ sftpHost: config.publicHost, sftpPort, publicUrl: reachableUrl(config.publicUrl, httpPort) });
+  await rd.settings.publishAddress({ sftpHost: config.publicHost, sftpPort: config.publicSftpPort ?? sftpPort, publicUrl: reachableUrl(config.publicUrl, httpPort) });
 
   const handlers = new Map<string, JobHandler>([
     ["deliver-webhook", { run: (job) => rd.webhooks.deliver(job), maxAttempts: WEBHOOK_MAX_ATTEMPTS }],

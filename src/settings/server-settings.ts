@@ -55,11 +55,11 @@ export class ServerSettings {
   }
 
   /** The published address when a server has started on this database, else the configuration's. */
-  async address(config: Pick<Config, "publicHost" | "sftpPort" | "publicUrl">): Promise<ServerAddress> {
+  async address(config: Pick<Config, "publicHost" | "sftpPort" | "publicUrl"> & Partial<Pick<Config, "publicSftpPort">>): Promise<ServerAddress> {
     const row = await this.db.selectFrom("server_settings").select(["value", "updated_at"]).where("key", "=", ADDRESS_KEY).executeTakeFirst();
     const published = row ? parseAddress(row.value) : undefined;
     if (published && row) return { ...published, source: "server", publishedAt: row.updated_at };
-    return { sftpHost: config.publicHost, sftpPort: config.sftpPort, publicUrl: config.publicUrl, source: "environment", publishedAt: null };
+    return { sftpHost: config.publicHost, sftpPort: config.publicSftpPort ?? config.sftpPort, publicUrl: config.publicUrl, source: "environment", publishedAt: null };
   }
 }
 

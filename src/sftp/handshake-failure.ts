@@ -12,7 +12,10 @@ export type HandshakeFailureReason =
   | "key_exchange_failed"
   | "client_disconnected"
   | "closed_during_handshake"
-  | "protocol_error";
+  | "protocol_error"
+  | "proxy_untrusted"
+  | "proxy_header_missing"
+  | "proxy_header_malformed";
 
 export interface HandshakeFailure {
   reason: HandshakeFailureReason;
@@ -36,6 +39,9 @@ export const HANDSHAKE_FAILURE_MESSAGES: Record<HandshakeFailureReason, string> 
   client_disconnected: "SSH handshake failed: the client disconnected, saying why",
   closed_during_handshake: "SSH handshake failed: the connection ended before the keys were agreed (most often the client rejected the host key)",
   protocol_error: "SSH handshake failed: the client broke the SSH protocol",
+  proxy_untrusted: "connection refused: PROXY protocol is on and this address is not a trusted proxy (ROSTERDOCK_SFTP_TRUSTED_PROXIES); clients must come through the load balancer",
+  proxy_header_missing: "connection refused: a trusted proxy's connection did not begin with a PROXY protocol header (is `send-proxy-v2` on the load balancer's server lines?)",
+  proxy_header_malformed: "connection refused: the PROXY protocol header is malformed",
 };
 
 const MISMATCHES: readonly { pattern: RegExp; reason: HandshakeFailureReason; list: keyof ClientOffer & keyof SshAlgorithms }[] = [

@@ -15,6 +15,8 @@ import { ClientHello } from "./client-hello.ts";
 import { HANDSHAKE_FAILURE_MESSAGES, handshakeCloseFailure, handshakeErrorFailure, type HandshakeFailure } from "./handshake-failure.ts";
 import { ConnectionLimits, type ConnectionLimitSettings, type ConnectionReport, type ConnectionTicket, type TimeoutStage } from "./connection-limits.ts";
 import { DescriptorBudget, readDescriptorLimits, type DescriptorReport } from "./descriptor-budget.ts";
+import { readProxyHeader, type ProxyHeaderRead } from "./proxy-header.ts";
+import { isAddressAllowed } from "../districts/ip-allow-list.ts";
 
 const { Server, utils } = ssh2;
 
@@ -29,6 +31,8 @@ export interface SftpServerOptions {
   descriptorReserve: number;
   /** Wait before answering a failed login, to slow guessing. */
   failedLoginDelayMs?: number;
+  /** Set: every connection comes from one of these proxies (addresses, CIDR ranges) and opens with a PROXY header. */
+  proxyProtocol?: { trustedProxies: readonly string[] };
 }
 
 const BANNER = "Rosterdock SFTP";
@@ -39,6 +43,11 @@ const SFTP_REQUESTS = ["OPEN", "READ", "WRITE", "FSTAT", "FSETSTAT", "CLOSE", "O
 /** One TCP connection, from accept to close, whether or not it ever becomes an SSH connection. */
 interface Attempt {
   readonly socket: Socket;
+  /** The client's address and port: the TCP peer's, or those in the PROXY header. */
+  readonly address: string;
+  readonly port: number;
+  /** The proxy the connection came through, when it did. */
+  readonly via: string | undefined;
   readonly hello: ClientHello;
   readonly ticket: ConnectionTicket;
   client?: Connection;
@@ -92,6 +101,9 @@ export class SftpServer {
   /** Logged-in connections per district, so a disable or a password rotation can end them. */
   private readonly live = new Map<number, Set<LiveLogin>>();
   private revalidateTimer: NodeJS.Timeout | undefined;
+  /** Sockets whose PROXY header is still awaited. */
+  private readonly awaitingHeader = new Set<Socket>();
+  private closing = false;
 
   constructor(
     private readonly options: SftpServerOptions,
@@ -181,6 +193,8 @@ export class SftpServer {
     if (this.revalidateTimer) clearInterval(this.revalidateTimer);
     const closed = new Promise<void>((resolve) => this.tcp.close(() => resolve()));
     this.descriptors.stop();
+    this.closing = true;
+    for (const socket of this.awaitingHeader) socket.destroy();
     for (const attempt of this.attempts.values()) {
       // Handshakes cut short by the shutdown itself are not the client's failure.
       attempt.settled = true;
@@ -195,15 +209,70 @@ export class SftpServer {
     const { remoteAddress, remotePort } = socket;
     // Already reset by the client.
     if (remoteAddress === undefined) return void socket.destroy();
+    const proxy = this.options.proxyProtocol;
+    if (!proxy) return this.admit(socket, remoteAddress, remotePort ?? 0, undefined);
+    if (proxy.trustedProxies.length === 0 || !isAddressAllowed(proxy.trustedProxies, remoteAddress)) {
+      // A scanner going around the load balancer is one line a minute, counting the rest.
+      const refused = this.defender.refusalToLog(`proxy:${remoteAddress}`);
+      if (refused === undefined) return void socket.destroy();
+      return this.refuseProxied(socket, { reason: "proxy_untrusted", detail: `${remoteAddress} is not in ROSTERDOCK_SFTP_TRUSTED_PROXIES` }, { refused });
+    }
+    // The header comes first, so the caps, bans and logs below count the client, not the proxy.
+    this.awaitingHeader.add(socket);
+    const seconds = this.options.connectionLimits.loginTimeoutSeconds;
+    void readProxyHeader(socket, seconds * 1000).then((read) => {
+      this.awaitingHeader.delete(socket);
+      if (this.closing) return void socket.destroy();
+      if (read.state === "complete") {
+        const client = read.header.command === "proxy" ? read.header.source : { address: remoteAddress, port: remotePort ?? 0 };
+        return this.admit(socket, client.address, client.port, remoteAddress);
+      }
+      this.headerFailed(socket, read, seconds);
+    });
+  }
+
+  private headerFailed(socket: Socket, read: Exclude<ProxyHeaderRead, { state: "complete" }>, seconds: number): void {
+    switch (read.state) {
+      case "timeout":
+        // Counted with the other login timeouts in /healthz.
+        this.connections.countTimeout("login");
+        this.logger.info(
+          { event: "sftp.connection.timed_out", stage: "login", seconds, phase: "proxy_header", ip: socket.remoteAddress, port: socket.remotePort, via: socket.remoteAddress, received: read.received },
+          `closed a connection whose PROXY header did not arrive within ${seconds} s`,
+        );
+        return void socket.destroy();
+      case "closed":
+        return this.refuseProxied(socket, { reason: read.received === 0 ? "closed_before_identification" : "proxy_header_malformed", detail: read.received === 0 ? undefined : `closed after ${read.received} bytes of a PROXY header` });
+      case "missing":
+        return this.refuseProxied(socket, { reason: "proxy_header_missing", detail: read.detail });
+      case "malformed":
+        return this.refuseProxied(socket, { reason: "proxy_header_malformed", detail: read.detail });
+    }
+  }
+
+  /**
+   * Refused before there is a client address to hold it against: the TCP peer is, or claims to be,
+   * a proxy, and counting its failures would ban every client behind it.
+   */
+  private refuseProxied(socket: Socket, failure: HandshakeFailure, extra: { refused?: number } = {}): void {
+    this.logger.info({ event: "sftp.handshake_failed", ip: socket.remoteAddress, port: socket.remotePort, via: socket.remoteAddress, ...failure, ...extra }, HANDSHAKE_FAILURE_MESSAGES[failure.reason]);
+    socket.on("error", () => undefined);
+    socket.destroy();
+  }
+
+  private admit(socket: Socket, address: string, port: number, via: string | undefined): void {
+    // Closed while its PROXY header was read: no `close` event is left to release a ticket.
+    if (socket.destroyed) return;
     // A banned address costs no key exchange: dropped here, logged once a minute.
-    if (this.defender.isBanned(remoteAddress)) return this.dropBanned(socket);
+    if (this.defender.isBanned(address)) return this.dropBanned(socket, address);
     // Over a cap: closed before ssh2 sees it, so a flood costs no key-exchange work.
-    const ticket = this.connections.admit(remoteAddress, remotePort ?? 0, (stage, seconds) => this.timedOut(attempt, stage, seconds));
+    const ticket = this.connections.admit(address, port, (stage, seconds) => this.timedOut(attempt, stage, seconds));
     if (!ticket) return void socket.destroy();
     // ssh2 leaves Nagle on, which stalls SFTP's small acknowledgements (measured: 0.2-0.5x throughput).
     socket.setNoDelay(true);
-    const key = `${remoteAddress}:${remotePort}`;
-    const attempt: Attempt = { socket, hello: new ClientHello(), ticket, settled: false };
+    // ssh2 names the connection by its TCP peer (the proxy's address and port, unique per connection).
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const attempt: Attempt = { socket, address, port, via, hello: new ClientHello(), ticket, settled: false };
     this.attempts.set(key, attempt);
     socket.once("close", () => {
       this.attempts.delete(key);
@@ -219,12 +288,12 @@ export class SftpServer {
   }
 
   private timedOut(attempt: Attempt, stage: TimeoutStage, seconds: number): void {
-    const { socket, hello, ticket } = attempt;
+    const { socket, hello } = attempt;
     // Logged as a timeout, not again as a failed handshake when the socket closes.
     attempt.settled = true;
     const phase = stage === "idle" ? undefined : !hello.ident && !attempt.ident ? "identification" : !attempt.negotiated ? "key_exchange" : "authentication";
     this.logger.info(
-      { event: "sftp.connection.timed_out", stage, seconds, phase, ip: socket.remoteAddress, port: socket.remotePort, client: attempt.ident ?? hello.ident, district: attempt.district },
+      { event: "sftp.connection.timed_out", stage, seconds, phase, ip: attempt.address, port: attempt.port, via: attempt.via, client: attempt.ident ?? hello.ident, district: attempt.district },
       stage === "idle" ? `closed a logged-in connection idle for ${seconds} s` : `closed a connection not logged in within ${seconds} s`,
     );
     if (stage === "login") return void socket.destroy();
@@ -233,10 +302,10 @@ export class SftpServer {
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
-  private dropBanned(socket: Socket): void {
-    const dropped = this.defender.refusalToLog(socket.remoteAddress);
+  private dropBanned(socket: Socket, address: string): void {
+    const dropped = this.defender.refusalToLog(address);
     if (dropped !== undefined) {
-      this.logger.warn({ event: "sftp.connection.refused", ip: socket.remoteAddress, reason: "banned", dropped }, "connection dropped: the address is banned (`rosterdock bans list`)");
+      this.logger.warn({ event: "sftp.connection.refused", ip: address, via: socket.remoteAddress === address ? undefined : socket.remoteAddress, reason: "banned", dropped }, "connection dropped: the address is banned (`rosterdock bans list`)");
     }
     socket.on("error", () => undefined);
     socket.destroy();
@@ -244,10 +313,10 @@ export class SftpServer {
 
   private handshakeFailed(attempt: Attempt, failure: HandshakeFailure): void {
     attempt.settled = true;
-    const { socket, hello } = attempt;
-    if (PROTOCOL_ERRORS.has(failure.reason)) this.defender.recordProtocolError(socket.remoteAddress, failure.reason);
+    const { hello } = attempt;
+    if (PROTOCOL_ERRORS.has(failure.reason)) this.defender.recordProtocolError(attempt.address, failure.reason);
     this.logger.info(
-      { event: "sftp.handshake_failed", ip: socket.remoteAddress, port: socket.remotePort, client: attempt.ident ?? hello.ident, ...failure },
+      { event: "sftp.handshake_failed", ip: attempt.address, port: attempt.port, via: attempt.via, client: attempt.ident ?? hello.ident, ...failure },
       HANDSHAKE_FAILURE_MESSAGES[failure.reason],
     );
   }
@@ -260,7 +329,7 @@ export class SftpServer {
     }
     attempt.client = client;
     attempt.ident = info.header.identRaw;
-    const address = info.ip;
+    const address = attempt.address;
     const clientVersion = info.header.identRaw;
     let district: DistrictView | undefined;
     let login: LiveLogin | undefined;
@@ -287,7 +356,7 @@ export class SftpServer {
       if (!district || !login) return client.end();
       const current = district;
       const { ticket } = attempt;
-      const where = { ip: address, port: info.port, district: current.slug };
+      const where = { ip: address, port: attempt.port, district: current.slug };
       if (!ticket.authenticate(current, where)) {
         // Refused after the password was checked, so the client reads "resource shortage", not a wrong password.
         client.on("session", (_accept, reject) => {
@@ -303,7 +372,7 @@ export class SftpServer {
       this.live.set(current.id, logins);
       const negotiated = attempt.negotiated;
       const ssh = negotiated && { kex: negotiated.kex, hostKey: negotiated.serverHostKey, cipher: negotiated.cs.cipher, mac: negotiated.cs.mac || undefined, compression: negotiated.cs.compress };
-      this.logger.info({ event: "sftp.login.succeeded", district: current.slug, ip: address, client: clientVersion, ssh }, "login succeeded");
+      this.logger.info({ event: "sftp.login.succeeded", district: current.slug, ip: address, via: attempt.via, client: clientVersion, ssh }, "login succeeded");
       client.on("session", (acceptSession, rejectSession) => {
         if (!ticket.openChannel(where)) return rejectSession();
         const session = acceptSession();

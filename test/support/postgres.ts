@@ -36,7 +36,7 @@ export interface PostgresServer {
  * binaries run as the `postgres` OS user, which owns the folder. With ROSTERDOCK_TEST_POSTGRES_URL
  * (a superuser URL of a server already running) no cluster is started; databases are made there.
  */
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(options: { durable?: boolean; settings?: Record<string, string> } = {}): Promise<PostgresServer> {
   const existing = process.env.ROSTERDOCK_TEST_POSTGRES_URL;
   if (existing) return new Databases(existing, async () => undefined);
 
@@ -77,9 +77,11 @@ export async function startPostgres(): Promise<PostgresServer> {
     // The free port may be taken between finding it and binding it: try another.
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      const options = [`-p ${port}`, "-h 127.0.0.1", `-k ${dir}`, "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off", "-c max_connections=50"].join(" ");
+      // Tests trade durability for speed; a benchmark keeps PostgreSQL's defaults (`durable`).
+      const settings = { ...(options.durable ? {} : { fsync: "off", synchronous_commit: "off", full_page_writes: "off" }), max_connections: "50", ...options.settings };
+      const serverOptions = [`-p ${port}`, "-h 127.0.0.1", `-k ${dir}`, ...Object.entries(settings).map(([name, value]) => `-c ${name}=${value}`)].join(" ");
       started = true;
-      const start = pgTool(owner, "pg_ctl", ["-D", dataDir, "-l", logFile, "-w", "-t", "60", "-o", options, "start"]);
+      const start = pgTool(owner, "pg_ctl", ["-D", dataDir, "-l", logFile, "-w", "-t", "60", "-o", serverOptions, "start"]);
       if (start.status === 0) return new Databases(`postgres://postgres@127.0.0.1:${port}/postgres`, cleanup);
       stopCluster();
       const log = await readFile(logFile, "utf8").catch(() => "");

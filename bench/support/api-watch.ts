@@ -1,0 +1,95 @@
+import type { BenchContext } from "../benchmark.ts";
+import { RosterdockServer } from "./rosterdock-server.ts";
+
+/** One request the watch made: when it started and how long it took (ms since the epoch, ms). */
+interface Sample {
+  at: number;
+  ms: number;
+  ok: boolean;
+}
+
+export interface WatchSummary {
+  requests: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  failed: number;
+}
+
+/**
+ * A `rosterdock serve` on the same database as the ingests, and a loop of OneRoster requests
+ * against the district being ingested while they run: what an app reading the roster sees during
+ * a sync (its staging, plan and apply). Each request misses the response cache (a unique
+ * parameter), so each one reads the database.
+ */
+export class ApiWatch {
+  #samples: Sample[] = [];
+  #running: Promise<void>[] = [];
+  #stopped = true;
+  #sequence = 0;
+
+  private constructor(
+    private readonly server: RosterdockServer,
+    private readonly token: string,
+    private readonly slug: string,
+    private readonly concurrency: number,
+  ) {}
+
+  static async start(context: BenchContext, workDir: string, options: { root: string; slug: string; env: NodeJS.ProcessEnv; concurrency?: number }): Promise<ApiWatch> {
+    // The server's own district is empty; the requests read the ingested district (`options.slug`).
+    const server = await RosterdockServer.start(context, workDir, { root: options.root, slug: "api-watch", env: options.env });
+    const created = await server.cli<{ token: string }>(["token", "create", "--name", "api-watch", "--scope", "roster.readonly"]);
+    return new ApiWatch(server, created.token, options.slug, options.concurrency ?? 4);
+  }
+
+  /** Starts the request loops; `stop()` ends them and returns what they measured. */
+  begin(): void {
+    this.#samples = [];
+    this.#stopped = false;
+    this.#running = Array.from({ length: this.concurrency }, () => this.#loop());
+  }
+
+  async end(): Promise<Sample[]> {
+    this.#stopped = true;
+    await Promise.all(this.#running);
+    return this.#samples;
+  }
+
+  async stop(): Promise<void> {
+    await this.server.stop();
+  }
+
+  async #loop(): Promise<void> {
+    const api = `http://127.0.0.1:${this.server.httpPort}/districts/${this.slug}/ims/oneroster/rostering/v1p2`;
+    const paths = [
+      (n: number) => `${api}/students?limit=100&offset=${(n * 7919) % 500_000}`,
+      () => `${api}/students?filter=${encodeURIComponent("familyName='Peña'")}&limit=100`,
+      (n: number) => `${api}/classes/${20001 + ((n * 104729) % 100_000)}/students`,
+    ];
+    while (!this.#stopped) {
+      const n = this.#sequence++;
+      const url = `${paths[n % paths.length]!(n)}${n % paths.length === 2 ? "?" : "&"}watch=${n}`;
+      const at = Date.now();
+      let ok = false;
+      try {
+        const response = await fetch(url, { headers: { authorization: `Bearer ${this.token}` } });
+        await response.arrayBuffer();
+        // 404: a class not (yet) in the roster is still an answer from the database.
+        ok = response.status < 500;
+      } catch {
+        ok = false;
+      }
+      this.#samples.push({ at, ms: Date.now() - at, ok });
+    }
+  }
+}
+
+/** Latency of the samples started within [from, to] (ms since the epoch). */
+export function summarise(samples: readonly Sample[], from = -Infinity, to = Infinity): WatchSummary {
+  const within = samples.filter((s) => s.at >= from && s.at <= to);
+  const ms = within.map((s) => s.ms).sort((a, b) => a - b);
+  const at = (q: number) => (ms.length === 0 ? null : ms[Math.min(ms.length - 1, Math.floor(q * ms.length))]!);
+  return { requests: within.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: ms.length === 0 ? null : ms[ms.length - 1]!, failed: within.filter((s) => !s.ok).length };
+}
+
+export type { Sample as WatchSample };
