@@ -276,6 +276,9 @@ async function bulkChange(sql: EngineSql, table: string, touched: number, rebuil
   const live = `${sql.main}${q(table)}`;
   if (!sql.rebuildsIndexesInBulk || !(touched >= BULK_MIN_ROWS && (await holdsFewerRows(sql, live, touched * BULK_SHARE)))) {
     await work(false);
+    // The planner's statistics of a table that changed this much are stale (a first load's were
+    // those of an empty table): gathered again, or the next night's plans take it for tiny.
+    if (touched >= BULK_MIN_ROWS) await sql.analyze(live);
     return;
   }
   await sql.withCache(BULK_CACHE_KIB, async () => {

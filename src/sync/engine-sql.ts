@@ -85,8 +85,9 @@ export interface EngineSql {
    */
   stageWriter(table: string, columns: readonly string[], fixed: Readonly<Record<string, number>>): StageWriter;
   /**
-   * Gathers a staging table's statistics for the planner once it is filled (PostgreSQL never
-   * analyzes temporary tables by itself); SQLite's statements steer its planner instead.
+   * Gathers a table's statistics for the planner: a staging table once it is filled (PostgreSQL
+   * never analyzes temporary tables by itself), a live table after a bulk change. SQLite's
+   * statements steer its planner instead.
    */
   analyze(table: string): Promise<void>;
   /** Creates an index on a staging table. */

@@ -67,8 +67,9 @@ export class PostgresEngineSql implements EngineSql {
       opened.on("error", lost);
       opened.on("end", lost);
       this.#client = client = opened;
+      // The engine reads every row of its cursors (`each`): plan them for all rows, not the first tenth.
       this.#connected = opened.connect().then(
-        () => undefined,
+        () => opened.query("SET cursor_tuple_fraction = 1.0").then(() => undefined),
         (error: unknown) => {
           lost();
           throw error;
