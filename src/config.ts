@@ -178,7 +178,7 @@ export const SETTINGS: ReadonlyArray<Setting<keyof Config>> = [
   {
     key: "databaseUrl",
     env: "ROSTERDOCK_DATABASE_URL",
-    description: "PostgreSQL URL (`postgres://…`); unset keeps SQLite in the data folder. On PostgreSQL, intake, accounts, the admin API, the OneRoster API and the change feed work, but syncs are not processed yet (they fail, saying so). OneRoster sorts text byte by byte, as on SQLite: a database created with the C locale (`CREATE DATABASE … LOCALE 'C' TEMPLATE template0`) reads sorted pages off its indexes, another sorts them.",
+    description: "PostgreSQL URL (`postgres://…`); unset keeps SQLite in the data folder. Every feature works on PostgreSQL: intake (closed uploads stored in the database), syncs (staged through COPY, applied in one transaction), the OneRoster API, the change feed and the console, and several nodes may share the database (docs/deployment.md). OneRoster sorts text byte by byte, as on SQLite: a database created with the C locale (`CREATE DATABASE … LOCALE 'C' TEMPLATE template0`) reads sorted pages off its indexes, another sorts them.",
     defaultText: "unset (SQLite)",
     parse: (raw) => {
       const value = raw?.trim();

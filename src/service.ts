@@ -122,6 +122,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     clock,
     logger,
     dataDir: config.dataDir,
+    databaseUrl: config.databaseUrl,
     options: {
       safeguards: {
         maxDeleteShare: config.holdDeletePercent / 100,
@@ -131,8 +132,8 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
       },
       digestRevisitLimit: config.digestRevisitLimit,
       tombstoneDays: config.tombstoneDays,
-      onOutcome: (outcome, sqlite, now) =>
-        webhooks.emitWithinSqlite(sqlite, `sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, now),
+      onOutcome: (outcome, sql, now) =>
+        webhooks.emitWithinEngine(sql, `sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, now),
     },
     onFailedWithoutEngine: async (outcome, trx) => {
       await webhooks.emit(`sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, trx);
@@ -164,7 +165,7 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     guides: new GuideService({ config, districts, address: () => settings.address(config), hostKeys: loadHostKeys, clock }),
     hostKeys: loadHostKeys,
     close: async () => {
-      syncs.close();
+      await syncs.close();
       await deliveries.close();
       await defender.stop();
       await hasher.close();

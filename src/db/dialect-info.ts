@@ -49,8 +49,12 @@ export function isUniqueViolation(error: unknown): boolean {
   return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
 }
 
-/** Whether a statement failed because another connection holds the lock it needs (SQLite's SQLITE_BUSY). */
+/**
+ * Whether a statement failed because another connection holds the lock it needs, or a concurrent
+ * transaction got in its way: SQLite's SQLITE_BUSY; PostgreSQL's serialization failure (40001),
+ * deadlock (40P01) and lock not available (55P03). Trying again later is the answer to all.
+ */
 export function isBusy(error: unknown): boolean {
   const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
-  return code === "SQLITE_BUSY" || (typeof code === "string" && code.startsWith("SQLITE_BUSY_"));
+  return code === "SQLITE_BUSY" || (typeof code === "string" && code.startsWith("SQLITE_BUSY_")) || code === "40001" || code === "40P01" || code === "55P03";
 }

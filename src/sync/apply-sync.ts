@@ -1,8 +1,8 @@
 import { RosterdockError } from "../errors.ts";
 import type { EntityPlan, SyncPlan } from "./plan-sync.ts";
-import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable } from "./roster-tables.ts";
+import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable, staged } from "./roster-tables.ts";
 import type { RosterTable } from "./roster-tables.ts";
-import type { Sqlite } from "./sync-connection.ts";
+import type { EngineSql } from "./engine-sql.ts";
 import { CLASS_TEACHER_TOMBSTONES, holdsTombstones, mirroredColumns, tombstoneTable } from "./tombstones.ts";
 
 export interface Changeset {
@@ -19,14 +19,14 @@ export interface Changeset {
  * tables. Must run inside the caller's write transaction, together with the sync's new status,
  * so that the roster changes all at once or not at all.
  */
-export function applyPlan(sqlite: Sqlite, plan: SyncPlan, syncId: number, now: string): Changeset {
-  const before = lastChangeId(sqlite);
+export async function applyPlan(sql: EngineSql, plan: SyncPlan, syncId: number, now: string): Promise<Changeset> {
+  const before = await lastChangeId(sql);
   const rebuilt: string[] = [];
   for (const entity of plan.entities) {
-    if (entity.mode !== "diff") applyEntity(sqlite, entity, plan.districtId, syncId, now, rebuilt);
-    else withCache(sqlite, DIFF_CACHE_KIB, () => applyEntity(sqlite, entity, plan.districtId, syncId, now, rebuilt));
+    if (entity.mode !== "diff") await applyEntity(sql, entity, plan.districtId, syncId, now, rebuilt);
+    else await sql.withCache(DIFF_CACHE_KIB, () => applyEntity(sql, entity, plan.districtId, syncId, now, rebuilt));
   }
-  return recordChangeset(sqlite, syncId, plan.districtId, "apply", before, now, rebuilt);
+  return recordChangeset(sql, syncId, plan.districtId, "apply", before, now, rebuilt);
 }
 
 /**
@@ -36,53 +36,43 @@ export function applyPlan(sqlite: Sqlite, plan: SyncPlan, syncId: number, now: s
  */
 const DIFF_CACHE_KIB = 64 * 1024;
 
-function withCache<T>(sqlite: Sqlite, kib: number, work: () => T): T {
-  const previous = sqlite.pragma("main.cache_size", { simple: true }) as number;
-  sqlite.pragma(`main.cache_size = ${-kib}`);
-  try {
-    return work();
-  } finally {
-    sqlite.pragma(`main.cache_size = ${previous}`);
-  }
-}
-
-function applyEntity(sqlite: Sqlite, plan: EntityPlan, districtId: number, syncId: number, now: string, rebuilt: string[]): void {
+async function applyEntity(sql: EngineSql, plan: EntityPlan, districtId: number, syncId: number, now: string, rebuilt: string[]): Promise<void> {
   if (plan.mode === "skip") return;
   const table = rosterTable(plan.entity);
   const columns = allColumns(table).map(q).join(", ");
   const keyOrder = table.key.map(q).join(", ");
-  const live = `main.${q(table.live)}`;
+  const live = `${sql.main}${q(table.live)}`;
   const d = Number(districtId);
   const s = Number(syncId);
   const entity = `'${table.entity}'`;
-  const insertChange = `INSERT INTO main.roster_changes (sync_id, district_id, entity, key, op, before_json, after_json)`;
+  const insertChange = `INSERT INTO ${sql.main}roster_changes (sync_id, district_id, entity, key, op, before_json, after_json)`;
   if (plan.mode === "load") {
-    loadEntity(sqlite, table, plan, d, s, rebuilt);
+    await loadEntity(sql, table, plan, d, s, rebuilt);
     return;
   }
-  const created = `stage.${q(`new_${table.entity}`)}`;
-  const gone = `stage.${q(`old_${table.entity}`)}`;
+  const created = staged(sql, `new_${table.entity}`);
+  const gone = staged(sql, `old_${table.entity}`);
   const matchNew = (alias: string) => table.key.map((c) => `n.${q(c)} = ${alias}.${q(c)}`).join(" AND ");
-  // CROSS JOIN: the changed rows drive, one key lookup each in the live table. Left to itself the
-  // planner (no statistics on staging tables) scans the district's live rows instead.
+  // A driving join: the changed rows drive, one key lookup each in the live table. Left to itself
+  // SQLite's planner (no statistics on staging tables) scans the district's live rows instead.
   const matchLive = (alias: string) => `l.district_id = ${d} AND ${table.key.map((c) => `l.${q(c)} = ${alias}.${q(c)}`).join(" AND ")}`;
-  sqlite.exec(`${insertChange}
-    SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "n.")}, 'create', NULL, ${rowJson(table, "n.", false)}
+  await sql.exec(`${insertChange}
+    SELECT ${s}, ${d}, ${entity}, ${keyJson(sql, table, "n.")}, 'create', NULL, ${rowJson(sql, table, "n.", false)}
     FROM ${created} n WHERE NOT EXISTS (SELECT 1 FROM ${gone} o WHERE ${matchNew("o")}) ORDER BY ${prefixed(table.key, "n.")}`);
-  sqlite.exec(`${insertChange}
-    SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "n.")}, 'update', ${rowJson(table, "l.", true)}, ${rowJson(table, "n.", false)}
-    FROM ${created} n JOIN ${gone} o ON ${matchNew("o")} CROSS JOIN ${live} l ON ${matchLive("o")} ORDER BY ${prefixed(table.key, "n.")}`);
-  sqlite.exec(`${insertChange}
-    SELECT ${s}, ${d}, ${entity}, ${keyJson(table, "o.")}, 'delete', ${rowJson(table, "l.", true)}, NULL
-    FROM ${gone} o CROSS JOIN ${live} l ON ${matchLive("o")} WHERE NOT EXISTS (SELECT 1 FROM ${created} n WHERE ${matchNew("o")}) ORDER BY ${prefixed(table.key, "o.")}`);
-  tombstoneDiff(sqlite, table, plan, d, s, now, rebuilt);
+  await sql.exec(`${insertChange}
+    SELECT ${s}, ${d}, ${entity}, ${keyJson(sql, table, "n.")}, 'update', ${rowJson(sql, table, "l.", true)}, ${rowJson(sql, table, "n.", false)}
+    FROM ${created} n JOIN ${gone} o ON ${matchNew("o")} ${sql.drivingJoin} ${live} l ON ${matchLive("o")} ORDER BY ${prefixed(table.key, "n.")}`);
+  await sql.exec(`${insertChange}
+    SELECT ${s}, ${d}, ${entity}, ${keyJson(sql, table, "o.")}, 'delete', ${rowJson(sql, table, "l.", true)}, NULL
+    FROM ${gone} o ${sql.drivingJoin} ${live} l ON ${matchLive("o")} WHERE NOT EXISTS (SELECT 1 FROM ${created} n WHERE ${matchNew("o")}) ORDER BY ${prefixed(table.key, "o.")}`);
+  await tombstoneDiff(sql, table, plan, d, s, now, rebuilt);
   // An updated row is deleted and inserted again: two visits to each of the table's indexes.
-  bulkChange(sqlite, table.live, plan.created + plan.deleted + 2 * plan.updated, rebuilt, () => {
+  await bulkChange(sql, table.live, plan.created + plan.deleted + 2 * plan.updated, rebuilt, async () => {
     // When every live row of the scope goes (a school-year rollover's classes and enrollments), one
     // range delete replaces a key lookup per row: 7.8M enrollments in ~3 s instead of ~12 s.
-    if (plan.deleted + plan.updated === plan.live) sqlite.exec(`DELETE FROM ${live} WHERE district_id = ${d}${plan.liveFilter}`);
-    else sqlite.exec(`DELETE FROM ${live} WHERE district_id = ${d} AND (${keyOrder}) IN (SELECT ${keyOrder} FROM ${gone})`);
-    sqlite.exec(`INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${d}, ${columns}, ${s} FROM ${created} ORDER BY ${keyOrder}`);
+    if (plan.deleted + plan.updated === plan.live) await sql.exec(`DELETE FROM ${live} WHERE district_id = ${d}${plan.liveFilter}`);
+    else await sql.exec(`DELETE FROM ${live} WHERE district_id = ${d} AND (${keyOrder}) IN (SELECT ${keyOrder} FROM ${gone})`);
+    await sql.exec(`INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${d}, ${columns}, ${s} FROM ${created} ORDER BY ${keyOrder}`);
   });
 }
 
@@ -91,60 +81,85 @@ function applyEntity(sqlite: Sqlite, plan: EntityPlan, districtId: number, syncI
  * log gets one `load` marker instead of a `create` per row: the rows it created are the
  * district's rows of the entity with `last_sync_id` = the sync (see docs/roster-model.md).
  */
-function loadEntity(sqlite: Sqlite, table: RosterTable, plan: EntityPlan, districtId: number, syncId: number, rebuilt: string[]): void {
+async function loadEntity(sql: EngineSql, table: RosterTable, plan: EntityPlan, districtId: number, syncId: number, rebuilt: string[]): Promise<void> {
   if (plan.created === 0) return;
   // Records loaded again after a rollback or a night without them are no longer removed.
   const tombstones = tombstoneTable(table.entity);
-  if (tombstones !== undefined) clearTombstones(sqlite, tombstones, table.key, districtId, keyedStage(table.entity), plan.created, rebuilt);
-  if (table.entity === "classes") clearTombstones(sqlite, CLASS_TEACHER_TOMBSTONES, CLASS_TEACHER_KEY, districtId, keyedStage(table.entity), plan.created, rebuilt);
-  const live = `main.${q(table.live)}`;
+  if (tombstones !== undefined) await clearTombstones(sql, tombstones, table.key, districtId, keyedStage(sql, table.entity), plan.created, rebuilt);
+  if (table.entity === "classes") await clearTombstones(sql, CLASS_TEACHER_TOMBSTONES, CLASS_TEACHER_KEY, districtId, keyedStage(sql, table.entity), plan.created, rebuilt);
+  const live = `${sql.main}${q(table.live)}`;
   const columns = allColumns(table).map(q).join(", ");
   const marker = { rows: plan.created, ...(plan.scopes === null ? {} : { scopes: plan.scopes }) };
-  sqlite
-    .prepare("INSERT INTO main.roster_changes (sync_id, district_id, entity, key, op, before_json, after_json) VALUES (?, ?, ?, '[]', 'load', NULL, ?)")
-    .run(syncId, districtId, table.entity, JSON.stringify(marker));
-  bulkChange(sqlite, table.live, plan.created, rebuilt, () =>
-    sqlite.exec(
-      `INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${districtId}, ${columns}, ${syncId} FROM ${keyedStage(table.entity)} ORDER BY ${table.key.map(q).join(", ")}`,
+  await sql.run(`INSERT INTO ${sql.main}roster_changes (sync_id, district_id, entity, key, op, before_json, after_json) VALUES (?, ?, ?, '[]', 'load', NULL, ?)`, [
+    syncId,
+    districtId,
+    table.entity,
+    JSON.stringify(marker),
+  ]);
+  await bulkChange(sql, table.live, plan.created, rebuilt, () =>
+    sql.exec(
+      `INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${districtId}, ${columns}, ${syncId} FROM ${keyedStage(sql, table.entity)} ORDER BY ${table.key.map(q).join(", ")}`,
     ),
   );
 }
 
 const CLASS_TEACHER_KEY = ["class_id", "teacher_key"] as const;
-const CLASS_TEACHER_COLUMNS = "district_id, class_id, teacher_key, school_id, removed_at, removed_by_sync_id";
+const CLASS_TEACHER_COLUMNS = ["district_id", "class_id", "teacher_key", "school_id", "removed_at", "removed_by_sync_id"];
+const CLASS_TEACHER_TOMBSTONE_KEY = ["district_id", "class_id", "teacher_key"];
+
+/** A tombstone table's columns, all of them, and its key (the district's, then the live table's). */
+function tombstoneShape(table: RosterTable): { columns: string[]; key: string[] } {
+  return { columns: ["district_id", ...mirroredColumns(table).map(q), "removed_at", "removed_by_sync_id"], key: ["district_id", ...table.key.map(q)] };
+}
 
 /**
  * A diff's tombstones: the live rows it deletes (read before they go) and, for classes, the
  * teacher enrollments that end with their class or with a change of teacher; the keys it creates
  * or updates lose theirs.
  */
-function tombstoneDiff(sqlite: Sqlite, table: RosterTable, plan: EntityPlan, d: number, s: number, now: string, rebuilt: string[]): void {
+async function tombstoneDiff(sql: EngineSql, table: RosterTable, plan: EntityPlan, d: number, s: number, now: string, rebuilt: string[]): Promise<void> {
   const tombstones = tombstoneTable(table.entity);
   if (tombstones === undefined) return;
-  const live = `main.${q(table.live)}`;
-  const created = `stage.${q(`new_${table.entity}`)}`;
-  const gone = `stage.${q(`old_${table.entity}`)}`;
+  const live = `${sql.main}${q(table.live)}`;
+  const created = staged(sql, `new_${table.entity}`);
+  const gone = staged(sql, `old_${table.entity}`);
   const same = (a: string, b: string) => table.key.map((c) => `${a}.${q(c)} = ${b}.${q(c)}`).join(" AND ");
   const removedAt = sqlText(now);
-  const deletedRows = `FROM ${gone} o CROSS JOIN ${live} l ON l.district_id = ${d} AND ${same("l", "o")} WHERE NOT EXISTS (SELECT 1 FROM ${created} n WHERE ${same("n", "o")})`;
+  const deletedRows = `FROM ${gone} o ${sql.drivingJoin} ${live} l ON l.district_id = ${d} AND ${same("l", "o")} WHERE NOT EXISTS (SELECT 1 FROM ${created} n WHERE ${same("n", "o")})`;
   const mirrored = mirroredColumns(table);
+  const shape = tombstoneShape(table);
   // Cleared first, while the district's tombstones are only earlier ones: the keys a diff deletes are never among those it creates.
-  clearTombstones(sqlite, tombstones, table.key, d, created, plan.created + plan.updated, rebuilt);
-  if (table.entity === "classes") clearTombstones(sqlite, CLASS_TEACHER_TOMBSTONES, CLASS_TEACHER_KEY, d, created, plan.created + plan.updated, rebuilt);
+  await clearTombstones(sql, tombstones, table.key, d, created, plan.created + plan.updated, rebuilt);
+  if (table.entity === "classes") await clearTombstones(sql, CLASS_TEACHER_TOMBSTONES, CLASS_TEACHER_KEY, d, created, plan.created + plan.updated, rebuilt);
   if (plan.deleted > 0) {
-    bulkChange(sqlite, tombstones, plan.deleted, rebuilt, () =>
-      sqlite.exec(
-        `INSERT OR REPLACE INTO main.${q(tombstones)} (district_id, ${mirrored.map(q).join(", ")}, removed_at, removed_by_sync_id)
-        SELECT ${d}, ${prefixed(mirrored, "l.")}, ${removedAt}, ${s} ${deletedRows} ORDER BY ${prefixed(table.key, "l.")}`,
+    await bulkChange(sql, tombstones, plan.deleted, rebuilt, () =>
+      sql.exec(
+        sql.insertOrReplace(
+          `${sql.main}${q(tombstones)}`,
+          shape.columns,
+          `SELECT ${d}, ${prefixed(mirrored, "l.")}, ${removedAt}, ${s} ${deletedRows} ORDER BY ${prefixed(table.key, "l.")}`,
+          shape.key,
+        ),
       ),
     );
   }
   if (table.entity !== "classes") return;
-  const insert = `INSERT OR REPLACE INTO main.${CLASS_TEACHER_TOMBSTONES} (${CLASS_TEACHER_COLUMNS})`;
-  if (plan.deleted > 0) sqlite.exec(`${insert} SELECT ${d}, l.class_id, l.teacher_key, l.school_id, ${removedAt}, ${s} ${deletedRows}`);
+  const teachers = `${sql.main}${CLASS_TEACHER_TOMBSTONES}`;
+  if (plan.deleted > 0) {
+    await sql.exec(
+      sql.insertOrReplace(teachers, CLASS_TEACHER_COLUMNS, `SELECT ${d}, l.class_id, l.teacher_key, l.school_id, ${removedAt}, ${s} ${deletedRows}`, CLASS_TEACHER_TOMBSTONE_KEY),
+    );
+  }
   if (plan.updated > 0) {
-    sqlite.exec(`${insert} SELECT ${d}, l.class_id, l.teacher_key, l.school_id, ${removedAt}, ${s}
-      FROM ${created} n JOIN ${gone} o ON ${same("n", "o")} CROSS JOIN ${live} l ON l.district_id = ${d} AND ${same("l", "o")} WHERE l.teacher_key <> n.teacher_key`);
+    await sql.exec(
+      sql.insertOrReplace(
+        teachers,
+        CLASS_TEACHER_COLUMNS,
+        `SELECT ${d}, l.class_id, l.teacher_key, l.school_id, ${removedAt}, ${s}
+      FROM ${created} n JOIN ${gone} o ON ${same("n", "o")} ${sql.drivingJoin} ${live} l ON l.district_id = ${d} AND ${same("l", "o")} WHERE l.teacher_key <> n.teacher_key`,
+        CLASS_TEACHER_TOMBSTONE_KEY,
+      ),
+    );
   }
 }
 
@@ -153,12 +168,12 @@ function tombstoneDiff(sqlite: Sqlite, table: RosterTable, plan: EntityPlan, d: 
  * roster). Driven from the tombstones, usually far fewer than the rows created, with a key
  * lookup each in `source`; nothing at all when the district has none.
  */
-function clearTombstones(sqlite: Sqlite, tombstones: string, key: readonly string[], d: number, source: string, sourceRows: number, rebuilt: string[]): void {
-  if (sourceRows === 0 || !holdsTombstones(sqlite, tombstones, d)) return;
-  const held = Number(sqlite.prepare(`SELECT count(*) FROM main.${q(tombstones)} WHERE district_id = ?`).pluck(true).get(d));
+async function clearTombstones(sql: EngineSql, tombstones: string, key: readonly string[], d: number, source: string, sourceRows: number, rebuilt: string[]): Promise<void> {
+  if (sourceRows === 0 || !(await holdsTombstones(sql, tombstones, d))) return;
+  const held = await sql.count(`SELECT count(*) FROM ${sql.main}${q(tombstones)} WHERE district_id = ?`, [d]);
   const match = key.map((c) => `n.${q(c)} = t.${q(c)}`).join(" AND ");
-  bulkChange(sqlite, tombstones, Math.min(held, sourceRows), rebuilt, () =>
-    sqlite.exec(`DELETE FROM main.${q(tombstones)} AS t WHERE t.district_id = ${d} AND EXISTS (SELECT 1 FROM ${source} n WHERE ${match})`),
+  await bulkChange(sql, tombstones, Math.min(held, sourceRows), rebuilt, () =>
+    sql.exec(`DELETE FROM ${sql.main}${q(tombstones)} AS t WHERE t.district_id = ${d} AND EXISTS (SELECT 1 FROM ${source} n WHERE ${match})`),
   );
 }
 
@@ -167,40 +182,66 @@ function clearTombstones(sqlite: Sqlite, tombstones: string, key: readonly strin
  * log, aliased `c`): rows the sync created go (as it left them), rows it deleted come back; for
  * classes, teacher enrollments follow their class and its teacher.
  */
-function tombstoneUndo(sqlite: Sqlite, table: RosterTable, d: number, syncId: number, changes: string, now: string, undone: number, rebuilt: string[]): void {
+async function tombstoneUndo(sql: EngineSql, table: RosterTable, d: number, syncId: number, changes: string, now: string, undone: number, rebuilt: string[]): Promise<void> {
   const tombstones = tombstoneTable(table.entity);
   if (tombstones === undefined) return;
   const s = Number(syncId);
   const removedAt = sqlText(now);
-  const after = (c: string) => `json_extract(c.after_json, '$.${c}')`;
-  const before = (c: string) => `json_extract(c.before_json, '$.${c}')`;
-  const keyOf = table.key.map((c, i) => `json_extract(c.key, '$[${i}]')`).join(", ");
-  bulkChange(sqlite, tombstones, undone, rebuilt, () => {
-    sqlite.exec(`INSERT OR REPLACE INTO main.${q(tombstones)} (district_id, ${mirroredColumns(table).map(q).join(", ")}, removed_at, removed_by_sync_id)
-      SELECT ${d}, ${allColumns(table).map(after).join(", ")}, ${s}, ${removedAt}, ${s} FROM ${changes} AND c.op = 'create' ORDER BY ${keyOf}`);
-    sqlite.exec(`DELETE FROM main.${q(tombstones)} WHERE district_id = ${d} AND (${table.key.map(q).join(", ")}) IN (SELECT ${keyOf} FROM ${changes} AND c.op = 'delete')`);
+  const after = (c: string) => sql.jsonField("c.after_json", c);
+  const before = (c: string) => sql.jsonField("c.before_json", c);
+  const keyOf = table.key.map((_, i) => sql.jsonItem("c.key", i)).join(", ");
+  const shape = tombstoneShape(table);
+  await bulkChange(sql, tombstones, undone, rebuilt, async () => {
+    await sql.exec(
+      sql.insertOrReplace(
+        `${sql.main}${q(tombstones)}`,
+        shape.columns,
+        `SELECT ${d}, ${allColumns(table).map(after).join(", ")}, ${s}, ${removedAt}, ${s} FROM ${changes} AND c.op = 'create' ORDER BY ${keyOf}`,
+        shape.key,
+      ),
+    );
+    await sql.exec(`DELETE FROM ${sql.main}${q(tombstones)} WHERE district_id = ${d} AND (${table.key.map(q).join(", ")}) IN (SELECT ${keyOf} FROM ${changes} AND c.op = 'delete')`);
   });
   if (table.entity !== "classes") return;
   const teacherChanged = `(c.op = 'update' AND ${after("teacher_key")} <> ${before("teacher_key")})`;
-  sqlite.exec(`INSERT OR REPLACE INTO main.${CLASS_TEACHER_TOMBSTONES} (${CLASS_TEACHER_COLUMNS})
-    SELECT ${d}, ${after("class_id")}, ${after("teacher_key")}, ${after("school_id")}, ${removedAt}, ${s} FROM ${changes} AND (c.op = 'create' OR ${teacherChanged})`);
-  sqlite.exec(`DELETE FROM main.${CLASS_TEACHER_TOMBSTONES} WHERE district_id = ${d} AND (class_id, teacher_key) IN
+  await sql.exec(
+    sql.insertOrReplace(
+      `${sql.main}${CLASS_TEACHER_TOMBSTONES}`,
+      CLASS_TEACHER_COLUMNS,
+      `SELECT ${d}, ${after("class_id")}, ${after("teacher_key")}, ${after("school_id")}, ${removedAt}, ${s} FROM ${changes} AND (c.op = 'create' OR ${teacherChanged})`,
+      CLASS_TEACHER_TOMBSTONE_KEY,
+    ),
+  );
+  await sql.exec(`DELETE FROM ${sql.main}${CLASS_TEACHER_TOMBSTONES} WHERE district_id = ${d} AND (class_id, teacher_key) IN
     (SELECT ${before("class_id")}, ${before("teacher_key")} FROM ${changes} AND (c.op = 'delete' OR ${teacherChanged}))`);
 }
 
 /** The rollback of a first load: every row it loaded is tombstoned as it is (before it goes). */
-function tombstoneUnload(sqlite: Sqlite, table: RosterTable, d: number, syncId: number, loaded: string, now: string, rows: number, rebuilt: string[]): void {
+async function tombstoneUnload(sql: EngineSql, table: RosterTable, d: number, syncId: number, loaded: string, now: string, rows: number, rebuilt: string[]): Promise<void> {
   const tombstones = tombstoneTable(table.entity);
   if (tombstones === undefined || rows === 0) return;
   const mirrored = mirroredColumns(table).map(q).join(", ");
-  const live = `main.${q(table.live)}`;
-  bulkChange(sqlite, tombstones, rows, rebuilt, () =>
-    sqlite.exec(`INSERT OR REPLACE INTO main.${q(tombstones)} (district_id, ${mirrored}, removed_at, removed_by_sync_id)
-      SELECT district_id, ${mirrored}, ${sqlText(now)}, ${Number(syncId)} FROM ${live} WHERE ${loaded} ORDER BY ${table.key.map(q).join(", ")}`),
+  const live = `${sql.main}${q(table.live)}`;
+  const shape = tombstoneShape(table);
+  await bulkChange(sql, tombstones, rows, rebuilt, () =>
+    sql.exec(
+      sql.insertOrReplace(
+        `${sql.main}${q(tombstones)}`,
+        shape.columns,
+        `SELECT district_id, ${mirrored}, ${sqlText(now)}, ${Number(syncId)} FROM ${live} WHERE ${loaded} ORDER BY ${table.key.map(q).join(", ")}`,
+        shape.key,
+      ),
+    ),
   );
   if (table.entity === "classes") {
-    sqlite.exec(`INSERT OR REPLACE INTO main.${CLASS_TEACHER_TOMBSTONES} (${CLASS_TEACHER_COLUMNS})
-      SELECT district_id, class_id, teacher_key, school_id, ${sqlText(now)}, ${Number(syncId)} FROM ${live} WHERE ${loaded}`);
+    await sql.exec(
+      sql.insertOrReplace(
+        `${sql.main}${CLASS_TEACHER_TOMBSTONES}`,
+        CLASS_TEACHER_COLUMNS,
+        `SELECT district_id, class_id, teacher_key, school_id, ${sqlText(now)}, ${Number(syncId)} FROM ${live} WHERE ${loaded}`,
+        CLASS_TEACHER_TOMBSTONE_KEY,
+      ),
+    );
   }
 }
 
@@ -231,32 +272,29 @@ const BULK_SHARE = 8;
  * least an eighth of the rows the table holds (every district's: the index is shared). All inside
  * the caller's transaction, so readers never see a table without its indexes.
  */
-function bulkChange(sqlite: Sqlite, table: string, touched: number, rebuilt: string[], work: (bulk: boolean) => void): void {
-  const live = `main.${q(table)}`;
-  if (!(touched >= BULK_MIN_ROWS && holdsFewerRows(sqlite, live, touched * BULK_SHARE))) return work(false);
-  withCache(sqlite, BULK_CACHE_KIB, () => {
-    const indexes = secondaryIndexes(sqlite, table);
-    for (const index of indexes) sqlite.exec(`DROP INDEX main.${q(index.name)}`);
-    work(true);
+async function bulkChange(sql: EngineSql, table: string, touched: number, rebuilt: string[], work: (bulk: boolean) => Promise<unknown>): Promise<void> {
+  const live = `${sql.main}${q(table)}`;
+  if (!sql.rebuildsIndexesInBulk || !(touched >= BULK_MIN_ROWS && (await holdsFewerRows(sql, live, touched * BULK_SHARE)))) {
+    await work(false);
+    // The planner's statistics of a table that changed this much are stale (a first load's were
+    // those of an empty table): gathered again, or the next night's plans take it for tiny.
+    if (touched >= BULK_MIN_ROWS) await sql.analyze(live);
+    return;
+  }
+  await sql.withCache(BULK_CACHE_KIB, async () => {
+    const indexes = await sql.secondaryIndexes(table);
+    for (const index of indexes) await sql.dropLiveIndex(index.name);
+    await work(true);
     for (const index of indexes) {
-      sqlite.exec(index.sql);
+      await sql.exec(index.sql);
       if (!rebuilt.includes(index.name)) rebuilt.push(index.name);
     }
   });
 }
 
 /** True when the table has fewer than `rows` rows (counting stops there). */
-function holdsFewerRows(sqlite: Sqlite, table: string, rows: number): boolean {
-  return Number(sqlite.prepare(`SELECT count(*) FROM (SELECT 1 FROM ${table} LIMIT ?)`).pluck(true).get(rows)) < rows;
-}
-
-/** The table's own indexes (not its primary key), with the SQL that creates each in `main`. */
-function secondaryIndexes(sqlite: Sqlite, table: string): Array<{ name: string; sql: string }> {
-  const rows = sqlite.prepare("SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name").all(table) as Array<{
-    name: string;
-    sql: string;
-  }>;
-  return rows.map((r) => ({ name: r.name, sql: r.sql.replace(/^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+(IF\s+NOT\s+EXISTS\s+)?/i, (m) => `${m}main.`) }));
+async function holdsFewerRows(sql: EngineSql, table: string, rows: number): Promise<boolean> {
+  return (await sql.count(`SELECT count(*) FROM (SELECT 1 FROM ${table} LIMIT ?) rows_held`, [rows])) < rows;
 }
 
 /**
@@ -266,15 +304,16 @@ function secondaryIndexes(sqlite: Sqlite, table: string): Array<{ name: string; 
  * latest one each time. The undo is itself logged, so the change feed sees it: a first load
  * (one `load` marker) is undone with a `delete` per row.
  */
-export function rollbackChangeset(sqlite: Sqlite, syncId: number, districtId: number, now: string): Changeset {
-  const applied = sqlite
-    .prepare("SELECT id, first_change_id, last_change_id FROM main.roster_changesets WHERE sync_id = ? AND kind = 'apply' AND rolled_back_at IS NULL")
-    .get(syncId) as { id: number; first_change_id: number; last_change_id: number } | undefined;
+export async function rollbackChangeset(sql: EngineSql, syncId: number, districtId: number, now: string): Promise<Changeset> {
+  const main = sql.main;
+  const applied = await sql.get<{ id: number; first_change_id: number; last_change_id: number }>(
+    `SELECT id, first_change_id, last_change_id FROM ${main}roster_changesets WHERE sync_id = ? AND kind = 'apply' AND rolled_back_at IS NULL`,
+    [syncId],
+  );
   if (applied === undefined) throw new RosterdockError("ERR_SYNC_STATE", `Sync ${syncId} has no applied changes to roll back.`, { syncId });
-  const latest = sqlite
-    .prepare("SELECT sync_id FROM main.roster_changesets WHERE district_id = ? AND kind = 'apply' AND rolled_back_at IS NULL ORDER BY id DESC LIMIT 1")
-    .pluck(true)
-    .get(districtId) as number;
+  const latest = Number(
+    await sql.value(`SELECT sync_id FROM ${main}roster_changesets WHERE district_id = ? AND kind = 'apply' AND rolled_back_at IS NULL ORDER BY id DESC LIMIT 1`, [districtId]),
+  );
   if (latest !== syncId) {
     throw new RosterdockError(
       "ERR_SYNC_STATE",
@@ -282,113 +321,107 @@ export function rollbackChangeset(sqlite: Sqlite, syncId: number, districtId: nu
       { syncId, latest },
     );
   }
-  const before = lastChangeId(sqlite);
+  const before = await lastChangeId(sql);
   // Each entity's changes are a stretch of the changeset (applyPlan logs one entity at a time):
   // found in one pass, they spare every statement below a scan of the whole changeset, which
   // for a school-year rollover of a big district is 15M rows.
-  const spans = sqlite
-    .prepare(`SELECT c.entity AS entity, min(c.id) AS first, max(c.id) AS last FROM main.roster_changes c WHERE c.id BETWEEN ? AND ? GROUP BY c.entity`)
-    .all(applied.first_change_id, applied.last_change_id) as Array<{ entity: string; first: number; last: number }>;
+  const spans = await sql.all<{ entity: string; first: number; last: number }>(
+    `SELECT c.entity AS entity, min(c.id) AS first, max(c.id) AS last FROM ${main}roster_changes c WHERE c.id BETWEEN ? AND ? GROUP BY c.entity`,
+    [applied.first_change_id, applied.last_change_id],
+  );
   const rebuilt: string[] = [];
   // Later tables first: their rows point at earlier ones.
   for (const table of [...ROSTER_TABLES].reverse()) {
     const span = spans.find((s) => s.entity === table.entity);
-    if (span !== undefined) rollbackEntity(sqlite, table, districtId, syncId, `c.id BETWEEN ${Number(span.first)} AND ${Number(span.last)}`, now, rebuilt);
+    if (span !== undefined) await rollbackEntity(sql, table, districtId, syncId, `c.id BETWEEN ${Number(span.first)} AND ${Number(span.last)}`, now, rebuilt);
   }
-  sqlite.prepare("UPDATE main.roster_changesets SET rolled_back_at = ? WHERE id = ?").run(now, applied.id);
-  return recordChangeset(sqlite, syncId, districtId, "rollback", before, now, rebuilt);
+  await sql.run(`UPDATE ${main}roster_changesets SET rolled_back_at = ? WHERE id = ?`, [now, applied.id]);
+  return recordChangeset(sql, syncId, districtId, "rollback", before, now, rebuilt);
 }
 
-function rollbackEntity(sqlite: Sqlite, table: RosterTable, districtId: number, syncId: number, range: string, now: string, rebuilt: string[]): void {
+async function rollbackEntity(sql: EngineSql, table: RosterTable, districtId: number, syncId: number, range: string, now: string, rebuilt: string[]): Promise<void> {
   const d = Number(districtId);
-  const live = `main.${q(table.live)}`;
+  const live = `${sql.main}${q(table.live)}`;
   const entity = `'${table.entity}'`;
-  const insertChange = `INSERT INTO main.roster_changes (sync_id, district_id, entity, key, op, before_json, after_json)`;
-  const load = sqlite.prepare(`SELECT after_json FROM main.roster_changes c WHERE ${range} AND c.entity = ? AND c.op = 'load'`).pluck(true).get(table.entity) as
-    | string
-    | undefined;
+  const insertChange = `INSERT INTO ${sql.main}roster_changes (sync_id, district_id, entity, key, op, before_json, after_json)`;
+  const load = await sql.value<string>(`SELECT after_json FROM ${sql.main}roster_changes c WHERE ${range} AND c.entity = ? AND c.op = 'load'`, [table.entity]);
   if (load !== undefined) {
     // A first load: its rows are the entity's rows the sync last wrote (later syncs are rolled back already).
     const scopes = (JSON.parse(load) as { scopes?: string[] }).scopes;
     const loaded = `district_id = ${d} AND last_sync_id = ${Number(syncId)}${scopes === undefined ? "" : ` AND scope IN (${scopes.map((s) => `'${s.replace(/'/g, "''")}'`).join(", ")})`}`;
-    const { changes: deleted } = sqlite
-      .prepare(
-        `${insertChange}
-      SELECT ${Number(syncId)}, ${d}, ${entity}, ${keyJson(table, "")}, 'delete', ${rowJson(table, "", true)}, NULL
+    const deleted = await sql.run(
+      `${insertChange}
+      SELECT ${Number(syncId)}, ${d}, ${entity}, ${keyJson(sql, table, "")}, 'delete', ${rowJson(sql, table, "", true)}, NULL
       FROM ${live} WHERE ${loaded} ORDER BY ${prefixed(table.key, "")}`,
-      )
-      .run();
-    tombstoneUnload(sqlite, table, d, syncId, loaded, now, deleted, rebuilt);
-    bulkChange(sqlite, table.live, deleted, rebuilt, () => sqlite.exec(`DELETE FROM ${live} WHERE ${loaded}`));
+    );
+    await tombstoneUnload(sql, table, d, syncId, loaded, now, deleted, rebuilt);
+    await bulkChange(sql, table.live, deleted, rebuilt, () => sql.exec(`DELETE FROM ${live} WHERE ${loaded}`));
     return;
   }
-  const fromKey = table.key.map((c, i) => `json_extract(c.key, '$[${i}]')`).join(", ");
-  const changes = `main.roster_changes c WHERE ${range} AND c.entity = ${entity}`;
+  const fromKey = table.key.map((_, i) => sql.jsonItem("c.key", i)).join(", ");
+  const changes = `${sql.main}roster_changes c WHERE ${range} AND c.entity = ${entity}`;
   // The inverse of each change, read before the roster is touched. The sync is the district's
   // latest, so a row it created or updated is live as it left it: its `after_json` and this sync's id.
-  const { changes: undone } = sqlite
-    .prepare(
-      `${insertChange}
+  const undone = await sql.run(
+    `${insertChange}
     SELECT ${Number(syncId)}, ${d}, ${entity}, c.key,
       CASE c.op WHEN 'create' THEN 'delete' WHEN 'delete' THEN 'create' ELSE 'update' END,
-      CASE WHEN c.op = 'delete' THEN NULL ELSE json_set(c.after_json, '$.last_sync_id', ${Number(syncId)}) END,
+      CASE WHEN c.op = 'delete' THEN NULL ELSE ${sql.jsonSetInteger("c.after_json", "last_sync_id", Number(syncId))} END,
       c.before_json
     FROM ${changes} ORDER BY c.id`,
-    )
-    .run();
-  tombstoneUndo(sqlite, table, d, syncId, changes, now, undone, rebuilt);
-  const restored = [...allColumns(table), "last_sync_id"].map((c) => restoredColumn(table, c)).join(", ");
-  bulkChange(sqlite, table.live, undone, rebuilt, (bulk) => {
+  );
+  await tombstoneUndo(sql, table, d, syncId, changes, now, undone, rebuilt);
+  const restored = [...allColumns(table), "last_sync_id"].map((c) => restoredColumn(sql, table, c)).join(", ");
+  await bulkChange(sql, table.live, undone, rebuilt, async (bulk) => {
     // The rows it created or updated are those that still carry its id: in bulk, one pass over the
     // district's rows finds them faster than a lookup per logged key.
-    if (bulk) sqlite.exec(`DELETE FROM ${live} WHERE district_id = ${d} AND last_sync_id = ${Number(syncId)}`);
-    else sqlite.exec(`DELETE FROM ${live} WHERE district_id = ${d} AND (${table.key.map(q).join(", ")}) IN (SELECT ${fromKey} FROM ${changes} AND c.op <> 'delete')`);
-    sqlite.exec(`INSERT INTO ${live} (district_id, ${[...allColumns(table), "last_sync_id"].map(q).join(", ")})
+    if (bulk) await sql.exec(`DELETE FROM ${live} WHERE district_id = ${d} AND last_sync_id = ${Number(syncId)}`);
+    else await sql.exec(`DELETE FROM ${live} WHERE district_id = ${d} AND (${table.key.map(q).join(", ")}) IN (SELECT ${fromKey} FROM ${changes} AND c.op <> 'delete')`);
+    await sql.exec(`INSERT INTO ${live} (district_id, ${[...allColumns(table), "last_sync_id"].map(q).join(", ")})
     SELECT ${d}, ${restored} FROM ${changes} AND c.op IN ('update', 'delete') ORDER BY c.id`);
   });
 }
 
 /** A column of a row a rollback brings back, from its logged JSON (`c.before_json`). */
-function restoredColumn(table: RosterTable, column: string): string {
-  const logged = `json_extract(c.before_json, '$.${column}')`;
-  const derive = table.derived?.[column];
+function restoredColumn(sql: EngineSql, table: RosterTable, column: string): string {
+  const logged = sql.jsonField("c.before_json", column, column === "last_sync_id" ? "integer" : undefined);
+  const derive = sql.derivesLegacyColumns ? table.derived?.[column] : undefined;
   return derive === undefined ? logged : `coalesce(${logged}, ${derive("c.before_json")})`;
 }
 
-function recordChangeset(
-  sqlite: Sqlite,
+async function recordChangeset(
+  sql: EngineSql,
   syncId: number,
   districtId: number,
   kind: "apply" | "rollback",
   before: number,
   now: string,
   rebuiltIndexes: string[],
-): Changeset {
-  const last = lastChangeId(sqlite);
-  const result = sqlite
-    .prepare("INSERT INTO main.roster_changesets (sync_id, district_id, kind, first_change_id, last_change_id, created_at, rolled_back_at) VALUES (?, ?, ?, ?, ?, ?, NULL)")
-    .run(syncId, districtId, kind, before + 1, last, now);
-  return { id: Number(result.lastInsertRowid), firstChangeId: before + 1, lastChangeId: last, changes: last - before, rebuiltIndexes };
+): Promise<Changeset> {
+  const last = await lastChangeId(sql);
+  const id = await sql.value(
+    `INSERT INTO ${sql.main}roster_changesets (sync_id, district_id, kind, first_change_id, last_change_id, created_at, rolled_back_at) VALUES (?, ?, ?, ?, ?, ?, NULL) RETURNING id`,
+    [syncId, districtId, kind, before + 1, last, now],
+  );
+  return { id: Number(id), firstChangeId: before + 1, lastChangeId: last, changes: last - before, rebuiltIndexes };
 }
 
-function lastChangeId(sqlite: Sqlite): number {
-  // AUTOINCREMENT ids never go back, even after deletes; sqlite_sequence has the high mark.
-  const seq = sqlite.prepare("SELECT seq FROM main.sqlite_sequence WHERE name = 'roster_changes'").pluck(true).get() as number | undefined;
-  return Number(seq ?? 0);
+function lastChangeId(sql: EngineSql): Promise<number> {
+  return sql.highestId("roster_changes");
 }
 
 /** The district's roster version: its latest changeset. A plan is applied only against the version it was made from. */
-export function rosterVersion(sqlite: Sqlite, districtId: number): number {
-  return Number(sqlite.prepare("SELECT coalesce(max(id), 0) FROM main.roster_changesets WHERE district_id = ?").pluck(true).get(districtId));
+export async function rosterVersion(sql: EngineSql, districtId: number): Promise<number> {
+  return sql.count(`SELECT coalesce(max(id), 0) FROM ${sql.main}roster_changesets WHERE district_id = ?`, [districtId]);
 }
 
-function keyJson(table: RosterTable, prefix: string): string {
-  return `json_array(${prefixed(table.key, prefix)})`;
+function keyJson(sql: EngineSql, table: RosterTable, prefix: string): string {
+  return sql.jsonArray(table.key.map((c) => `${prefix}${q(c)}`));
 }
 
-function rowJson(table: RosterTable, prefix: string, withLastSync: boolean): string {
+function rowJson(sql: EngineSql, table: RosterTable, prefix: string, withLastSync: boolean): string {
   const columns = withLastSync ? [...allColumns(table), "last_sync_id"] : allColumns(table);
-  return `json_object(${columns.map((c) => `'${c}', ${prefix}${q(c)}`).join(", ")})`;
+  return sql.jsonObject(columns.map((c) => [c, `${prefix}${q(c)}`] as const));
 }
 
 function prefixed(columns: readonly string[], prefix: string): string {

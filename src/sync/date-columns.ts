@@ -2,9 +2,9 @@ import { labelsFor } from "../intake/match-headers.ts";
 import { KEPT_VALUE } from "../intake/validate-row.ts";
 import { DigestDateReadingError } from "./line-digest.ts";
 import type { RosterEntity } from "./roster-tables.ts";
-import { q, rosterTable } from "./roster-tables.ts";
+import { q, rosterTable, staged } from "./roster-tables.ts";
 import type { StagedFile } from "./stage-delivery.ts";
-import type { Sqlite } from "./sync-connection.ts";
+import type { EngineSql } from "./engine-sql.ts";
 
 /**
  * Applies how a staged file's date columns were read, known only at the end of the file (see
@@ -24,7 +24,7 @@ import type { Sqlite } from "./sync-connection.ts";
  * DigestDateReadingError: its skipped lines may read another way tonight, so the sync is read
  * again in full.
  */
-export function settleDateColumns(sqlite: Sqlite, file: StagedFile, fileIndex: number): void {
+export async function settleDateColumns(sql: EngineSql, file: StagedFile, fileIndex: number): Promise<void> {
   const outcomes = file.stats.dateColumns;
   if (outcomes.length === 0) return;
   const labels = labelsFor(file.stats.header, { entity: file.entity, stem: file.stem, implied: {} });
@@ -33,38 +33,35 @@ export function settleDateColumns(sqlite: Sqlite, file: StagedFile, fileIndex: n
     if (unsettled !== undefined) throw new DigestDateReadingError(file.name, labels(unsettled.column));
   }
   const entity = file.entity as RosterEntity;
-  const table = `stage.${q(entity)}`;
+  const table = staged(sql, entity);
   for (const outcome of outcomes) {
     const column = q(outcome.column);
     if (outcome.swap) {
-      sqlite
-        .prepare(
-          `UPDATE ${table} SET ${column} = substr(${column}, 1, 5) || substr(${column}, 9, 2) || '-' || substr(${column}, 6, 2)
-           WHERE file_idx = ? AND length(${column}) = 10 AND substr(${column}, 9, 2) <= '12'`,
-        )
-        .run(fileIndex);
+      await sql.run(
+        `UPDATE ${table} SET ${column} = substr(${column}, 1, 5) || substr(${column}, 9, 2) || '-' || substr(${column}, 6, 2)
+         WHERE file_idx = ? AND length(${column}) = 10 AND substr(${column}, 9, 2) <= '12'`,
+        [fileIndex],
+      );
     } else if (outcome.reading === "ambiguous" && !outcome.required) {
-      const { changes } = sqlite.prepare(`UPDATE ${table} SET ${column} = ? WHERE file_idx = ? AND ${column} IS NOT NULL AND ${column} <> ?`).run(KEPT_VALUE, fileIndex, KEPT_VALUE);
+      const changes = await sql.run(`UPDATE ${table} SET ${column} = ? WHERE file_idx = ? AND ${column} IS NOT NULL AND ${column} <> ?`, [KEPT_VALUE, fileIndex, KEPT_VALUE]);
       file.stats.keptValues[outcome.column] = (file.stats.keptValues[outcome.column] ?? 0) + changes;
     } else if (outcome.reading === "ambiguous") {
-      rejectRows(sqlite, file, fileIndex, entity, `${column} IS NOT NULL`);
+      await rejectRows(sql, file, fileIndex, entity, `${column} IS NOT NULL`);
     }
   }
 }
 
 /** Rejects the file's staged rows matching `where` (see settleDateColumns). */
-function rejectRows(sqlite: Sqlite, file: StagedFile, fileIndex: number, entity: RosterEntity, where: string): void {
+async function rejectRows(sql: EngineSql, file: StagedFile, fileIndex: number, entity: RosterEntity, where: string): Promise<void> {
   const key = rosterTable(entity).key.map(q);
-  const kept = `stage.${q(`kept_${entity}`)}`;
-  sqlite.exec(`CREATE TABLE IF NOT EXISTS ${kept} (${key.map((c) => `${c} TEXT NOT NULL`).join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL)`);
-  sqlite.prepare(`INSERT INTO ${kept} (${key.join(", ")}, file_idx, row) SELECT ${key.join(", ")}, file_idx, row FROM stage.${q(entity)} WHERE file_idx = ? AND ${where}`).run(fileIndex);
+  const kept = staged(sql, `kept_${entity}`);
+  const table = staged(sql, entity);
+  await sql.exec(`CREATE TABLE IF NOT EXISTS ${kept} (${key.map((c) => `${c} TEXT NOT NULL`).join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL)`);
+  await sql.run(`INSERT INTO ${kept} (${key.join(", ")}, file_idx, row) SELECT ${key.join(", ")}, file_idx, row FROM ${table} WHERE file_idx = ? AND ${where}`, [fileIndex]);
   // A digested file's rejected lines are not live rows (as for duplicates and orphans).
-  if (file.digest !== null) {
-    for (const row of sqlite.prepare(`SELECT row FROM stage.${q(entity)} WHERE file_idx = ? AND ${where}`).pluck(true).iterate(fileIndex) as Iterable<number>) {
-      file.digest.excluded.push(row);
-    }
-  }
-  const { changes } = sqlite.prepare(`DELETE FROM stage.${q(entity)} WHERE file_idx = ? AND ${where}`).run(fileIndex);
+  const digest = file.digest;
+  if (digest !== null) await sql.each<{ row: number }>(`SELECT row FROM ${table} WHERE file_idx = ? AND ${where}`, [fileIndex], (r) => digest.excluded.push(Number(r.row)));
+  const changes = await sql.run(`DELETE FROM ${table} WHERE file_idx = ? AND ${where}`, [fileIndex]);
   file.stats.records -= changes;
   file.stats.badRows += changes;
 }

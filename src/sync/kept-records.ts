@@ -1,10 +1,11 @@
-import type { Statement } from "better-sqlite3";
 import type { RejectedRow } from "../intake/validate-row.ts";
 import type { EntityName } from "../spec/roster-spec.ts";
 import { ENTITY_NAMES, entitySpec } from "../spec/roster-spec.ts";
 import type { References, Target } from "./references.ts";
-import { allColumns, keyedStage, q, rosterTable } from "./roster-tables.ts";
-import type { Sqlite } from "./sync-connection.ts";
+import { allColumns, keyedStage, q, rosterTable, staged } from "./roster-tables.ts";
+import type { EngineSql } from "./engine-sql.ts";
+import { sqlTrue } from "./engine-sql.ts";
+import type { StagingSpace } from "./roster-tables.ts";
 
 /** Where a rejected row was: its file and spreadsheet row, and why it was rejected. */
 export interface RejectedAt {
@@ -24,14 +25,14 @@ export interface UnreadableKeys {
 const MAX_EXAMPLES = 5;
 
 /** A staging table of the keys of live records kept unchanged because their row was rejected. */
-export function keptTable(entity: EntityName): string {
-  return `stage.${q(`kept_${entity}`)}`;
+export function keptTable(sql: StagingSpace, entity: EntityName): string {
+  return staged(sql, `kept_${entity}`);
 }
 
-export function createKeptTables(sqlite: Sqlite): void {
+export async function createKeptTables(sql: EngineSql): Promise<void> {
   for (const entity of ENTITY_NAMES) {
     const columns = entitySpec(entity).key.map((c) => `${q(c)} TEXT NOT NULL`);
-    sqlite.exec(`CREATE TABLE ${keptTable(entity)} (${columns.join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL)`);
+    await sql.exec(`CREATE TABLE ${keptTable(sql, entity)} (${columns.join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL)`);
   }
 }
 
@@ -43,18 +44,18 @@ export function createKeptTables(sqlite: Sqlite): void {
  * entity's deletions are held for a person (see `unreadable`).
  */
 export class KeptRecords {
-  readonly #lookups: Record<EntityName, Statement<unknown[]>>;
-  readonly #staffKey: Statement<unknown[]>;
-  readonly #courseName: Statement<unknown[]>;
+  readonly #lookups: Record<EntityName, string>;
+  readonly #staffKey: string;
+  readonly #courseName: string;
   readonly #unreadable = new Map<EntityName, UnreadableKeys>();
   readonly #kept = new Map<EntityName, number>();
 
   constructor(
-    private readonly sqlite: Sqlite,
+    private readonly sql: EngineSql,
     private readonly districtId: number,
     private readonly refs: References,
   ) {
-    const lookup = (table: string, where: string) => sqlite.prepare(`SELECT 1 FROM main.${table} WHERE district_id = ? AND ${where}`).pluck(true);
+    const lookup = (table: string, where: string) => `SELECT 1 FROM ${sql.main}${table} WHERE district_id = ? AND ${where}`;
     this.#lookups = {
       schools: lookup("roster_schools", "school_id = ?"),
       courses: lookup("roster_courses", "course_id = ?"),
@@ -63,8 +64,8 @@ export class KeptRecords {
       classes: lookup("roster_classes", "class_id = ?"),
       enrollments: lookup("roster_enrollments", "class_id = ? AND student_id = ?"),
     };
-    this.#staffKey = sqlite.prepare("SELECT user_key FROM main.roster_staff_ids WHERE district_id = ? AND district_user_id = ?").pluck(true);
-    this.#courseName = sqlite.prepare("SELECT course_name FROM main.roster_courses WHERE district_id = ? AND course_id = ?").pluck(true);
+    this.#staffKey = `SELECT user_key FROM ${sql.main}roster_staff_ids WHERE district_id = ? AND district_user_id = ?`;
+    this.#courseName = `SELECT course_name FROM ${sql.main}roster_courses WHERE district_id = ? AND course_id = ?`;
   }
 
   /** Entities with rejected rows whose key could not be read. */
@@ -76,19 +77,23 @@ export class KeptRecords {
    * Decides what becomes of each rejected row of a file. Returns, by row, a sentence to add to the
    * row's issue ("Kept yesterday's record for teacher 702 unchanged.").
    */
-  consider(entity: EntityName, rejected: readonly RejectedRow[], file: { name: string; index: number; stem: string }): Map<number, string> {
+  async consider(entity: EntityName, rejected: readonly RejectedRow[], file: { name: string; index: number; stem: string }): Promise<Map<number, string>> {
     const notes = new Map<number, string>();
     if (rejected.length === 0) return notes;
-    const insert = this.sqlite.prepare(
-      `INSERT INTO ${keptTable(entity)} (${entitySpec(entity).key.map(q).join(", ")}, file_idx, row) VALUES (${entitySpec(entity).key.map(() => "?").join(", ")}, ${Math.trunc(file.index)}, ?)`,
-    );
+    const insert = `INSERT INTO ${keptTable(this.sql, entity)} (${entitySpec(entity).key.map(q).join(", ")}, file_idx, row) VALUES (${entitySpec(entity).key.map(() => "?").join(", ")}, ${Math.trunc(file.index)}, ?)`;
     for (const r of rejected) {
       const at: RejectedAt = { file: file.name, row: r.row, reason: r.reason };
-      const live = r.keys.find((key) => this.#isLive(entity, key));
+      let live: readonly string[] | undefined;
+      for (const key of r.keys) {
+        if (await this.#isLive(entity, key)) {
+          live = key;
+          break;
+        }
+      }
       if (live !== undefined) {
-        insert.run(...live, r.row);
+        await this.sql.run(insert, [...live, r.row]);
         this.#kept.set(entity, (this.#kept.get(entity) ?? 0) + 1);
-        this.#resolve(entity, live);
+        await this.#resolve(entity, live);
         notes.set(r.row, `Kept yesterday's record for ${describe(entity, live, file.stem)} unchanged.`);
         continue;
       }
@@ -106,21 +111,21 @@ export class KeptRecords {
     return notes;
   }
 
-  #isLive(entity: EntityName, key: readonly string[]): boolean {
+  async #isLive(entity: EntityName, key: readonly string[]): Promise<boolean> {
     const d = this.districtId;
-    if (entity !== "users") return this.#lookups[entity].get(d, ...key) !== undefined;
+    if (entity !== "users") return (await this.sql.value(this.#lookups[entity], [d, ...key])) !== undefined;
     const [scope, id] = key as [string, string];
-    if (scope === "student") return this.#lookups.users.get(d, `student-${id}`) !== undefined;
-    return this.#staffKey.get(d, id) !== undefined;
+    if (scope === "student") return (await this.sql.value(this.#lookups.users, [d, `student-${id}`])) !== undefined;
+    return (await this.sql.value(this.#staffKey, [d, id])) !== undefined;
   }
 
   /** Rows pointing at a kept record resolve, as if its row had been read. */
-  #resolve(entity: EntityName, key: readonly string[]): void {
+  async #resolve(entity: EntityName, key: readonly string[]): Promise<void> {
     const target = targetOf(entity, key);
     if (target === null) return;
     this.refs.add(target.target, target.id);
-    if (target.target === "staff" && !this.refs.staffKeys.has(target.id)) this.refs.staffKeys.set(target.id, this.#staffKey.get(this.districtId, target.id) as string);
-    if (target.target === "courses" && !this.refs.courseNames.has(target.id)) this.refs.courseNames.set(target.id, this.#courseName.get(this.districtId, target.id) as string);
+    if (target.target === "staff" && !this.refs.staffKeys.has(target.id)) this.refs.staffKeys.set(target.id, (await this.sql.value<string>(this.#staffKey, [this.districtId, target.id]))!);
+    if (target.target === "courses" && !this.refs.courseNames.has(target.id)) this.refs.courseNames.set(target.id, (await this.sql.value<string>(this.#courseName, [this.districtId, target.id]))!);
   }
 
   /**
@@ -128,13 +133,14 @@ export class KeptRecords {
    * date-columns.ts) sit in `kept_terms` already: those naming no live term are missing tonight,
    * and classes pointing at them must be told why, not resolve.
    */
-  settleRejectedTerms(file: string): void {
-    const missing = this.sqlite
-      .prepare(`SELECT k.term_id, k.school_id, k.row FROM ${keptTable("terms")} k
-        WHERE NOT EXISTS (SELECT 1 FROM main.roster_terms t WHERE t.district_id = ? AND t.term_id = k.term_id AND t.school_id = k.school_id)`)
-      .raw(true)
-      .all(this.districtId) as Array<[string, string, number]>;
-    for (const [termId, schoolId, row] of missing) {
+  async settleRejectedTerms(file: string): Promise<void> {
+    const missing = await this.sql.all<{ term_id: string; school_id: string; row: number }>(
+      `SELECT k.term_id, k.school_id, k.row FROM ${keptTable(this.sql, "terms")} k
+        WHERE NOT EXISTS (SELECT 1 FROM ${this.sql.main}roster_terms t WHERE t.district_id = ? AND t.term_id = k.term_id AND t.school_id = k.school_id)`,
+      [this.districtId],
+    );
+    for (const { term_id: termId, school_id: schoolId, row: at } of missing) {
+      const row = Number(at);
       this.refs.drop("terms", `${termId}\u0000${schoolId}`);
       this.refs.reject("terms", `${termId}\u0000${schoolId}`, { file, row, reason: "its dates could be read day first or month first" });
     }
@@ -150,42 +156,68 @@ export class KeptRecords {
    * built: a good row of the same key wins (INSERT OR IGNORE). A kept staff id keeps its person
    * too, whose schools are then those of every staff id staged for them.
    */
-  stageKept(): void {
+  async stageKept(): Promise<void> {
+    const sql = this.sql;
     const d = Number(this.districtId);
+    const main = sql.main;
+    const keyedUsers = keyedStage(sql, "users");
     for (const entity of ENTITY_NAMES) {
       // Rows rejected after their file was read (ambiguous dates) are in the table too.
-      if (this.sqlite.prepare(`SELECT EXISTS (SELECT 1 FROM ${keptTable(entity)})`).pluck(true).get() !== 1) continue;
+      if (!sqlTrue(await sql.value(`SELECT EXISTS (SELECT 1 FROM ${keptTable(sql, entity)})`))) continue;
       const table = rosterTable(entity);
-      const columns = allColumns(table).map(q).join(", ");
+      const columns = allColumns(table).map(q);
       const lColumns = allColumns(table).map((c) => `l.${q(c)}`).join(", ");
+      const userKey = [q("user_key")];
       let inserted = 0;
       if (entity !== "users") {
         const on = table.key.map((c) => `l.${q(c)} = k.${q(c)}`).join(" AND ");
-        inserted = this.sqlite
-          .prepare(`INSERT OR IGNORE INTO ${keyedStage(entity)} (${columns}) SELECT DISTINCT ${lColumns} FROM ${keptTable(entity)} k CROSS JOIN main.${q(table.live)} l ON l.district_id = ${d} AND ${on}`)
-          .run().changes;
+        inserted = await sql.run(
+          sql.insertOrIgnore(
+            keyedStage(sql, entity),
+            columns,
+            `SELECT DISTINCT ${lColumns} FROM ${keptTable(sql, entity)} k ${sql.drivingJoin} ${main}${q(table.live)} l ON l.district_id = ${d} AND ${on}`,
+            table.key.map(q),
+          ),
+        );
       } else {
-        const kept = keptTable("users");
-        inserted += this.sqlite
-          .prepare(
-            `INSERT OR IGNORE INTO ${keyedStage("users")} (${columns}) SELECT DISTINCT ${lColumns} FROM ${kept} k CROSS JOIN main.roster_users l
+        const kept = keptTable(sql, "users");
+        inserted += await sql.run(
+          sql.insertOrIgnore(
+            keyedUsers,
+            columns,
+            `SELECT DISTINCT ${lColumns} FROM ${kept} k ${sql.drivingJoin} ${main}roster_users l
              ON l.district_id = ${d} AND l.user_key = 'student-' || k.district_user_id WHERE k.scope = 'student'`,
-          )
-          .run().changes;
-        const staffIds = `SELECT DISTINCT s.district_user_id, s.user_key, s.school_id FROM ${kept} k CROSS JOIN main.roster_staff_ids s
+            userKey,
+          ),
+        );
+        const staffIds = `SELECT DISTINCT s.district_user_id, s.user_key, s.school_id FROM ${kept} k ${sql.drivingJoin} ${main}roster_staff_ids s
              ON s.district_id = ${d} AND s.district_user_id = k.district_user_id WHERE k.scope = 'staff'`;
-        const keptStaff = this.sqlite.prepare(`INSERT OR IGNORE INTO ${keyedStage("staff_ids")} (district_user_id, user_key, school_id) ${staffIds}`).run().changes;
+        const keptStaff = await sql.run(sql.insertOrIgnore(keyedStage(sql, "staff_ids"), ["district_user_id", "user_key", "school_id"], staffIds, ["district_user_id"]));
         inserted += keptStaff;
         if (keptStaff > 0) {
           // The person as they are live when the kept row was their first (whose fields the person carries), else as staged from their other rows.
-          this.sqlite.exec(`INSERT OR REPLACE INTO ${keyedStage("users")} (${columns}) SELECT ${lColumns} FROM main.roster_users l
-            WHERE l.district_id = ${d} AND l.scope = 'staff' AND l.district_user_id IN (SELECT district_user_id FROM ${kept} WHERE scope = 'staff')`);
-          this.sqlite.exec(`INSERT OR IGNORE INTO ${keyedStage("users")} (${columns}) SELECT ${lColumns} FROM main.roster_users l
-            WHERE l.district_id = ${d} AND l.user_key IN (SELECT user_key FROM (${staffIds}))`);
-          this.sqlite.exec(`UPDATE ${keyedStage("users")} SET school_ids = (
-              SELECT json_group_array(school_id) FROM (
-                SELECT DISTINCT s.school_id FROM ${keyedStage("staff_ids")} s WHERE s.user_key = ${keyedStage("users")}.user_key AND s.school_id IS NOT NULL ORDER BY s.school_id))
-            WHERE user_key IN (SELECT user_key FROM (${staffIds}))`);
+          await sql.exec(
+            sql.insertOrReplace(
+              keyedUsers,
+              columns,
+              `SELECT ${lColumns} FROM ${main}roster_users l
+            WHERE l.district_id = ${d} AND l.scope = 'staff' AND l.district_user_id IN (SELECT district_user_id FROM ${kept} WHERE scope = 'staff')`,
+              userKey,
+            ),
+          );
+          await sql.exec(
+            sql.insertOrIgnore(
+              keyedUsers,
+              columns,
+              `SELECT ${lColumns} FROM ${main}roster_users l
+            WHERE l.district_id = ${d} AND l.user_key IN (SELECT user_key FROM (${staffIds}) ids)`,
+              userKey,
+            ),
+          );
+          await sql.exec(`UPDATE ${keyedUsers} SET school_ids = (
+              SELECT ${sql.jsonGroupArray("school_id")} FROM (
+                SELECT DISTINCT s.school_id FROM ${keyedStage(sql, "staff_ids")} s WHERE s.user_key = ${keyedUsers}.user_key AND s.school_id IS NOT NULL ORDER BY s.school_id) schools)
+            WHERE user_key IN (SELECT user_key FROM (${staffIds}) ids)`);
         }
       }
       this.#kept.set(entity, inserted);

@@ -3,9 +3,9 @@ import type { Issue, IssueCode, IssueSink, SeverityCounts } from "../intake/issu
 import { labelsFor } from "../intake/match-headers.ts";
 import { KEPT_VALUE } from "../intake/validate-row.ts";
 import type { RosterEntity } from "./roster-tables.ts";
-import { q, rosterTable } from "./roster-tables.ts";
+import { q, rosterTable, staged } from "./roster-tables.ts";
 import type { StagedFile } from "./stage-delivery.ts";
-import type { Sqlite } from "./sync-connection.ts";
+import type { EngineSql } from "./engine-sql.ts";
 
 /**
  * Issues of a file's bad values kept from yesterday, followed per code up to this many: the
@@ -50,34 +50,35 @@ export class KeptValueIssues implements IssueSink {
  * null for a record not in the roster yet: one UPDATE per such column, before keys are built.
  * The issues that await the value are told it first.
  */
-export function takeLiveValues(sqlite: Sqlite, districtId: number, file: StagedFile, fileIndex: number, issues: KeptValueIssues): void {
+export async function takeLiveValues(sql: EngineSql, districtId: number, file: StagedFile, fileIndex: number, issues: KeptValueIssues): Promise<void> {
   const columns = Object.entries(file.stats.keptValues).filter(([, count]) => count > 0);
   if (columns.length === 0) return;
   const entity = file.entity as RosterEntity;
   const table = rosterTable(entity);
-  const live = `main.${q(table.live)}`;
+  const live = `${sql.main}${q(table.live)}`;
+  const stagedTable = staged(sql, entity);
   const matches = (l: string, s: string) => table.key.map((c) => `${l}.${q(c)} = ${s}.${q(c)}`).join(" AND ");
   const labels = labelsFor(file.stats.header, { entity: file.entity, stem: file.stem, implied: {} });
   for (const [column] of columns) {
     const pending = issues.pending.get(labels(column));
-    if (pending !== undefined) {
-      // Only the rows of the issues (a few hundred at most), not every value kept (an ambiguous column keeps them all).
-      const rows = sqlite
-        .prepare(
-          `SELECT s.row AS row, l.${q(column)} AS value FROM stage.${q(entity)} s LEFT JOIN ${live} l ON l.district_id = ? AND ${matches("l", "s")}
-           WHERE s.file_idx = ? AND s.${q(column)} = ? AND s.row IN (SELECT value FROM json_each(?))`,
-        )
-        .iterate(districtId, fileIndex, KEPT_VALUE, JSON.stringify([...pending.keys()])) as IterableIterator<{ row: number; value: string | null }>;
-      for (const { row, value } of rows) {
-        const issue = pending.get(row);
-        if (issue !== undefined) issue.message = finishKeptValueMessage(issue, value);
-      }
+    if (pending !== undefined && pending.size > 0) {
+      // Only the rows of the issues (a few hundred at most, integers from the reader, listed in the
+      // statement), not every value kept (an ambiguous column keeps them all).
+      const rows = [...pending.keys()].map((row) => String(Math.trunc(row))).join(", ");
+      await sql.each<{ row: number; value: string | null }>(
+        `SELECT s.row AS row, l.${q(column)} AS value FROM ${stagedTable} s LEFT JOIN ${live} l ON l.district_id = ? AND ${matches("l", "s")}
+         WHERE s.file_idx = ? AND s.${q(column)} = ? AND s.row IN (${rows})`,
+        [districtId, fileIndex, KEPT_VALUE],
+        ({ row, value }) => {
+          const issue = pending.get(Number(row));
+          if (issue !== undefined) issue.message = finishKeptValueMessage(issue, value);
+        },
+      );
     }
-    sqlite
-      .prepare(
-        `UPDATE stage.${q(entity)} SET ${q(column)} = (SELECT l.${q(column)} FROM ${live} l WHERE l.district_id = ? AND ${matches("l", q(entity))})
-         WHERE file_idx = ? AND ${q(column)} = ?`,
-      )
-      .run(districtId, fileIndex, KEPT_VALUE);
+    await sql.run(
+      `UPDATE ${stagedTable} SET ${q(column)} = (SELECT l.${q(column)} FROM ${live} l WHERE l.district_id = ? AND ${matches("l", q(entity))})
+       WHERE file_idx = ? AND ${q(column)} = ?`,
+      [districtId, fileIndex, KEPT_VALUE],
+    );
   }
 }

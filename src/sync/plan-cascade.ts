@@ -1,9 +1,11 @@
 import type { EntityPlan } from "./plan-sync.ts";
 import { REFERENCE_EDGES } from "./roster-references.ts";
 import type { ReferenceEdge } from "./roster-references.ts";
-import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable } from "./roster-tables.ts";
+import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable, staged } from "./roster-tables.ts";
+import type { StagingSpace } from "./roster-tables.ts";
 import type { RosterEntity, RosterTable } from "./roster-tables.ts";
-import type { Sqlite } from "./sync-connection.ts";
+import type { EngineSql } from "./engine-sql.ts";
+import { sqlTrue } from "./engine-sql.ts";
 
 /** Rows of an entity deleted (or not created) because what they point at goes tonight. */
 export interface Cascade {
@@ -17,10 +19,10 @@ export interface Cascade {
   dropped: number;
 }
 
-const newTable = (entity: RosterEntity) => `stage.${q(`new_${entity}`)}`;
-const oldTable = (entity: RosterEntity) => `stage.${q(`old_${entity}`)}`;
-const goneTable = (entity: RosterEntity) => `stage.${q(`cascade_gone_${entity}`)}`;
-const cascadeTable = (entity: RosterEntity) => `stage.${q(`cascade_${entity}`)}`;
+const newTable = (sql: StagingSpace, entity: RosterEntity) => staged(sql, `new_${entity}`);
+const oldTable = (sql: StagingSpace, entity: RosterEntity) => staged(sql, `old_${entity}`);
+const goneTable = (sql: StagingSpace, entity: RosterEntity) => staged(sql, `cascade_gone_${entity}`);
+const cascadeTable = (sql: StagingSpace, entity: RosterEntity) => staged(sql, `cascade_${entity}`);
 
 /**
  * The live roster never holds a dangling reference. A planned diff deletes some records; rows of
@@ -34,60 +36,61 @@ const cascadeTable = (entity: RosterEntity) => `stage.${q(`cascade_${entity}`)}`
  * deletes a few students costs a few lookups, not a scan of the enrollments. Mutates the plans
  * of entities it changes (a skipped entity becomes a diff).
  */
-export function cascadeDeletes(sqlite: Sqlite, districtId: number, plans: EntityPlan[]): Cascade[] {
+export async function cascadeDeletes(sql: EngineSql, districtId: number, plans: EntityPlan[]): Promise<Cascade[]> {
   const d = Number(districtId);
   const planOf = (entity: RosterEntity) => plans.find((p) => p.entity === entity)!;
   const cascades: Cascade[] = [];
   const goneReady = new Set<RosterEntity>();
   for (const table of ROSTER_TABLES) {
-    sqlite.exec(`DROP TABLE IF EXISTS ${cascadeTable(table.entity)}`);
-    sqlite.exec(`CREATE TABLE ${cascadeTable(table.entity)} (${table.key.map((c) => `${q(c)} TEXT NOT NULL`).join(", ")}, PRIMARY KEY (${table.key.map(q).join(", ")})) WITHOUT ROWID`);
+    await sql.exec(`DROP TABLE IF EXISTS ${cascadeTable(sql, table.entity)}`);
+    await sql.exec(`CREATE TABLE ${cascadeTable(sql, table.entity)} (${table.key.map((c) => `${q(c)} TEXT NOT NULL`).join(", ")}, PRIMARY KEY (${table.key.map(q).join(", ")}))${sql.withoutRowid}`);
   }
   for (const table of ROSTER_TABLES) {
     for (const edge of REFERENCE_EDGES.filter((e) => e.from === table.entity)) {
       const target = rosterTable(edge.to);
       if (!goneReady.has(edge.to)) {
-        buildGone(sqlite, target, planOf(edge.to));
+        await buildGone(sql, target, planOf(edge.to));
         goneReady.add(edge.to);
       }
-      if (!hasRows(sqlite, goneTable(edge.to))) continue;
+      if (!(await hasRows(sql, goneTable(sql, edge.to)))) continue;
       const plan = planOf(table.entity);
-      const deleted = deleteStaying(sqlite, d, table, plan, edge, planOf(edge.to));
-      const dropped = dropIncoming(sqlite, table, plan, edge);
+      const deleted = await deleteStaying(sql, d, table, plan, edge, planOf(edge.to));
+      const dropped = await dropIncoming(sql, table, plan, edge);
       if (deleted + dropped > 0) cascades.push({ entity: table.entity, via: edge.to, column: edge.column, deleted, dropped });
     }
   }
   for (const table of ROSTER_TABLES) {
-    sqlite.exec(`DROP TABLE IF EXISTS ${goneTable(table.entity)}; DROP TABLE IF EXISTS ${cascadeTable(table.entity)};`);
+    await sql.exec(`DROP TABLE IF EXISTS ${goneTable(sql, table.entity)}; DROP TABLE IF EXISTS ${cascadeTable(sql, table.entity)};`);
   }
   return cascades;
 }
 
 /** Keys of the entity that are not in the roster after tonight: deleted by the diff, or by a cascade before. */
-function buildGone(sqlite: Sqlite, table: RosterTable, plan: EntityPlan): void {
-  const key = table.key.map(q).join(", ");
-  const gone = goneTable(table.entity);
-  sqlite.exec(`DROP TABLE IF EXISTS ${gone}`);
-  sqlite.exec(`CREATE TABLE ${gone} (${table.key.map((c) => `${q(c)} TEXT NOT NULL`).join(", ")}, PRIMARY KEY (${key})) WITHOUT ROWID`);
+async function buildGone(sql: EngineSql, table: RosterTable, plan: EntityPlan): Promise<void> {
+  const keys = table.key.map(q);
+  const key = keys.join(", ");
+  const gone = goneTable(sql, table.entity);
+  await sql.exec(`DROP TABLE IF EXISTS ${gone}`);
+  await sql.exec(`CREATE TABLE ${gone} (${table.key.map((c) => `${q(c)} TEXT NOT NULL`).join(", ")}, PRIMARY KEY (${key}))${sql.withoutRowid}`);
   if (plan.mode === "diff") {
-    sqlite.exec(`INSERT OR IGNORE INTO ${gone} (${key}) SELECT ${key} FROM ${oldTable(table.entity)} EXCEPT SELECT ${key} FROM ${newTable(table.entity)}`);
+    await sql.exec(sql.insertOrIgnore(gone, keys, `SELECT ${key} FROM ${oldTable(sql, table.entity)} EXCEPT SELECT ${key} FROM ${newTable(sql, table.entity)}`, keys));
   }
-  sqlite.exec(`INSERT OR IGNORE INTO ${gone} (${key}) SELECT ${key} FROM ${cascadeTable(table.entity)}`);
+  await sql.exec(sql.insertOrIgnore(gone, keys, `SELECT ${key} FROM ${cascadeTable(sql, table.entity)}`, keys));
 }
 
 /**
  * Live rows that stay tonight (not already deleted or replaced) but point at a key that goes:
  * deleted with it. A diff that removes every live row of its scope has none to look at.
  */
-function deleteStaying(sqlite: Sqlite, d: number, table: RosterTable, plan: EntityPlan, edge: ReferenceEdge, targetPlan: EntityPlan): number {
+async function deleteStaying(sql: EngineSql, d: number, table: RosterTable, plan: EntityPlan, edge: ReferenceEdge, targetPlan: EntityPlan): Promise<number> {
   if (plan.mode === "diff" && plan.liveFilter === "" && plan.deleted + plan.updated === plan.live) return 0;
-  const live = `main.${q(table.live)}`;
+  const live = `${sql.main}${q(table.live)}`;
   const columns = allColumns(table).map((c) => `l.${q(c)}`).join(", ");
   const notReplaced =
-    plan.mode === "diff" ? ` AND NOT EXISTS (SELECT 1 FROM ${oldTable(table.entity)} o WHERE ${table.key.map((c) => `o.${q(c)} = l.${q(c)}`).join(" AND ")})` : "";
+    plan.mode === "diff" ? ` AND NOT EXISTS (SELECT 1 FROM ${oldTable(sql, table.entity)} o WHERE ${table.key.map((c) => `o.${q(c)} = l.${q(c)}`).join(" AND ")})` : "";
   // A load replaces every live row of its scope: only rows outside it (the other users' scope) stay.
-  const outsideLoad = plan.mode === "load" ? (plan.scopes === null ? " AND 0" : ` AND l.scope NOT IN (${plan.scopes.map((s) => `'${s}'`).join(", ")})`) : "";
-  const gone = goneTable(edge.to);
+  const outsideLoad = plan.mode === "load" ? (plan.scopes === null ? " AND 1 = 0" : ` AND l.scope NOT IN (${plan.scopes.map((s) => `'${s}'`).join(", ")})`) : "";
+  const gone = goneTable(sql, edge.to);
   const fromTarget = (edge.matchesFromTarget ?? edge.matches)("x", "g");
   const keys = table.key.map((c) => `x.${q(c)}`).join(", ");
   // Through the dependent's index, one lookup per gone key: the keys first (the index covers
@@ -95,22 +98,24 @@ function deleteStaying(sqlite: Sqlite, d: number, table: RosterTable, plan: Enti
   // key instead: 87 s against 0.1 s for 560 students' enrollments), then each row by its key.
   // An unindexed reference (small tables) is one pass over the dependent's rows.
   const source = edge.indexed
-    ? `FROM (SELECT DISTINCT ${keys} FROM ${gone} g CROSS JOIN ${live} x ON x.district_id = ${d} AND ${fromTarget} WHERE ${edge.when("x")}) k
-       CROSS JOIN ${live} l ON l.district_id = ${d} AND ${table.key.map((c) => `l.${q(c)} = k.${q(c)}`).join(" AND ")} WHERE 1`
+    ? `FROM (SELECT DISTINCT ${keys} FROM ${gone} g ${sql.drivingJoin} ${live} x ON x.district_id = ${d} AND ${fromTarget} WHERE ${edge.when("x")}) k
+       ${sql.drivingJoin} ${live} l ON l.district_id = ${d} AND ${table.key.map((c) => `l.${q(c)} = k.${q(c)}`).join(" AND ")} WHERE 1 = 1`
     : `FROM ${live} l WHERE l.district_id = ${d} AND ${edge.when("l")} AND EXISTS (SELECT 1 FROM ${gone} g WHERE ${edge.matches("l", "g")})`;
-  const stillResolves = edge.termOfSchool ? ` AND NOT ${termRemains(d, targetPlan, "l.term_id", "l.school_id")} AND NOT ${termRemains(d, targetPlan, "l.term_id", "''")}` : "";
-  const staging = `stage.${q(`cascading_${table.entity}`)}`;
-  sqlite.exec(`DROP TABLE IF EXISTS ${staging}`);
-  sqlite.exec(`CREATE TABLE ${staging} AS SELECT DISTINCT ${columns} ${source}${notReplaced}${outsideLoad}${stillResolves}`);
-  const count = countRows(sqlite, staging);
+  const stillResolves = edge.termOfSchool
+    ? ` AND NOT ${termRemains(sql, d, targetPlan, "l.term_id", "l.school_id")} AND NOT ${termRemains(sql, d, targetPlan, "l.term_id", "''")}`
+    : "";
+  const staging = staged(sql, `cascading_${table.entity}`);
+  await sql.exec(`DROP TABLE IF EXISTS ${staging}`);
+  await sql.exec(`CREATE TABLE ${staging} AS SELECT DISTINCT ${columns} ${source}${notReplaced}${outsideLoad}${stillResolves}`);
+  const count = await countRows(sql, staging);
   if (count > 0) {
-    becomeDiff(sqlite, d, table, plan);
+    await becomeDiff(sql, d, table, plan);
     const all = allColumns(table).map(q).join(", ");
-    const key = table.key.map(q).join(", ");
-    sqlite.exec(`INSERT INTO ${oldTable(table.entity)} (${all}) SELECT ${all} FROM ${staging}`);
-    sqlite.exec(`INSERT OR IGNORE INTO ${cascadeTable(table.entity)} (${key}) SELECT ${key} FROM ${staging}`);
+    const keys = table.key.map(q);
+    await sql.exec(`INSERT INTO ${oldTable(sql, table.entity)} (${all}) SELECT ${all} FROM ${staging}`);
+    await sql.exec(sql.insertOrIgnore(cascadeTable(sql, table.entity), keys, `SELECT ${keys.join(", ")} FROM ${staging}`, keys));
   }
-  sqlite.exec(`DROP TABLE ${staging}`);
+  await sql.exec(`DROP TABLE ${staging}`);
   return count;
 }
 
@@ -119,21 +124,21 @@ function deleteStaying(sqlite: Sqlite, d: number, table: RosterTable, plan: Enti
  * point at a key gone by a cascade (a kept class whose teacher left, a live class of an absent
  * sections file): those rows are left out as well.
  */
-function dropIncoming(sqlite: Sqlite, table: RosterTable, plan: EntityPlan, edge: ReferenceEdge): number {
-  if (plan.mode === "skip" || !hasRows(sqlite, cascadeTable(edge.to))) return 0;
-  const incoming = plan.mode === "diff" ? newTable(table.entity) : keyedStage(table.entity);
-  const key = table.key.map(q).join(", ");
-  const where = `WHERE ${edge.when("n")} AND EXISTS (SELECT 1 FROM ${cascadeTable(edge.to)} g WHERE ${edge.matches("n", "g")})`;
-  sqlite.exec(`INSERT OR IGNORE INTO ${cascadeTable(table.entity)} (${key}) SELECT ${key} FROM ${incoming} n ${where}`);
-  return sqlite.prepare(`DELETE FROM ${incoming} AS n ${where}`).run().changes;
+async function dropIncoming(sql: EngineSql, table: RosterTable, plan: EntityPlan, edge: ReferenceEdge): Promise<number> {
+  if (plan.mode === "skip" || !(await hasRows(sql, cascadeTable(sql, edge.to)))) return 0;
+  const incoming = plan.mode === "diff" ? newTable(sql, table.entity) : keyedStage(sql, table.entity);
+  const keys = table.key.map(q);
+  const where = `WHERE ${edge.when("n")} AND EXISTS (SELECT 1 FROM ${cascadeTable(sql, edge.to)} g WHERE ${edge.matches("n", "g")})`;
+  await sql.exec(sql.insertOrIgnore(cascadeTable(sql, table.entity), keys, `SELECT ${keys.join(", ")} FROM ${incoming} n ${where}`, keys));
+  return sql.run(`DELETE FROM ${incoming} AS n ${where}`);
 }
 
 /** SQL: the term (term id, school id) is in the roster after tonight. */
-function termRemains(d: number, plan: EntityPlan, termId: string, schoolId: string): string {
+function termRemains(sql: EngineSql, d: number, plan: EntityPlan, termId: string, schoolId: string): string {
   const match = (alias: string) => `${alias}.term_id = ${termId} AND ${alias}.school_id = ${schoolId}`;
-  const live = `(EXISTS (SELECT 1 FROM main.roster_terms t WHERE t.district_id = ${d} AND ${match("t")}) AND NOT EXISTS (SELECT 1 FROM ${goneTable("terms")} g WHERE ${match("g")}))`;
+  const live = `(EXISTS (SELECT 1 FROM ${sql.main}roster_terms t WHERE t.district_id = ${d} AND ${match("t")}) AND NOT EXISTS (SELECT 1 FROM ${goneTable(sql, "terms")} g WHERE ${match("g")}))`;
   if (plan.mode === "skip") return live;
-  const incoming = plan.mode === "diff" ? newTable("terms") : keyedStage("terms");
+  const incoming = plan.mode === "diff" ? newTable(sql, "terms") : keyedStage(sql, "terms");
   return `(${live} OR EXISTS (SELECT 1 FROM ${incoming} n WHERE ${match("n")}))`;
 }
 
@@ -142,34 +147,35 @@ function termRemains(d: number, plan: EntityPlan, termId: string, schoolId: stri
  * rows must lose some becomes a diff over every live row of the district's: `new_` holds what is
  * created (a load's rows), `old_` what is deleted.
  */
-function becomeDiff(sqlite: Sqlite, d: number, table: RosterTable, plan: EntityPlan): void {
+async function becomeDiff(sql: EngineSql, d: number, table: RosterTable, plan: EntityPlan): Promise<void> {
   if (plan.mode === "diff") {
     // Rows outside the diff's scope are deleted too: the range delete must not assume the scope.
-    if (plan.liveFilter !== "") widen(sqlite, d, table, plan);
+    if (plan.liveFilter !== "") await widen(sql, d, table, plan);
     return;
   }
   const columns = allColumns(table).map(q).join(", ");
   const key = table.key.map(q).join(", ");
   const entity = table.entity;
-  sqlite.exec(`DROP TABLE IF EXISTS ${newTable(entity)}; DROP TABLE IF EXISTS ${oldTable(entity)};`);
-  if (plan.mode === "load") sqlite.exec(`CREATE TABLE ${newTable(entity)} AS SELECT ${columns} FROM ${keyedStage(entity)} ORDER BY ${key}`);
-  else sqlite.exec(`CREATE TABLE ${newTable(entity)} AS SELECT ${columns} FROM main.${q(table.live)} WHERE 0`);
-  sqlite.exec(`CREATE TABLE ${oldTable(entity)} AS SELECT ${columns} FROM main.${q(table.live)} WHERE 0`);
-  sqlite.exec(`CREATE UNIQUE INDEX stage.${q(`new_${entity}_key`)} ON ${q(`new_${entity}`)} (${key})`);
-  sqlite.exec(`CREATE UNIQUE INDEX stage.${q(`old_${entity}_key`)} ON ${q(`old_${entity}`)} (${key})`);
+  const live = `${sql.main}${q(table.live)}`;
+  await sql.exec(`DROP TABLE IF EXISTS ${newTable(sql, entity)}; DROP TABLE IF EXISTS ${oldTable(sql, entity)};`);
+  if (plan.mode === "load") await sql.exec(`CREATE TABLE ${newTable(sql, entity)} AS SELECT ${columns} FROM ${keyedStage(sql, entity)} ORDER BY ${key}`);
+  else await sql.exec(`CREATE TABLE ${newTable(sql, entity)} AS SELECT ${columns} FROM ${live} WHERE 1 = 0`);
+  await sql.exec(`CREATE TABLE ${oldTable(sql, entity)} AS SELECT ${columns} FROM ${live} WHERE 1 = 0`);
+  await sql.createStageIndex({ name: `new_${entity}_key`, table: `new_${entity}`, columns: table.key, unique: true });
+  await sql.createStageIndex({ name: `old_${entity}_key`, table: `old_${entity}`, columns: table.key, unique: true });
   plan.mode = "diff";
-  widen(sqlite, d, table, plan);
+  await widen(sql, d, table, plan);
 }
 
-function widen(sqlite: Sqlite, d: number, table: RosterTable, plan: EntityPlan): void {
+async function widen(sql: EngineSql, d: number, table: RosterTable, plan: EntityPlan): Promise<void> {
   plan.liveFilter = "";
-  plan.live = countRows(sqlite, `main.${q(table.live)} WHERE district_id = ?`, d);
+  plan.live = await countRows(sql, `${sql.main}${q(table.live)} WHERE district_id = ?`, d);
 }
 
-function hasRows(sqlite: Sqlite, table: string): boolean {
-  return sqlite.prepare(`SELECT EXISTS (SELECT 1 FROM ${table})`).pluck(true).get() === 1;
+async function hasRows(sql: EngineSql, table: string): Promise<boolean> {
+  return sqlTrue(await sql.value(`SELECT EXISTS (SELECT 1 FROM ${table})`));
 }
 
-function countRows(sqlite: Sqlite, from: string, ...params: unknown[]): number {
-  return Number(sqlite.prepare(`SELECT count(*) FROM ${from}`).pluck(true).get(...params));
+function countRows(sql: EngineSql, from: string, ...params: unknown[]): Promise<number> {
+  return sql.count(`SELECT count(*) FROM ${from}`, params);
 }

@@ -2,10 +2,10 @@ import type { EntityName } from "../spec/roster-spec.ts";
 import type { UnreadableKeys } from "./kept-records.ts";
 import { cascadeDeletes } from "./plan-cascade.ts";
 import type { Cascade } from "./plan-cascade.ts";
-import { COUNTED_ENTITIES, ROSTER_TABLES, allColumns, emptyCounts, keyedStage, q, removedTable, rosterTable } from "./roster-tables.ts";
+import { COUNTED_ENTITIES, ROSTER_TABLES, allColumns, emptyCounts, keyedStage, q, removedTable, rosterTable, staged as stagedTable } from "./roster-tables.ts";
 import type { RosterEntity, RosterTable, SyncCounts } from "./roster-tables.ts";
 import type { PresentParts } from "./present-parts.ts";
-import type { Sqlite } from "./sync-connection.ts";
+import type { EngineSql } from "./engine-sql.ts";
 
 // ---- safeguards: pure ----
 
@@ -172,16 +172,17 @@ export interface SyncPlan {
  * same unique NOT NULL key, is a merge of two ordered scans, not a sort. A part absent from the
  * delivery is left alone (never deleted).
  */
-export function planSync(sqlite: Sqlite, districtId: number, present: PresentParts, delta: ReadonlySet<RosterEntity> = new Set()): SyncPlan {
+export async function planSync(sql: EngineSql, districtId: number, present: PresentParts, delta: ReadonlySet<RosterEntity> = new Set()): Promise<SyncPlan> {
   const counts = emptyCounts();
   const liveCounts = Object.fromEntries(COUNTED_ENTITIES.map((e) => [e, 0])) as LiveCounts;
-  const entities = ROSTER_TABLES.map((table) => planEntity(sqlite, table, districtId, present, delta.has(table.entity)));
-  const cascades = cascadeDeletes(sqlite, districtId, entities);
+  const entities: EntityPlan[] = [];
+  for (const table of ROSTER_TABLES) entities.push(await planEntity(sql, table, districtId, present, delta.has(table.entity)));
+  const cascades = await cascadeDeletes(sql, districtId, entities);
   for (const plan of entities) {
-    if (cascades.some((c) => c.entity === plan.entity)) recount(sqlite, plan);
+    if (cascades.some((c) => c.entity === plan.entity)) await recount(sql, plan);
     if (plan.entity === "staff_ids") continue;
     const entity = plan.entity;
-    const liveTotal = count(sqlite, `SELECT count(*) FROM main.${q(rosterTable(entity).live)} WHERE district_id = ?`, districtId);
+    const liveTotal = await sql.count(`SELECT count(*) FROM ${sql.main}${q(rosterTable(entity).live)} WHERE district_id = ?`, [districtId]);
     liveCounts[entity] = liveTotal;
     counts[entity] = { created: plan.created, updated: plan.updated, deleted: plan.deleted, unchanged: liveTotal - plan.updated - plan.deleted };
   }
@@ -189,19 +190,19 @@ export function planSync(sqlite: Sqlite, districtId: number, present: PresentPar
 }
 
 /** A plan's counts from its tables again, after a cascade changed them. */
-function recount(sqlite: Sqlite, plan: EntityPlan): void {
+async function recount(sql: EngineSql, plan: EntityPlan): Promise<void> {
   const table = rosterTable(plan.entity);
   if (plan.mode === "load") {
-    plan.created = count(sqlite, `SELECT count(*) FROM ${keyedStage(plan.entity)}`);
+    plan.created = await sql.count(`SELECT count(*) FROM ${keyedStage(sql, plan.entity)}`);
     return;
   }
   if (plan.mode !== "diff") return;
-  const newTable = `stage.${q(`new_${table.entity}`)}`;
-  const oldTable = `stage.${q(`old_${table.entity}`)}`;
-  const changed = count(sqlite, `SELECT count(*) FROM ${newTable}`);
-  const gone = count(sqlite, `SELECT count(*) FROM ${oldTable}`);
+  const newTable = stagedTable(sql, `new_${table.entity}`);
+  const oldTable = stagedTable(sql, `old_${table.entity}`);
+  const changed = await sql.count(`SELECT count(*) FROM ${newTable}`);
+  const gone = await sql.count(`SELECT count(*) FROM ${oldTable}`);
   const on = table.key.map((c) => `n.${q(c)} = o.${q(c)}`).join(" AND ");
-  plan.updated = count(sqlite, `SELECT count(*) FROM ${newTable} n JOIN ${oldTable} o ON ${on}`);
+  plan.updated = await sql.count(`SELECT count(*) FROM ${newTable} n JOIN ${oldTable} o ON ${on}`);
   plan.created = changed - plan.updated;
   plan.deleted = gone - plan.updated;
 }
@@ -211,44 +212,42 @@ function recount(sqlite: Sqlite, plan: EntityPlan): void {
  * only those of changed lines, and the live side of the diff is only the live rows whose lines
  * did not come back (`stage.removed_<entity>`): every other live row is unchanged.
  */
-function planEntity(sqlite: Sqlite, table: RosterTable, districtId: number, present: PresentParts, delta: boolean): EntityPlan {
+async function planEntity(sql: EngineSql, table: RosterTable, districtId: number, present: PresentParts, delta: boolean): Promise<EntityPlan> {
   const isPresent =
     table.entity === "staff_ids" ? present.userScopes.has("staff") : present.entities.has(table.entity);
   const scopes = [...present.userScopes].sort();
   const liveFilter = table.entity === "users" ? ` AND scope IN (${scopes.map((s) => `'${s}'`).join(", ")})` : "";
   const base = { entity: table.entity, liveFilter, scopes: table.entity === "users" ? scopes : null, created: 0, updated: 0, deleted: 0, live: 0 };
   if (!isPresent) return { ...base, mode: "skip" };
-  const staged = count(sqlite, `SELECT count(*) FROM ${keyedStage(table.entity)}`);
-  const live = count(sqlite, `SELECT count(*) FROM main.${q(table.live)} WHERE district_id = ?${liveFilter}`, districtId);
+  const main = sql.main;
+  const staged = await sql.count(`SELECT count(*) FROM ${keyedStage(sql, table.entity)}`);
+  const live = await sql.count(`SELECT count(*) FROM ${main}${q(table.live)} WHERE district_id = ?${liveFilter}`, [districtId]);
   if (live === 0) return { ...base, mode: "load", created: staged };
 
   const columns = allColumns(table).map(q).join(", ");
   const order = allColumns(table)
     .map((_, i) => String(i + 1))
     .join(", ");
-  const stageSelect = `SELECT ${columns} FROM ${keyedStage(table.entity)}`;
-  const keyColumns = table.key.map(q).join(", ");
+  const stageSelect = `SELECT ${columns} FROM ${keyedStage(sql, table.entity)}`;
   // Delta: one key lookup per removed key (CROSS JOIN keeps that order), not a scan of the district's rows.
   // Users: the digest speaks for students; live staff are all looked at, as staff are read in full.
-  const staff = table.entity === "users" && present.userScopes.has("staff") ? ` UNION ALL SELECT ${columns} FROM main.${q(table.live)} WHERE district_id = ${Number(districtId)} AND scope = 'staff'` : "";
+  const staff = table.entity === "users" && present.userScopes.has("staff") ? ` UNION ALL SELECT ${columns} FROM ${main}${q(table.live)} WHERE district_id = ${Number(districtId)} AND scope = 'staff'` : "";
   const liveSelect = delta
-    ? `SELECT * FROM (SELECT ${allColumns(table).map((c) => `l.${q(c)}`).join(", ")} FROM ${removedTable(table.entity)} r CROSS JOIN main.${q(table.live)} l
-       ON l.district_id = ${Number(districtId)} AND ${table.key.map((c) => `l.${q(c)} = r.${q(c)}`).join(" AND ")} WHERE 1${liveFilter}${staff})`
-    : `SELECT ${columns} FROM main.${q(table.live)} WHERE district_id = ${Number(districtId)}${liveFilter}`;
-  const newTable = `stage.${q(`new_${table.entity}`)}`;
-  const oldTable = `stage.${q(`old_${table.entity}`)}`;
-  sqlite.exec(`DROP TABLE IF EXISTS ${newTable}; DROP TABLE IF EXISTS ${oldTable};`);
-  sqlite.exec(`CREATE TABLE ${newTable} AS ${stageSelect} EXCEPT ${liveSelect} ORDER BY ${order}`);
-  sqlite.exec(`CREATE TABLE ${oldTable} AS ${liveSelect} EXCEPT ${stageSelect} ORDER BY ${order}`);
-  sqlite.exec(`CREATE UNIQUE INDEX stage.${q(`new_${table.entity}_key`)} ON ${q(`new_${table.entity}`)} (${keyColumns})`);
-  sqlite.exec(`CREATE UNIQUE INDEX stage.${q(`old_${table.entity}_key`)} ON ${q(`old_${table.entity}`)} (${keyColumns})`);
-  const changed = count(sqlite, `SELECT count(*) FROM ${newTable}`);
-  const gone = count(sqlite, `SELECT count(*) FROM ${oldTable}`);
+    ? `SELECT * FROM (SELECT ${allColumns(table).map((c) => `l.${q(c)}`).join(", ")} FROM ${removedTable(sql, table.entity)} r ${sql.drivingJoin} ${main}${q(table.live)} l
+       ON l.district_id = ${Number(districtId)} AND ${table.key.map((c) => `l.${q(c)} = r.${q(c)}`).join(" AND ")} WHERE 1 = 1${liveFilter}${staff}) removed`
+    : `SELECT ${columns} FROM ${main}${q(table.live)} WHERE district_id = ${Number(districtId)}${liveFilter}`;
+  const newTable = stagedTable(sql, `new_${table.entity}`);
+  const oldTable = stagedTable(sql, `old_${table.entity}`);
+  await sql.exec(`DROP TABLE IF EXISTS ${newTable}; DROP TABLE IF EXISTS ${oldTable};`);
+  await sql.exec(`CREATE TABLE ${newTable} AS ${stageSelect} EXCEPT ${liveSelect} ORDER BY ${order}`);
+  await sql.exec(`CREATE TABLE ${oldTable} AS ${liveSelect} EXCEPT ${stageSelect} ORDER BY ${order}`);
+  await sql.createStageIndex({ name: `new_${table.entity}_key`, table: `new_${table.entity}`, columns: table.key, unique: true });
+  await sql.createStageIndex({ name: `old_${table.entity}_key`, table: `old_${table.entity}`, columns: table.key, unique: true });
+  await sql.analyze(newTable);
+  await sql.analyze(oldTable);
+  const changed = await sql.count(`SELECT count(*) FROM ${newTable}`);
+  const gone = await sql.count(`SELECT count(*) FROM ${oldTable}`);
   const on = table.key.map((c) => `n.${q(c)} = o.${q(c)}`).join(" AND ");
-  const updated = count(sqlite, `SELECT count(*) FROM ${newTable} n JOIN ${oldTable} o ON ${on}`);
+  const updated = await sql.count(`SELECT count(*) FROM ${newTable} n JOIN ${oldTable} o ON ${on}`);
   return { ...base, mode: "diff", created: changed - updated, updated, deleted: gone - updated, live };
-}
-
-function count(sqlite: Sqlite, query: string, ...params: unknown[]): number {
-  return Number(sqlite.prepare(query).pluck(true).get(...params));
 }

@@ -26,7 +26,7 @@ import { sampleDiff, type EntitySample } from "./diff-sample.ts";
 import { headerStyle, type HeaderStyle } from "../intake/header-style.ts";
 import { purgeCutoff, purgeTombstones } from "./tombstones.ts";
 import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
-import type { Sqlite, SyncConnection } from "./sync-connection.ts";
+import type { EngineSql } from "./engine-sql.ts";
 
 export const MAX_ISSUES_PER_FILE_AND_CODE = 100;
 /** Attempts after which an interrupted or crashing sync is marked failed (the job queue's default). */
@@ -118,7 +118,7 @@ export interface SyncProcessorOptions {
   /** Days a removed record stays readable as a tombstone (`ROSTERDOCK_TOMBSTONE_DAYS`, default 30). */
   tombstoneDays?: number;
   /** Called inside the transaction that records the outcome (webhooks queue their deliveries there). */
-  onOutcome?: (event: SyncOutcomeEvent, sqlite: Sqlite, now: string) => void;
+  onOutcome?: (event: SyncOutcomeEvent, sql: EngineSql, now: string) => Promise<unknown>;
 }
 
 /**
@@ -127,11 +127,11 @@ export interface SyncProcessorOptions {
  * is scratch; the roster and the sync's status change together in one transaction).
  */
 export class SyncProcessor {
-  #connection: SyncConnection | undefined;
+  #connection: EngineSql | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly openConnection: () => SyncConnection,
+    private readonly openConnection: () => EngineSql,
     private readonly storage: LocalStorage,
     private readonly clock: Clock,
     private readonly logger: Logger,
@@ -139,13 +139,14 @@ export class SyncProcessor {
   ) {}
 
   /** The engine's own connection, opened on first use (most CLI commands never need it). */
-  private get connection(): SyncConnection {
+  private get sql(): EngineSql {
     return (this.#connection ??= this.openConnection());
   }
 
-  close(): void {
-    this.#connection?.close();
+  async close(): Promise<void> {
+    const connection = this.#connection;
     this.#connection = undefined;
+    await connection?.close();
   }
 
   /** For the worker: `{ syncId }` payload. A sync that keeps crashing is marked failed on the last attempt. */
@@ -226,15 +227,15 @@ export class SyncProcessor {
   ): Promise<ProcessOutcome | null> {
     const issues = new MemoryIssueSink({ maxPerFileAndCode: MAX_ISSUES_PER_FILE_AND_CODE });
     const thresholds = districtSafeguards(district.settings, this.options.safeguards ?? DEFAULT_SAFEGUARDS);
-    const { sqlite } = this.connection;
+    const sql = this.sql;
     rmSync(digestDir, { recursive: true, force: true });
-    const previous = useDigests ? previousDigests(sqlite, district.id, this.storage) : { version: rosterVersion(sqlite, district.id), refs: [] };
-    this.connection.attachStage(syncId);
+    const previous = useDigests ? await previousDigests(sql, district.id, this.storage) : { version: await rosterVersion(sql, district.id), refs: [] };
+    await sql.attachStage(syncId);
     const timings = { stageMs: 0, planMs: 0, applyMs: 0 };
     let applied = false;
     try {
       const staged = await stageDelivery(deliveryFiles, {
-        sqlite,
+        sql,
         districtId: district.id,
         issues,
         digests: { dir: digestDir, previous: previous.refs, revisitLimit: this.options.digestRevisitLimit ?? DEFAULT_DIGEST_REVISIT_LIMIT },
@@ -276,20 +277,20 @@ export class SyncProcessor {
       const now = () => isoNow(this.clock);
       if (staged.failed || deliveryFiles.length === 0) {
         const summary = { ...summaryOf(null, [], null), ...refusedUploadsError(refused) };
-        this.connection.writeTransaction(() => {
+        await sql.transaction(async () => {
           const at = now();
-          this.#finish(syncId, "failed", emptyCounts(), summary, issues.kept, at);
-          this.options.onOutcome?.({ status: "failed", syncId, districtId: district.id, counts: emptyCounts() }, sqlite, at);
+          await this.#finish(syncId, "failed", emptyCounts(), summary, issues.kept, at);
+          await this.options.onOutcome?.({ status: "failed", syncId, districtId: district.id, counts: emptyCounts() }, sql, at);
         });
         this.logger.warn({ event: "sync.failed", syncId, districtId: district.id, errors: issues.counts.error }, "sync failed");
         return { syncId, status: "failed", counts: emptyCounts(), summary, alreadyDone: false };
       }
       for (;;) {
-        const version = rosterVersion(sqlite, district.id);
+        const version = await rosterVersion(sql, district.id);
         if (staged.delta.size > 0 && version !== previous.version) return null;
         const planStarted = Date.now();
         options.onStage?.("planning");
-        const plan = planSync(sqlite, district.id, staged.present, staged.delta);
+        const plan = await planSync(sql, district.id, staged.present, staged.delta);
         countKept(plan.counts, staged.kept);
         timings.planMs = Date.now() - planStarted;
         const applyStarted = Date.now();
@@ -299,25 +300,25 @@ export class SyncProcessor {
             : [];
         options.onStage?.(holdReasons.length > 0 ? "holding" : "applying");
         // What the operator deciding on a held sync looks at: the staging it comes from is removed below.
-        const preview = holdReasons.length > 0 ? sampleDiff(sqlite, plan) : undefined;
-        const outcome = this.connection.writeTransaction(() => {
+        const preview = holdReasons.length > 0 ? await sampleDiff(sql, plan) : undefined;
+        const outcome = await sql.transaction(async () => {
           // Another sync of the district applied since the plan was made: plan again.
-          if (rosterVersion(sqlite, district.id) !== version) return null;
+          if ((await rosterVersion(sql, district.id)) !== version) return null;
           for (const issue of cascadeIssues(plan, staged)) issues.add(issue);
           if (holdReasons.length > 0) {
             const summary: SyncSummary = { ...summaryOf(plan, holdReasons, null), ...(preview ? { preview } : {}) };
             const at = now();
-            this.#finish(syncId, "held", plan.counts, summary, issues.kept, at);
-            this.options.onOutcome?.({ status: "held", syncId, districtId: district.id, counts: plan.counts }, sqlite, at);
+            await this.#finish(syncId, "held", plan.counts, summary, issues.kept, at);
+            await this.options.onOutcome?.({ status: "held", syncId, districtId: district.id, counts: plan.counts }, sql, at);
             return { status: "held" as const, summary, changeset: null };
           }
-          const changeset: Changeset = applyPlan(sqlite, plan, syncId, now());
-          this.#purge(district.id, now());
+          const changeset: Changeset = await applyPlan(sql, plan, syncId, now());
+          await this.#purge(district.id, now());
           timings.applyMs = Date.now() - applyStarted;
           const summary = summaryOf(plan, [], changeset);
           const at = now();
-          this.#finish(syncId, "applied", plan.counts, summary, issues.kept, at);
-          this.options.onOutcome?.({ status: "applied", syncId, districtId: district.id, counts: plan.counts }, sqlite, at);
+          await this.#finish(syncId, "applied", plan.counts, summary, issues.kept, at);
+          await this.options.onOutcome?.({ status: "applied", syncId, districtId: district.id, counts: plan.counts }, sql, at);
           return { status: "applied" as const, summary, changeset };
         });
         if (outcome === null) continue;
@@ -336,7 +337,7 @@ export class SyncProcessor {
         return { syncId, status: outcome.status, counts: plan.counts, summary: outcome.summary, alreadyDone: false };
       }
     } finally {
-      this.connection.detachStage();
+      await sql.detachStage();
       // Only the district's latest applied sync's digests are ever read.
       if (applied) await this.storage.removeDigests(district.id, syncId).catch(() => undefined);
       else rmSync(digestDir, { recursive: true, force: true });
@@ -344,32 +345,32 @@ export class SyncProcessor {
   }
 
   /** Marks a held (or waiting) sync discarded; the roster was never touched by it. */
-  discard(syncId: number, actor: string): void {
-    const { sqlite } = this.connection;
-    this.connection.writeTransaction(() => {
-      const sync = this.#syncRow(syncId);
+  async discard(syncId: number, actor: string): Promise<void> {
+    const sql = this.sql;
+    await sql.transaction(async () => {
+      const sync = await this.#syncRow(syncId);
       if (sync.status !== "held" && sync.status !== "waiting") {
         throw new RosterdockError("ERR_SYNC_STATE", `Sync ${syncId} is ${sync.status}; only a held or waiting sync can be discarded.`, { syncId, status: sync.status });
       }
       const summary = { ...(JSON.parse(sync.summary) as object), discardedBy: actor };
-      sqlite.prepare("UPDATE main.syncs SET status = 'discarded', summary = ?, updated_at = ? WHERE id = ?").run(JSON.stringify(summary), isoNow(this.clock), syncId);
+      await sql.run(`UPDATE ${sql.main}syncs SET status = 'discarded', summary = ?, updated_at = ? WHERE id = ?`, [JSON.stringify(summary), isoNow(this.clock), syncId]);
     });
     this.logger.info({ event: "sync.discarded", syncId }, "sync discarded");
   }
 
   /** Restores the roster as it was before an applied sync (the district's most recent one). */
-  rollback(syncId: number, actor: string): Changeset {
-    const { sqlite } = this.connection;
-    const changeset = this.connection.writeTransaction(() => {
-      const sync = this.#syncRow(syncId);
+  async rollback(syncId: number, actor: string): Promise<Changeset> {
+    const sql = this.sql;
+    const changeset = await sql.transaction(async () => {
+      const sync = await this.#syncRow(syncId);
       if (sync.status !== "applied") {
         throw new RosterdockError("ERR_SYNC_STATE", `Sync ${syncId} is ${sync.status}; only an applied sync can be rolled back.`, { syncId, status: sync.status });
       }
       const now = isoNow(this.clock);
-      const result = rollbackChangeset(sqlite, syncId, sync.district_id, now);
-      this.#purge(sync.district_id, now);
+      const result = await rollbackChangeset(sql, syncId, sync.district_id, now);
+      await this.#purge(sync.district_id, now);
       const summary = { ...(JSON.parse(sync.summary) as object), rolledBackBy: actor };
-      sqlite.prepare("UPDATE main.syncs SET status = 'rolled_back', summary = ?, updated_at = ? WHERE id = ?").run(JSON.stringify(summary), now, syncId);
+      await sql.run(`UPDATE ${sql.main}syncs SET status = 'rolled_back', summary = ?, updated_at = ? WHERE id = ?`, [JSON.stringify(summary), now, syncId]);
       return result;
     });
     this.logger.info(
@@ -383,47 +384,43 @@ export class SyncProcessor {
    * Purges every district's tombstones older than the retention (the server does so hourly; each
    * apply and rollback does it for its own district). Returns the rows purged.
    */
-  purgeTombstones(): number {
-    const purged = this.connection.writeTransaction(() => this.#purge(undefined, isoNow(this.clock)));
+  async purgeTombstones(): Promise<number> {
+    const purged = await this.sql.transaction(() => this.#purge(undefined, isoNow(this.clock)));
     if (purged > 0) this.logger.info({ event: "roster.tombstones.purged", rows: purged }, "tombstones past their retention purged");
     return purged;
   }
 
   /** Inside the caller's write transaction. */
-  #purge(districtId: number | undefined, now: string): number {
-    return purgeTombstones(this.connection.sqlite, districtId, purgeCutoff(now, this.options.tombstoneDays ?? DEFAULT_TOMBSTONE_DAYS), now);
+  #purge(districtId: number | undefined, now: string): Promise<number> {
+    return purgeTombstones(this.sql, districtId, purgeCutoff(now, this.options.tombstoneDays ?? DEFAULT_TOMBSTONE_DAYS), now);
   }
 
-  #syncRow(syncId: number): { status: SyncStatus; district_id: number; summary: string } {
-    const sync = this.connection.sqlite.prepare("SELECT status, district_id, summary FROM main.syncs WHERE id = ?").get(syncId) as
-      | { status: SyncStatus; district_id: number; summary: string }
-      | undefined;
+  async #syncRow(syncId: number): Promise<{ status: SyncStatus; district_id: number; summary: string }> {
+    const sql = this.sql;
+    const sync = await sql.get<{ status: SyncStatus; district_id: number; summary: string }>(`SELECT status, district_id, summary FROM ${sql.main}syncs WHERE id = ?`, [syncId]);
     if (!sync) throw new RosterdockError("ERR_SYNC_NOT_FOUND", `No sync has id ${syncId}.`, { syncId });
-    return sync;
+    return { ...sync, district_id: Number(sync.district_id) };
   }
 
   /** The sync's outcome and its issues, written together (inside the caller's transaction). */
-  #finish(syncId: number, status: SyncStatus, counts: SyncCounts, summary: SyncSummary, kept: readonly Issue[], now: string): void {
-    const { sqlite } = this.connection;
-    sqlite.prepare("DELETE FROM main.sync_issues WHERE sync_id = ?").run(syncId);
-    const insert = sqlite.prepare(
-      'INSERT INTO main.sync_issues (sync_id, file, "row", "column", value, code, severity, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    for (const i of kept) insert.run(syncId, i.file, i.row, i.column, i.value, i.code, i.severity, i.message);
-    sqlite
-      .prepare("UPDATE main.syncs SET status = ?, counts = ?, summary = ?, updated_at = ? WHERE id = ?")
-      .run(status, JSON.stringify(counts), JSON.stringify(summary), now, syncId);
+  async #finish(syncId: number, status: SyncStatus, counts: SyncCounts, summary: SyncSummary, kept: readonly Issue[], now: string): Promise<void> {
+    const sql = this.sql;
+    await sql.run(`DELETE FROM ${sql.main}sync_issues WHERE sync_id = ?`, [syncId]);
+    const insert = `INSERT INTO ${sql.main}sync_issues (sync_id, file, "row", "column", value, code, severity, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
+    for (const i of kept) await sql.run(insert, [syncId, i.file, i.row, i.column, i.value, i.code, i.severity, i.message]);
+    await sql.run(`UPDATE ${sql.main}syncs SET status = ?, counts = ?, summary = ?, updated_at = ? WHERE id = ?`, [status, JSON.stringify(counts), JSON.stringify(summary), now, syncId]);
   }
 
   private async markFailed(syncId: number, error: unknown): Promise<void> {
     const message = error instanceof Error ? error.message : String(error);
-    const { sqlite } = this.connection;
-    this.connection.writeTransaction(() => {
+    const sql = this.sql;
+    await sql.transaction(async () => {
       const at = isoNow(this.clock);
-      const row = sqlite
-        .prepare("UPDATE main.syncs SET status = 'failed', summary = ?, updated_at = ? WHERE id = ? AND status IN ('waiting', 'processing') RETURNING district_id")
-        .get(JSON.stringify({ error: message }), at, syncId) as { district_id: number } | undefined;
-      if (row) this.options.onOutcome?.({ status: "failed", syncId, districtId: row.district_id, counts: emptyCounts() }, sqlite, at);
+      const districtId = await sql.value(
+        `UPDATE ${sql.main}syncs SET status = 'failed', summary = ?, updated_at = ? WHERE id = ? AND status IN ('waiting', 'processing') RETURNING district_id`,
+        [JSON.stringify({ error: message }), at, syncId],
+      );
+      if (districtId !== undefined) await this.options.onOutcome?.({ status: "failed", syncId, districtId: Number(districtId), counts: emptyCounts() }, sql, at);
     });
   }
 }
@@ -476,12 +473,13 @@ function presentList(staged: StagedDelivery): string[] {
  * apply not rolled back (any other change to the roster makes them stale), with `version` the
  * roster version they speak for.
  */
-function previousDigests(sqlite: Sqlite, districtId: number, storage: LocalStorage): { version: number; refs: DigestRef[] } {
-  const latest = sqlite
-    .prepare("SELECT c.id, c.kind, c.rolled_back_at, s.summary FROM main.roster_changesets c JOIN main.syncs s ON s.id = c.sync_id WHERE c.district_id = ? ORDER BY c.id DESC LIMIT 1")
-    .get(districtId) as { id: number; kind: string; rolled_back_at: string | null; summary: string } | undefined;
+async function previousDigests(sql: EngineSql, districtId: number, storage: LocalStorage): Promise<{ version: number; refs: DigestRef[] }> {
+  const latest = await sql.get<{ id: number; kind: string; rolled_back_at: string | null; summary: string }>(
+    `SELECT c.id, c.kind, c.rolled_back_at, s.summary FROM ${sql.main}roster_changesets c JOIN ${sql.main}syncs s ON s.id = c.sync_id WHERE c.district_id = ? ORDER BY c.id DESC LIMIT 1`,
+    [districtId],
+  );
   if (latest === undefined) return { version: 0, refs: [] };
-  if (latest.kind !== "apply" || latest.rolled_back_at !== null) return { version: latest.id, refs: [] };
+  if (latest.kind !== "apply" || latest.rolled_back_at !== null) return { version: Number(latest.id), refs: [] };
   const summary = JSON.parse(latest.summary) as Partial<SyncSummary>;
   const refs: DigestRef[] = [];
   for (const digest of summary.digests ?? []) {
@@ -489,5 +487,5 @@ function previousDigests(sqlite: Sqlite, districtId: number, storage: LocalStora
     const meta = readDigestMeta(dir);
     if (meta !== null) refs.push({ dir, meta });
   }
-  return { version: latest.id, refs };
+  return { version: Number(latest.id), refs };
 }

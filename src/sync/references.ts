@@ -7,7 +7,7 @@ import type { RejectedAt } from "./kept-records.ts";
 import { presentParts } from "./present-parts.ts";
 import type { PresentParts } from "./present-parts.ts";
 import { removedTable } from "./roster-tables.ts";
-import type { Sqlite } from "./sync-connection.ts";
+import type { EngineSql } from "./engine-sql.ts";
 
 /**
  * Ids kept as numbers when they are plain decimal integers: a fraction of the memory of strings.
@@ -117,60 +117,75 @@ export class References {
   /** Ids of rejected rows that were not live records, by target: rows pointing at them say why they are missing. */
   readonly #rejected = new Map<Target, Map<string, RejectedAt>>();
 
-  constructor(
-    private readonly sqlite: Sqlite,
+  private constructor(
+    private readonly sql: EngineSql,
     private readonly districtId: number,
+  ) {}
+
+  /** Tonight's targets, and the live ids of the parts absent from tonight's delivery. */
+  static async create(
+    sql: EngineSql,
+    districtId: number,
     present: PresentParts,
     recognised: ReadonlyArray<{ source: RosterSource; file: RecognisedFile }>,
-  ) {
+  ): Promise<References> {
+    const refs = new References(sql, districtId);
     const filesOf = (entity: EntityName, scope?: Scope) =>
       recognised
         .filter((r) => r.file.entity === entity && (scope === undefined || presentParts([r.file]).userScopes.has(scope)))
         .map((r) => r.source.name);
-    const state = (isPresent: boolean, files: string[], loadLive: () => IdSet | null): TargetState =>
-      isPresent ? { files, ids: new IdSet() } : { files: null, ids: loadLive() };
-    const d = districtId;
-    this.#targets.set("schools", state(present.entities.has("schools"), filesOf("schools"), () => this.#live("SELECT school_id FROM roster_schools WHERE district_id = ?", d)));
-    this.#targets.set(
+    const state = async (isPresent: boolean, files: string[], loadLive: () => Promise<IdSet | null>): Promise<TargetState> =>
+      isPresent ? { files, ids: new IdSet() } : { files: null, ids: await loadLive() };
+    const main = sql.main;
+    const targets = refs.#targets;
+    targets.set("schools", await state(present.entities.has("schools"), filesOf("schools"), () => refs.#live(`SELECT school_id FROM ${main}roster_schools WHERE district_id = ?`)));
+    targets.set(
       "courses",
-      state(present.entities.has("courses"), filesOf("courses"), () => {
-        for (const [id, name] of this.sqlite.prepare("SELECT course_id, course_name FROM roster_courses WHERE district_id = ?").raw(true).iterate(d) as Iterable<[string, string]>) {
-          this.courseNames.set(id, name);
-        }
-        if (this.courseNames.size === 0) return null;
+      await state(present.entities.has("courses"), filesOf("courses"), async () => {
+        await sql.each<{ course_id: string; course_name: string }>(`SELECT course_id, course_name FROM ${main}roster_courses WHERE district_id = ?`, [districtId], (r) => {
+          refs.courseNames.set(r.course_id, r.course_name);
+        });
+        if (refs.courseNames.size === 0) return null;
         const ids = new IdSet();
-        for (const id of this.courseNames.keys()) ids.add(id);
+        for (const id of refs.courseNames.keys()) ids.add(id);
         return ids;
       }),
     );
-    this.#targets.set(
+    targets.set(
       "terms",
-      state(present.entities.has("terms"), filesOf("terms"), () => {
-        const ids = this.#live("SELECT term_id || char(0) || school_id FROM roster_terms WHERE district_id = ?", d);
+      await state(present.entities.has("terms"), filesOf("terms"), async () => {
+        const ids = new IdSet();
+        await sql.each<{ term_id: string; school_id: string }>(`SELECT term_id, school_id FROM ${main}roster_terms WHERE district_id = ?`, [districtId], (r) => {
+          ids.add(`${r.term_id}\u0000${r.school_id}`);
+        });
         return ids.size === 0 ? null : ids;
       }),
     );
-    this.#targets.set(
+    targets.set(
       "students",
-      state(present.userScopes.has("student"), filesOf("users", "student"), () => this.#live("SELECT district_user_id FROM roster_users WHERE district_id = ? AND scope = 'student'", d)),
+      await state(present.userScopes.has("student"), filesOf("users", "student"), () =>
+        refs.#live(`SELECT district_user_id FROM ${main}roster_users WHERE district_id = ? AND scope = 'student'`),
+      ),
     );
-    this.#targets.set(
+    targets.set(
       "staff",
-      state(present.userScopes.has("staff"), filesOf("users", "staff"), () => {
+      await state(present.userScopes.has("staff"), filesOf("users", "staff"), async () => {
         const ids = new IdSet();
-        for (const [id, key] of this.sqlite.prepare("SELECT district_user_id, user_key FROM roster_staff_ids WHERE district_id = ?").raw(true).iterate(d) as Iterable<[string, string]>) {
-          ids.add(id);
-          this.staffKeys.set(id, key);
-        }
+        await sql.each<{ district_user_id: string; user_key: string }>(`SELECT district_user_id, user_key FROM ${main}roster_staff_ids WHERE district_id = ?`, [districtId], (r) => {
+          ids.add(r.district_user_id);
+          refs.staffKeys.set(r.district_user_id, r.user_key);
+        });
         return ids;
       }),
     );
-    this.#targets.set("classes", state(present.entities.has("classes"), filesOf("classes"), () => this.#live("SELECT class_id FROM roster_classes WHERE district_id = ?", d)));
+    targets.set("classes", await state(present.entities.has("classes"), filesOf("classes"), () => refs.#live(`SELECT class_id FROM ${main}roster_classes WHERE district_id = ?`)));
+    return refs;
   }
 
-  #live(query: string, districtId: number): IdSet {
+  /** The ids of a one-column query of the district's live rows. */
+  async #live(query: string): Promise<IdSet> {
     const ids = new IdSet();
-    for (const id of this.sqlite.prepare(query).pluck(true).iterate(this.districtId) as Iterable<string>) ids.add(id);
+    await this.sql.eachValue<string>(query, [this.districtId], (id) => ids.add(id));
     return ids;
   }
 
@@ -211,17 +226,17 @@ export class References {
    * A students file read against its line digest staged only changed lines: tonight's other
    * students are the live ones whose lines came back (not in `stage.removed_users`).
    */
-  fillUnchangedStudents(): void {
+  async fillUnchangedStudents(): Promise<void> {
     const ids = this.#targets.get("students")!.ids!;
-    const query = `SELECT u.district_user_id FROM main.roster_users u WHERE u.district_id = ? AND u.scope = 'student'
-      AND NOT EXISTS (SELECT 1 FROM ${removedTable("users")} r WHERE r.user_key = u.user_key)`;
-    for (const id of this.sqlite.prepare(query).pluck(true).iterate(this.districtId) as Iterable<string>) ids.add(id);
+    const query = `SELECT u.district_user_id FROM ${this.sql.main}roster_users u WHERE u.district_id = ? AND u.scope = 'student'
+      AND NOT EXISTS (SELECT 1 FROM ${removedTable(this.sql, "users")} r WHERE r.user_key = u.user_key)`;
+    await this.sql.eachValue<string>(query, [this.districtId], (id) => ids.add(id));
   }
 
   /** Live ids of a target that tonight's files do not have (nothing when the target is not checked). */
-  gone(target: "schools"): string[] {
+  async gone(target: "schools"): Promise<string[]> {
     if (this.#targets.get(target)!.files === null) return [];
-    const ids = this.sqlite.prepare("SELECT school_id FROM main.roster_schools WHERE district_id = ?").pluck(true).all(this.districtId) as string[];
+    const ids = await this.sql.column<string>(`SELECT school_id FROM ${this.sql.main}roster_schools WHERE district_id = ?`, [this.districtId]);
     return ids.filter((id) => !this.has(target, id));
   }
 

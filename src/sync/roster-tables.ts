@@ -71,13 +71,23 @@ export function rosterTable(entity: RosterEntity): RosterTable {
  * The staged rows of an entity clustered by the live table's key (WITHOUT ROWID, filled by one
  * sort after loading): plan and apply read both sides in key order, as merges.
  */
-export function keyedStage(entity: RosterEntity): string {
-  return `stage.${q(`${entity}_keyed`)}`;
+export function keyedStage(sql: StagingSpace, entity: RosterEntity): string {
+  return `${sql.stage}${q(`${entity}_keyed`)}`;
+}
+
+/** Where the sync's staging tables are (see EngineSql.stage). */
+export interface StagingSpace {
+  readonly stage: string;
+}
+
+/** A staging table by its unqualified name. */
+export function staged(sql: StagingSpace, name: string): string {
+  return `${sql.stage}${q(name)}`;
 }
 
 /** Keys of live rows a second night looks at again: their lines did not come back (see unchanged-lines.ts). */
-export function removedTable(entity: RosterEntity): string {
-  return `stage.${q(`removed_${entity}`)}`;
+export function removedTable(sql: StagingSpace, entity: RosterEntity): string {
+  return `${sql.stage}${q(`removed_${entity}`)}`;
 }
 
 export function allColumns(table: RosterTable): string[] {

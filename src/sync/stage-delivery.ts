@@ -33,10 +33,11 @@ import { References } from "./references.ts";
 import type { Target } from "./references.ts";
 import { duplicatesOfUnchangedLines, loadRemovedKeys, orphansOfUnchangedLines, orphansOfUnchangedStudents } from "./unchanged-lines.ts";
 import type { ParsedMessage } from "./parse-thread.ts";
-import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable, userKey } from "./roster-tables.ts";
+import { ROSTER_TABLES, allColumns, keyedStage, q, rosterTable, staged as stagedTable, userKey } from "./roster-tables.ts";
 import { collationKey } from "./collation-key.ts";
-import type { RosterEntity, RosterTable } from "./roster-tables.ts";
-import type { Sqlite } from "./sync-connection.ts";
+import type { RosterTable } from "./roster-tables.ts";
+import type { EngineSql, StageWriter } from "./engine-sql.ts";
+import { isUniqueViolation } from "../db/dialect-info.ts";
 
 
 export interface StagedFile {
@@ -106,7 +107,7 @@ export interface StageProgress {
 }
 
 export interface StageOptions {
-  sqlite: Sqlite;
+  sql: EngineSql;
   districtId: number;
   issues: IssueSink;
   unpackLimits?: Partial<UnpackLimits>;
@@ -117,7 +118,6 @@ export interface StageOptions {
   dateFormat?: DateFormatSetting;
 }
 
-const ROWS_PER_STATEMENT = 100;
 /** Repeated keys reported and removed per transaction (see uniqueIndex). */
 const REPEATS_PER_PAGE = 10_000;
 const ENTITY_ORDER: readonly EntityName[] = ["schools", "courses", "terms", "users", "classes", "enrollments"];
@@ -129,8 +129,8 @@ const ENTITY_ORDER: readonly EntityName[] = ["schools", "courses", "terms", "use
  * Row-level problems become issues; the caller decides from `failed` and the issue counts.
  */
 export async function stageDelivery(files: readonly DeliveryFile[], options: StageOptions): Promise<StagedDelivery> {
-  const { sqlite, issues } = options;
-  createStagingTables(sqlite);
+  const { sql, issues } = options;
+  await createStagingTables(sql);
   const { sources, close } = await unpackDelivery(files, issues, options.unpackLimits ?? {});
   const staged: StagedFile[] = [];
   let present: PresentParts = { entities: new Set(), userScopes: new Set() };
@@ -143,8 +143,8 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     );
     if (recognised.length === 0) noRosterFiles(files, sources, issues);
     present = presentParts(recognised.map((r) => r.file));
-    references = new References(sqlite, options.districtId, present, recognised);
-    kept = new KeptRecords(sqlite, options.districtId, references);
+    references = await References.create(sql, options.districtId, present, recognised);
+    kept = new KeptRecords(sql, options.districtId, references);
     const totalSize = recognised.reduce((sum, r) => sum + r.source.size, 0);
     let doneBytes = 0;
     let doneRows = 0;
@@ -178,19 +178,19 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
       const digestPlan = planDigest(options.digests, recognised, file, dateFormat);
       const parsed = parser.read(sources.indexOf(source), file, progress !== undefined, digestPlan, dateFormat);
       const fileIssues = new KeptValueIssues(issues);
-      const result = await stageFile(sqlite, parsed, source.name, file, fileIndex, fileIssues, references, kept, progress, digestPlan?.outDir ?? null);
+      const result = await stageFile(sql, parsed, source.name, file, fileIndex, fileIssues, references, kept, progress, digestPlan?.outDir ?? null);
       staged.push(result);
       if (result.stats.failed === null) {
-        settleDateColumns(sqlite, result, fileIndex);
-        if (result.entity === "terms") kept.settleRejectedTerms(result.name);
-        takeLiveValues(sqlite, options.districtId, result, fileIndex, fileIssues);
+        await settleDateColumns(sql, result, fileIndex);
+        if (result.entity === "terms") await kept.settleRejectedTerms(result.name);
+        await takeLiveValues(sql, options.districtId, result, fileIndex, fileIssues);
       }
       if (result.digest?.result.delta === true && result.stats.failed === null) {
-        loadRemovedKeys(sqlite, result);
+        await loadRemovedKeys(sql, result);
         // Before the files that point at students are read: unchanged students are live ones.
         if (result.entity === "users") {
-          references.fillUnchangedStudents();
-          orphansOfUnchangedStudents(sqlite, options.districtId, present, result, issues, references, options.digests!.revisitLimit);
+          await references.fillUnchangedStudents();
+          await orphansOfUnchangedStudents(sql, options.districtId, present, result, issues, references, options.digests!.revisitLimit);
         }
       }
       // The file read to its end, then counted as done (told before, its bytes would count twice).
@@ -212,11 +212,11 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
     for (const file of staged) {
       if (file.digest?.result.delta !== true) continue;
       delta.add(file.entity);
-      duplicatesOfUnchangedLines(sqlite, options.districtId, file, issues, options.digests!.revisitLimit);
+      await duplicatesOfUnchangedLines(sql, options.districtId, file, issues, options.digests!.revisitLimit);
     }
-    buildKeys(sqlite, staged, issues);
-    kept!.stageKept();
-    for (const file of staged) if (file.entity === "enrollments" && delta.has("enrollments")) orphansOfUnchangedLines(sqlite, options.districtId, present, delta, file, issues, references!, options.digests!.revisitLimit);
+    await buildKeys(sql, staged, issues);
+    await kept!.stageKept();
+    for (const file of staged) if (file.entity === "enrollments" && delta.has("enrollments")) await orphansOfUnchangedLines(sql, options.districtId, present, delta, file, issues, references!, options.digests!.revisitLimit);
     for (const file of staged) {
       const limit = badRowLimitIssue(file.name, file.stats);
       if (limit !== null) issues.add(limit);
@@ -277,14 +277,14 @@ async function checkFileLevel(source: RosterSource, file: RecognisedFile, issues
 
 // ---- staging tables ----
 
-function createStagingTables(sqlite: Sqlite): void {
+async function createStagingTables(sql: EngineSql): Promise<void> {
   for (const table of ROSTER_TABLES) {
     // Key columns NOT NULL: then a unique index proves the order of every column, and the diff's EXCEPT is a merge without sorting.
     const notNull = new Set([...table.key, ...(table.entity === "users" ? ["scope", "district_user_id"] : [])]);
     const columns = allColumns(table).map((c) => `${q(c)} TEXT${notNull.has(c) ? " NOT NULL" : ""}`);
-    sqlite.exec(`CREATE TABLE stage.${q(table.entity)} (${columns.join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL)`);
+    await sql.exec(`CREATE TABLE ${stagedTable(sql, table.entity)} (${columns.join(", ")}, file_idx INTEGER NOT NULL, row INTEGER NOT NULL${sql.rowidColumn})`);
   }
-  createKeptTables(sqlite);
+  await createKeptTables(sql);
 }
 
 /** Files arrived, but none is a roster file (all misnamed, or a zip of other things): the delivery fails, saying what came and what was expected. */
@@ -292,48 +292,6 @@ function noRosterFiles(files: readonly DeliveryFile[], sources: readonly RosterS
   const names = (sources.length > 0 ? sources.map((s) => s.name) : files.map((f) => f.name));
   const shown = names.length > 10 ? `${names.slice(0, 10).join(", ")} and ${names.length - 10} more` : names.join(", ");
   issues.add(makeIssue("NO_ROSTER_FILES", { file: files[0]?.name ?? "(delivery)", count: names.length, value: shown || "no files", expected: exampleFileNames() }));
-}
-
-/**
- * Multi-row INSERTs of up to 100 rows into a file's staging table: a fraction of the per-statement
- * cost of single rows. The file's index is part of the statement, not a parameter, and the
- * parameters are filled in place: on 8M rows each saves about a tenth of the insert time.
- */
-class BatchInserter {
-  readonly #width: number;
-  readonly #many: ReturnType<Sqlite["prepare"]>;
-  readonly #one: ReturnType<Sqlite["prepare"]>;
-  readonly #params: unknown[];
-  #filled = 0;
-
-  constructor(sqlite: Sqlite, entity: RosterEntity, fileIndex: number) {
-    const columns = [...allColumns(rosterTable(entity)), "file_idx", "row"];
-    this.#width = columns.length - 1;
-    const tuple = `(${columns.map((c) => (c === "file_idx" ? String(Math.trunc(fileIndex)) : "?")).join(",")})`;
-    const insert = `INSERT INTO stage.${q(entity)} (${columns.map(q).join(",")}) VALUES `;
-    this.#many = sqlite.prepare(insert + Array.from({ length: ROWS_PER_STATEMENT }, () => tuple).join(","));
-    this.#one = sqlite.prepare(insert + tuple);
-    this.#params = new Array<unknown>(ROWS_PER_STATEMENT * this.#width);
-  }
-
-  /** A row's values in column order, and its row in the file. */
-  push(values: readonly unknown[], row: number): void {
-    const params = this.#params;
-    let k = this.#filled;
-    for (let i = 0; i < values.length; i++) params[k++] = values[i];
-    params[k++] = row;
-    if (k === params.length) {
-      this.#many.run(params);
-      k = 0;
-    }
-    this.#filled = k;
-  }
-
-  /** Inserts the rows still pending (fewer than a full statement): at the end of a file. */
-  flush(): void {
-    for (let at = 0; at < this.#filled; at += this.#width) this.#one.run(this.#params.slice(at, at + this.#width));
-    this.#filled = 0;
-  }
 }
 
 // ---- one file ----
@@ -347,7 +305,7 @@ interface RowContext {
 }
 
 async function stageFile(
-  sqlite: Sqlite,
+  sql: EngineSql,
   parsed: AsyncIterable<ParsedMessage>,
   name: string,
   file: RecognisedFile,
@@ -362,7 +320,7 @@ async function stageFile(
   const staged: StagedFile = { name, entity: file.entity, stem: file.stem, stats, orphans: 0, kept: 0, digest: null };
   const excluded: number[] = [];
   const entity = file.entity;
-  const inserter = new BatchInserter(sqlite, entity, fileIndex);
+  const inserter: StageWriter = sql.stageWriter(entity, [...allColumns(rosterTable(entity)), "row"], { file_idx: fileIndex });
   let labels: ((column: string) => string) | null = null;
   const derived = { names: 0 };
   const orphan = (ctx: RowContext, target: Target, column: string, value: string, id = value) => {
@@ -370,7 +328,7 @@ async function stageFile(
     issues.add(issue);
     ctx.missing ??= why;
   };
-  const insertBatch = sqlite.transaction((records: unknown[], rows: ArrayLike<number>) => {
+  const insertBatch = (records: unknown[], rows: ArrayLike<number>) => {
     const ctx: RowContext = { file: name, row: 0, labels: labels!, missing: null };
     for (let i = 0; i < records.length; i++) {
       ctx.row = rows[i]!;
@@ -386,10 +344,10 @@ async function stageFile(
       }
       inserter.push(values, ctx.row);
     }
-  });
+  };
   for await (const message of parsed) {
     // Rejected rows first: their issues then say what became of the live record.
-    const notes = kept.consider(entity, message.rejected, { name, index: fileIndex, stem: file.stem });
+    const notes = await kept.consider(entity, message.rejected, { name, index: fileIndex, stem: file.stem });
     // The issues the reader found before this batch, in order, as if it ran here.
     for (const issue of message.issues) {
       const note = issue.row === null ? undefined : notes.get(issue.row);
@@ -407,9 +365,9 @@ async function stageFile(
     }
     labels ??= labelsFor(stats.header, file);
     insertBatch(message.records, message.rows);
+    await inserter.endBatch();
   }
-  // Rows short of a full statement wait for the next batch; the last ones go in here.
-  sqlite.transaction(() => inserter.flush())();
+  await inserter.end();
   if (derived.names > 0) issues.add(makeIssue("CLASS_NAME_DERIVED", { file: name, count: derived.names }));
   return staged;
 }
@@ -528,48 +486,45 @@ const NATURAL_KEYS: Record<EntityName, readonly string[]> = {
   enrollments: ["class_id", "student_id"],
 };
 
-function buildKeys(sqlite: Sqlite, files: StagedFile[], issues: IssueSink): void {
+async function buildKeys(sql: EngineSql, files: StagedFile[], issues: IssueSink): Promise<void> {
   for (const entity of ENTITY_NAMES) {
     // Users are unique per (scope, id) before staff rows merge into people (keyed by user_key).
-    if (entity === "users") uniqueIndex(sqlite, entity, NATURAL_KEYS[entity], files, issues);
-    else clusterUnique(sqlite, rosterTable(entity), files, issues);
+    if (entity === "users") await uniqueIndex(sql, entity, NATURAL_KEYS[entity], files, issues);
+    else await clusterUnique(sql, rosterTable(entity), files, issues);
   }
-  mergeStaff(sqlite);
-  clusterByKey(sqlite, rosterTable("users"));
-  clusterByKey(sqlite, rosterTable("staff_ids"));
+  await mergeStaff(sql);
+  await clusterByKey(sql, rosterTable("users"));
+  await clusterByKey(sql, rosterTable("staff_ids"));
 }
 
 /**
  * Where the natural key is the live key, the sort into the keyed table is the uniqueness check:
  * only when it fails are the repeats found, reported and removed (`uniqueIndex`), then sorted again.
  */
-function clusterUnique(sqlite: Sqlite, table: RosterTable, files: StagedFile[], issues: IssueSink): void {
+async function clusterUnique(sql: EngineSql, table: RosterTable, files: StagedFile[], issues: IssueSink): Promise<void> {
   try {
-    clusterByKey(sqlite, table);
+    await clusterByKey(sql, table);
   } catch (error) {
-    if (!isConstraintError(error)) throw error;
-    uniqueIndex(sqlite, table.entity as EntityName, NATURAL_KEYS[table.entity as EntityName], files, issues);
-    clusterByKey(sqlite, table);
+    if (!isUniqueViolation(error)) throw error;
+    await uniqueIndex(sql, table.entity as EntityName, NATURAL_KEYS[table.entity as EntityName], files, issues);
+    await clusterByKey(sql, table);
   }
 }
 
 /**
- * `keyedStage(entity)`: the staged rows in a WITHOUT ROWID table keyed like the live table,
- * filled from one sort (NOT INDEXED: walking an index over the unsorted rows would read them in
- * random order). Diff and apply then read staged and live rows in the same order, as merges.
- * Throws a constraint error on a repeated key (the table is then recreated on the next call).
+ * `keyedStage(entity)`: the staged rows in a table keyed like the live table (SQLite: WITHOUT
+ * ROWID), filled from one sort (NOT INDEXED: walking an index over the unsorted rows would read
+ * them in random order). Diff and apply then read staged and live rows in the same order, as
+ * merges. Throws a unique violation on a repeated key (the table is then recreated on the next call).
  */
-function clusterByKey(sqlite: Sqlite, table: RosterTable): void {
-  const keyed = keyedStage(table.entity);
+async function clusterByKey(sql: EngineSql, table: RosterTable): Promise<void> {
+  const keyed = keyedStage(sql, table.entity);
   const columns = allColumns(table).map(q);
   const key = table.key.map(q).join(", ");
-  sqlite.exec(`DROP TABLE IF EXISTS ${keyed}`);
-  sqlite.exec(`CREATE TABLE ${keyed} (${columns.map((c) => `${c} TEXT`).join(", ")}, PRIMARY KEY (${key})) WITHOUT ROWID`);
-  sqlite.exec(`INSERT INTO ${keyed} (${columns.join(", ")}) SELECT ${columns.join(", ")} FROM stage.${q(table.entity)} NOT INDEXED ORDER BY ${key}`);
-}
-
-function isConstraintError(error: unknown): boolean {
-  return error instanceof Error && "code" in error && String(error.code).startsWith("SQLITE_CONSTRAINT");
+  await sql.exec(`DROP TABLE IF EXISTS ${keyed}`);
+  await sql.exec(`CREATE TABLE ${keyed} (${columns.map((c) => `${c} TEXT`).join(", ")}, PRIMARY KEY (${key}))${sql.withoutRowid}`);
+  await sql.exec(`INSERT INTO ${keyed} (${columns.join(", ")}) SELECT ${columns.join(", ")} FROM ${stagedTable(sql, table.entity)}${sql.notIndexed} ORDER BY ${key}`);
+  await sql.analyze(keyed);
 }
 
 /**
@@ -577,70 +532,73 @@ function isConstraintError(error: unknown): boolean {
  * fails, finds the repeated keys, reports every repeat against the first row, deletes the repeats
  * and builds it again: the rare case pays, the common one does not.
  */
-function uniqueIndex(sqlite: Sqlite, entity: EntityName, key: readonly string[], files: StagedFile[], issues: IssueSink): void {
-  const table = `stage.${q(entity)}`;
-  const index = `stage.${q(`${entity}_nk`)}`;
+async function uniqueIndex(sql: EngineSql, entity: EntityName, key: readonly string[], files: StagedFile[], issues: IssueSink): Promise<void> {
+  const table = stagedTable(sql, entity);
+  const index = { name: `${entity}_nk`, table: entity, columns: key };
   const cols = key.map(q).join(", ");
   try {
-    sqlite.exec(`CREATE UNIQUE INDEX ${index} ON ${q(entity)} (${cols})`);
+    await sql.createStageIndex({ ...index, unique: true });
     return;
   } catch (error) {
-    if (!isConstraintError(error)) throw error;
+    if (!isUniqueViolation(error)) throw error;
   }
-  sqlite.exec(`CREATE INDEX ${index} ON ${q(entity)} (${cols})`);
+  await sql.createStageIndex(index);
   // The repeats go into a table of their own, in the order they are reported, then are read back
   // a page at a time: a file that repeats most of its rows (an export joined to the wrong table)
   // must not have them all in memory at once.
-  const repeats = `stage.${q(`${entity}_repeats`)}`;
+  const repeats = stagedTable(sql, `${entity}_repeats`);
   const on = key.map((c) => `e.${q(c)} = d.${q(c)}`).join(" AND ");
-  sqlite.exec(`DROP TABLE IF EXISTS ${repeats}`);
-  sqlite.exec(
+  const rowid = sql.rowid;
+  await sql.exec(`DROP TABLE IF EXISTS ${repeats}`);
+  await sql.exec(
     `CREATE TABLE ${repeats} AS
-     SELECT e.rowid AS rid, e.file_idx AS file, e.row AS row, ${key.map((c) => `e.${q(c)} AS ${q(c)}`).join(", ")}, f.file_idx AS first_file, f.row AS first_row
-     FROM (SELECT ${cols}, min(rowid) AS first FROM ${table} GROUP BY ${cols} HAVING count(*) > 1) d
-     JOIN ${table} e ON ${on} AND e.rowid <> d.first
-     JOIN ${table} f ON f.rowid = d.first
+     SELECT row_number() OVER (ORDER BY e.file_idx, e.row) AS at, e.${rowid} AS rid, e.file_idx AS file, e.row AS row, ${key.map((c) => `e.${q(c)} AS ${q(c)}`).join(", ")}, f.file_idx AS first_file, f.row AS first_row
+     FROM (SELECT ${cols}, min(${rowid}) AS first FROM ${table} GROUP BY ${cols} HAVING count(*) > 1) d
+     JOIN ${table} e ON ${on} AND e.${rowid} <> d.first
+     JOIN ${table} f ON f.${rowid} = d.first
      ORDER BY e.file_idx, e.row`,
   );
-  const page = sqlite.prepare(`SELECT rowid AS at, * FROM ${repeats} WHERE rowid > ? ORDER BY rowid LIMIT ${REPEATS_PER_PAGE}`);
+  await sql.createStageIndex({ name: `${entity}_repeats_at`, table: `${entity}_repeats`, columns: ["at"], unique: true });
+  const page = `SELECT * FROM ${repeats} WHERE at > ? ORDER BY at LIMIT ${REPEATS_PER_PAGE}`;
   const byFile = new Map<number, (column: string) => string>();
-  const remove = sqlite.prepare(`DELETE FROM ${table} WHERE rowid = ?`);
-  const report = sqlite.transaction((rows: ReadonlyArray<Record<string, string | number | null>>) => {
-    for (const r of rows) {
-      const fileIndex = Number(r.file);
-      const file = files[fileIndex]!;
-      let labels = byFile.get(fileIndex);
-      if (labels === undefined) {
-        labels = labelsFor(file.stats.header, { entity, stem: file.stem, implied: {} });
-        byFile.set(fileIndex, labels);
+  const remove = `DELETE FROM ${table} WHERE ${rowid} = ?`;
+  const report = (rows: ReadonlyArray<Record<string, string | number | null>>) =>
+    sql.scratch(async () => {
+      for (const r of rows) {
+        const fileIndex = Number(r.file);
+        const file = files[fileIndex]!;
+        let labels = byFile.get(fileIndex);
+        if (labels === undefined) {
+          labels = labelsFor(file.stats.header, { entity, stem: file.stem, implied: {} });
+          byFile.set(fileIndex, labels);
+        }
+        const first = files[Number(r.first_file)]!;
+        const shownKey = key.filter((c) => c !== "scope");
+        issues.add(
+          makeIssue("DUPLICATE_KEY", {
+            file: file.name,
+            row: Number(r.row),
+            column: labels(shownKey[0]!),
+            value: shownKey.map((c) => r[c]).filter((v) => v !== null && v !== "").join(" + "),
+            expected: entity === "users" ? `${String(r.scope)} id` : shownKey.join(" + "),
+            detail: first === file ? `in row ${r.first_row}` : `in ${first.name}, row ${r.first_row}`,
+          }),
+        );
+        file.stats.badRows++;
+        file.stats.records--;
+        file.digest?.excluded.push(Number(r.row));
+        await sql.run(remove, [r.rid]);
       }
-      const first = files[Number(r.first_file)]!;
-      const shownKey = key.filter((c) => c !== "scope");
-      issues.add(
-        makeIssue("DUPLICATE_KEY", {
-          file: file.name,
-          row: Number(r.row),
-          column: labels(shownKey[0]!),
-          value: shownKey.map((c) => r[c]).filter((v) => v !== null && v !== "").join(" + "),
-          expected: entity === "users" ? `${String(r.scope)} id` : shownKey.join(" + "),
-          detail: first === file ? `in row ${r.first_row}` : `in ${first.name}, row ${r.first_row}`,
-        }),
-      );
-      file.stats.badRows++;
-      file.stats.records--;
-      file.digest?.excluded.push(Number(r.row));
-      remove.run(r.rid);
-    }
-  });
+    });
   for (let after = 0; ; ) {
-    const rows = page.all(after) as Array<Record<string, string | number | null>>;
+    const rows = await sql.all<Record<string, string | number | null>>(page, [after]);
     if (rows.length === 0) break;
-    report(rows);
+    await report(rows);
     after = Number(rows.at(-1)!.at);
   }
-  sqlite.exec(`DROP TABLE ${repeats}`);
-  sqlite.exec(`DROP INDEX ${index}`);
-  sqlite.exec(`CREATE UNIQUE INDEX ${index} ON ${q(entity)} (${cols})`);
+  await sql.exec(`DROP TABLE ${repeats}`);
+  await sql.dropStageIndex(index.name);
+  await sql.createStageIndex({ ...index, unique: true });
 }
 
 /**
@@ -648,17 +606,19 @@ function uniqueIndex(sqlite: Sqlite, entity: EntityName, key: readonly string[],
  * roster. Every staff id is kept in `staff_ids` (classes point at either); the person keeps the
  * first row's fields, with every school in `school_ids`.
  */
-function mergeStaff(sqlite: Sqlite): void {
-  sqlite.exec(`
-    INSERT INTO stage.staff_ids (district_user_id, user_key, school_id, file_idx, row)
-      SELECT district_user_id, user_key, school_id, file_idx, row FROM stage.users WHERE scope = 'staff' ORDER BY district_user_id;
-    CREATE UNIQUE INDEX stage.staff_ids_key ON staff_ids (district_user_id);
-    CREATE TABLE stage.staff_groups AS
-      SELECT user_key, min(rowid) AS keep FROM stage.users WHERE scope = 'staff' GROUP BY user_key HAVING count(*) > 1;
-    UPDATE stage.users SET school_ids = (
-        SELECT json_group_array(school_id) FROM (
-          SELECT DISTINCT s.school_id FROM stage.users s WHERE s.scope = 'staff' AND s.user_key = users.user_key AND s.school_id IS NOT NULL ORDER BY s.school_id))
-      WHERE rowid IN (SELECT keep FROM stage.staff_groups);
-    DELETE FROM stage.users WHERE scope = 'staff' AND user_key IN (SELECT user_key FROM stage.staff_groups) AND rowid NOT IN (SELECT keep FROM stage.staff_groups);
-  `);
+async function mergeStaff(sql: EngineSql): Promise<void> {
+  const users = stagedTable(sql, "users");
+  const staffIds = stagedTable(sql, "staff_ids");
+  const groups = stagedTable(sql, "staff_groups");
+  const rowid = sql.rowid;
+  await sql.exec(`INSERT INTO ${staffIds} (district_user_id, user_key, school_id, file_idx, row)
+      SELECT district_user_id, user_key, school_id, file_idx, row FROM ${users} WHERE scope = 'staff' ORDER BY district_user_id`);
+  await sql.createStageIndex({ name: "staff_ids_key", table: "staff_ids", columns: ["district_user_id"], unique: true });
+  await sql.exec(`CREATE TABLE ${groups} AS
+      SELECT user_key, min(${rowid}) AS keep FROM ${users} WHERE scope = 'staff' GROUP BY user_key HAVING count(*) > 1`);
+  await sql.exec(`UPDATE ${users} SET school_ids = (
+        SELECT ${sql.jsonGroupArray("school_id")} FROM (
+          SELECT DISTINCT s.school_id FROM ${users} s WHERE s.scope = 'staff' AND s.user_key = users.user_key AND s.school_id IS NOT NULL ORDER BY s.school_id) schools)
+      WHERE ${rowid} IN (SELECT keep FROM ${groups})`);
+  await sql.exec(`DELETE FROM ${users} WHERE scope = 'staff' AND user_key IN (SELECT user_key FROM ${groups}) AND ${rowid} NOT IN (SELECT keep FROM ${groups})`);
 }

@@ -19,7 +19,9 @@ import type { ProcessOutcome, SyncOutcomeEvent, SyncProcessorOptions, SyncReport
 import { emptyCounts } from "./roster-tables.ts";
 import { findDanglingReferences } from "./roster-doctor.ts";
 import type { DanglingReference } from "./roster-doctor.ts";
-import { SyncConnection } from "./sync-connection.ts";
+import type { EngineSql } from "./engine-sql.ts";
+import { PostgresEngineSql } from "./postgres-engine-sql.ts";
+import { SqliteEngineSql } from "./sqlite-engine-sql.ts";
 import type { StageProgress } from "./stage-delivery.ts";
 
 /** An issue as operators read it: the stored row without its bookkeeping. */
@@ -199,8 +201,8 @@ export class SyncService {
     if (failed) this.hooks.logger?.warn({ event: "sync.failed", syncId, districtId: failed.district_id, reason: PROCESSING_UNAVAILABLE }, "sync failed");
   }
 
-  close(): void {
-    this.processor?.close();
+  async close(): Promise<void> {
+    await this.processor?.close();
   }
 
   /** Runs the pipeline on local files without a server: a sync with source "cli", processed now. */
@@ -242,18 +244,18 @@ export class SyncService {
   }
 
   async discard(syncId: number, actor: string): Promise<SyncDetail> {
-    this.#engine().processor.discard(syncId, actor);
+    await this.#engine().processor.discard(syncId, actor);
     await this.#audit(actor, "sync.discarded", syncId, {});
     return this.show(syncId);
   }
 
   /** Purges tombstones past `ROSTERDOCK_TOMBSTONE_DAYS`, of every district; the rows purged (0 without an engine: PostgreSQL keeps no roster yet). */
-  purgeTombstones(): number {
-    return this.processor?.purgeTombstones() ?? 0;
+  async purgeTombstones(): Promise<number> {
+    return (await this.processor?.purgeTombstones()) ?? 0;
   }
 
   async rollback(syncId: number, actor: string): Promise<{ sync: SyncDetail; changeset: Changeset }> {
-    const changeset = this.#engine().processor.rollback(syncId, actor);
+    const changeset = await this.#engine().processor.rollback(syncId, actor);
     await this.#audit(actor, "sync.rolled_back", syncId, { changes: changeset.changes });
     return { sync: await this.show(syncId), changeset };
   }
@@ -301,24 +303,34 @@ export interface SyncServiceDeps {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
-  /** Staging databases go to `<dataDir>/staging`. */
+  /** Staging databases go to `<dataDir>/staging` (SQLite). */
   dataDir: string;
+  /** `ROSTERDOCK_DATABASE_URL`: on PostgreSQL the engine opens a connection of its own with it. */
+  databaseUrl?: string | undefined;
   options?: SyncProcessorOptions;
   /** Where there is no engine (PostgreSQL): see SyncServiceHooks. */
   onFailedWithoutEngine?: SyncServiceHooks["onFailedWithoutEngine"];
 }
 
-/** The sync service with its engine (SQLite only for now; on PostgreSQL it lists and shows but cannot process). */
+/**
+ * The sync service with its engine: on SQLite over the engine's own connection and attached
+ * staging files, on PostgreSQL over a connection of its own and its temporary tables. Without
+ * either (a PostgreSQL database opened without its URL) it lists and shows but cannot process.
+ */
 export function createSyncService(deps: SyncServiceDeps): SyncService {
   const { database, districts, storage, audit, clock, logger } = deps;
   const sqlite = database.sqlite;
-  if (sqlite === undefined) {
+  const url = deps.databaseUrl;
+  let openEngine: () => EngineSql;
+  if (sqlite !== undefined) openEngine = () => new SqliteEngineSql(sqlite.name, join(deps.dataDir, "staging"));
+  else if (url) openEngine = () => new PostgresEngineSql(url);
+  else {
     const hooks: SyncServiceHooks = { logger: logger.child({ component: "sync" }), ...(deps.onFailedWithoutEngine ? { onFailedWithoutEngine: deps.onFailedWithoutEngine } : {}) };
     return new SyncService(database.db, districts, undefined, storage, audit, clock, hooks);
   }
   const processor = new SyncProcessor(
     database.db,
-    () => new SyncConnection(sqlite.name, join(deps.dataDir, "staging")),
+    openEngine,
     storage,
     clock,
     logger.child({ component: "sync" }),

@@ -1,6 +1,6 @@
 import type { RosterEntity, RosterTable } from "./roster-tables.ts";
 import { ROSTER_TABLES, allColumns, q } from "./roster-tables.ts";
-import type { Sqlite } from "./sync-connection.ts";
+import type { EngineSql } from "./engine-sql.ts";
 
 /**
  * Tombstones: what the live roster lost, kept for the OneRoster API (`status: "tobedeleted"`)
@@ -28,8 +28,8 @@ export function mirroredColumns(table: RosterTable): string[] {
 }
 
 /** True when the district has tombstones in that table (a re-created key can only clear one then). */
-export function holdsTombstones(sqlite: Sqlite, tombstones: string, districtId: number): boolean {
-  return sqlite.prepare(`SELECT 1 FROM main.${q(tombstones)} WHERE district_id = ? LIMIT 1`).get(districtId) !== undefined;
+export async function holdsTombstones(sql: EngineSql, tombstones: string, districtId: number): Promise<boolean> {
+  return (await sql.get(`SELECT 1 FROM ${sql.main}${q(tombstones)} WHERE district_id = ? LIMIT 1`, [districtId])) !== undefined;
 }
 
 /** The instant before which tombstones are purged, `days` before `now`. */
@@ -42,17 +42,16 @@ export function purgeCutoff(now: string, days: number): string {
  * purge in `tombstone_purges`, which moves the API's roster version so no cached page still shows
  * them. Runs in the caller's write transaction. Returns the rows purged.
  */
-export function purgeTombstones(sqlite: Sqlite, districtId: number | undefined, before: string, now: string): number {
-  const districts =
-    districtId === undefined ? (sqlite.prepare("SELECT id FROM main.districts ORDER BY id").pluck(true).all() as number[]) : [districtId];
+export async function purgeTombstones(sql: EngineSql, districtId: number | undefined, before: string, now: string): Promise<number> {
+  const districts = districtId === undefined ? (await sql.column<number>(`SELECT id FROM ${sql.main}districts ORDER BY id`)).map(Number) : [districtId];
   let total = 0;
   for (const d of districts) {
     let rows = 0;
     for (const table of tombstoneTables()) {
-      rows += sqlite.prepare(`DELETE FROM main.${q(table)} WHERE district_id = ? AND removed_at < ?`).run(d, before).changes;
+      rows += await sql.run(`DELETE FROM ${sql.main}${q(table)} WHERE district_id = ? AND removed_at < ?`, [d, before]);
     }
     if (rows === 0) continue;
-    sqlite.prepare("INSERT INTO main.tombstone_purges (district_id, purged_at, removed_before, rows) VALUES (?, ?, ?, ?)").run(d, now, before, rows);
+    await sql.run(`INSERT INTO ${sql.main}tombstone_purges (district_id, purged_at, removed_before, rows) VALUES (?, ?, ?, ?)`, [d, now, before, rows]);
     total += rows;
   }
   return total;

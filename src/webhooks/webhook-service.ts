@@ -25,9 +25,13 @@ function webhookBody(event: WebhookEvent, createdAt: string, district: string | 
   return JSON.stringify({ event, createdAt, district, data });
 }
 
-/** The structural subset of a better-sqlite3 handle that `emitWithinSqlite` uses. */
-interface SqliteHandle {
-  prepare(sql: string): { all(...params: unknown[]): unknown[]; get(...params: unknown[]): unknown; run(...params: unknown[]): unknown };
+/** The structural subset of the sync engine's SQL (`EngineSql`) that `emitWithinEngine` uses. */
+interface EngineHandle {
+  readonly main: string;
+  all<T>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  get<T>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
+  value<T>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
+  run(sql: string, params?: readonly unknown[]): Promise<number>;
 }
 
 export interface WebhookEndpointView {
@@ -129,26 +133,24 @@ export class WebhookService {
   }
 
   /**
-   * The same as `emit`, on the sync engine's own SQLite connection and inside its transaction, so
-   * a sync's outcome and its webhooks are recorded together or not at all.
+   * The same as `emit`, on the sync engine's own connection (SQLite or PostgreSQL) and inside its
+   * transaction, so a sync's outcome and its webhooks are recorded together or not at all.
    */
-  emitWithinSqlite(sqlite: SqliteHandle, event: WebhookEvent, districtId: number, data: Record<string, unknown>, now: string): number {
-    const endpoints = sqlite
-      .prepare("SELECT id, events FROM main.webhook_endpoints WHERE disabled_at IS NULL AND (district_id IS NULL OR district_id = ?)")
-      .all(districtId) as { id: number; events: string }[];
-    const district = sqlite.prepare("SELECT slug FROM main.districts WHERE id = ?").get(districtId) as { slug: string } | undefined;
-    const insertDelivery = sqlite.prepare(
-      "INSERT INTO main.webhook_deliveries (endpoint_id, event, payload, status, attempts, created_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?) RETURNING id",
+  async emitWithinEngine(sql: EngineHandle, event: WebhookEvent, districtId: number, data: Record<string, unknown>, now: string): Promise<number> {
+    const main = sql.main;
+    const endpoints = await sql.all<{ id: number; events: string }>(
+      `SELECT id, events FROM ${main}webhook_endpoints WHERE disabled_at IS NULL AND (district_id IS NULL OR district_id = ?)`,
+      [districtId],
     );
-    const insertJob = sqlite.prepare(
-      "INSERT INTO main.jobs (kind, payload, status, attempts, run_after, created_at, updated_at) VALUES ('deliver-webhook', ?, 'queued', 0, ?, ?, ?)",
-    );
+    const district = await sql.get<{ slug: string }>(`SELECT slug FROM ${main}districts WHERE id = ?`, [districtId]);
+    const insertDelivery = `INSERT INTO ${main}webhook_deliveries (endpoint_id, event, payload, status, attempts, created_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?) RETURNING id`;
+    const insertJob = `INSERT INTO ${main}jobs (kind, payload, status, attempts, run_after, created_at, updated_at) VALUES ('deliver-webhook', ?, 'queued', 0, ?, ?, ?)`;
     let queued = 0;
     for (const endpoint of endpoints) {
       if (!subscribes(endpoint.events, event)) continue;
       const payload = webhookBody(event, now, district?.slug ?? null, data);
-      const { id } = insertDelivery.get(endpoint.id, event, payload, now, now) as { id: number };
-      insertJob.run(JSON.stringify({ deliveryId: id }), now, now, now);
+      const id = Number(await sql.value(insertDelivery, [endpoint.id, event, payload, now, now]));
+      await sql.run(insertJob, [JSON.stringify({ deliveryId: id }), now, now, now]);
       queued++;
     }
     return queued;

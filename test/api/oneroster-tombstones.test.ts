@@ -336,7 +336,7 @@ for (const backend of selectedBackends()) describe(`deletions visible to OneRost
 
     // 29 days on: the server's purge and tonight's apply keep it.
     clock.advance(29 * DAY);
-    rd.syncs.purgeTombstones();
+    await rd.syncs.purgeTombstones();
     await ingest(
       slug,
       STUDENTS.filter((s) => s.id !== 5006),
@@ -349,11 +349,11 @@ for (const backend of selectedBackends()) describe(`deletions visible to OneRost
     // Just past 30 days: purged, with its enrollments, and gone from every page (cached ones too).
     clock.advance(DAY + 60);
     assert.ok(clock.now().getTime() - removedAt.getTime() > 30 * DAY * 1000);
-    assert.ok(rd.syncs.purgeTombstones() >= 1 + 2, "the student and two enrollments");
+    assert.ok((await rd.syncs.purgeTombstones()) >= 1 + 2, "the student and two enrollments");
     assert.deepEqual(await tombstones(), []);
     assert.equal((await one(slug, "users/student-5006")).status, 404);
     assert.doesNotMatch(await (await get(slug, "students", { limit: 100 })).text(), /student-5006/);
     assert.equal((await one(slug, "enrollments/C2-student-5006")).status, 404);
-    assert.equal(rd.syncs.purgeTombstones(), 0, "nothing left to purge");
+    assert.equal(await rd.syncs.purgeTombstones(), 0, "nothing left to purge");
   });
 });

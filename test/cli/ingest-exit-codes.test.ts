@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { INGEST_EXIT_CODES } from "../../src/errors.ts";
 import { RosterdockHome, type CliResult } from "../support/rosterdock-process.ts";
+import { selectedBackends } from "../support/backends.ts";
+import { startPostgres, type PostgresServer } from "../support/postgres.ts";
 
 /** A small canonical district: 3 schools, 2 teachers, N students, 4 classes, 3 enrollments each. */
 function night(students: number): Record<string, string> {
@@ -43,9 +45,15 @@ async function ingested(home: RosterdockHome, result: CliResult): Promise<any> {
   return sync;
 }
 
-describe("rosterdock ingest exit codes", () => {
+for (const backend of selectedBackends()) describe(`rosterdock ingest exit codes (${backend.name})`, { skip: backend.skip }, () => {
   it("0 when applied (also when nothing changed), 3 when held, 4 when failed", async () => {
-    const home = await RosterdockHome.create({ ROSTERDOCK_LOG_LEVEL: "warn" });
+    let postgres: PostgresServer | undefined;
+    const env: Record<string, string> = { ROSTERDOCK_LOG_LEVEL: "warn" };
+    if (backend.name === "postgres") {
+      postgres = await startPostgres();
+      env.ROSTERDOCK_DATABASE_URL = await postgres.createDatabase();
+    }
+    const home = await RosterdockHome.create(env);
     try {
       await home.createDistrict("lincoln");
 
@@ -89,6 +97,7 @@ describe("rosterdock ingest exit codes", () => {
       assert.match(nowhere.stderr, /\[ERR_DISTRICT_NOT_FOUND\]/);
     } finally {
       await home.remove();
+      await postgres?.stop();
     }
   });
 });

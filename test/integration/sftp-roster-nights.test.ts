@@ -4,11 +4,14 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
+import pg from "pg";
 import { generateDemoData, type DemoDataResult } from "../../src/demo/generate-demo-data.ts";
 import { verifyWebhook } from "../../src/webhooks/webhook-signature.ts";
 import { RosterdockHome, waitFor, type ServerProcess } from "../support/rosterdock-process.ts";
 import { requireTool, runSftp, type SftpLogin } from "../support/sftp-client.ts";
 import { WebhookReceiver } from "../support/webhook-receiver.ts";
+import { selectedBackends } from "../support/backends.ts";
+import { startPostgres, type PostgresServer } from "../support/postgres.ts";
 
 const missing = requireTool("sftp");
 const SIZE = { students: 300, teachers: 20, schools: 3 };
@@ -19,7 +22,9 @@ async function upload(login: SftpLogin, files: string[]): Promise<void> {
   assert.equal(result.code, 0, result.stderr);
 }
 
-describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
+for (const backend of selectedBackends()) describe(`nightly roster deliveries over SFTP (${backend.name})`, { skip: missing ?? backend.skip }, () => {
+  let postgres: PostgresServer | undefined;
+  let databaseUrl: string | undefined;
   let home: RosterdockHome;
   let server: ServerProcess;
   let receiver: WebhookReceiver;
@@ -27,7 +32,11 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
   let nights: { first: DemoDataResult; second: DemoDataResult };
 
   before(async () => {
-    home = await RosterdockHome.create({ ROSTERDOCK_QUIET_SECONDS: "2" });
+    if (backend.name === "postgres") {
+      postgres = await startPostgres();
+      databaseUrl = await postgres.createDatabase();
+    }
+    home = await RosterdockHome.create({ ROSTERDOCK_QUIET_SECONDS: "2", ...(databaseUrl ? { ROSTERDOCK_DATABASE_URL: databaseUrl } : {}) });
     receiver = await WebhookReceiver.start("/rosterdock");
     webhookSecret = (await home.json(["webhook", "add", receiver.url])).secret;
     const dir = await mkdtemp(join(tmpdir(), "rosterdock-nights-"));
@@ -42,6 +51,7 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
     await server?.stop();
     await receiver?.close();
     await home?.remove();
+    await postgres?.stop();
   });
 
   async function district(slug: string): Promise<SftpLogin> {
@@ -55,7 +65,19 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
     }, 60_000, `${count} finished syncs of ${slug}`);
   }
 
-  function roster(slug: string, sql: string, ...params: unknown[]): any[] {
+  /** Rows of the district's live roster: `sql` takes the district's id as its first `?`. */
+  async function roster(slug: string, sql: string, ...params: unknown[]): Promise<any[]> {
+    if (databaseUrl !== undefined) {
+      const client = new pg.Client({ connectionString: databaseUrl });
+      await client.connect();
+      try {
+        const { id } = (await client.query("select id from districts where slug = $1", [slug])).rows[0] as { id: number };
+        let n = 0;
+        return (await client.query(sql.replace(/\?/g, () => `$${++n}`), [id, ...params])).rows;
+      } finally {
+        await client.end();
+      }
+    }
     const db = new Database(join(home.dataDir, "rosterdock.sqlite"), { readonly: true });
     try {
       const id = (db.prepare("select id from districts where slug = ?").get(slug) as { id: number }).id;
@@ -76,7 +98,7 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
     assert.equal(sync.counts.enrollments.created, expected.enrollments);
     assert.equal(sync.counts.courses.created, expected.courses);
     assert.equal(sync.files.length, nights.first.files.dem.length);
-    const pena = roster("dem", "select first_name, last_name from roster_users where district_id = ? and last_name = 'Peña'");
+    const pena = await roster("dem", "select first_name, last_name from roster_users where district_id = ? and last_name = 'Peña'");
     assert.ok(pena.length > 0, "non-ASCII names arrive intact");
 
     const hook = await waitFor(async () => receiver.received.find((h) => JSON.parse(h.body).district === "dem"), 20_000, "the sync.applied webhook");
@@ -93,7 +115,7 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
     assert.equal(sync.status, "applied", JSON.stringify(sync.issues.slice(0, 5)));
     assert.equal(sync.counts.enrollments.created, nights.first.expected.enrollments);
     const names = (slug: string) => roster(slug, "select user_key, first_name, last_name from roster_users where district_id = ? order by user_key");
-    assert.deepEqual(names("autosend"), names("dem"), "Windows-1252 decodes to the same names as UTF-8");
+    assert.deepEqual(await names("autosend"), await names("dem"), "Windows-1252 decodes to the same names as UTF-8");
   });
 
   it("applies a canonical zip uploaded alone, then the second night's changes", async () => {
@@ -114,7 +136,7 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
     const login = await district("truncated");
     await upload(login, nights.first.files.dem);
     assert.equal((await finishedSyncs("truncated", 1))[0].status, "applied");
-    const before = roster("truncated", "select * from roster_users where district_id = ? order by user_key");
+    const before = await roster("truncated", "select * from roster_users where district_id = ? order by user_key");
 
     const dir = await mkdtemp(join(tmpdir(), "rosterdock-truncated-"));
     const students = nights.first.files.dem.find((f) => basename(f).startsWith("students"))!;
@@ -125,7 +147,7 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
     const [held] = await finishedSyncs("truncated", 2);
     assert.equal(held.status, "held");
     assert.ok(held.counts.users.deleted > 100);
-    assert.deepEqual(roster("truncated", "select * from roster_users where district_id = ? order by user_key"), before);
+    assert.deepEqual(await roster("truncated", "select * from roster_users where district_id = ? order by user_key"), before);
     const heldHook = await waitFor(async () => receiver.received.find((h) => JSON.parse(h.body).event === "sync.held"), 20_000, "the sync.held webhook");
     assert.equal(JSON.parse(heldHook.body).data.syncId, held.id);
 
@@ -133,14 +155,14 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
     assert.equal(shown.status, "held");
     const approved = await home.json(["sync", "approve", String(held.id)]);
     assert.equal(approved.status, "applied");
-    assert.equal(roster("truncated", "select * from roster_users where district_id = ?").length, before.length - held.counts.users.deleted);
+    assert.equal((await roster("truncated", "select * from roster_users where district_id = ?")).length, before.length - held.counts.users.deleted);
   });
 
   it("fails a binary file named students.csv with an issue the district can act on, and changes nothing", async () => {
     const login = await district("binary");
     await upload(login, nights.first.files.dem);
     assert.equal((await finishedSyncs("binary", 1))[0].status, "applied");
-    const before = roster("binary", "select * from roster_users where district_id = ? order by user_key");
+    const before = await roster("binary", "select * from roster_users where district_id = ? order by user_key");
     const dir = await mkdtemp(join(tmpdir(), "rosterdock-binary-"));
     const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]), Buffer.alloc(2048, 7)]);
     await writeFile(join(dir, "students.csv"), png);
@@ -150,7 +172,7 @@ describe("nightly roster deliveries over SFTP", { skip: missing }, () => {
     const issue = failed.issues.find((i: { code: string }) => i.code === "BINARY_FILE");
     assert.equal(issue?.file, "students.csv");
     assert.match(issue.message, /students\.csv/);
-    assert.deepEqual(roster("binary", "select * from roster_users where district_id = ? order by user_key"), before);
+    assert.deepEqual(await roster("binary", "select * from roster_users where district_id = ? order by user_key"), before);
     const csv = await home.cli(["sync", "issues", String(failed.id), "--csv"]);
     assert.equal(csv.code, 0);
     assert.match(csv.stdout, /BINARY_FILE/);

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { it } from "node:test";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
 import type { DemoStyle } from "../../src/demo/generate-demo-data.ts";
 import { ROSTER_TABLES } from "../../src/sync/roster-tables.ts";
-import { newDistrict, snapshot, startRosterdock, tempDir } from "./helpers.ts";
+import { forEachBackend, newDistrict, snapshot, startRosterdock, tempDir } from "./helpers.ts";
+import { selectedBackends } from "../support/backends.ts";
 import type { RosterSnapshot } from "./helpers.ts";
 
 const SIZE = { students: 300, teachers: 24, schools: 3 };
@@ -25,7 +26,7 @@ function diff(before: RosterSnapshot, after: RosterSnapshot, entity: string) {
   return { created, updated, deleted, unchanged: b.size - updated - deleted };
 }
 
-describe("a first night, then a second night with ~1% changes", () => {
+forEachBackend(selectedBackends(), "a first night, then a second night with ~1% changes", () => {
   for (const style of ["dem", "autosend", "canonical"] as DemoStyle[]) {
     it(`${style}: the roster holds exactly tonight's data`, async () => {
       const rd = await startRosterdock();
@@ -42,7 +43,7 @@ describe("a first night, then a second night with ~1% changes", () => {
       assert.equal(first.counts.courses.created, e.courses);
       assert.equal(first.counts.terms.created, e.terms);
 
-      const roster = snapshot(rd, slug);
+      const roster = await snapshot(rd, slug);
       const users = roster.users!;
       // Non-ASCII names intact from UTF-8 (dem, canonical) and Windows-1252 (autosend); quotes and commas.
       assert.ok(users.some((u) => u.first_name === 'Mary "Mae"' && u.last_name === "O'Neil, Jr."));
@@ -77,8 +78,8 @@ describe("a first night, then a second night with ~1% changes", () => {
       assert.ok(digests.every((d) => d.delta && d.unchanged > 0 && d.removed > 0), JSON.stringify(digests));
       const fresh = await newDistrict(rd);
       assert.equal((await rd.syncs.ingest(fresh, night2.files[style])).status, "applied");
-      const expectedRoster = snapshot(rd, fresh);
-      assert.deepEqual(snapshot(rd, slug), expectedRoster);
+      const expectedRoster = await snapshot(rd, fresh);
+      assert.deepEqual((await snapshot(rd, slug)), expectedRoster);
       for (const entity of ["schools", "users", "classes", "enrollments", "courses", "terms"] as const) {
         assert.deepEqual(second.counts[entity], diff(roster, expectedRoster, entity), entity);
       }
@@ -86,14 +87,14 @@ describe("a first night, then a second night with ~1% changes", () => {
       assert.ok(changed > 0, "night 2 changes something");
 
       // Rollback: night 1 cannot go while night 2 stands; night 2 goes, restoring night 1 exactly.
-      const withIds = snapshot(rd, slug, { withSyncIds: true });
+      const withIds = await snapshot(rd, slug, { withSyncIds: true });
       await assert.rejects(rd.syncs.rollback(first.syncId, "test"), /most recent applied sync/);
       await rd.syncs.rollback(second.syncId, "test");
-      assert.notDeepEqual(snapshot(rd, slug, { withSyncIds: true }), withIds);
-      assert.deepEqual(snapshot(rd, slug), roster);
+      assert.notDeepEqual((await snapshot(rd, slug, { withSyncIds: true })), withIds);
+      assert.deepEqual((await snapshot(rd, slug)), roster);
       assert.equal((await rd.syncs.show(second.syncId)).status, "rolled_back");
       await rd.syncs.rollback(first.syncId, "test");
-      assert.ok(Object.values(snapshot(rd, slug)).every((rows) => rows.length === 0));
+      assert.ok(Object.values((await snapshot(rd, slug))).every((rows) => rows.length === 0));
       await assert.rejects(rd.syncs.rollback(first.syncId, "test"), /only an applied sync/);
     });
   }
@@ -104,17 +105,10 @@ describe("a first night, then a second night with ~1% changes", () => {
     const night1 = await generateDemoData(await tempDir(), { ...SIZE, styles: ["canonical"] });
     const first = await rd.syncs.ingest(slug, night1.files.canonical);
     assert.equal(first.status, "applied");
-    const sqlite = rd.database.sqlite!;
     const log = () =>
-      sqlite.prepare("SELECT entity, key, op, before_json, after_json FROM roster_changes WHERE sync_id = ? ORDER BY id").all(first.syncId) as Array<{
-        entity: string;
-        key: string;
-        op: string;
-        before_json: string | null;
-        after_json: string | null;
-      }>;
-    const roster = snapshot(rd, slug, { withSyncIds: true });
-    const markers = log();
+      rd.database.db.selectFrom("roster_changes").select(["entity", "key", "op", "before_json", "after_json"]).where("sync_id", "=", first.syncId).orderBy("id").execute();
+    const roster = await snapshot(rd, slug, { withSyncIds: true });
+    const markers = await log();
     assert.deepEqual(
       markers.map((m) => m.entity).sort(),
       ROSTER_TABLES.map((t) => t.entity).sort(),
@@ -132,12 +126,12 @@ describe("a first night, then a second night with ~1% changes", () => {
     const { changes } = (await rd.syncs.rollback(first.syncId, "test")).changeset;
     const total = Object.values(roster).reduce((n, rows) => n + rows.length, 0);
     assert.equal(changes, total, "a delete per loaded row");
-    const undo = log().slice(markers.length);
+    const undo = (await log()).slice(markers.length);
     assert.ok(undo.every((c) => c.op === "delete" && c.after_json === null && c.before_json !== null));
     const enrollment = undo.find((c) => c.entity === "enrollments")!;
     assert.equal((JSON.parse(enrollment.before_json!) as { last_sync_id: number }).last_sync_id, first.syncId);
     assert.equal(JSON.parse(enrollment.key).length, 2);
-    assert.ok(Object.values(snapshot(rd, slug)).every((rows) => rows.length === 0));
+    assert.ok(Object.values((await snapshot(rd, slug))).every((rows) => rows.length === 0));
   });
 
   it("re-running a finished sync's job changes nothing (idempotent after a crash)", async () => {
@@ -145,16 +139,16 @@ describe("a first night, then a second night with ~1% changes", () => {
     const slug = await newDistrict(rd);
     const night1 = await generateDemoData(await tempDir(), { ...SIZE, styles: ["canonical"] });
     const first = await rd.syncs.ingest(slug, night1.files.canonical);
-    const before = snapshot(rd, slug, { withSyncIds: true });
+    const before = await snapshot(rd, slug, { withSyncIds: true });
     const job = { id: 1, kind: "process-sync", payload: JSON.stringify({ syncId: first.syncId }), status: "running" as const, attempts: 2, run_after: "", locked_at: null, locked_by: null, lease_until: null, last_error: null, created_at: "", updated_at: "" };
     await rd.syncs.processJob(job);
-    assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), before);
+    assert.deepEqual((await snapshot(rd, slug, { withSyncIds: true })), before);
     // A sync interrupted mid-way (status still processing) runs again from its files.
     await rd.database.db.updateTable("syncs").set({ status: "processing" }).where("id", "=", first.syncId).execute();
     await rd.syncs.processJob(job);
     const shown = await rd.syncs.show(first.syncId);
     assert.equal(shown.status, "applied");
-    assert.deepEqual(snapshot(rd, slug), Object.fromEntries(Object.entries(before).map(([e, rows]) => [e, rows.map(({ last_sync_id: _s, ...r }) => r)])));
-    assert.equal(snapshot(rd, slug).enrollments!.length, night1.expected.enrollments);
+    assert.deepEqual((await snapshot(rd, slug)), Object.fromEntries(Object.entries(before).map(([e, rows]) => [e, rows.map(({ last_sync_id: _s, ...r }) => r)])));
+    assert.equal((await snapshot(rd, slug)).enrollments!.length, night1.expected.enrollments);
   });
 });

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { it } from "node:test";
 import type { Rosterdock } from "../../src/service.ts";
-import { brief, newDistrict, snapshot, startRosterdock, writeFiles } from "./helpers.ts";
+import { brief, forEachBackend, newDistrict, snapshot, startRosterdock, writeFiles } from "./helpers.ts";
+import { selectedBackends } from "../support/backends.ts";
 
 /**
  * A second night read against the first night's line digest (only changed enrollment lines are
@@ -72,7 +73,7 @@ function enrollmentsDigest(run: Awaited<ReturnType<typeof ingest>>) {
   return run.shown.summary.digests!.find((d) => d.file === "enrollments.csv")!;
 }
 
-function assertSame(run: Awaited<ReturnType<typeof bothWays>>, aUsedDigests = true) {
+async function assertSame(run: Awaited<ReturnType<typeof bothWays>>, aUsedDigests = true) {
   const { rd, delta, full, a, b } = run;
   assert.deepEqual(
     a.shown.summary.digests?.map((d) => [d.file, d.delta]),
@@ -83,19 +84,19 @@ function assertSame(run: Awaited<ReturnType<typeof bothWays>>, aUsedDigests = tr
   assert.equal(a.outcome.status, b.outcome.status);
   assert.deepEqual(a.outcome.counts, b.outcome.counts);
   assert.deepEqual(a.issues, b.issues);
-  assert.deepEqual(snapshot(rd, delta), snapshot(rd, full));
+  assert.deepEqual((await snapshot(rd, delta)), (await snapshot(rd, full)));
   const files = (s: typeof a) => s.shown.summary.files!.map((f) => [f.name, f.rows, f.records, f.badRows, f.orphans]);
   assert.deepEqual(files(a), files(b));
 }
 
-describe("second nights read against a line digest", () => {
+forEachBackend(selectedBackends(), "second nights read against a line digest", () => {
   it("reads only changed lines and ends as a full read: edits, additions, removals", async () => {
     const lines = enrollmentLines();
     lines[4] = lines[4]!.replace("2027-06-01", "2027-01-15"); // an edited line: an update
     lines.splice(10, 2); // two lines gone: deletes
     lines.push("103,41,2026-08-20,2027-06-01"); // a new student's enrollment
     const run = await bothWays({ students: [...Array.from({ length: STUDENTS }, (_, i) => i + 1), 41], enrollments: lines });
-    assertSame(run);
+    await assertSame(run);
     const digest = enrollmentsDigest(run.a);
     assert.equal(digest.unchanged, STUDENTS * CLASSES.length - 3);
     assert.equal(digest.removed, 3);
@@ -105,7 +106,7 @@ describe("second nights read against a line digest", () => {
   it("drops unchanged lines whose student or class is gone, with the full read's warnings and rows", async () => {
     const students = Array.from({ length: STUDENTS }, (_, i) => i + 1).filter((s) => s !== 5 && s !== 6);
     const run = await bothWays({ students, classes: ["101", "102"], enrollments: enrollmentLines() });
-    assertSame(run);
+    await assertSame(run);
     assert.ok(run.a.issues.some((i) => /UNKNOWN_REFERENCE@\d+:student_id=5/.test(i)));
     assert.ok(run.a.issues.some((i) => /UNKNOWN_REFERENCE@\d+:class_id=103/.test(i)));
     assert.equal(run.a.shown.summary.files!.find((f) => f.name === "enrollments.csv")!.orphans, 2 * 3 + (STUDENTS - 2));
@@ -114,23 +115,23 @@ describe("second nights read against a line digest", () => {
   it("reads in full when more unchanged lines lost their class than it looks at again in memory (a truncated classes file)", async () => {
     // 80 unchanged lines point at classes gone tonight; the limit is 50.
     const run = await bothWays({ classes: ["101"], enrollments: enrollmentLines() }, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: "50" });
-    assertSame(run, false);
+    await assertSame(run, false);
     assert.equal(run.a.shown.summary.files!.find((f) => f.name === "enrollments.csv")!.orphans, 2 * STUDENTS);
     // Under the limit, the same night is read against the digests.
-    assertSame(await bothWays({ classes: ["101"], enrollments: enrollmentLines() }, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: "80" }));
+    await assertSame(await bothWays({ classes: ["101"], enrollments: enrollmentLines() }, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: "80" }));
   });
 
   it("reads in full when more changed lines repeat unchanged keys than it looks at again in memory", async () => {
     const lines = enrollmentLines();
     const repeats = lines.slice(0, 6).map((l) => l.replace("2026-08-20", "2026-09-01"));
     const run = await bothWays({ enrollments: [...lines, ...repeats] }, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: "5" });
-    assertSame(run, false);
+    await assertSame(run, false);
     assert.equal(run.a.issues.filter((i) => i.includes("DUPLICATE_KEY")).length, 6);
   });
 
   it("reads in full when more unchanged students lost their school than it looks at again in memory", async () => {
     const run = await bothWays({ schools: ["1,North High"], enrollments: enrollmentLines() }, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: String(STUDENTS - 31) });
-    assertSame(run, false);
+    await assertSame(run, false);
     assert.equal(run.a.outcome.counts.users.deleted, STUDENTS - 30);
   });
 
@@ -141,7 +142,7 @@ describe("second nights read against a line digest", () => {
     // One line gone at the top: every later line's cc_id changes, so no line comes back as it was.
     const night2 = { enrollmentsHeader: header, enrollments: numbered(lines.slice(1)) };
     const run = await bothWays(night2, { ROSTERDOCK_DIGEST_REVISIT_LIMIT: "50" }, { enrollmentsHeader: header, enrollments: numbered(lines) });
-    assertSame(run, false);
+    await assertSame(run, false);
     assert.deepEqual(run.a.outcome.counts.enrollments, { created: 0, updated: 0, deleted: 1, unchanged: lines.length - 1 });
   });
 
@@ -151,7 +152,7 @@ describe("second nights read against a line digest", () => {
     lines.push("102,7,2026-09-01,2027-06-01"); // same key as an unchanged line above, different dates
     lines.unshift("103,9,2026-09-01,2027-06-01"); // same key as an unchanged line below: that line is the duplicate
     const run = await bothWays({ enrollments: lines });
-    assertSame(run);
+    await assertSame(run);
     assert.equal(run.a.issues.filter((i) => i.includes("DUPLICATE_KEY")).length, 3);
   });
 
@@ -164,7 +165,7 @@ describe("second nights read against a line digest", () => {
     users.push("7,student,Seven,Again,1"); // a later line repeating student 7
     users.unshift("8,student,Eight,First,1"); // an earlier line repeating student 8: the unchanged line is the duplicate
     const run = await bothWays({ users, enrollments: enrollmentLines() });
-    assertSame(run);
+    await assertSame(run);
     assert.equal(run.a.issues.filter((i) => i.includes("DUPLICATE_KEY")).length, 2);
     assert.equal(run.a.issues.filter((i) => /UNKNOWN_REFERENCE@\d+:student_id=20$/.test(i)).length, CLASSES.length);
     assert.deepEqual(run.a.outcome.counts.users, { created: 1, updated: 3, deleted: 1, unchanged: STUDENTS + 1 - 4 });
@@ -172,7 +173,7 @@ describe("second nights read against a line digest", () => {
 
   it("drops unchanged students of a school that is gone, and then their enrollments", async () => {
     const run = await bothWays({ schools: ["1,North High"], enrollments: enrollmentLines() });
-    assertSame(run);
+    await assertSame(run);
     assert.equal(run.a.issues.filter((i) => /UNKNOWN_REFERENCE@\d+:school_id=2$/.test(i)).length, STUDENTS - 30);
     assert.equal(run.a.outcome.counts.users.deleted, STUDENTS - 30);
     assert.equal(run.a.outcome.counts.enrollments.deleted, (STUDENTS - 30) * CLASSES.length);

@@ -1,18 +1,20 @@
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { basename } from "node:path";
-import { describe, it } from "node:test";
+import { it } from "node:test";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
 import type { Rosterdock } from "../../src/service.ts";
-import { brief, newDistrict, snapshot, startRosterdock, tempDir } from "./helpers.ts";
+import { brief, forEachBackend, newDistrict, snapshot, startRosterdock, tempDir } from "./helpers.ts";
+import { selectedBackends } from "../support/backends.ts";
+import type { RosterSnapshot } from "./helpers.ts";
 
 /** A DEM night of a small district, applied; returns the files to edit for the next night. */
-async function appliedNight(rd: Rosterdock): Promise<{ slug: string; files: string[]; before: ReturnType<typeof snapshot> }> {
+async function appliedNight(rd: Rosterdock): Promise<{ slug: string; files: string[]; before: RosterSnapshot }> {
   const slug = await newDistrict(rd);
   const night = await generateDemoData(await tempDir(), { students: 150, teachers: 10, styles: ["dem"] });
   const first = await rd.syncs.ingest(slug, night.files.dem);
   assert.equal(first.status, "applied");
-  return { slug, files: night.files.dem, before: snapshot(rd, slug) };
+  return { slug, files: night.files.dem, before: await snapshot(rd, slug) };
 }
 
 const fileOf = (files: string[], stem: string) => files.find((f) => basename(f).startsWith(`${stem}_`))!;
@@ -42,7 +44,7 @@ async function doctor(rd: Rosterdock, slug: string) {
   return (await rd.syncs.doctor(slug)).dangling;
 }
 
-describe("a rejected row never deletes", () => {
+forEachBackend(selectedBackends(), "a rejected row never deletes", () => {
   const cases = [
     { what: "teacher", stem: "teachers", entity: "users", at: 5, noun: "teacher" },
     { what: "student", stem: "students", entity: "users", at: 7, noun: "student" },
@@ -57,7 +59,7 @@ describe("a rejected row never deletes", () => {
       const { row, fields } = await editLine(files, c.stem, (f) => c.stem !== "cc" || !f[2]!.startsWith("-"), extraField(c.at));
       const outcome = await rd.syncs.ingest(slug, files);
       assert.equal(outcome.status, "applied");
-      assert.deepEqual(snapshot(rd, slug), before, "the record, its classes and its enrollments are unchanged");
+      assert.deepEqual((await snapshot(rd, slug)), before, "the record, its classes and its enrollments are unchanged");
       assert.equal(outcome.counts[c.entity].kept, 1);
       assert.equal(outcome.counts[c.entity].deleted, 0);
       const shown = await rd.syncs.show(outcome.syncId);
@@ -74,7 +76,7 @@ describe("a rejected row never deletes", () => {
       await editLine(files, c.stem, (f) => f.length > (c.stem === "cc" ? 0 : 1) && unquote(f[c.at]!) === "Jr", (f) => [...f.slice(0, c.at), ...f.slice(c.at + 1)]);
       const fixed = await rd.syncs.ingest(slug, files);
       assert.equal(fixed.status, "applied", JSON.stringify(fixed.summary?.error ?? fixed.summary?.holdReasons));
-      assert.deepEqual(snapshot(rd, slug), before);
+      assert.deepEqual((await snapshot(rd, slug)), before);
       assert.equal(fixed.counts[c.entity].created + fixed.counts[c.entity].deleted + fixed.counts[c.entity].updated, 0);
     });
   }
@@ -88,11 +90,11 @@ describe("a rejected row never deletes", () => {
     const reason = held.summary!.holdReasons.find((r) => r.code === "UNREADABLE_KEYS")!;
     assert.equal(reason.entity, "users");
     assert.match(reason.message, new RegExp(`students_\\d+\\.csv row ${row} \\(Students\\.ID is empty\\)`));
-    assert.deepEqual(snapshot(rd, slug), before, "a held sync changes nothing");
+    assert.deepEqual((await snapshot(rd, slug)), before, "a held sync changes nothing");
     // Approved, the student whose row had no id is deleted, with their enrollments: nothing dangles.
     const approved = await rd.syncs.approve(held.syncId, "test");
     assert.equal(approved.status, "applied");
-    assert.ok(!snapshot(rd, slug).users!.some((u) => u.user_key === `student-${fields[0]}`));
+    assert.ok(!(await snapshot(rd, slug)).users!.some((u) => u.user_key === `student-${fields[0]}`));
     assert.deepEqual(await doctor(rd, slug), []);
   });
 
@@ -122,7 +124,7 @@ describe("a rejected row never deletes", () => {
   });
 });
 
-describe("partial deliveries leave no dangling reference", () => {
+forEachBackend(selectedBackends(), "partial deliveries leave no dangling reference", () => {
   it("a students-only delivery deletes the enrollments of the students it removes", async () => {
     const rd = await startRosterdock();
     const { slug, files, before } = await appliedNight(rd);
@@ -139,7 +141,7 @@ describe("partial deliveries leave no dangling reference", () => {
     assert.ok(shown.issues.some((i) => i.code === "DEPENDENTS_DELETED" && i.message.includes(`${gone} enrollments pointed (student_id) at users`)), brief(shown.issues).join("\n"));
     // Rolled back, the student and their enrollments are back.
     await rd.syncs.rollback(outcome.syncId, "test");
-    assert.deepEqual(snapshot(rd, slug), before);
+    assert.deepEqual((await snapshot(rd, slug)), before);
     assert.deepEqual(await doctor(rd, slug), []);
   });
 
@@ -161,10 +163,10 @@ describe("partial deliveries leave no dangling reference", () => {
     assert.equal(outcome.counts.enrollments.deleted, enrollments);
     if (expectHeld) {
       assert.ok(outcome.summary!.holdReasons.some((r) => r.code === "TOO_MANY_DELETES" && r.entity === "enrollments"));
-      assert.deepEqual(snapshot(rd, slug), before);
+      assert.deepEqual((await snapshot(rd, slug)), before);
       await rd.syncs.approve(outcome.syncId, "test");
     }
-    const after = snapshot(rd, slug);
+    const after = await snapshot(rd, slug);
     assert.equal(after.classes!.length, before.classes!.length - classes.length);
     assert.deepEqual(await doctor(rd, slug), []);
   });
@@ -186,11 +188,11 @@ describe("partial deliveries leave no dangling reference", () => {
     assert.equal(held.counts.users.deleted, 1);
     const reason = held.summary!.holdReasons.find((r) => r.code === "TOO_MANY_DELETES" && r.entity === "enrollments")!;
     assert.match(reason.message, /with the classes they point at/);
-    assert.deepEqual(snapshot(rd, slug), before);
+    assert.deepEqual((await snapshot(rd, slug)), before);
   });
 });
 
-describe("failures look like failures", () => {
+forEachBackend(selectedBackends(), "failures look like failures", () => {
   it("fails a delivery in which no file is a roster file, naming what arrived and what was expected", async () => {
     const rd = await startRosterdock();
     const { slug, files, before } = await appliedNight(rd);
@@ -208,6 +210,6 @@ describe("failures look like failures", () => {
     assert.equal(issue.severity, "error");
     assert.match(issue.message, /export1\.csv, export2\.csv/);
     assert.match(issue.message, /students\.csv/);
-    assert.deepEqual(snapshot(rd, slug), before);
+    assert.deepEqual((await snapshot(rd, slug)), before);
   });
 });

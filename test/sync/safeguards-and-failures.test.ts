@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { basename } from "node:path";
-import { describe, it } from "node:test";
+import { it } from "node:test";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
 import type { Rosterdock } from "../../src/service.ts";
-import { brief, newDistrict, rowCount, snapshot, startRosterdock, tempDir, writeFiles, zipBytes } from "./helpers.ts";
+import { brief, forEachBackend, newDistrict, rowCount, snapshot, startRosterdock, tempDir, writeFiles, zipBytes } from "./helpers.ts";
+import { selectedBackends } from "../support/backends.ts";
+import type { RosterSnapshot } from "./helpers.ts";
 
 /** A small canonical district: 3 schools, 2 teachers, 40 students, 4 classes, 120 enrollments. */
 function canonical(options: { students?: number; users?: (lines: string[]) => string[]; enrollments?: (lines: string[]) => string[] } = {}) {
@@ -22,11 +24,11 @@ function canonical(options: { students?: number; users?: (lines: string[]) => st
   };
 }
 
-async function loaded(rd: Rosterdock): Promise<{ slug: string; before: ReturnType<typeof snapshot> }> {
+async function loaded(rd: Rosterdock): Promise<{ slug: string; before: RosterSnapshot }> {
   const slug = await newDistrict(rd);
   const first = await rd.syncs.ingest(slug, [await writeFiles(canonical())]);
   assert.equal(first.status, "applied");
-  return { slug, before: snapshot(rd, slug, { withSyncIds: true }) };
+  return { slug, before: await snapshot(rd, slug, { withSyncIds: true }) };
 }
 
 async function ingestFiles(rd: Rosterdock, slug: string, files: Record<string, string | Buffer>) {
@@ -35,13 +37,13 @@ async function ingestFiles(rd: Rosterdock, slug: string, files: Record<string, s
   return { outcome, shown, issues: brief(shown.issues) };
 }
 
-describe("safeguards", () => {
+forEachBackend(selectedBackends(), "safeguards", () => {
   it("holds a truncated students file, leaves the roster alone, and applies it once approved", async () => {
     const rd = await startRosterdock();
     const slug = await newDistrict(rd);
     const night = await generateDemoData(await tempDir(), { students: 400, teachers: 24, styles: ["dem"] });
     assert.equal((await rd.syncs.ingest(slug, night.files.dem)).status, "applied");
-    const before = snapshot(rd, slug, { withSyncIds: true });
+    const before = await snapshot(rd, slug, { withSyncIds: true });
     const students = night.files.dem.find((f) => basename(f).startsWith("students"))!;
     const text = await readFile(students, "utf8");
     await writeFile(students, text.slice(0, Math.floor(text.length / 2)).replace(/\r\n[^\r\n]*$/, "\r\n"));
@@ -53,11 +55,11 @@ describe("safeguards", () => {
     const shown = await rd.syncs.show(held.syncId);
     assert.equal(shown.status, "held");
     assert.ok(shown.issues.some((i) => i.code === "UNKNOWN_REFERENCE" && i.column === "CC.StudentID" && i.row !== null));
-    assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), before, "a held sync never changes the roster");
+    assert.deepEqual((await snapshot(rd, slug, { withSyncIds: true })), before, "a held sync never changes the roster");
 
     const approved = await rd.syncs.approve(held.syncId, "test");
     assert.equal(approved.status, "applied");
-    assert.equal(snapshot(rd, slug).users!.length, rowCount({ u: before.users! }) - held.counts.users.deleted);
+    assert.equal((await snapshot(rd, slug)).users!.length, rowCount({ u: before.users! }) - held.counts.users.deleted);
     await assert.rejects(rd.syncs.approve(held.syncId, "test"), /only a held sync/);
   });
 
@@ -73,7 +75,7 @@ describe("safeguards", () => {
     assert.equal(shown.counts.enrollments!.deleted, 120);
     await rd.syncs.discard(outcome.syncId, "test");
     assert.equal((await rd.syncs.show(outcome.syncId)).status, "discarded");
-    assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), before);
+    assert.deepEqual((await snapshot(rd, slug, { withSyncIds: true })), before);
   });
 
   it("never holds a district's first sync for size, and a missing file deletes nothing", async () => {
@@ -83,7 +85,7 @@ describe("safeguards", () => {
     const { outcome } = await ingestFiles(rd, slug, partial);
     assert.equal(outcome.status, "applied");
     assert.deepEqual(outcome.counts.enrollments, { created: 0, updated: 0, deleted: 0, unchanged: 120 });
-    assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), before, "nothing changed, nothing deleted");
+    assert.deepEqual((await snapshot(rd, slug, { withSyncIds: true })), before, "nothing changed, nothing deleted");
   });
 
   it("uses per-district thresholds, as an operator sets them", async () => {
@@ -143,7 +145,7 @@ describe("safeguards", () => {
   });
 });
 
-describe("bad deliveries fail or lose only their bad rows, with the issue a person needs", () => {
+forEachBackend(selectedBackends(), "bad deliveries fail or lose only their bad rows, with the issue a person needs", () => {
   it("duplicate ids: the repeat is skipped with its row; too many fail the delivery", async () => {
     const rd = await startRosterdock();
     const { slug, before } = await loaded(rd);
@@ -151,14 +153,14 @@ describe("bad deliveries fail or lose only their bad rows, with the issue a pers
     assert.equal(few.outcome.status, "applied");
     assert.ok(few.issues.includes("warning DUPLICATE_KEY@44:district_user_id=1005"), few.issues.join("\n"));
     assert.match(few.shown.issues.find((i) => i.code === "DUPLICATE_KEY")!.message, /in row 8/);
-    assert.equal(snapshot(rd, slug).users!.find((u) => u.user_key === "student-1005")!.first_name, "Zoë");
+    assert.equal((await snapshot(rd, slug)).users!.find((u) => u.user_key === "student-1005")!.first_name, "Zoë");
 
     const enrolDup = await ingestFiles(rd, slug, canonical({ enrollments: (l) => [...l, ...l.slice(1, 21)] }));
     assert.equal(enrolDup.outcome.status, "failed");
     assert.ok(enrolDup.issues.includes("warning DUPLICATE_KEY@122:class_id=C3 + 1001"), enrolDup.issues.slice(0, 5).join("\n"));
     assert.ok(enrolDup.issues.includes("error TOO_MANY_BAD_ROWS@-:-=-"));
     assert.equal(few.outcome.counts.users.updated, 0);
-    assert.deepEqual(snapshot(rd, slug).enrollments, snapshot(rd, slug).enrollments && before.enrollments!.map(({ last_sync_id: _s, ...e }) => e));
+    assert.deepEqual((await snapshot(rd, slug)).enrollments, (await snapshot(rd, slug)).enrollments && before.enrollments!.map(({ last_sync_id: _s, ...e }) => e));
   });
 
   it("an export that repeats its rows (a template joined to the wrong table): every repeat counted, a page at a time; the roster stays", async () => {
@@ -172,7 +174,7 @@ describe("bad deliveries fail or lose only their bad rows, with the issue a pers
     assert.equal(users.records, 6002);
     assert.ok(tripled.issues.includes("warning DUPLICATE_KEY@6004:district_user_id=1001"), tripled.issues.slice(0, 5).join("\n"));
     assert.ok(tripled.issues.includes("error TOO_MANY_BAD_ROWS@-:-=-"));
-    assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), before);
+    assert.deepEqual((await snapshot(rd, slug, { withSyncIds: true })), before);
   });
 
   it("orphans: rows pointing at something absent are dropped with a warning, and their dependants too", async () => {
@@ -209,7 +211,7 @@ describe("bad deliveries fail or lose only their bad rows, with the issue a pers
     const { outcome, issues } = await ingestFiles(rd, slug, files);
     assert.equal(outcome.status, "failed");
     assert.ok(issues.includes("error MISSING_REQUIRED_COLUMN@-:teacher_id=-"), issues.join("\n"));
-    assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), before);
+    assert.deepEqual((await snapshot(rd, slug, { withSyncIds: true })), before);
   });
 
   it("bad dates: a few are warnings on their row and column; too many fail", async () => {
@@ -221,7 +223,7 @@ describe("bad deliveries fail or lose only their bad rows, with the issue a pers
     const many = await ingestFiles(rd, slug, canonical({ enrollments: (l) => l.map((line, i) => (i % 10 === 1 ? line.replace("08/24/2026", "2026-13-01") : line)) }));
     assert.equal(many.outcome.status, "failed");
     assert.ok(many.issues.includes("error TOO_MANY_BAD_ROWS@-:-=-"));
-    assert.equal(snapshot(rd, slug).enrollments!.length, before.enrollments!.length);
+    assert.equal((await snapshot(rd, slug)).enrollments!.length, before.enrollments!.length);
   });
 
   it("a binary file named students.csv fails the delivery", async () => {
@@ -231,7 +233,7 @@ describe("bad deliveries fail or lose only their bad rows, with the issue a pers
     const { outcome, issues } = await ingestFiles(rd, slug, { ...canonical(), "students.csv": Buffer.concat([Buffer.from([0x00, 0x01, 0x02]), binary]) });
     assert.equal(outcome.status, "failed");
     assert.ok(issues.some((i) => i.startsWith("error BINARY_FILE@")), issues.join("\n"));
-    assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), before);
+    assert.deepEqual((await snapshot(rd, slug, { withSyncIds: true })), before);
   });
 
   it("a zip with ../ entries and a zip bomb are rejected whole", async () => {
@@ -248,7 +250,7 @@ describe("bad deliveries fail or lose only their bad rows, with the issue a pers
     const bombed = await ingestFiles(rd, slug, { "roster.zip": bomb });
     assert.equal(bombed.outcome.status, "failed");
     assert.ok(bombed.issues.includes("error ZIP_BOMB@-:-=terms.csv"), bombed.issues.join("\n"));
-    assert.deepEqual(snapshot(rd, slug, { withSyncIds: true }), before);
+    assert.deepEqual((await snapshot(rd, slug, { withSyncIds: true })), before);
   });
 
   it("lists a sync's issues in `syncs` output and as a CSV for Excel", async () => {
