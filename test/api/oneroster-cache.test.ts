@@ -10,9 +10,9 @@ import { createLogger } from "../../src/logger.ts";
 import { createRosterdock, type Rosterdock } from "../../src/service.ts";
 import { buildHttpApp } from "../../src/api/http-app.ts";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
-import { BackendHomes, needsSyncEngine, selectedBackends, type BackendHome } from "../support/backends.ts";
+import { BackendHomes, selectedBackends, type BackendHome } from "../support/backends.ts";
 
-for (const backend of selectedBackends()) describe(`OneRoster responses per roster version (${backend.name})`, { skip: needsSyncEngine(backend) }, () => {
+for (const backend of selectedBackends()) describe(`OneRoster responses per roster version (${backend.name})`, { skip: backend.skip }, () => {
   const homes = new BackendHomes(backend.name);
   let home: BackendHome | undefined;
   let dir: string;

@@ -12,7 +12,7 @@ import { createRosterdock, type Rosterdock } from "../../src/service.ts";
 import { buildHttpApp } from "../../src/api/http-app.ts";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
 import { EXTRA_STAFF, HAND_WRITTEN } from "../support/oneroster-districts.ts";
-import { BackendHomes, needsSyncEngine, selectedBackends, type BackendHome } from "../support/backends.ts";
+import { BackendHomes, selectedBackends, type BackendHome } from "../support/backends.ts";
 
 /**
  * Every operation of the OneRoster 1.1 rostering service, asked of realistic districts (with a
@@ -81,7 +81,7 @@ type Samples = Record<(typeof SAMPLE_KINDS)[number], string[]>;
 
 const FORM = "application/x-www-form-urlencoded";
 
-for (const backend of selectedBackends()) describe(`OneRoster 1.1 at /districts/{slug}/ims/oneroster/v1p1 (${backend.name})`, { skip: needsSyncEngine(backend) }, () => {
+for (const backend of selectedBackends()) describe(`OneRoster 1.1 at /districts/{slug}/ims/oneroster/v1p1 (${backend.name})`, { skip: backend.skip }, () => {
   const homes = new BackendHomes(backend.name);
   let home: BackendHome | undefined;
   let dir: string;

@@ -7,7 +7,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { generateDemoData, type DemoDataResult } from "../../src/demo/generate-demo-data.ts";
 import { ROOT, RosterdockHome, waitFor, type ServerProcess } from "../support/rosterdock-process.ts";
 import { requireTool, runSftp, type SftpLogin } from "../support/sftp-client.ts";
-import { BackendHomes, needsSyncEngine, selectedBackends, type BackendHome } from "../support/backends.ts";
+import { BackendHomes, selectedBackends, type BackendHome } from "../support/backends.ts";
 import pg from "pg";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -30,7 +30,7 @@ async function truncatedStudents(night: DemoDataResult, share: number): Promise<
   return cut;
 }
 
-for (const backend of selectedBackends()) describe(`operator console in headless Chromium (${backend.name})`, { skip: missing ?? needsSyncEngine(backend) }, () => {
+for (const backend of selectedBackends()) describe(`operator console in headless Chromium (${backend.name})`, { skip: missing ?? backend.skip }, () => {
   const homes = new BackendHomes(backend.name);
   let database: BackendHome | undefined;
   let home: RosterdockHome;

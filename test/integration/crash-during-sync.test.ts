@@ -37,7 +37,7 @@ for (const backend of selectedBackends()) describe(`a crash in the middle of a s
       postgres = await startPostgres();
       databaseUrl = await postgres.createDatabase();
     }
-    const home = await RosterdockHome.create({ ROSTERDOCK_QUIET_SECONDS: "1", ...(databaseUrl ? { ROSTERDOCK_DATABASE_URL: databaseUrl } : {}) });
+    const home = await RosterdockHome.create({ ROSTERDOCK_QUIET_SECONDS: "1", ROSTERDOCK_JOB_LEASE_SECONDS: "3", ...(databaseUrl ? { ROSTERDOCK_DATABASE_URL: databaseUrl } : {}) });
     try {
       const created = await home.createDistrict("lincoln");
       const night = await generateDemoData(await mkdtemp(join(tmpdir(), "rosterdock-crash-")), { students: 40_000, teachers: 1_000, styles: ["canonical"] });

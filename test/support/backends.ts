@@ -56,18 +56,3 @@ export class BackendHomes {
     if (postgres) await (await postgres.catch(() => undefined))?.stop();
   }
 }
-
-/**
- * Whether the sync engine runs on PostgreSQL (issue 15; branch wt-engine). Suites that need real
- * syncs (OneRoster, the change feed, the console on a synced roster) run on PostgreSQL only once
- * it does: until then `needsSyncEngine` skips them there, with this one reason, from this one
- * place. Delete the flag when the engine lands; under CI=true nothing may be skipped.
- */
-export const SYNC_ENGINE_ON_POSTGRES = false;
-
-/** Why a suite that syncs cannot run on this backend (see SYNC_ENGINE_ON_POSTGRES), or undefined when it can. */
-export function needsSyncEngine(backend: Backend): string | undefined {
-  if (backend.skip !== undefined) return backend.skip;
-  if (backend.name === "postgres" && !SYNC_ENGINE_ON_POSTGRES) return "the PostgreSQL sync engine has not landed yet (SYNC_ENGINE_ON_POSTGRES in test/support/backends.ts)";
-  return undefined;
-}
