@@ -135,9 +135,6 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
       onOutcome: (outcome, sql, now) =>
         webhooks.emitWithinEngine(sql, `sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, now),
     },
-    onFailedWithoutEngine: async (outcome, trx) => {
-      await webhooks.emit(`sync.${outcome.status}`, outcome.districtId, { syncId: outcome.syncId, status: outcome.status, counts: outcome.counts }, trx);
-    },
   });
   let hostKeys: Promise<HostKey[]> | undefined;
   const loadHostKeys = () => (hostKeys ??= ensureHostKeys(db, clock));

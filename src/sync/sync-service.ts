@@ -7,7 +7,7 @@ import type { Kysely, Selectable } from "kysely";
 import type { Logger } from "pino";
 import type { RosterDatabase } from "../db/open-database.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
-import { isoNow, systemClock } from "../clock.ts";
+import { isoNow } from "../clock.ts";
 import type { Clock } from "../clock.ts";
 import type { Database, Job, SyncIssueTable, SyncStatus } from "../db/schema.ts";
 import type { DistrictService } from "../districts/district-service.ts";
@@ -15,8 +15,7 @@ import { RosterdockError } from "../errors.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
 import type { Changeset } from "./apply-sync.ts";
 import { SyncProcessor } from "./process-sync.ts";
-import type { ProcessOutcome, SyncOutcomeEvent, SyncProcessorOptions, SyncReporting, SyncSummary } from "./process-sync.ts";
-import { emptyCounts } from "./roster-tables.ts";
+import type { ProcessOutcome, SyncProcessorOptions, SyncReporting, SyncSummary } from "./process-sync.ts";
 import { findDanglingReferences } from "./roster-doctor.ts";
 import type { DanglingReference } from "./roster-doctor.ts";
 import type { EngineSql } from "./engine-sql.ts";
@@ -48,15 +47,6 @@ export interface SyncDetail extends SyncView {
 
 export const LISTED_ISSUES = 100;
 
-/** Why a sync cannot be processed on PostgreSQL (recorded on the sync, and the CLI's error). */
-export const PROCESSING_UNAVAILABLE = "Processing syncs is not available on PostgreSQL yet: the sync engine needs the SQLite database.";
-
-export interface SyncServiceHooks {
-  logger?: Logger;
-  /** Called inside the transaction that marks a sync failed for want of an engine (webhooks queue their deliveries there). */
-  onFailedWithoutEngine?: (event: SyncOutcomeEvent, trx: Kysely<Database>, now: string) => Promise<void>;
-}
-
 const SEVERITY_ORDER = sql<number>`CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END`;
 
 /** Syncs as operators and scripts see them, and what they can do with them. */
@@ -64,11 +54,10 @@ export class SyncService {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly districts: DistrictService,
-    private readonly processor: SyncProcessor | undefined = undefined,
-    private readonly storage: LocalStorage | undefined = undefined,
-    private readonly audit: AuditLog | undefined = undefined,
-    private readonly clock: Clock | undefined = undefined,
-    private readonly hooks: SyncServiceHooks = {},
+    private readonly processor: SyncProcessor,
+    private readonly storage: LocalStorage,
+    private readonly audit: AuditLog,
+    private readonly clock: Clock,
   ) {}
 
   /** Every reference of the district's live roster that points at nothing: none, after any apply or rollback. */
@@ -169,36 +158,7 @@ export class SyncService {
 
   /** The `process-sync` job handler. */
   async processJob(job: Job, reporting: SyncReporting = {}): Promise<void> {
-    if (!this.processor) return this.#failWithoutEngine(job);
-    await this.processor.handleJob(job, reporting);
-  }
-
-  /**
-   * Without an engine (PostgreSQL) a delivery's sync cannot be processed: it is marked failed
-   * once, with the reason, and the job is done, instead of the job failing and retrying for
-   * nothing while the sync stays `waiting`. Its files stay archived.
-   */
-  async #failWithoutEngine(job: Job): Promise<void> {
-    const { syncId } = JSON.parse(job.payload) as { syncId: number };
-    // Several nodes: the files are fetched from the database into this node's spool and checked
-    // against their sha256 first, as the engine will (until it runs here; then this goes).
-    if (this.storage) {
-      const files = await this.db.selectFrom("sync_files").select(["name", "stored_path", "sha256"]).where("sync_id", "=", syncId).orderBy("id").execute();
-      await (await this.storage.localFiles(syncId, files)).release();
-    }
-    const now = isoNow(this.clock ?? systemClock);
-    const failed = await this.db.transaction().execute(async (trx) => {
-      const row = await trx
-        .updateTable("syncs")
-        .set({ status: "failed", summary: JSON.stringify({ error: PROCESSING_UNAVAILABLE }), updated_at: now })
-        .where("id", "=", syncId)
-        .where("status", "in", ["waiting", "processing"])
-        .returning("district_id")
-        .executeTakeFirst();
-      if (row) await this.hooks.onFailedWithoutEngine?.({ status: "failed", syncId, districtId: row.district_id, counts: emptyCounts() }, trx, now);
-      return row;
-    });
-    if (failed) this.hooks.logger?.warn({ event: "sync.failed", syncId, districtId: failed.district_id, reason: PROCESSING_UNAVAILABLE }, "sync failed");
+    await this.#engine().processor.handleJob(job, reporting);
   }
 
   async close(): Promise<void> {
@@ -262,11 +222,10 @@ export class SyncService {
 
   async #audit(actor: string, action: string, syncId: number, details: Record<string, unknown>): Promise<void> {
     const sync = await this.db.selectFrom("syncs").select("district_id").where("id", "=", syncId).executeTakeFirst();
-    await this.audit?.record({ actor, action, districtId: sync?.district_id ?? null, details: { syncId, ...details } });
+    await this.audit.record({ actor, action, districtId: sync?.district_id ?? null, details: { syncId, ...details } });
   }
 
   #engine(): { processor: SyncProcessor; storage: LocalStorage; clock: Clock } {
-    if (!this.processor || !this.storage || !this.clock) throw new RosterdockError("ERR_UNSUPPORTED", PROCESSING_UNAVAILABLE);
     return { processor: this.processor, storage: this.storage, clock: this.clock };
   }
 }
@@ -308,8 +267,6 @@ export interface SyncServiceDeps {
   /** `ROSTERDOCK_DATABASE_URL`: on PostgreSQL the engine opens a connection of its own with it. */
   databaseUrl?: string | undefined;
   options?: SyncProcessorOptions;
-  /** Where there is no engine (PostgreSQL): see SyncServiceHooks. */
-  onFailedWithoutEngine?: SyncServiceHooks["onFailedWithoutEngine"];
 }
 
 /**
@@ -324,10 +281,7 @@ export function createSyncService(deps: SyncServiceDeps): SyncService {
   let openEngine: () => EngineSql;
   if (sqlite !== undefined) openEngine = () => new SqliteEngineSql(sqlite.name, join(deps.dataDir, "staging"));
   else if (url) openEngine = () => new PostgresEngineSql(url);
-  else {
-    const hooks: SyncServiceHooks = { logger: logger.child({ component: "sync" }), ...(deps.onFailedWithoutEngine ? { onFailedWithoutEngine: deps.onFailedWithoutEngine } : {}) };
-    return new SyncService(database.db, districts, undefined, storage, audit, clock, hooks);
-  }
+  else throw new Error("createSyncService: a PostgreSQL database needs its URL (databaseUrl) for the engine's own connection");
   const processor = new SyncProcessor(
     database.db,
     openEngine,
