@@ -1,5 +1,4 @@
 import { access, constants } from "node:fs/promises";
-import { chromium } from "playwright-core";
 import { RosterdockError } from "../errors.ts";
 
 /** The Debian package that provides the browser PDFs are printed with. */
@@ -17,6 +16,8 @@ export async function printGuidePdf(html: string, chromiumPath: string): Promise
   }
   let browser;
   try {
+    // Loaded here, not at the top: every CLI command and server start would pay for it (~0.5 s).
+    const { chromium } = await import("playwright-core");
     browser = await chromium.launch({ executablePath: chromiumPath, headless: true, timeout: 60_000 });
   } catch (error) {
     throw new RosterdockError(
