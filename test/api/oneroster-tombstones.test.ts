@@ -310,6 +310,17 @@ for (const backend of selectedBackends()) describe(`deletions visible to OneRost
         const page = (await (await get(slug, "students", { limit: 5, offset, orderBy })).json()) as { users: Rec[] };
         assert.deepEqual(page.users, full.users.slice(offset, offset + 5), `${orderBy} at ${offset}`);
       }
+      // A client paging on from deep: each page starts where the one before ended (remembered),
+      // the same page asked again (past the response cache) starts at its own remembered row, and
+      // a page between remembered rows steps from the nearest one.
+      for (let offset = 2 * SEEK_STEP - 9; offset < many.length; offset += 7) {
+        const page = (await (await get(slug, "students", { limit: 7, offset, orderBy })).json()) as { users: Rec[] };
+        assert.deepEqual(page.users, full.users.slice(offset, offset + 7), `${orderBy} walking at ${offset}`);
+      }
+      for (const [offset, limit] of [[2 * SEEK_STEP - 2, 7], [2 * SEEK_STEP + 3, 4], [2 * SEEK_STEP + 5, 7]] as const) {
+        const page = (await (await get(slug, "students", { limit, offset, orderBy, again: 1 })).json()) as { users: Rec[] };
+        assert.deepEqual(page.users, full.users.slice(offset, offset + limit), `${orderBy} again at ${offset}`);
+      }
     }
     // SQLite merges the index-ordered arms: no sort of the whole list per step (PostgreSQL's
     // per-arm reads are checked by oneroster-postgres-differential.test.ts).

@@ -83,7 +83,16 @@ interface SeekIndex {
   anchors: unknown[][];
   /** True once a step found no row: the list has no more anchors. */
   complete: boolean;
+  /**
+   * Order columns of the rows at positions pages were asked from or will be next (offset and
+   * offset + limit of each page served): a client paging through, or asking the same deep page
+   * again, starts its page right there instead of stepping from the anchor before it.
+   */
+  exact: Map<number, unknown[]>;
 }
+
+/** Exact positions remembered per seek index. */
+const MAX_EXACT = 64;
 
 /**
  * Reads the roster for the API, on SQLite (its own read-only connection: WAL lets it read while
@@ -309,32 +318,53 @@ export class RosterReader {
       return q.all(compiled.pageSql, { ...params, limit, offset });
     }
     const index = this.#seekIndex(key);
-    const wanted = Math.floor(offset / SEEK_STEP) - 1;
-    while (index.anchors.length <= wanted && !index.complete) {
-      const last = index.anchors[index.anchors.length - 1];
-      const found =
-        last === undefined ? await q.values(seek.firstStepSql, { ...params, skip: SEEK_STEP }) : await q.values(seek.stepSql, { ...params, ...anchorParams(last), skip: SEEK_STEP - 1 });
-      if (found === undefined) index.complete = true;
-      else index.anchors.push(found);
+    let start = this.#exactAt(index, offset);
+    if (start === undefined) {
+      const wanted = Math.floor(offset / SEEK_STEP) - 1;
+      while (index.anchors.length <= wanted && !index.complete) {
+        const last = index.anchors[index.anchors.length - 1];
+        const found =
+          last === undefined ? await q.values(seek.firstStepSql, { ...params, skip: SEEK_STEP }) : await q.values(seek.stepSql, { ...params, ...anchorParams(last), skip: SEEK_STEP - 1 });
+        if (found === undefined) index.complete = true;
+        else index.anchors.push(found);
+      }
+      const usable = Math.min(wanted, index.anchors.length - 1);
+      if (usable < 0) return q.all(compiled.pageSql, { ...params, limit, offset });
+      start = this.#nearestBelow(index, offset, { position: (usable + 1) * SEEK_STEP, anchor: index.anchors[usable]! });
+      if (seek.merged && offset > start.position) {
+        // Merged arms build every row they pass, skipped ones too: skip with the step (order
+        // columns only) to the page's first row, then build just the page.
+        const first = await q.values(seek.stepSql, { ...params, ...anchorParams(start.anchor), skip: offset - start.position - 1 });
+        if (first === undefined) return [];
+        start = { position: offset, anchor: first };
+        rememberExact(index, offset, first);
+      }
     }
-    const usable = Math.min(wanted, index.anchors.length - 1);
-    if (usable < 0) return q.all(compiled.pageSql, { ...params, limit, offset });
-    const position = (usable + 1) * SEEK_STEP;
-    let anchor = index.anchors[usable]!;
-    if (seek.merged && offset > position) {
-      // Merged arms build every row they pass, skipped ones too: skip with the step (order
-      // columns only) to the page's first row, then build just the page.
-      const first = await q.values(seek.stepSql, { ...params, ...anchorParams(anchor), skip: offset - position - 1 });
-      if (first === undefined) return [];
-      anchor = first;
+    // One row more than the page: its order columns are where the next page starts.
+    const rows = await q.all(seek.pageSql, { ...params, ...anchorParams(start.anchor), limit: limit + 1, offset: offset - start.position });
+    if (rows.length > limit) {
+      const next = rows.pop()!;
+      rememberExact(index, offset + limit, compiled.order.map((c) => next[c]));
     }
-    return q.all(seek.pageSql, { ...params, ...anchorParams(anchor), limit, offset: seek.merged ? 0 : offset - position });
+    return rows;
+  }
+
+  #exactAt(index: SeekIndex, offset: number): { position: number; anchor: unknown[] } | undefined {
+    const anchor = index.exact.get(offset);
+    return anchor === undefined ? undefined : { position: offset, anchor };
+  }
+
+  /** The remembered exact position closest below `offset`, if closer than the anchor `from`. */
+  #nearestBelow(index: SeekIndex, offset: number, from: { position: number; anchor: unknown[] }): { position: number; anchor: unknown[] } {
+    let best = from;
+    for (const [position, anchor] of index.exact) if (position <= offset && position > best.position) best = { position, anchor };
+    return best;
   }
 
   #seekIndex(key: string): SeekIndex {
     let index = this.#seeks.get(key);
     if (index === undefined) {
-      index = { anchors: [], complete: false };
+      index = { anchors: [], complete: false, exact: new Map() };
       remember(this.#seeks, key, index, MAX_SEEKS);
     }
     return index;
@@ -361,6 +391,10 @@ function activeOnly(filter: FilterExpression): boolean {
 
 function anchorParams(anchor: unknown[]): Record<string, unknown> {
   return Object.fromEntries(anchor.map((value, i) => [`a${i}`, value]));
+}
+
+function rememberExact(index: SeekIndex, position: number, anchor: unknown[]): void {
+  remember(index.exact, position, anchor, MAX_EXACT);
 }
 
 /** A small LRU: Map keeps insertion order, so the first key is the least recently stored. */
