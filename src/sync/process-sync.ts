@@ -277,11 +277,14 @@ export class SyncProcessor {
       const now = () => isoNow(this.clock);
       if (staged.failed || deliveryFiles.length === 0) {
         const summary = { ...summaryOf(null, [], null), ...refusedUploadsError(refused) };
-        await sql.transaction(async () => {
+        const finished = await sql.transaction(async () => {
+          if (!(await this.#stillProcessing(syncId))) return false;
           const at = now();
           await this.#finish(syncId, "failed", emptyCounts(), summary, issues.kept, at);
           await this.options.onOutcome?.({ status: "failed", syncId, districtId: district.id, counts: emptyCounts() }, sql, at);
+          return true;
         });
+        if (!finished) return this.#finishedElsewhere(syncId);
         this.logger.warn({ event: "sync.failed", syncId, districtId: district.id, errors: issues.counts.error }, "sync failed");
         return { syncId, status: "failed", counts: emptyCounts(), summary, alreadyDone: false };
       }
@@ -302,6 +305,8 @@ export class SyncProcessor {
         // What the operator deciding on a held sync looks at: the staging it comes from is removed below.
         const preview = holdReasons.length > 0 ? await sampleDiff(sql, plan) : undefined;
         const outcome = await sql.transaction(async () => {
+          // Another node finished this very sync meanwhile (this one lost its job's lease): its outcome stands.
+          if (!(await this.#stillProcessing(syncId))) return "elsewhere" as const;
           // Another sync of the district applied since the plan was made: plan again.
           if ((await rosterVersion(sql, district.id)) !== version) return null;
           for (const issue of cascadeIssues(plan, staged)) issues.add(issue);
@@ -322,6 +327,7 @@ export class SyncProcessor {
           return { status: "applied" as const, summary, changeset };
         });
         if (outcome === null) continue;
+        if (outcome === "elsewhere") return this.#finishedElsewhere(syncId);
         applied = outcome.status === "applied";
         this.logger.info(
           {
@@ -403,6 +409,21 @@ export class SyncProcessor {
   }
 
   /** The sync's outcome and its issues, written together (inside the caller's transaction). */
+  /**
+   * Read inside the outcome's write transaction (which holds the roster write lock): a node that
+   * lost its job's lease may still be running the sync another node has since finished, and only
+   * the first outcome written may stand.
+   */
+  async #stillProcessing(syncId: number): Promise<boolean> {
+    return (await this.sql.value(`SELECT status FROM ${this.sql.main}syncs WHERE id = ?`, [syncId])) === "processing";
+  }
+
+  async #finishedElsewhere(syncId: number): Promise<ProcessOutcome> {
+    const sync = await this.db.selectFrom("syncs").selectAll().where("id", "=", syncId).executeTakeFirstOrThrow();
+    this.logger.warn({ event: "sync.finished_elsewhere", syncId, status: sync.status }, "sync already finished by another node: this node's outcome is dropped");
+    return { syncId, status: sync.status, counts: JSON.parse(sync.counts) as SyncCounts, summary: JSON.parse(sync.summary) as SyncSummary, alreadyDone: true };
+  }
+
   async #finish(syncId: number, status: SyncStatus, counts: SyncCounts, summary: SyncSummary, kept: readonly Issue[], now: string): Promise<void> {
     const sql = this.sql;
     await sql.run(`DELETE FROM ${sql.main}sync_issues WHERE sync_id = ?`, [syncId]);

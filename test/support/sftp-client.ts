@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { chmod, mkdtemp, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -23,9 +23,8 @@ export interface SftpLogin {
   password: string;
 }
 
-/** A password-answering SSH_ASKPASS script, since OpenSSH reads passwords only from a terminal or askpass. */
-async function askpass(password: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "rosterdock-askpass-"));
+/** A password-answering SSH_ASKPASS script in `dir`, since OpenSSH reads passwords only from a terminal or askpass. */
+async function askpass(dir: string, password: string): Promise<string> {
   const script = join(dir, "askpass.sh");
   await writeFile(script, `#!/bin/sh\nprintf '%s\\n' '${password.replace(/'/g, "'\\''")}'\n`);
   await chmod(script, 0o700);
@@ -47,8 +46,10 @@ export function sftpArgs(login: SftpLogin, extra: string[] = []): string[] {
 
 /** Runs OpenSSH's `sftp -b` with the password method, in `cwd`. */
 export async function runSftp(login: SftpLogin, commands: string[], options: { cwd?: string; extra?: string[]; onSpawn?: (pid: number) => void } = {}): Promise<SftpRun> {
-  const script = await askpass(login.password);
-  const batch = join(await mkdtemp(join(tmpdir(), "rosterdock-batch-")), "batch");
+  // One private folder per run for the askpass script and the batch file, removed when sftp exits.
+  const dir = await mkdtemp(join(tmpdir(), "rosterdock-sftp-"));
+  const script = await askpass(dir, login.password);
+  const batch = join(dir, "batch");
   await writeFile(batch, commands.join("\n") + "\n");
   return new Promise((resolve) => {
     const child = spawn("sftp", [...sftpArgs(login, options.extra), "-b", batch, `${login.username}@127.0.0.1`], {
@@ -65,7 +66,7 @@ export async function runSftp(login: SftpLogin, commands: string[], options: { c
     const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+      void rm(dir, { recursive: true, force: true }).finally(() => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
     });
   });
 }
