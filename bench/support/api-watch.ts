@@ -6,6 +6,7 @@ interface Sample {
   at: number;
   ms: number;
   ok: boolean;
+  request: string;
 }
 
 export interface WatchSummary {
@@ -14,6 +15,8 @@ export interface WatchSummary {
   p99Ms: number | null;
   maxMs: number | null;
   failed: number;
+  /** The five slowest requests: which kind, started how many seconds into the window, and how long they took. */
+  slowest: Array<{ request: string; atSeconds: number; ms: number }>;
 }
 
 /**
@@ -62,13 +65,14 @@ export class ApiWatch {
   async #loop(): Promise<void> {
     const api = `http://127.0.0.1:${this.server.httpPort}/districts/${this.slug}/ims/oneroster/rostering/v1p2`;
     const paths = [
-      (n: number) => `${api}/students?limit=100&offset=${(n * 7919) % 500_000}`,
-      () => `${api}/students?filter=${encodeURIComponent("familyName='Peña'")}&limit=100`,
-      (n: number) => `${api}/classes/${20001 + ((n * 104729) % 100_000)}/students`,
+      { request: "students page", url: (n: number) => `${api}/students?limit=100&offset=${(n * 7919) % 500_000}` },
+      { request: "familyName filter", url: () => `${api}/students?filter=${encodeURIComponent("familyName='Peña'")}&limit=100` },
+      { request: "students of a class", url: (n: number) => `${api}/classes/${20001 + ((n * 104729) % 100_000)}/students` },
     ];
     while (!this.#stopped) {
       const n = this.#sequence++;
-      const url = `${paths[n % paths.length]!(n)}${n % paths.length === 2 ? "?" : "&"}watch=${n}`;
+      const path = paths[n % paths.length]!;
+      const url = `${path.url(n)}${n % paths.length === 2 ? "?" : "&"}watch=${n}`;
       const at = Date.now();
       let ok = false;
       try {
@@ -79,7 +83,7 @@ export class ApiWatch {
       } catch {
         ok = false;
       }
-      this.#samples.push({ at, ms: Date.now() - at, ok });
+      this.#samples.push({ at, ms: Date.now() - at, ok, request: path.request });
     }
   }
 }
@@ -89,7 +93,12 @@ export function summarise(samples: readonly Sample[], from = -Infinity, to = Inf
   const within = samples.filter((s) => s.at >= from && s.at <= to);
   const ms = within.map((s) => s.ms).sort((a, b) => a - b);
   const at = (q: number) => (ms.length === 0 ? null : ms[Math.min(ms.length - 1, Math.floor(q * ms.length))]!);
-  return { requests: within.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: ms.length === 0 ? null : ms[ms.length - 1]!, failed: within.filter((s) => !s.ok).length };
+  const start = within.reduce((min, s) => Math.min(min, s.at), Infinity);
+  const slowest = [...within]
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 5)
+    .map((s) => ({ request: s.request, atSeconds: Math.round((s.at - start) / 100) / 10, ms: s.ms }));
+  return { requests: within.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: ms.length === 0 ? null : ms[ms.length - 1]!, failed: within.filter((s) => !s.ok).length, slowest };
 }
 
 export type { Sample as WatchSample };
