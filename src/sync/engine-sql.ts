@@ -90,6 +90,11 @@ export interface EngineSql {
    * statements steer its planner instead.
    */
   analyze(table: string): Promise<void>;
+  /**
+   * (Re)creates `keyed`, a staging table of `columns` (text) whose primary key is `key`, filled
+   * with every row of `source` in key order. Throws a unique violation on a repeated key.
+   */
+  fillKeyedStage(keyed: string, columns: readonly string[], key: readonly string[], source: string): Promise<void>;
   /** Creates an index on a staging table. */
   createStageIndex(index: StageIndex): Promise<void>;
   dropStageIndex(name: string): Promise<void>;

@@ -18,6 +18,17 @@ const FETCH_ROWS = 10_000;
 const ROSTER_WRITE_LOCK = 0x526f_7374; // "Rost"
 
 /**
+ * Settings of the engine's own connection, made before its first temporary table:
+ * - it reads every row of its cursors (`each`): plan them for all rows, not the first tenth;
+ * - its staging tables are temporary, held in the session's local buffers (8 MB by default,
+ *   growing only as they fill): a night of 8M enrollments spilled them to disk on every pass;
+ * - its sorts and index builds are over whole nights: in memory rather than in many runs on disk.
+ */
+const ENGINE_SESSION_SETTINGS = [
+  "SET cursor_tuple_fraction = 1.0",
+].join("; ");
+
+/**
  * The engine's SQL on PostgreSQL, over a connection of its own (not the server's pool: a sync
  * holds one long transaction, and its staging tables are the connection's temporary tables,
  * which are unlogged and vanish with the session). Staging is written with COPY FROM STDIN.
@@ -67,9 +78,8 @@ export class PostgresEngineSql implements EngineSql {
       opened.on("error", lost);
       opened.on("end", lost);
       this.#client = client = opened;
-      // The engine reads every row of its cursors (`each`): plan them for all rows, not the first tenth.
       this.#connected = opened.connect().then(
-        () => opened.query("SET cursor_tuple_fraction = 1.0").then(() => undefined),
+        () => opened.query(ENGINE_SESSION_SETTINGS).then(() => undefined),
         (error: unknown) => {
           lost();
           throw error;
@@ -188,6 +198,19 @@ export class PostgresEngineSql implements EngineSql {
 
   async analyze(table: string): Promise<void> {
     await this.exec(`ANALYZE ${table}`);
+  }
+
+  /**
+   * Written in key order, then keyed: a primary key built by one sort after loading, rather than a
+   * B-tree grown row by row (the way SQLite's clustered tables must be filled). Analyzed once keyed.
+   */
+  async fillKeyedStage(keyed: string, columns: readonly string[], key: readonly string[], source: string): Promise<void> {
+    const list = columns.map(q).join(", ");
+    const keyList = key.map(q).join(", ");
+    await this.exec(`DROP TABLE IF EXISTS ${keyed}`);
+    await this.exec(`CREATE TABLE ${keyed} AS SELECT ${columns.map((c) => `${q(c)}::text AS ${q(c)}`).join(", ")} FROM ${source} ORDER BY ${keyList}`);
+    await this.exec(`ALTER TABLE ${keyed} ADD PRIMARY KEY (${keyList})`);
+    await this.analyze(keyed);
   }
 
   async createStageIndex(index: StageIndex): Promise<void> {

@@ -512,19 +512,12 @@ async function clusterUnique(sql: EngineSql, table: RosterTable, files: StagedFi
 }
 
 /**
- * `keyedStage(entity)`: the staged rows in a table keyed like the live table (SQLite: WITHOUT
- * ROWID), filled from one sort (NOT INDEXED: walking an index over the unsorted rows would read
- * them in random order). Diff and apply then read staged and live rows in the same order, as
- * merges. Throws a unique violation on a repeated key (the table is then recreated on the next call).
+ * `keyedStage(entity)`: the staged rows in a table keyed like the live table, in key order. Diff
+ * and apply then read staged and live rows in the same order, as merges. Throws a unique
+ * violation on a repeated key (the table is then recreated on the next call).
  */
 async function clusterByKey(sql: EngineSql, table: RosterTable): Promise<void> {
-  const keyed = keyedStage(sql, table.entity);
-  const columns = allColumns(table).map(q);
-  const key = table.key.map(q).join(", ");
-  await sql.exec(`DROP TABLE IF EXISTS ${keyed}`);
-  await sql.exec(`CREATE TABLE ${keyed} (${columns.map((c) => `${c} TEXT`).join(", ")}, PRIMARY KEY (${key}))${sql.withoutRowid}`);
-  await sql.exec(`INSERT INTO ${keyed} (${columns.join(", ")}) SELECT ${columns.join(", ")} FROM ${stagedTable(sql, table.entity)}${sql.notIndexed} ORDER BY ${key}`);
-  await sql.analyze(keyed);
+  await sql.fillKeyedStage(keyedStage(sql, table.entity), allColumns(table), table.key, stagedTable(sql, table.entity));
 }
 
 /**
