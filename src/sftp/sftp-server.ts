@@ -15,6 +15,7 @@ import { ClientHello } from "./client-hello.ts";
 import { HANDSHAKE_FAILURE_MESSAGES, handshakeCloseFailure, handshakeErrorFailure, type HandshakeFailure } from "./handshake-failure.ts";
 import { ConnectionLimits, type ConnectionLimitSettings, type ConnectionReport, type ConnectionTicket, type TimeoutStage } from "./connection-limits.ts";
 import { DescriptorBudget, readDescriptorLimits, type DescriptorReport } from "./descriptor-budget.ts";
+import { DistrictFileGate } from "./district-file-gate.ts";
 import { readProxyHeader, type ProxyHeaderRead } from "./proxy-header.ts";
 import { isAddressAllowed } from "../districts/ip-allow-list.ts";
 
@@ -101,6 +102,8 @@ export class SftpServer {
   /** Logged-in connections per district, so a disable or a password rotation can end them. */
   private readonly live = new Map<number, Set<LiveLogin>>();
   private revalidateTimer: NodeJS.Timeout | undefined;
+  /** Each district's file opens and closes, a few at a time, so that one district's flood queues behind itself. */
+  private readonly fileGate = new DistrictFileGate();
   /** Sockets whose PROXY header is still awaited. */
   private readonly awaitingHeader = new Set<Socket>();
   private closing = false;
@@ -398,7 +401,7 @@ export class SftpServer {
             { districtId: current.id, districtSlug: current.slug, clientIp: address, clientVersion },
             this.storage,
             this.deliveries,
-            { ...this.options.limits, hasDescriptorRoom: () => this.descriptors.hasRoom("file") },
+            { ...this.options.limits, hasDescriptorRoom: () => this.descriptors.hasRoom("file"), fileTurn: (work) => this.fileGate.run(current.id, work) },
             this.logger.child({ district: current.slug }),
           );
           sessions.add(sftpSession);

@@ -32,6 +32,8 @@ export interface SessionLimits extends PathLimitSettings {
   /** False when the process is near its descriptor limit: new files wait, HTTP and the database keep theirs. */
   hasDescriptorRoom?: () => boolean;
   archiveQuotaBytes: number;
+  /** Runs a file operation in the district's turn (see DistrictFileGate); at once when absent. */
+  fileTurn?: <T>(work: () => Promise<T>) => Promise<T>;
 }
 
 export interface SessionContext {
@@ -114,10 +116,11 @@ export class SftpSession {
     const run = (reqId: number, work: () => Promise<void>) => {
       work().catch((error: unknown) => this.fail(reqId, error));
     };
-    s.on("OPEN", (reqId, filename, flags, attrs) => run(reqId, () => this.withHandleSlot(() => this.open(reqId, filename, flags, attrs))));
+    const turn = this.limits.fileTurn ?? (<T>(work: () => Promise<T>) => work());
+    s.on("OPEN", (reqId, filename, flags, attrs) => run(reqId, () => this.withHandleSlot(() => turn(() => this.open(reqId, filename, flags, attrs)))));
     s.on("WRITE", (reqId, handle, offset, data) => this.write(reqId, handle, offset, data));
     s.on("READ", (reqId, handle, offset, length) => run(reqId, () => this.read(reqId, handle, offset, length)));
-    s.on("CLOSE", (reqId, handle) => run(reqId, () => this.close(reqId, handle)));
+    s.on("CLOSE", (reqId, handle) => run(reqId, () => turn(() => this.close(reqId, handle))));
     s.on("FSTAT", (reqId, handle) => run(reqId, () => this.fstat(reqId, handle)));
     s.on("FSETSTAT", (reqId, handle, attrs) => run(reqId, () => this.fsetstat(reqId, handle, attrs)));
     s.on("OPENDIR", (reqId, path) => run(reqId, () => this.withHandleSlot(() => this.opendir(reqId, path))));
