@@ -6,6 +6,10 @@ import type { Job } from "../db/schema.ts";
 import type { SyncReporting } from "../sync/process-sync.ts";
 import type { SyncThreadRequest } from "./sync-thread.ts";
 import type { SyncProgressReport } from "./sync-progress-board.ts";
+import { lowerThreadPriority } from "./lower-thread-priority.ts";
+
+// Uploads and API requests on the server's thread come before a sync's work.
+lowerThreadPriority();
 
 /** The sync thread: the same services as the server, its own connections, one request at a time. */
 const rd = await createRosterdock(Object.freeze(workerData.config as Config));

@@ -2,6 +2,7 @@ import { Worker as Thread } from "node:worker_threads";
 import type { Logger } from "pino";
 import { RosterdockError } from "../errors.ts";
 import { hashSecret, SCRYPT_MAXMEM, verifySecret, type ScryptParams } from "./secrets.ts";
+import { BACKGROUND_NICENESS } from "../jobs/lower-thread-priority.ts";
 
 /** Hashes and checks passwords, secrets and tokens. `lane` is who asks (a client address), for fairness. */
 export interface SecretHasher {
@@ -185,12 +186,12 @@ interface Job {
 
 /**
  * The thread's whole program: a few lines of plain JavaScript, so it needs no TypeScript loader.
- * Nice 10 (Linux sets niceness per thread): under a flood, hashing yields the CPU to the event loop.
+ * Niced like every background thread (Linux sets niceness per thread): under a flood, hashing yields the CPU to the event loop.
  */
 const THREAD_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const { scryptSync } = require("node:crypto");
-try { require("node:os").setPriority(0, 10); } catch {}
+try { require("node:os").setPriority(0, ${BACKGROUND_NICENESS}); } catch {}
 parentPort.on("message", (request) => {
   try {
     const key = scryptSync(request.secret, request.salt, request.keyLength, { N: request.N, r: request.r, p: request.p, maxmem: request.maxmem });

@@ -13,6 +13,10 @@ import { recordColumns } from "../spec/roster-spec.ts";
 import { DigestTracker } from "./line-digest.ts";
 import { BATCHES_IN_FLIGHT, packRecords } from "./parse-thread.ts";
 import type { ParseReply, ParseRequest, ParseThreadData } from "./parse-thread.ts";
+import { lowerThreadPriority } from "../jobs/lower-thread-priority.ts";
+
+// Uploads and API requests on the server's thread come before reading a sync's files.
+lowerThreadPriority();
 
 /** Keeps issues until the next message to the sync's thread, which adds them to the real sink in order. */
 class PendingIssues implements IssueSink {
