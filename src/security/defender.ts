@@ -109,11 +109,17 @@ const MAX_ADDRESSES = 50_000;
 /** How long an address a district logged in from is ranked ahead of unknown ones, and how many are remembered. */
 const TRUSTED_FOR_MS = 24 * 60 * 60 * 1000;
 const MAX_TRUSTED_ADDRESSES = 10_000;
+/** See Defender.recordBusy. */
+const BUSY_PAUSE_MS = 1_000;
+const BUSY_PAUSE_MAX_MS = 60_000;
+const BUSY_REPEAT_MS = 10_000;
 
 export class Defender {
   private readonly scores = new Map<string, AddressScore>();
   /** Address key → when a login from it last succeeded. */
   readonly #succeeded = new Map<string, number>();
+  /** Addresses whose SSH connections are paused after a login refused unchecked (see recordBusy). */
+  readonly #busy = new Map<string, { until: number; pauseMs: number }>();
   /** `address|account` ('' for the whole address) → the ban in force. */
   private bans = new Map<string, Ban>();
   private readonly pending = new Map<string, Promise<void>>();
@@ -230,6 +236,31 @@ export class Defender {
     if (this.failures(rawAddress) > 0) return 1;
     const succeeded = this.#succeeded.get(addressKey(rawAddress));
     return succeeded !== undefined && this.now() - succeeded < TRUSTED_FOR_MS ? -1 : 0;
+  }
+
+  /**
+   * An SSH login of the address was turned away unchecked (hashing queue full). Its next
+   * connections are then dropped before any key exchange for a while: 1 s, doubling each time it
+   * happens again within 10 s of the last pause's end, at most a minute. A flood refused at the
+   * queue would otherwise still cost a key exchange per try. Addresses a district logged in from
+   * within a day are never paused (the hash pool serves them first).
+   */
+  recordBusy(rawAddress: string | undefined): void {
+    const key = addressKey(rawAddress);
+    if (this.rank(rawAddress) < 0) return;
+    const now = this.now();
+    const entry = this.#busy.get(key);
+    // Connections admitted before the pause began are refused too: they do not lengthen it.
+    if (entry !== undefined && now < entry.until) return;
+    const pauseMs = entry !== undefined && now < entry.until + BUSY_REPEAT_MS ? Math.min(entry.pauseMs * 2, BUSY_PAUSE_MAX_MS) : BUSY_PAUSE_MS;
+    if (this.#busy.size > MAX_ADDRESSES) this.#busy.clear();
+    this.#busy.set(key, { until: now + pauseMs, pauseMs });
+  }
+
+  /** Whether the address's connections are paused after a login refused unchecked (see recordBusy). */
+  isPausedForBusy(rawAddress: string | undefined): boolean {
+    const entry = this.#busy.get(addressKey(rawAddress));
+    return entry !== undefined && this.now() < entry.until;
   }
 
   /** Failures counted against the address in the window: the hash pool serves addresses without any first. */

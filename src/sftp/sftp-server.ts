@@ -268,6 +268,8 @@ export class SftpServer {
     if (socket.destroyed) return;
     // A banned address costs no key exchange: dropped here, logged once a minute.
     if (this.defender.isBanned(address)) return this.dropBanned(socket, address);
+    // Its last login was turned away unchecked (hashing full): paused, again before any key exchange.
+    if (this.defender.isPausedForBusy(address)) return this.dropBanned(socket, address, "server_busy");
     // Over a cap: closed before ssh2 sees it, so a flood costs no key-exchange work.
     const ticket = this.connections.admit(address, port, (stage, seconds) => this.timedOut(attempt, stage, seconds));
     if (!ticket) return void socket.destroy();
@@ -305,10 +307,12 @@ export class SftpServer {
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
-  private dropBanned(socket: Socket, address: string): void {
+  private dropBanned(socket: Socket, address: string, reason: "banned" | "server_busy" = "banned"): void {
     const dropped = this.defender.refusalToLog(address);
     if (dropped !== undefined) {
-      this.logger.warn({ event: "sftp.connection.refused", ip: address, via: socket.remoteAddress === address ? undefined : socket.remoteAddress, reason: "banned", dropped }, "connection dropped: the address is banned (`rosterdock bans list`)");
+      const via = socket.remoteAddress === address ? undefined : socket.remoteAddress;
+      if (reason === "banned") this.logger.warn({ event: "sftp.connection.refused", ip: address, via, reason, dropped }, "connection dropped: the address is banned (`rosterdock bans list`)");
+      else this.logger.warn({ event: "sftp.connection.refused", ip: address, via, reason, dropped }, "connection dropped: a login from this address was just refused for want of hashing capacity; it may try again shortly");
     }
     socket.on("error", () => undefined);
     socket.destroy();
@@ -503,7 +507,10 @@ export class SftpServer {
       return await run(started.attempt);
     } catch (error) {
       started.attempt.release();
-      if (isRosterdockError(error) && error.code === "ERR_BUSY") return this.refuse(ctx, address, "server_busy");
+      if (isRosterdockError(error) && error.code === "ERR_BUSY") {
+        this.defender.recordBusy(address);
+        return this.refuse(ctx, address, "server_busy");
+      }
       throw error;
     }
   }
