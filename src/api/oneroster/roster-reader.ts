@@ -89,6 +89,8 @@ interface SeekIndex {
    * again, starts its page right there instead of stepping from the anchor before it.
    */
   exact: Map<number, unknown[]>;
+  /** The step one request is taking now: requests for the same list wait for it rather than take it again. */
+  stepping?: Promise<void> | undefined;
 }
 
 /** Exact positions remembered per seek index. */
@@ -321,13 +323,7 @@ export class RosterReader {
     let start = this.#exactAt(index, offset);
     if (start === undefined) {
       const wanted = Math.floor(offset / SEEK_STEP) - 1;
-      while (index.anchors.length <= wanted && !index.complete) {
-        const last = index.anchors[index.anchors.length - 1];
-        const found =
-          last === undefined ? await q.values(seek.firstStepSql, { ...params, skip: SEEK_STEP }) : await q.values(seek.stepSql, { ...params, ...anchorParams(last), skip: SEEK_STEP - 1 });
-        if (found === undefined) index.complete = true;
-        else index.anchors.push(found);
-      }
+      await this.#extend(index, wanted, () => this.#step(q, seek, params, index));
       const usable = Math.min(wanted, index.anchors.length - 1);
       if (usable < 0) return q.all(compiled.pageSql, { ...params, limit, offset });
       start = this.#nearestBelow(index, offset, { position: (usable + 1) * SEEK_STEP, anchor: index.anchors[usable]! });
@@ -347,6 +343,38 @@ export class RosterReader {
       rememberExact(index, offset + limit, compiled.order.map((c) => next[c]));
     }
     return rows;
+  }
+
+  /**
+   * Steps until the index has anchor `wanted` (or the list ends), one step of the list at a time
+   * whichever request takes it: the first deep pages after a sync, asked at once, would otherwise
+   * each take the same thousand steps. A request waiting on another's step goes on as soon as its
+   * own anchor is there, and steps itself if that step failed.
+   */
+  async #extend(index: SeekIndex, wanted: number, step: () => Promise<void>): Promise<void> {
+    while (index.anchors.length <= wanted && !index.complete) {
+      const pending = index.stepping;
+      if (pending !== undefined) {
+        await pending.catch(() => undefined);
+        continue;
+      }
+      const taken = step();
+      index.stepping = taken;
+      try {
+        await taken;
+      } finally {
+        if (index.stepping === taken) index.stepping = undefined;
+      }
+    }
+  }
+
+  /** The next anchor of the index, read in the caller's transaction. */
+  async #step(q: RosterQueries, seek: NonNullable<CompiledList["seek"]>, params: Record<string, unknown>, index: SeekIndex): Promise<void> {
+    const last = index.anchors[index.anchors.length - 1];
+    const found =
+      last === undefined ? await q.values(seek.firstStepSql, { ...params, skip: SEEK_STEP }) : await q.values(seek.stepSql, { ...params, ...anchorParams(last), skip: SEEK_STEP - 1 });
+    if (found === undefined) index.complete = true;
+    else index.anchors.push(found);
   }
 
   #exactAt(index: SeekIndex, offset: number): { position: number; anchor: unknown[] } | undefined {

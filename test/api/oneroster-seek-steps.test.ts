@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { it } from "node:test";
+import { STUDENTS } from "../../src/api/oneroster/oneroster-resources.ts";
+import { RosterReader, SEEK_STEP, type RosterQueries, type RosterStore } from "../../src/api/oneroster/roster-reader.ts";
+import { PostgresRosterStore } from "../../src/api/oneroster/postgres-roster-store.ts";
+import { SqliteRosterStore } from "../../src/api/oneroster/sqlite-roster-store.ts";
+import { forEachBackend, newDistrict, startRosterdock, writeFiles } from "../sync/helpers.ts";
+import { selectedBackends } from "../support/backends.ts";
+
+/** The real SQLite store, with a count of the single-row statements (seek steps) run through it. */
+function counting(store: RosterStore): { store: RosterStore; steps: () => number } {
+  let steps = 0;
+  return {
+    steps: () => steps,
+    store: {
+      sql: store.sql,
+      compoundAsSubquery: store.compoundAsSubquery,
+      close: () => store.close(),
+      read: (work) =>
+        store.read((q) => {
+          const counted: RosterQueries = {
+            all: (sql, params) => q.all(sql, params),
+            get: (sql, params) => q.get(sql, params),
+            readsInOrder: (sql, params) => q.readsInOrder(sql, params),
+            values: (sql, params) => {
+              steps++;
+              return q.values(sql, params);
+            },
+          };
+          return work(counted);
+        }),
+    },
+  };
+}
+
+forEachBackend(selectedBackends(), "seek anchors", () => {
+it("takes each seek step of a new roster version once, however many deep pages of the list are asked at once", async () => {
+  const rd = await startRosterdock();
+  const slug = await newDistrict(rd);
+  const students = 6 * SEEK_STEP;
+  const users = ["district_user_id,role,first_name,last_name,school_id,teacher_number", "1,teacher,Ana,Núñez,101,T1"];
+  for (let i = 1; i <= students; i++) users.push(`${100000 + i},student,Zoë,Student ${i},101,`);
+  const night = await writeFiles({
+    "schools.csv": "school_id,school_name\n101,Lincoln\n",
+    "users.csv": `${users.join("\n")}\n`,
+    "classes.csv": "class_id,class_name,school_id,course_id,teacher_id\nC1,Algebra,101,A,1\n",
+    "enrollments.csv": "class_id,student_id,start_date,end_date\nC1,100001,08/24/2026,\n",
+  });
+  assert.equal((await rd.syncs.ingest(slug, [night])).status, "applied");
+
+  // PostgreSQL reads from a pool, so the four requests really run at once; SQLite's one connection takes them in turn.
+  const url = rd.config.databaseUrl;
+  const { store, steps } = counting(url ? await PostgresRosterStore.open(url) : SqliteRosterStore.open(join(rd.config.dataDir, "rosterdock.sqlite")));
+  const reader = new RosterReader(store);
+  try {
+    const district = (await reader.district(slug))!;
+    const offset = 5 * SEEK_STEP + 7;
+    const query = { resource: STUDENTS, orderBy: "asc" as const };
+    const pages = await Promise.all([1, 2, 3, 4].map(() => reader.list(district, query, 10, offset)));
+    // Anchors at SEEK_STEP, 2 × SEEK_STEP, … 5 × SEEK_STEP: five steps in all, not five per request.
+    assert.equal(steps(), 5);
+    for (const page of pages.slice(1)) assert.deepEqual(page.rows, pages[0]!.rows);
+
+    // The same as one unpaged read would give.
+    const whole = await reader.list(district, query, students, 0);
+    assert.equal(pages[0]!.rows.length, 10);
+    assert.deepEqual(pages[0]!.rows, whole.rows.slice(offset, offset + 10));
+  } finally {
+    await reader.close();
+  }
+});
+});
