@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
-import { sql } from "kysely";
+import { sql } from "../db/kysely.ts";
 import type { Rosterdock } from "../service.ts";
 import { Authenticator, type Principal } from "./authenticator.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";

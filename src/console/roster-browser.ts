@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { sql } from "../db/kysely.ts";
 import type { Database } from "../db/schema.ts";
 import type { RosterDatabase } from "../db/open-database.ts";
 import { collationKey } from "../sync/collation-key.ts";

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver } from "kysely";
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver } from "./kysely.ts";
 import type { DatabaseConnection, Driver, QueryResult, SqliteDialectConfig } from "kysely";
 import pg from "pg";
 import type { Config } from "../config.ts";

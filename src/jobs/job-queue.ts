@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { sql } from "../db/kysely.ts";
 import type { Kysely, Transaction } from "kysely";
 import type { Database, Job } from "../db/schema.ts";
 import { isoNow, type Clock } from "../clock.ts";

@@ -1,4 +1,5 @@
-import { sql, type Kysely } from "kysely";
+import { sql } from "../db/kysely.ts";
+import type { Kysely } from "kysely";
 import pg from "pg";
 import type { Database } from "../db/schema.ts";
 import type { Clock } from "../clock.ts";

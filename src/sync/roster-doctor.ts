@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { sql } from "../db/kysely.ts";
 import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.ts";
 import { REFERENCE_EDGES } from "./roster-references.ts";

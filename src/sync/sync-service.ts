@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { sql } from "kysely";
+import { sql } from "../db/kysely.ts";
 import type { Kysely, Selectable } from "kysely";
 import type { Logger } from "pino";
 import type { RosterDatabase } from "../db/open-database.ts";

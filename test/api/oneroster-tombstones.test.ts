@@ -14,7 +14,7 @@ import { SEEK_STEP } from "../../src/api/oneroster/roster-reader.ts";
 import { compileList } from "../../src/api/oneroster/oneroster-sql.ts";
 import { SQLITE_ROSTER_SQL } from "../../src/api/oneroster/roster-sql-dialect.ts";
 import { STUDENTS as STUDENT_RESOURCE } from "../../src/api/oneroster/oneroster-resources.ts";
-import { sql } from "kysely";
+import { sql } from "../../src/db/kysely.ts";
 import { BackendHomes, selectedBackends, type BackendHome } from "../support/backends.ts";
 
 const V = "ims/oneroster/rostering/v1p2";

@@ -2,7 +2,7 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "../../src/db/kysely.ts";
 import pg from "pg";
 import { POSTGRES_DIALECT, SQLITE_DIALECT } from "../../src/db/dialect-info.ts";
 import { migrationProvider } from "../../src/db/migrations/index.ts";

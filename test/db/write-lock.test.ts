@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, describe, it } from "node:test";
 import SqliteDatabase from "better-sqlite3";
-import { sql } from "kysely";
+import { sql } from "../../src/db/kysely.ts";
 import { openDatabase } from "../../src/db/open-database.ts";
 
 /**

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { it } from "node:test";
-import { sql } from "kysely";
+import { sql } from "../../src/db/kysely.ts";
 import { generateDemoData } from "../../src/demo/generate-demo-data.ts";
 import type { Rosterdock } from "../../src/service.ts";
 import { forEachBackend, newDistrict, snapshot, startRosterdock, tempDir, writeFiles } from "./helpers.ts";

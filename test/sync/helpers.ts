@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe } from "node:test";
-import { sql } from "kysely";
+import { sql } from "../../src/db/kysely.ts";
 import yazl from "yazl";
 import { loadConfig } from "../../src/config.ts";
 import { createRosterdock } from "../../src/service.ts";

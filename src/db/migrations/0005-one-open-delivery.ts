@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { sql } from "../kysely.ts";
 import type { Kysely, Migration } from "kysely";
 import type { DialectInfo } from "../dialect-info.ts";
 

@@ -1,4 +1,5 @@
-import { sql, type Kysely, type Migration } from "kysely";
+import { sql } from "../kysely.ts";
+import type { Kysely, Migration } from "kysely";
 import { collationKey } from "../../sync/collation-key.ts";
 import type { DialectInfo } from "../dialect-info.ts";
 
