@@ -14,9 +14,9 @@ import { LocalStorage, type CutUpload } from "./storage/local-storage.ts";
 import { PostgresStorage } from "./storage/postgres-storage.ts";
 import { newNodeId } from "./jobs/node-id.ts";
 import { FailureLedger } from "./security/failure-ledger.ts";
-import { ensureHostKeys, type HostKey } from "./sftp/host-keys.ts";
+import type { HostKey } from "./sftp/host-keys.ts";
 import { createSyncService, type SyncService } from "./sync/sync-service.ts";
-import { MAX_SYNC_ATTEMPTS } from "./sync/process-sync.ts";
+import { MAX_SYNC_ATTEMPTS } from "./sync/max-sync-attempts.ts";
 import { JobInterrupted, SyncThread } from "./jobs/sync-thread.ts";
 import { TokenService } from "./tokens/token-service.ts";
 import { ClientService } from "./tokens/client-service.ts";
@@ -137,7 +137,8 @@ export async function createRosterdock(config: Config, options: { logger?: Logge
     },
   });
   let hostKeys: Promise<HostKey[]> | undefined;
-  const loadHostKeys = () => (hostKeys ??= ensureHostKeys(db, clock));
+  // ssh2 is loaded with them: commands that show no host key start without it.
+  const loadHostKeys = () => (hostKeys ??= import("./sftp/host-keys.ts").then(({ ensureHostKeys }) => ensureHostKeys(db, clock)));
   const settings = new ServerSettings(db, clock);
   return {
     config,

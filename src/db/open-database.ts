@@ -4,7 +4,6 @@ import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver } from "./kysely.ts";
 import type { DatabaseConnection, Driver, QueryResult, SqliteDialectConfig } from "kysely";
-import pg from "pg";
 import type { Config } from "../config.ts";
 import { POSTGRES_DIALECT, SQLITE_DIALECT, isBusy, type DialectInfo } from "./dialect-info.ts";
 import { migrationProvider } from "./migrations/index.ts";
@@ -29,7 +28,7 @@ export interface RosterDatabase {
 
 /** Opens the configured database (SQLite in the data folder unless a PostgreSQL URL is set) and migrates it. */
 export async function openDatabase(config: Pick<Config, "dataDir" | "databaseUrl">): Promise<RosterDatabase> {
-  const opened = config.databaseUrl ? openPostgres(config.databaseUrl) : openSqlite(config.dataDir);
+  const opened = config.databaseUrl ? await openPostgres(config.databaseUrl) : openSqlite(config.dataDir);
   try {
     await migrate(opened.db, opened.dialect);
   } catch (error) {
@@ -153,7 +152,9 @@ class PatientConnection implements DatabaseConnection {
   }
 }
 
-function openPostgres(url: string): RosterDatabase {
+/** pg is loaded here only: a SQLite installation never loads it. */
+async function openPostgres(url: string): Promise<RosterDatabase> {
+  const { default: pg } = await import("pg");
   // int8 (counts, sizes) fits in a JS number for any roster we accept. Set on this pool only:
   // pg's global parsers belong to every other user of the module in the process.
   const types = {

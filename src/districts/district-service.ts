@@ -1,4 +1,3 @@
-import ssh2 from "ssh2";
 import type { Kysely } from "kysely";
 import type { Database, District } from "../db/schema.ts";
 import type { Clock } from "../clock.ts";
@@ -307,6 +306,7 @@ export class DistrictService {
 
   async addPublicKey(slug: string, publicKey: string, actor: string): Promise<void> {
     const district = await this.requireRow(slug);
+    const { default: ssh2 } = await import("ssh2");
     const parsed = ssh2.utils.parseKey(publicKey.trim());
     if (parsed instanceof Error || parsed.isPrivateKey()) {
       throw new RosterdockError("ERR_INVALID_ARGUMENT", "That is not an SSH public key; give one line such as `ssh-ed25519 AAAA… comment`.");

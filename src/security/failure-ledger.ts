@@ -1,6 +1,5 @@
 import { sql } from "../db/kysely.ts";
 import type { Kysely } from "kysely";
-import pg from "pg";
 import type { Database } from "../db/schema.ts";
 import type { Clock } from "../clock.ts";
 
@@ -41,6 +40,7 @@ export class FailureLedger {
    */
   async listen(changed: () => void, onError: (error: Error) => void): Promise<() => Promise<void>> {
     if (!this.url) return async () => undefined;
+    const { default: pg } = await import("pg");
     const client = new pg.Client({ connectionString: this.url });
     client.on("error", onError);
     client.on("notification", (message) => {

@@ -27,10 +27,9 @@ import { headerStyle, type HeaderStyle } from "../intake/header-style.ts";
 import { purgeCutoff, purgeTombstones } from "./tombstones.ts";
 import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
 import type { EngineSql } from "./engine-sql.ts";
+import { MAX_SYNC_ATTEMPTS } from "./max-sync-attempts.ts";
 
 export const MAX_ISSUES_PER_FILE_AND_CODE = 100;
-/** Attempts after which an interrupted or crashing sync is marked failed (the job queue's default). */
-export const MAX_SYNC_ATTEMPTS = 5;
 export const DEFAULT_TOMBSTONE_DAYS = 30;
 
 export interface FileSummary {

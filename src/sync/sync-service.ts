@@ -14,13 +14,10 @@ import type { DistrictService } from "../districts/district-service.ts";
 import { RosterdockError } from "../errors.ts";
 import type { LocalStorage } from "../storage/local-storage.ts";
 import type { Changeset } from "./apply-sync.ts";
-import { SyncProcessor } from "./process-sync.ts";
-import type { ProcessOutcome, SyncProcessorOptions, SyncReporting, SyncSummary } from "./process-sync.ts";
+import type { ProcessOutcome, SyncProcessor, SyncProcessorOptions, SyncReporting, SyncSummary } from "./process-sync.ts";
 import { findDanglingReferences } from "./roster-doctor.ts";
 import type { DanglingReference } from "./roster-doctor.ts";
 import type { EngineSql } from "./engine-sql.ts";
-import { PostgresEngineSql } from "./postgres-engine-sql.ts";
-import { SqliteEngineSql } from "./sqlite-engine-sql.ts";
 import type { StageProgress } from "./stage-delivery.ts";
 
 /** An issue as operators read it: the stored row without its bookkeeping. */
@@ -51,10 +48,17 @@ const SEVERITY_ORDER = sql<number>`CASE severity WHEN 'error' THEN 0 WHEN 'warni
 
 /** Syncs as operators and scripts see them, and what they can do with them. */
 export class SyncService {
+  #processor: Promise<SyncProcessor> | undefined;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly districts: DistrictService,
-    private readonly processor: SyncProcessor,
+    /**
+     * The engine, loaded when a sync is first processed, approved, discarded or rolled back: the
+     * pipeline's modules are most of the code, and a CLI command that only lists or shows (most
+     * of them) starts faster without them.
+     */
+    private readonly loadProcessor: () => Promise<SyncProcessor>,
     private readonly storage: LocalStorage,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
@@ -158,16 +162,18 @@ export class SyncService {
 
   /** The `process-sync` job handler. */
   async processJob(job: Job, reporting: SyncReporting = {}): Promise<void> {
-    await this.#engine().processor.handleJob(job, reporting);
+    await (await this.#engine()).processor.handleJob(job, reporting);
   }
 
   async close(): Promise<void> {
-    await this.processor?.close();
+    const loading = this.#processor;
+    this.#processor = undefined;
+    await (await loading?.catch(() => undefined))?.close();
   }
 
   /** Runs the pipeline on local files without a server: a sync with source "cli", processed now. */
   async ingest(slug: string, paths: readonly string[], options: { onProgress?: (p: StageProgress) => void } = {}): Promise<ProcessOutcome> {
-    const { processor, storage, clock } = this.#engine();
+    const { processor, storage, clock } = await this.#engine();
     const district = await this.districts.requireRow(slug);
     const files = await collectFiles(paths);
     if (files.length === 0) throw new RosterdockError("ERR_INVALID_ARGUMENT", `No files found in ${paths.join(", ")}.`);
@@ -197,25 +203,25 @@ export class SyncService {
 
   /** Applies a held sync, planned again against the roster as it is now. */
   async approve(syncId: number, actor: string): Promise<ProcessOutcome> {
-    const { processor } = this.#engine();
+    const { processor } = await this.#engine();
     const outcome = await processor.process(syncId, { approvedBy: actor });
     await this.#audit(actor, "sync.approved", syncId, { status: outcome.status });
     return outcome;
   }
 
   async discard(syncId: number, actor: string): Promise<SyncDetail> {
-    await this.#engine().processor.discard(syncId, actor);
+    await (await this.#engine()).processor.discard(syncId, actor);
     await this.#audit(actor, "sync.discarded", syncId, {});
     return this.show(syncId);
   }
 
-  /** Purges tombstones past `ROSTERDOCK_TOMBSTONE_DAYS`, of every district; the rows purged (0 without an engine: PostgreSQL keeps no roster yet). */
+  /** Purges tombstones past `ROSTERDOCK_TOMBSTONE_DAYS`, of every district; the rows purged. */
   async purgeTombstones(): Promise<number> {
-    return (await this.processor?.purgeTombstones()) ?? 0;
+    return (await this.#engine()).processor.purgeTombstones();
   }
 
   async rollback(syncId: number, actor: string): Promise<{ sync: SyncDetail; changeset: Changeset }> {
-    const changeset = await this.#engine().processor.rollback(syncId, actor);
+    const changeset = await (await this.#engine()).processor.rollback(syncId, actor);
     await this.#audit(actor, "sync.rolled_back", syncId, { changes: changeset.changes });
     return { sync: await this.show(syncId), changeset };
   }
@@ -225,8 +231,13 @@ export class SyncService {
     await this.audit.record({ actor, action, districtId: sync?.district_id ?? null, details: { syncId, ...details } });
   }
 
-  #engine(): { processor: SyncProcessor; storage: LocalStorage; clock: Clock } {
-    return { processor: this.processor, storage: this.storage, clock: this.clock };
+  async #engine(): Promise<{ processor: SyncProcessor; storage: LocalStorage; clock: Clock }> {
+    const loading = (this.#processor ??= this.loadProcessor());
+    // A load that failed (a module missing from a broken install) is tried again next time.
+    loading.catch(() => {
+      if (this.#processor === loading) this.#processor = undefined;
+    });
+    return { processor: await loading, storage: this.storage, clock: this.clock };
   }
 }
 
@@ -278,17 +289,15 @@ export function createSyncService(deps: SyncServiceDeps): SyncService {
   const { database, districts, storage, audit, clock, logger } = deps;
   const sqlite = database.sqlite;
   const url = deps.databaseUrl;
-  let openEngine: () => EngineSql;
-  if (sqlite !== undefined) openEngine = () => new SqliteEngineSql(sqlite.name, join(deps.dataDir, "staging"));
-  else if (url) openEngine = () => new PostgresEngineSql(url);
-  else throw new Error("createSyncService: a PostgreSQL database needs its URL (databaseUrl) for the engine's own connection");
-  const processor = new SyncProcessor(
-    database.db,
-    openEngine,
-    storage,
-    clock,
-    logger.child({ component: "sync" }),
-    deps.options ?? {},
-  );
-  return new SyncService(database.db, districts, processor, storage, audit, clock);
+  if (sqlite === undefined && !url) throw new Error("createSyncService: a PostgreSQL database needs its URL (databaseUrl) for the engine's own connection");
+  const loadProcessor = async (): Promise<SyncProcessor> => {
+    const [{ SyncProcessor }, openEngine] = await Promise.all([
+      import("./process-sync.ts"),
+      sqlite !== undefined
+        ? import("./sqlite-engine-sql.ts").then(({ SqliteEngineSql }) => (): EngineSql => new SqliteEngineSql(sqlite.name, join(deps.dataDir, "staging")))
+        : import("./postgres-engine-sql.ts").then(({ PostgresEngineSql }) => (): EngineSql => new PostgresEngineSql(url!)),
+    ]);
+    return new SyncProcessor(database.db, openEngine, storage, clock, logger.child({ component: "sync" }), deps.options ?? {});
+  };
+  return new SyncService(database.db, districts, loadProcessor, storage, audit, clock);
 }

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import cliProgress from "cli-progress";
 import type { CliContext } from "../cli-context.ts";
 import type { StageProgress } from "../../sync/stage-delivery.ts";
 import { INGEST_EXIT_CODES } from "../../errors.ts";
@@ -13,7 +12,7 @@ export function registerIngestCommand(program: Command, ctx: CliContext): void {
     .option("--json", "print JSON only")
     .action(async (slug: string, paths: string[], options: OutputOptions) => {
       await ctx.with(async (rd) => {
-        const bar = process.stderr.isTTY && !options.json ? progressBar() : undefined;
+        const bar = process.stderr.isTTY && !options.json ? await progressBar() : undefined;
         try {
           const outcome = await rd.syncs.ingest(slug, paths, bar ? { onProgress: bar.update } : {});
           bar?.stop();
@@ -29,7 +28,8 @@ export function registerIngestCommand(program: Command, ctx: CliContext): void {
 }
 
 /** On a terminal only, on stderr: stdout stays clean for --json and pipes. */
-function progressBar(): { update(p: StageProgress): void; stop(): void } {
+async function progressBar(): Promise<{ update(p: StageProgress): void; stop(): void }> {
+  const { default: cliProgress } = await import("cli-progress");
   const bar = new cliProgress.SingleBar(
     { stream: process.stderr, format: "{bar} {percentage}% | {mb}/{totalMb} MB | {file}", hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
