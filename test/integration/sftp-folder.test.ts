@@ -8,7 +8,7 @@ import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { generateDemoData, type DemoDataResult } from "../../src/demo/generate-demo-data.ts";
 import { RosterdockHome, ROOT, waitFor, type ServerProcess } from "../support/rosterdock-process.ts";
-import { requireTool, runSftp, type SftpLogin } from "../support/sftp-client.ts";
+import { requireTool, runSftp, SharedSftpConnection, type SftpLogin } from "../support/sftp-client.ts";
 
 const run = promisify(execFile);
 const missing = requireTool("sftp") ?? requireTool("java", ["-version"]);
@@ -45,10 +45,13 @@ describe("the district's folder keeps only what is waiting", { skip: missing }, 
       const started = Date.now();
       let deliveries: any[] = [];
       let sessionMs = 0;
+      // Each night is a session of its own on one SSH connection: what is tested is the folder, not the login.
+      const connection = await SharedSftpConnection.open(login);
+      t.after(() => connection.close());
       for (let night = 0; night < 200; night++) {
         const stamp = new Date(first + night * 86_400_000).toISOString().slice(0, 10).replaceAll("-", "");
         const t0 = Date.now();
-        const result = await runSftp(login, TABLES.map((table) => `put ${table}.csv ${table}_${stamp}.csv`), { cwd: dir });
+        const result = await connection.run(TABLES.map((table) => `put ${table}.csv ${table}_${stamp}.csv`), { cwd: dir });
         sessionMs += Date.now() - t0;
         assert.equal(result.code, 0, `night ${night + 1} (${stamp}): ${result.stderr}\n${JSON.stringify(server.logs.filter((e) => e.level >= 40 || /login|server/.test(e.event ?? "")).slice(-8))}`);
         // The next night starts once this one is closed and out of the folder. Counted in files: on a

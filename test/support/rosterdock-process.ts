@@ -152,12 +152,18 @@ export class ServerProcess {
   }
 }
 
+/**
+ * Checks until `check` gives a value. A check that is itself slow (one that starts the CLI, about
+ * a second of CPU) is followed by a pause as long as it took: polling then takes at most half a
+ * core, and leaves the rest to the server it waits for and to the test files beside it.
+ */
 export async function waitFor<T>(check: () => Promise<T | undefined | false>, timeoutMs = 20_000, what = "condition", everyMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const started = Date.now();
     const value = await check();
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
+    await new Promise((r) => setTimeout(r, Math.max(everyMs, Date.now() - started)));
   }
 }

@@ -70,3 +70,35 @@ export async function runSftp(login: SftpLogin, commands: string[], options: { c
     });
   });
 }
+
+/**
+ * One SSH connection that many `sftp` runs share, each a session of its own on it (OpenSSH's
+ * ControlMaster): the first run opens it and leaves it in the background, later runs skip the key
+ * exchange and the password. For tests that send many small batches whose point is not the login.
+ */
+export class SharedSftpConnection {
+  private constructor(private readonly dir: string, private readonly login: SftpLogin) {}
+
+  static async open(login: SftpLogin): Promise<SharedSftpConnection> {
+    return new SharedSftpConnection(await mkdtemp(join(tmpdir(), "rosterdock-ssh-mux-")), login);
+  }
+
+  /** The options that make a run use (or open) the shared connection. */
+  get options(): string[] {
+    return ["-o", "ControlMaster=auto", "-o", `ControlPath=${join(this.dir, "mux")}`, "-o", "ControlPersist=yes"];
+  }
+
+  run(commands: string[], options: { cwd?: string } = {}): Promise<SftpRun> {
+    return runSftp(this.login, commands, { ...options, extra: this.options });
+  }
+
+  /** Ends the background connection and removes its socket's folder. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const child = spawn("ssh", [...this.options, "-O", "exit", "-p", String(this.login.port), `${this.login.username}@127.0.0.1`], { stdio: "ignore" });
+      child.on("close", () => resolve());
+      child.on("error", () => resolve());
+    });
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
