@@ -1,6 +1,6 @@
 // Entry of the parse thread (see ParseThread): reads roster files and posts their records in batches.
 import { Readable } from "node:stream";
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort } from "node:worker_threads";
 import type { MessagePort } from "node:worker_threads";
 import { detectEncoding } from "../intake/decode.ts";
 import type { EncodingDetection } from "../intake/decode.ts";
@@ -12,7 +12,7 @@ import type { RosterSource } from "../intake/unpack.ts";
 import { recordColumns } from "../spec/roster-spec.ts";
 import { DigestTracker } from "./line-digest.ts";
 import { BATCHES_IN_FLIGHT, packRecords } from "./parse-thread.ts";
-import type { ParseReply, ParseRequest, ParseThreadData } from "./parse-thread.ts";
+import type { ParseReply, ParseRequest } from "./parse-thread.ts";
 import { lowerThreadPriority } from "../jobs/lower-thread-priority.ts";
 
 // Uploads and API requests on the server's thread come before reading a sync's files.
@@ -61,19 +61,40 @@ function counted(source: RosterSource, onBytes: (bytes: number) => void): Roster
   };
 }
 
-async function main(port: MessagePort, data: ParseThreadData): Promise<void> {
-  const { sources } = await unpackDelivery(data.files, new PendingIssues(), data.unpackLimits);
+/**
+ * Serves one delivery after another (see ParseThreads): each `delivery` message unpacks that
+ * delivery's files, as the sync's thread did (unpacking is deterministic), and closes the last one's.
+ */
+function main(port: MessagePort): void {
+  /** The delivery being read: its sources, once unpacked. */
+  let opened: Promise<Awaited<ReturnType<typeof unpackDelivery>>> | null = null;
   let credits = BATCHES_IN_FLIGHT;
   let wake: (() => void) | null = null;
   const reply = (message: ParseReply, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
   /** Detections started ahead, by source; each file's issues wait in its own sink until the file is read. */
-  const prepared = new Map<number, { issues: PendingIssues; detection: Promise<EncodingDetection | { failed: IssueCode }> }>();
+  let prepared = new Map<number, { issues: PendingIssues; detection: Promise<EncodingDetection | { failed: IssueCode }> }>();
   let detecting: Promise<unknown> = Promise.resolve();
+
+  async function sourcesOf(): Promise<RosterSource[]> {
+    if (opened === null) throw new Error("The parse thread was asked to read before it was given a delivery");
+    return (await opened).sources;
+  }
+
+  function open(request: Extract<ParseRequest, { kind: "delivery" }>): void {
+    const previous = opened;
+    opened = (async () => {
+      await (await previous?.catch(() => null))?.close();
+      return unpackDelivery(request.files, new PendingIssues(), request.unpackLimits);
+    })();
+    credits = BATCHES_IN_FLIGHT;
+    prepared = new Map();
+    detecting = Promise.resolve();
+  }
 
   function prepare(indexes: number[]): void {
     for (const index of indexes) {
       const issues = new PendingIssues();
-      const detection = detecting.then(() => detectEncoding(sources[index]!, issues));
+      const detection = detecting.then(async () => detectEncoding((await sourcesOf())[index]!, issues));
       // A failure surfaces when the file is read, as it would have there.
       detecting = detection.catch(() => undefined);
       prepared.set(index, { issues, detection });
@@ -81,7 +102,7 @@ async function main(port: MessagePort, data: ParseThreadData): Promise<void> {
   }
 
   async function readFile(request: Extract<ParseRequest, { kind: "file" }>): Promise<void> {
-    const source = sources[request.source]!;
+    const source = (await sourcesOf())[request.source]!;
     const stats = emptyFileStats();
     const ahead = prepared.get(request.source);
     prepared.delete(request.source);
@@ -128,6 +149,10 @@ async function main(port: MessagePort, data: ParseThreadData): Promise<void> {
       resume?.();
       return;
     }
+    if (request.kind === "delivery") {
+      open(request);
+      return;
+    }
     if (request.kind === "prepare") {
       prepare(request.sources);
       return;
@@ -140,4 +165,4 @@ async function main(port: MessagePort, data: ParseThreadData): Promise<void> {
   });
 }
 
-await main(parentPort!, workerData as ParseThreadData);
+main(parentPort!);

@@ -9,18 +9,14 @@ import { recordColumns } from "../spec/roster-spec.ts";
 import type { EntityName } from "../spec/roster-spec.ts";
 import type { DigestPlan, DigestResult } from "./line-digest.ts";
 
-/** What the parse thread is started with: it unpacks the same delivery itself (unpacking is deterministic). */
-export interface ParseThreadData {
-  entry: string;
-  files: DeliveryFile[];
-  unpackLimits: Partial<UnpackLimits>;
-}
-
 /**
- * Main → parse thread: the sources that will be read, in order (their encodings are detected
- * ahead, one after another, while earlier files are parsed); read one source; one more batch may be sent.
+ * Main → parse thread: the delivery to read next (the thread unpacks the same files itself:
+ * unpacking is deterministic); the sources that will be read, in order (their encodings are
+ * detected ahead, one after another, while earlier files are parsed); read one source; one more
+ * batch may be sent.
  */
 export type ParseRequest =
+  | { kind: "delivery"; files: DeliveryFile[]; unpackLimits: Partial<UnpackLimits> }
   | { kind: "prepare"; sources: number[] }
   | { kind: "file"; source: number; file: RecognisedFile; progress: boolean; digest: DigestPlan | null; dateFormat: DateFormatSetting }
   | { kind: "credit" };
@@ -48,9 +44,56 @@ export type ParsedMessage =
   | { kind: "batch"; issues: Issue[]; rejected: RejectedRow[]; stats: FileStats; bytes: number; rows: Int32Array; records: unknown[] }
   | { kind: "end"; issues: Issue[]; rejected: RejectedRow[]; stats: FileStats; bytes: number; digest: DigestResult | null };
 
+/** How long a parse thread waits, idle, for the next delivery before it ends. */
+export const PARSE_THREAD_IDLE_MS = 60_000;
+
+/**
+ * The parse threads of one sync engine: one kept between deliveries, since starting a thread
+ * costs about half a second of CPU (its TypeScript loader and the intake's modules), as much
+ * as a small district's whole sync. A thread comes back only when it read every file it was
+ * asked for to its end; one stopped midway (a failed file, an error) is ended.
+ */
+export class ParseThreads {
+  #idle: ParseThread | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  /** A thread reading `files`: the idle one if there is one, or a new one. */
+  acquire(files: readonly DeliveryFile[], unpackLimits: Partial<UnpackLimits>): ParseThread {
+    const thread = this.#idle ?? new ParseThread();
+    this.#idle = null;
+    this.#stopTimer();
+    thread.open(files, unpackLimits);
+    return thread;
+  }
+
+  /** Keeps `thread` for the next delivery if it is clean and none is kept yet; otherwise ends it. */
+  async release(thread: ParseThread): Promise<void> {
+    if (this.#closed || this.#idle !== null || !thread.clean) return thread.close();
+    thread.idle();
+    this.#idle = thread;
+    this.#timer = setTimeout(() => void this.close(false), PARSE_THREAD_IDLE_MS).unref();
+  }
+
+  /** Ends the idle thread; `forGood` (the default) also ends every thread released later. */
+  async close(forGood = true): Promise<void> {
+    if (forGood) this.#closed = true;
+    this.#stopTimer();
+    const idle = this.#idle;
+    this.#idle = null;
+    await idle?.close();
+  }
+
+  #stopTimer(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}
+
 /**
  * Decode → parse → normalise → validate (readRosterFile) on a thread of its own, so that it
- * overlaps the staging inserts and reference checks on the sync's thread. One file at a time.
+ * overlaps the staging inserts and reference checks on the sync's thread. One file at a time,
+ * one delivery after another (see ParseThreads).
  */
 export class ParseThread {
   readonly #thread: Thread;
@@ -58,10 +101,11 @@ export class ParseThread {
   #wake: (() => void) | null = null;
   #failure: Error | null = null;
   #closing = false;
+  /** False from a file's first request until its end arrives: a thread left midway cannot serve another delivery. */
+  #clean = true;
 
-  constructor(files: readonly DeliveryFile[], unpackLimits: Partial<UnpackLimits>) {
-    const data: ParseThreadData = { entry: new URL("./parse-thread-main.ts", import.meta.url).href, files: [...files], unpackLimits: { ...unpackLimits } };
-    this.#thread = new Thread(new URL("../jobs/thread-boot.mjs", import.meta.url), { workerData: data });
+  constructor() {
+    this.#thread = new Thread(new URL("../jobs/thread-boot.mjs", import.meta.url), { workerData: { entry: new URL("./parse-thread-main.ts", import.meta.url).href } });
     this.#thread.on("message", (reply: ParseReply) => {
       this.#inbox.push(reply);
       this.#notify();
@@ -76,13 +120,31 @@ export class ParseThread {
     });
   }
 
+  /** True when every file asked for was read to its end, and the thread neither failed nor is closing. */
+  get clean(): boolean {
+    return this.#clean && this.#failure === null && !this.#closing && this.#inbox.length === 0;
+  }
+
+  /** Gives the thread the next delivery to read; it keeps the process alive again while it has one. */
+  open(files: readonly DeliveryFile[], unpackLimits: Partial<UnpackLimits>): void {
+    this.#thread.ref();
+    this.#post({ kind: "delivery", files: [...files], unpackLimits: { ...unpackLimits } });
+  }
+
+  /** Waiting for a delivery, the thread does not keep the process alive (a CLI ingest exits). */
+  idle(): void {
+    this.#thread.unref();
+  }
+
   /** Starts detecting the encodings of the sources to be read, in this order. */
   prepare(sources: number[]): void {
+    this.#clean = false;
     this.#post({ kind: "prepare", sources });
   }
 
   /** The file's messages in order; ends after its `end` message. Asking for the next one lets the thread parse one more batch. */
   async *read(source: number, file: RecognisedFile, progress: boolean, digest: DigestPlan | null = null, dateFormat: DateFormatSetting = "auto"): AsyncGenerator<ParsedMessage> {
+    this.#clean = false;
     this.#post({ kind: "file", source, file, progress, digest, dateFormat });
     const columns = recordColumns(file.entity);
     const make = recordMaker(file.entity, columns);
@@ -90,6 +152,7 @@ export class ParseThread {
       const reply = await this.#next();
       if (reply.kind === "failed") throw Object.assign(new Error(reply.message), { name: reply.name }, reply.code === undefined ? {} : { code: reply.code });
       if (reply.kind === "end") {
+        this.#clean = true;
         yield reply;
         return;
       }

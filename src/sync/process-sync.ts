@@ -28,6 +28,7 @@ import { purgeCutoff, purgeTombstones } from "./tombstones.ts";
 import type { StageProgress, StagedDelivery } from "./stage-delivery.ts";
 import type { EngineSql } from "./engine-sql.ts";
 import { MAX_SYNC_ATTEMPTS } from "./max-sync-attempts.ts";
+import { ParseThreads } from "./parse-thread.ts";
 
 export const MAX_ISSUES_PER_FILE_AND_CODE = 100;
 export const DEFAULT_TOMBSTONE_DAYS = 30;
@@ -127,6 +128,8 @@ export interface SyncProcessorOptions {
  */
 export class SyncProcessor {
   #connection: EngineSql | undefined;
+  /** One parse thread kept from one sync to the next. */
+  readonly #parseThreads = new ParseThreads();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -145,6 +148,7 @@ export class SyncProcessor {
   async close(): Promise<void> {
     const connection = this.#connection;
     this.#connection = undefined;
+    await this.#parseThreads.close();
     await connection?.close();
   }
 
@@ -239,6 +243,7 @@ export class SyncProcessor {
         issues,
         digests: { dir: digestDir, previous: previous.refs, revisitLimit: this.options.digestRevisitLimit ?? DEFAULT_DIGEST_REVISIT_LIMIT },
         dateFormat: districtDateFormat(district.settings),
+        parseThreads: this.#parseThreads,
         ...(this.options.unpackLimits ? { unpackLimits: this.options.unpackLimits } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });

@@ -24,7 +24,7 @@ import { settleDateColumns } from "./date-columns.ts";
 import { KeptValueIssues, takeLiveValues } from "./kept-values.ts";
 import { DIGESTED_ENTITIES, sealDigest, writeExcludedRows } from "./line-digest.ts";
 import type { DigestMeta, DigestPlan, DigestRef, DigestResult } from "./line-digest.ts";
-import { ParseThread } from "./parse-thread.ts";
+import { ParseThreads, type ParseThread } from "./parse-thread.ts";
 import { presentParts } from "./present-parts.ts";
 import type { PresentParts } from "./present-parts.ts";
 import { KeptRecords, createKeptTables } from "./kept-records.ts";
@@ -116,6 +116,8 @@ export interface StageOptions {
   digests?: DigestOptions;
   /** The district's date format setting; default `auto`. */
   dateFormat?: DateFormatSetting;
+  /** The engine's parse threads, one kept between syncs; without them a thread of the delivery's own. */
+  parseThreads?: ParseThreads;
 }
 
 /** Repeated keys reported and removed per transaction (see uniqueIndex). */
@@ -132,6 +134,7 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
   const { sql, issues } = options;
   await createStagingTables(sql);
   const { sources, close } = await unpackDelivery(files, issues, options.unpackLimits ?? {});
+  const threads = options.parseThreads ?? new ParseThreads();
   const staged: StagedFile[] = [];
   let present: PresentParts = { entities: new Set(), userScopes: new Set() };
   let parser: ParseThread | null = null;
@@ -171,7 +174,7 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
         : undefined;
       // Parsing runs on a thread of its own, overlapping the inserts here; it opens the same sources by index.
       if (parser === null) {
-        parser = new ParseThread(files, options.unpackLimits ?? {});
+        parser = threads.acquire(files, options.unpackLimits ?? {});
         parser.prepare(recognised.slice(fileIndex).map((r) => sources.indexOf(r.source)));
       }
       const dateFormat = options.dateFormat ?? "auto";
@@ -203,7 +206,8 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
       }
     }
   } finally {
-    await parser?.close();
+    if (parser !== null) await threads.release(parser);
+    if (options.parseThreads === undefined) await threads.close();
     await close();
   }
   const delta = new Set<EntityName>();
