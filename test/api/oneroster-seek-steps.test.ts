@@ -8,19 +8,28 @@ import { SqliteRosterStore } from "../../src/api/oneroster/sqlite-roster-store.t
 import { forEachBackend, newDistrict, startRosterdock, writeFiles } from "../sync/helpers.ts";
 import { selectedBackends } from "../support/backends.ts";
 
-/** The real SQLite store, with a count of the single-row statements (seek steps) run through it. */
-function counting(store: RosterStore): { store: RosterStore; steps: () => number } {
+/**
+ * The real store, with a count of the seek steps run through it: single-row statements, one a
+ * step, and (where the store batches them, PostgreSQL) statements of many steps.
+ */
+function counting(store: RosterStore): { store: RosterStore; steps: () => number; batches: () => number } {
   let steps = 0;
+  let batches = 0;
   return {
     steps: () => steps,
+    batches: () => batches,
     store: {
       sql: store.sql,
       compoundAsSubquery: store.compoundAsSubquery,
+      batchesSeekSteps: store.batchesSeekSteps,
       close: () => store.close(),
       read: (work) =>
         store.read((q) => {
           const counted: RosterQueries = {
-            all: (sql, params) => q.all(sql, params),
+            all: (sql, params) => {
+              if ("span" in params) batches++;
+              return q.all(sql, params);
+            },
             get: (sql, params) => q.get(sql, params),
             readsInOrder: (sql, params) => q.readsInOrder(sql, params),
             values: (sql, params) => {
@@ -51,21 +60,33 @@ it("takes each seek step of a new roster version once, however many deep pages o
 
   // PostgreSQL reads from a pool, so the four requests really run at once; SQLite's one connection takes them in turn.
   const url = rd.config.databaseUrl;
-  const { store, steps } = counting(url ? await PostgresRosterStore.open(url) : SqliteRosterStore.open(join(rd.config.dataDir, "rosterdock.sqlite")));
+  const { store, steps, batches } = counting(url ? await PostgresRosterStore.open(url) : SqliteRosterStore.open(join(rd.config.dataDir, "rosterdock.sqlite")));
   const reader = new RosterReader(store);
   try {
     const district = (await reader.district(slug))!;
     const offset = 5 * SEEK_STEP + 7;
     const query = { resource: STUDENTS, orderBy: "asc" as const };
     const pages = await Promise.all([1, 2, 3, 4].map(() => reader.list(district, query, 10, offset)));
-    // Anchors at SEEK_STEP, 2 × SEEK_STEP, … 5 × SEEK_STEP: five steps in all, not five per request.
-    assert.equal(steps(), 5);
+    // Anchors at SEEK_STEP, 2 × SEEK_STEP, … 5 × SEEK_STEP: five steps in all, not five per request;
+    // on PostgreSQL one statement for the five, each a round trip to the server.
+    if (url) assert.deepEqual({ steps: steps(), batches: batches() }, { steps: 0, batches: 1 });
+    else assert.deepEqual({ steps: steps(), batches: batches() }, { steps: 5, batches: 0 });
     for (const page of pages.slice(1)) assert.deepEqual(page.rows, pages[0]!.rows);
 
     // The same as one unpaged read would give.
     const whole = await reader.list(district, query, students, 0);
     assert.equal(pages[0]!.rows.length, 10);
     assert.deepEqual(pages[0]!.rows, whole.rows.slice(offset, offset + 10));
+
+    // Steps taken from an anchor, not from the start: near pages first, then the deepest,
+    // descending too (a seek index of its own). Each equals the unpaged read.
+    const descending = await reader.list(district, { ...query, orderBy: "desc" as const }, students, 0);
+    for (const [order, all] of [["asc", whole], ["desc", descending]] as const) {
+      for (const at of [SEEK_STEP + 3, 2 * SEEK_STEP + 7, 4 * SEEK_STEP - 1, 6 * SEEK_STEP - 5, 6 * SEEK_STEP + 1]) {
+        const page = await reader.list(district, { ...query, orderBy: order }, 10, at);
+        assert.deepEqual(page.rows, all.rows.slice(at, at + 10), `${order} from ${at}`);
+      }
+    }
   } finally {
     await reader.close();
   }

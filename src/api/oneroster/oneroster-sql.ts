@@ -34,8 +34,11 @@ export interface CompiledList {
    * For arms whose order columns are never null: the page from a known position
    * (`@a0…` = the order columns of the row at that position, `@limit`, `@offset` from there) and
    * the step that finds the row `@skip` rows after one (`@a0…`) or from the start (`firstStepSql`).
+   * A list of one arm also has `stepsSql`/`firstStepsSql`: many steps in one statement, the order
+   * columns of every `@step`-th row of the `@span` rows after the anchor (or from the start, the
+   * first row not counted), numbered by a window over the index order.
    */
-  seek: { pageSql: string; stepSql: string; firstStepSql: string; merged: boolean } | undefined;
+  seek: { pageSql: string; stepSql: string; firstStepSql: string; stepsSql?: string; firstStepsSql?: string; merged: boolean } | undefined;
 }
 
 const q = (name: string) => `"${name}"`;
@@ -102,6 +105,9 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
     const tuple = order.length === 1 ? `rd_bytes(${col(order[0]!)})` : `(${order.map((c) => `rd_bytes(${col(c)})`).join(", ")})`;
     const anchor = order.length === 1 ? "@a0" : `(${order.map((_, i) => `@a${i}`).join(", ")})`;
     const stepSelect = order.map((c, i) => `${col(c)} AS ${q(`o${i}`)}`).join(", ");
+    const stepColumns = order.map((_, i) => q(`o${i}`)).join(", ");
+    const numbered = (bound: string) =>
+      `SELECT ${stepColumns} FROM (SELECT ${stepSelect}, row_number() OVER (ORDER BY ${orderBy}) AS rd_n FROM ${arm.from} WHERE ${where}${bound} ORDER BY ${orderBy} LIMIT @span) rd_steps`;
     return {
       fields,
       columns,
@@ -115,6 +121,8 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
             pageSql: `${base} AND ${tuple} ${desc ? "<=" : ">="} ${anchor} ORDER BY ${orderBy} LIMIT @limit OFFSET @offset`,
             stepSql: `SELECT ${stepSelect} FROM ${arm.from} WHERE ${where} AND ${tuple} ${desc ? "<" : ">"} ${anchor} ORDER BY ${orderBy} LIMIT 1 OFFSET @skip`,
             firstStepSql: `SELECT ${stepSelect} FROM ${arm.from} WHERE ${where} ORDER BY ${orderBy} LIMIT 1 OFFSET @skip`,
+            stepsSql: `${numbered(` AND ${tuple} ${desc ? "<" : ">"} ${anchor}`)} WHERE rd_n % @step = 0 ORDER BY rd_n`,
+            firstStepsSql: `${numbered("")} WHERE rd_n > 1 AND (rd_n - 1) % @step = 0 ORDER BY rd_n`,
             merged: false,
           }
         : undefined,

@@ -13,6 +13,7 @@ const MAX_STATEMENTS = 2000;
  */
 export class PostgresRosterStore implements RosterStore {
   readonly compoundAsSubquery = true;
+  readonly batchesSeekSteps = true;
   readonly #statements = new Map<string, { text: string; names: string[] }>();
 
   private constructor(

@@ -73,6 +73,11 @@ export interface RosterStore {
   readonly sql: RosterSqlDialect;
   /** Capabilities of the store's SQL (see compileList). */
   readonly compoundAsSubquery: boolean;
+  /**
+   * Takes many seek steps in one statement (`stepsSql`): worth it where each statement is a round
+   * trip to a server (PostgreSQL), not where it is a call into the same process (SQLite).
+   */
+  readonly batchesSeekSteps: boolean;
   /** Runs `work` in one read-only transaction: everything it reads is one roster version. */
   read<T>(work: (q: RosterQueries) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -95,6 +100,12 @@ interface SeekIndex {
 
 /** Exact positions remembered per seek index. */
 const MAX_EXACT = 64;
+/**
+ * Steps taken by one statement at most, where the store batches them (about 65k rows): the
+ * first deep page of a new roster version at offset 500,000 is eight statements instead of a
+ * thousand, and requests waiting for nearer anchors go on after the first.
+ */
+const STEPS_PER_STATEMENT = 128;
 
 /**
  * Reads the roster for the API, on SQLite (its own read-only connection: WAL lets it read while
@@ -323,7 +334,7 @@ export class RosterReader {
     let start = this.#exactAt(index, offset);
     if (start === undefined) {
       const wanted = Math.floor(offset / SEEK_STEP) - 1;
-      await this.#extend(index, wanted, () => this.#step(q, seek, params, index));
+      await this.#extend(index, wanted, () => this.#step(q, seek, params, index, wanted, compiled.order.length));
       const usable = Math.min(wanted, index.anchors.length - 1);
       if (usable < 0) return q.all(compiled.pageSql, { ...params, limit, offset });
       start = this.#nearestBelow(index, offset, { position: (usable + 1) * SEEK_STEP, anchor: index.anchors[usable]! });
@@ -368,9 +379,22 @@ export class RosterReader {
     }
   }
 
-  /** The next anchor of the index, read in the caller's transaction. */
-  async #step(q: RosterQueries, seek: NonNullable<CompiledList["seek"]>, params: Record<string, unknown>, index: SeekIndex): Promise<void> {
+  /** The next anchor of the index (or, batched, the anchors up to `wanted`), read in the caller's transaction. */
+  async #step(q: RosterQueries, seek: NonNullable<CompiledList["seek"]>, params: Record<string, unknown>, index: SeekIndex, wanted: number, width: number): Promise<void> {
     const last = index.anchors[index.anchors.length - 1];
+    // Batched only where the planner reads even the largest batch in index order: for so many rows
+    // it might prefer to sort the whole list, and one step at a time never sorts (see #canSeek).
+    const probe = { ...params, step: SEEK_STEP, span: STEPS_PER_STATEMENT * SEEK_STEP + 1 };
+    if (seek.stepsSql !== undefined && seek.firstStepsSql !== undefined && this.store.batchesSeekSteps && (await this.#readsInOrder(q, seek.stepsSql, probe))) {
+      const count = Math.min(wanted + 1 - index.anchors.length, STEPS_PER_STATEMENT);
+      const rows =
+        last === undefined
+          ? await q.all(seek.firstStepsSql, { ...params, step: SEEK_STEP, span: count * SEEK_STEP + 1 })
+          : await q.all(seek.stepsSql, { ...params, ...anchorParams(last), step: SEEK_STEP, span: count * SEEK_STEP });
+      for (const row of rows) index.anchors.push(Array.from({ length: width }, (_, i) => row[`o${i}`]));
+      if (rows.length < count) index.complete = true;
+      return;
+    }
     const found =
       last === undefined ? await q.values(seek.firstStepSql, { ...params, skip: SEEK_STEP }) : await q.values(seek.stepSql, { ...params, ...anchorParams(last), skip: SEEK_STEP - 1 });
     if (found === undefined) index.complete = true;
@@ -400,12 +424,19 @@ export class RosterReader {
 
   /** Seeking pays only when an index delivers the order; a sorted scan per step would cost more than OFFSET. */
   async #canSeek(q: RosterQueries, stepSql: string, anchors: number, params: Record<string, unknown>): Promise<boolean> {
-    let ok = this.#seekable.get(stepSql);
+    const probe: Record<string, unknown> = { ...params, skip: 0 };
+    for (let i = 0; i < anchors; i++) probe[`a${i}`] = "";
+    return this.#readsInOrder(q, stepSql, probe);
+  }
+
+  /** Whether `sql` reads in index order (no sort of the list), asked once per statement; anchors are probed as ''. */
+  async #readsInOrder(q: RosterQueries, sql: string, params: Record<string, unknown>): Promise<boolean> {
+    let ok = this.#seekable.get(sql);
     if (ok === undefined) {
-      const probe: Record<string, unknown> = { ...params, skip: 0 };
-      for (let i = 0; i < anchors; i++) probe[`a${i}`] = "";
-      ok = await q.readsInOrder(stepSql, probe);
-      remember(this.#seekable, stepSql, ok, MAX_PLANS);
+      const probe: Record<string, unknown> = { ...params };
+      for (let i = 0; sql.includes(`@a${i}`); i++) probe[`a${i}`] ??= "";
+      ok = await q.readsInOrder(sql, probe);
+      remember(this.#seekable, sql, ok, MAX_PLANS);
     }
     return ok;
   }

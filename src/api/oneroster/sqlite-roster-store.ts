@@ -16,6 +16,7 @@ const MAX_STATEMENTS = 500;
 export class SqliteRosterStore implements RosterStore {
   readonly sql = SQLITE_ROSTER_SQL;
   readonly compoundAsSubquery = false;
+  readonly batchesSeekSteps = false;
   readonly #statements = new Map<string, Statement>();
   #queue: Promise<unknown> = Promise.resolve();
 
