@@ -232,12 +232,15 @@ export class SyncService {
   }
 
   async #engine(): Promise<{ processor: SyncProcessor; storage: LocalStorage; clock: Clock }> {
-    const loading = (this.#processor ??= this.loadProcessor());
-    // A load that failed (a module missing from a broken install) is tried again next time.
-    loading.catch(() => {
-      if (this.#processor === loading) this.#processor = undefined;
-    });
-    return { processor: await loading, storage: this.storage, clock: this.clock };
+    if (this.#processor === undefined) {
+      const loading = this.loadProcessor();
+      // A load that failed (a module missing from a broken install) is tried again next time.
+      loading.catch(() => {
+        if (this.#processor === loading) this.#processor = undefined;
+      });
+      this.#processor = loading;
+    }
+    return { processor: await this.#processor, storage: this.storage, clock: this.clock };
   }
 }
 

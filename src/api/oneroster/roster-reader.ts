@@ -384,13 +384,18 @@ export class RosterReader {
     const last = index.anchors[index.anchors.length - 1];
     // Batched only where the planner reads even the largest batch in index order: for so many rows
     // it might prefer to sort the whole list, and one step at a time never sorts (see #canSeek).
-    const probe = { ...params, step: SEEK_STEP, span: STEPS_PER_STATEMENT * SEEK_STEP + 1 };
-    if (seek.stepsSql !== undefined && seek.firstStepsSql !== undefined && this.store.batchesSeekSteps && (await this.#readsInOrder(q, seek.stepsSql, probe))) {
+    const batched = { ...params, step: SEEK_STEP };
+    if (
+      seek.stepsSql !== undefined &&
+      seek.firstStepsSql !== undefined &&
+      this.store.batchesSeekSteps &&
+      (await this.#readsInOrder(q, seek.stepsSql, { ...batched, span: STEPS_PER_STATEMENT * SEEK_STEP + 1 }))
+    ) {
       const count = Math.min(wanted + 1 - index.anchors.length, STEPS_PER_STATEMENT);
       const rows =
         last === undefined
-          ? await q.all(seek.firstStepsSql, { ...params, step: SEEK_STEP, span: count * SEEK_STEP + 1 })
-          : await q.all(seek.stepsSql, { ...params, ...anchorParams(last), step: SEEK_STEP, span: count * SEEK_STEP });
+          ? await q.all(seek.firstStepsSql, { ...batched, span: count * SEEK_STEP + 1 })
+          : await q.all(seek.stepsSql, { ...batched, ...anchorParams(last), span: count * SEEK_STEP });
       for (const row of rows) index.anchors.push(Array.from({ length: width }, (_, i) => row[`o${i}`]));
       if (rows.length < count) index.complete = true;
       return;
