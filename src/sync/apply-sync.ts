@@ -67,7 +67,7 @@ async function applyEntity(sql: EngineSql, plan: EntityPlan, districtId: number,
     FROM ${gone} o ${sql.drivingJoin} ${live} l ON ${matchLive("o")} WHERE NOT EXISTS (SELECT 1 FROM ${created} n WHERE ${matchNew("o")}) ORDER BY ${prefixed(table.key, "o.")}`);
   await tombstoneDiff(sql, table, plan, d, s, now, rebuilt);
   // An updated row is deleted and inserted again: two visits to each of the table's indexes.
-  await bulkChange(sql, table.live, plan.created + plan.deleted + 2 * plan.updated, rebuilt, async () => {
+  await bulkChange(sql, table.live, d, plan.created + plan.deleted + 2 * plan.updated, rebuilt, async () => {
     // When every live row of the scope goes (a school-year rollover's classes and enrollments), one
     // range delete replaces a key lookup per row: 7.8M enrollments in ~3 s instead of ~12 s.
     if (plan.deleted + plan.updated === plan.live) await sql.exec(`DELETE FROM ${live} WHERE district_id = ${d}${plan.liveFilter}`);
@@ -96,11 +96,16 @@ async function loadEntity(sql: EngineSql, table: RosterTable, plan: EntityPlan, 
     table.entity,
     JSON.stringify(marker),
   ]);
-  await bulkChange(sql, table.live, plan.created, rebuilt, () =>
-    sql.exec(
-      `INSERT INTO ${live} (district_id, ${columns}, last_sync_id) SELECT ${districtId}, ${columns}, ${syncId} FROM ${keyedStage(sql, table.entity)} ORDER BY ${table.key.map(q).join(", ")}`,
-    ),
-  );
+  const rows = (into: string) =>
+    `INSERT INTO ${into} (district_id, ${columns}, last_sync_id) SELECT ${districtId}, ${columns}, ${syncId} FROM ${keyedStage(sql, table.entity)} ORDER BY ${table.key.map(q).join(", ")}`;
+  // The district's own partition, new: filled with no index, then keyed, indexed and attached.
+  const partition = await sql.newDistrictPartition(table.live, districtId);
+  if (partition !== null) {
+    await sql.exec(rows(partition));
+    await sql.attachDistrictPartition(table.live, partition, districtId);
+    return;
+  }
+  await bulkChange(sql, table.live, districtId, plan.created, rebuilt, () => sql.exec(rows(live)));
 }
 
 const CLASS_TEACHER_KEY = ["class_id", "teacher_key"] as const;
@@ -132,7 +137,7 @@ async function tombstoneDiff(sql: EngineSql, table: RosterTable, plan: EntityPla
   await clearTombstones(sql, tombstones, table.key, d, created, plan.created + plan.updated, rebuilt);
   if (table.entity === "classes") await clearTombstones(sql, CLASS_TEACHER_TOMBSTONES, CLASS_TEACHER_KEY, d, created, plan.created + plan.updated, rebuilt);
   if (plan.deleted > 0) {
-    await bulkChange(sql, tombstones, plan.deleted, rebuilt, () =>
+    await bulkChange(sql, tombstones, d, plan.deleted, rebuilt, () =>
       sql.exec(
         sql.insertOrReplace(
           `${sql.main}${q(tombstones)}`,
@@ -172,7 +177,7 @@ async function clearTombstones(sql: EngineSql, tombstones: string, key: readonly
   if (sourceRows === 0 || !(await holdsTombstones(sql, tombstones, d))) return;
   const held = await sql.count(`SELECT count(*) FROM ${sql.main}${q(tombstones)} WHERE district_id = ?`, [d]);
   const match = key.map((c) => `n.${q(c)} = t.${q(c)}`).join(" AND ");
-  await bulkChange(sql, tombstones, Math.min(held, sourceRows), rebuilt, () =>
+  await bulkChange(sql, tombstones, d, Math.min(held, sourceRows), rebuilt, () =>
     sql.exec(`DELETE FROM ${sql.main}${q(tombstones)} AS t WHERE t.district_id = ${d} AND EXISTS (SELECT 1 FROM ${source} n WHERE ${match})`),
   );
 }
@@ -191,7 +196,7 @@ async function tombstoneUndo(sql: EngineSql, table: RosterTable, d: number, sync
   const before = (c: string) => sql.jsonField("c.before_json", c);
   const keyOf = table.key.map((_, i) => sql.jsonItem("c.key", i)).join(", ");
   const shape = tombstoneShape(table);
-  await bulkChange(sql, tombstones, undone, rebuilt, async () => {
+  await bulkChange(sql, tombstones, d, undone, rebuilt, async () => {
     await sql.exec(
       sql.insertOrReplace(
         `${sql.main}${q(tombstones)}`,
@@ -223,7 +228,7 @@ async function tombstoneUnload(sql: EngineSql, table: RosterTable, d: number, sy
   const mirrored = mirroredColumns(table).map(q).join(", ");
   const live = `${sql.main}${q(table.live)}`;
   const shape = tombstoneShape(table);
-  await bulkChange(sql, tombstones, rows, rebuilt, () =>
+  await bulkChange(sql, tombstones, d, rows, rebuilt, () =>
     sql.exec(
       sql.insertOrReplace(
         `${sql.main}${q(tombstones)}`,
@@ -272,13 +277,13 @@ const BULK_SHARE = 8;
  * least an eighth of the rows the table holds (every district's: the index is shared). All inside
  * the caller's transaction, so readers never see a table without its indexes.
  */
-async function bulkChange(sql: EngineSql, table: string, touched: number, rebuilt: string[], work: (bulk: boolean) => Promise<unknown>): Promise<void> {
+async function bulkChange(sql: EngineSql, table: string, districtId: number, touched: number, rebuilt: string[], work: (bulk: boolean) => Promise<unknown>): Promise<void> {
   const live = `${sql.main}${q(table)}`;
   if (!sql.rebuildsIndexesInBulk || !(touched >= BULK_MIN_ROWS && (await holdsFewerRows(sql, live, touched * BULK_SHARE)))) {
     await work(false);
     // The planner's statistics of a table that changed this much are stale (a first load's were
     // those of an empty table): gathered again, or the next night's plans take it for tiny.
-    if (touched >= BULK_MIN_ROWS) await sql.analyze(live);
+    if (touched >= BULK_MIN_ROWS) await sql.analyze(live, districtId);
     return;
   }
   await sql.withCache(BULK_CACHE_KIB, async () => {
@@ -355,7 +360,7 @@ async function rollbackEntity(sql: EngineSql, table: RosterTable, districtId: nu
       FROM ${live} WHERE ${loaded} ORDER BY ${prefixed(table.key, "")}`,
     );
     await tombstoneUnload(sql, table, d, syncId, loaded, now, deleted, rebuilt);
-    await bulkChange(sql, table.live, deleted, rebuilt, () => sql.exec(`DELETE FROM ${live} WHERE ${loaded}`));
+    await bulkChange(sql, table.live, d, deleted, rebuilt, () => sql.exec(`DELETE FROM ${live} WHERE ${loaded}`));
     return;
   }
   const fromKey = table.key.map((_, i) => sql.jsonItem("c.key", i)).join(", ");
@@ -372,7 +377,7 @@ async function rollbackEntity(sql: EngineSql, table: RosterTable, districtId: nu
   );
   await tombstoneUndo(sql, table, d, syncId, changes, now, undone, rebuilt);
   const restored = [...allColumns(table), "last_sync_id"].map((c) => restoredColumn(sql, table, c)).join(", ");
-  await bulkChange(sql, table.live, undone, rebuilt, async (bulk) => {
+  await bulkChange(sql, table.live, d, undone, rebuilt, async (bulk) => {
     // The rows it created or updated are those that still carry its id: in bulk, one pass over the
     // district's rows finds them faster than a lookup per logged key.
     if (bulk) await sql.exec(`DELETE FROM ${live} WHERE district_id = ${d} AND last_sync_id = ${Number(syncId)}`);

@@ -86,10 +86,11 @@ export interface EngineSql {
   stageWriter(table: string, columns: readonly string[], fixed: Readonly<Record<string, number>>): StageWriter;
   /**
    * Gathers a table's statistics for the planner: a staging table once it is filled (PostgreSQL
-   * never analyzes temporary tables by itself), a live table after a bulk change. SQLite's
-   * statements steer its planner instead.
+   * never analyzes temporary tables by itself), a live table after a bulk change: of a table
+   * partitioned per district, the district's partition (what its queries are planned with), not
+   * every district's. SQLite's statements steer its planner instead.
    */
-  analyze(table: string): Promise<void>;
+  analyze(table: string, districtId?: number): Promise<void>;
   /**
    * (Re)creates `keyed`, a staging table of `columns` (text) whose primary key is `key`, filled
    * with every row of `source` in key order. Throws a unique violation on a repeated key.
@@ -101,6 +102,20 @@ export interface EngineSql {
   /** A live table's own indexes besides its primary key, and dropping one (inside the caller's transaction). */
   secondaryIndexes(table: string): Promise<LiveIndex[]>;
   dropLiveIndex(name: string): Promise<void>;
+  /**
+   * Where a district's first rows of a live table go when that table is partitioned per district
+   * (PostgreSQL's big roster tables, migration 0016) and holds no partition for the district yet:
+   * a fresh table shaped like it, with no index, to be filled in key order and then attached by
+   * `attachDistrictPartition`. Null where rows go into the live table itself (SQLite; a district
+   * whose partition exists, even empty).
+   */
+  newDistrictPartition(table: string, districtId: number): Promise<string | null>;
+  /**
+   * Gives a filled `newDistrictPartition` table the live table's key and indexes (each built by one
+   * sort) and attaches it as the district's partition, inside the caller's transaction. Readers do
+   * not wait on it: they see the district's rows appear when the transaction commits.
+   */
+  attachDistrictPartition(table: string, partition: string, districtId: number): Promise<void>;
   /** The highest id a table's id sequence has handed out (never goes back, even after deletes). */
   highestId(table: string): Promise<number>;
   /** Runs `work` with the page cache sized to `kib` (SQLite's `cache_size`); elsewhere just runs it. */

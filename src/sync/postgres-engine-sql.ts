@@ -2,6 +2,7 @@ import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
+import { districtPartitionName } from "../db/district-partition-name.ts";
 import type { EngineSql, LiveIndex, SqlParams, SqlRow, StageIndex, StageWriter } from "./engine-sql.ts";
 
 const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -192,7 +193,15 @@ export class PostgresEngineSql implements EngineSql {
     return new CopyWriter(() => this.#ready(), `${this.stage}${q(table)}`, columns, fixed);
   }
 
-  async analyze(table: string): Promise<void> {
+  async analyze(table: string, districtId?: number): Promise<void> {
+    if (districtId !== undefined && table.startsWith(this.main)) {
+      const bare = table.slice(this.main.length).replace(/^"(.*)"$/, "$1");
+      const partition = await this.value<string | null>("SELECT to_regclass(?)::text", [`${this.main}${q(districtPartitionName(bare, districtId))}`]);
+      if (partition !== null && partition !== undefined) {
+        await this.exec(`ANALYZE ${this.main}${q(districtPartitionName(bare, districtId))}`);
+        return;
+      }
+    }
     await this.exec(`ANALYZE ${table}`);
   }
 
@@ -229,6 +238,40 @@ export class PostgresEngineSql implements EngineSql {
 
   async dropLiveIndex(name: string): Promise<void> {
     await this.exec(`DROP INDEX ${this.main}${q(name)}`);
+  }
+
+  async newDistrictPartition(table: string, districtId: number): Promise<string | null> {
+    const partitioned = await this.value<string>("SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass(?)", [`${this.main}${table}`]);
+    if (partitioned !== "p") return null;
+    const name = districtPartitionName(table, districtId);
+    // Inside the roster write lock (see ROSTER_WRITE_LOCK): no other node creates it meanwhile.
+    if ((await this.value("SELECT to_regclass(?)::text", [`${this.main}${q(name)}`])) !== null) return null;
+    await this.exec(`CREATE TABLE ${this.main}${q(name)} (LIKE ${this.main}${q(table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
+    return `${this.main}${q(name)}`;
+  }
+
+  /**
+   * The key and each index built on the filled table (by a sort each, in parallel where the server
+   * allows), then `ATTACH PARTITION`: it takes SHARE UPDATE EXCLUSIVE on the live table, which no
+   * reader's or writer's lock conflicts with, finds the key and indexes already there, and checks
+   * the rows against the partition's bound in one scan. (`CREATE TABLE … PARTITION OF` would lock
+   * every reader of every district out until the apply commits.) Analyzed, as a bulk change is.
+   */
+  async attachDistrictPartition(table: string, partition: string, districtId: number): Promise<void> {
+    const live = `${this.main}${q(table)}`;
+    const bare = districtPartitionName(table, districtId);
+    if (partition !== `${this.main}${q(bare)}`) throw new Error(`${partition} is not district ${districtId}'s partition of ${table}`);
+    const key = await this.value<string>("SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.conrelid = to_regclass(?) AND c.contype = 'p'", [live]);
+    if (key === undefined) throw new Error(`${table} has no primary key`);
+    await this.exec(`ALTER TABLE ${partition} ADD CONSTRAINT ${q(`${bare}_pkey`)} ${key}`);
+    for (const index of await this.secondaryIndexes(table)) {
+      const shape = /^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (USING .*)$/.exec(index.sql);
+      if (shape === null) throw new Error(`unexpected definition of index ${index.name}: ${index.sql}`);
+      const suffix = index.name.startsWith(`${table}_`) ? index.name.slice(table.length + 1) : index.name;
+      await this.exec(`CREATE ${shape[1] ?? ""}INDEX ${q(`${bare}_${suffix}`)} ON ${partition} ${shape[2]}`);
+    }
+    await this.exec(`ALTER TABLE ${live} ATTACH PARTITION ${partition} FOR VALUES IN (${Math.trunc(districtId)})`);
+    await this.analyze(partition);
   }
 
   async highestId(table: string): Promise<number> {

@@ -160,6 +160,14 @@ export class SqliteEngineSql implements EngineSql {
     this.sqlite.exec(`DROP INDEX main.${q(name)}`);
   }
 
+  async newDistrictPartition(_table: string, _districtId: number): Promise<string | null> {
+    return null;
+  }
+
+  async attachDistrictPartition(table: string): Promise<void> {
+    throw new Error(`${table} is one table on SQLite: it has no district partitions`);
+  }
+
   async highestId(table: string): Promise<number> {
     // AUTOINCREMENT ids never go back, even after deletes; sqlite_sequence has the high mark.
     return Number(this.#prepare("SELECT seq FROM main.sqlite_sequence WHERE name = ?").pluck(true).get(table) ?? 0);

@@ -1,5 +1,6 @@
 import SqliteDatabase from "better-sqlite3";
 import pg from "pg";
+import { districtPartitionName } from "../../src/db/district-partition-name.ts";
 
 /** Rows per INSERT: well under PostgreSQL's 65,535 parameters for the widest roster table. */
 const ROWS_PER_INSERT = 500;
@@ -37,6 +38,12 @@ export async function copyDistrictRoster(sqlitePath: string, postgresUrl: string
     }
     await insert(client, "districts", [district]);
     for (const table of tables) {
+      // A table partitioned per district (PostgreSQL) gets the district's partition, as the sync engine's first load would.
+      const kind = await client.query<{ relkind: string }>("SELECT relkind FROM pg_class WHERE oid = to_regclass($1)", [table]);
+      if (kind.rows[0]?.relkind === "p") {
+        const id = Number(district.id);
+        await client.query(`CREATE TABLE IF NOT EXISTS "${districtPartitionName(table, id)}" PARTITION OF ${table} FOR VALUES IN (${id})`);
+      }
       const rows = sqlite.prepare(`SELECT * FROM ${table} WHERE district_id = ?`).all(district.id) as Record<string, unknown>[];
       for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) await insert(client, table, rows.slice(i, i + ROWS_PER_INSERT));
       copied[table] = rows.length;

@@ -40,11 +40,27 @@ function night(year: string): Promise<string> {
 /** A bulk change of enrollments that also tombstones (or revives) as many: both tables' indexes rebuilt. */
 const WITH_TOMBSTONES = ["tombstones_enrollments_removed", "roster_enrollments_student"];
 
-/** Every index, with the statement that made it. */
+/**
+ * Every index, with the statement that made it. On PostgreSQL, those of the tables, not of their
+ * district partitions (a first load adds one): each partition must hold an index attached to
+ * every one of its table's, which `partitionIndexesMissing` checks.
+ */
 async function indexes(rd: Rosterdock): Promise<string[]> {
   if (rd.database.sqlite) return rd.database.sqlite.prepare("SELECT name || ': ' || sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name").pluck().all() as string[];
-  const { rows } = await sql<{ index: string }>`SELECT indexname || ': ' || indexdef AS index FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname`.execute(rd.database.db);
+  const { rows } = await sql<{ index: string }>`SELECT indexname || ': ' || indexdef AS index FROM pg_indexes
+    WHERE schemaname = 'public' AND tablename NOT IN (SELECT i.inhrelid::regclass::text FROM pg_inherits i) ORDER BY indexname`.execute(rd.database.db);
+  const missing = await partitionIndexesMissing(rd);
+  assert.deepEqual(missing, [], "every district partition has each of its table's indexes");
   return rows.map((r) => r.index);
+}
+
+/** PostgreSQL: `index on partition` for each index of a partitioned table that one of its partitions lacks. */
+async function partitionIndexesMissing(rd: Rosterdock): Promise<string[]> {
+  const { rows } = await sql<{ missing: string }>`SELECT p.indexrelid::regclass::text || ' on ' || part.inhrelid::regclass::text AS missing
+    FROM pg_index p JOIN pg_inherits part ON part.inhparent = p.indrelid
+    WHERE NOT EXISTS (SELECT 1 FROM pg_inherits ii JOIN pg_index c ON c.indexrelid = ii.inhrelid WHERE ii.inhparent = p.indexrelid AND c.indrelid = part.inhrelid)
+    ORDER BY 1`.execute(rd.database.db);
+  return rows.map((r) => r.missing);
 }
 
 /** SQLite: every index entry matches its table row (what a rebuild could get wrong). */

@@ -14,6 +14,7 @@ import { credentialHandoffsMigration } from "./0011-credential-handoffs.ts";
 import { operatorsMigration } from "./0012-operators.ts";
 import { severalNodesMigration } from "./0013-several-nodes.ts";
 import { rosterReadFunctionsMigration } from "./0015-roster-read-functions.ts";
+import { rosterPartitionsMigration } from "./0016-roster-partitions.ts";
 
 /** Every migration, in order; each is written once for both dialects. */
 export function migrationProvider(dialect: DialectInfo): MigrationProvider {
@@ -34,6 +35,7 @@ export function migrationProvider(dialect: DialectInfo): MigrationProvider {
         "0012-operators": operatorsMigration(dialect),
         "0013-several-nodes": severalNodesMigration(dialect),
         "0015-roster-read-functions": rosterReadFunctionsMigration(dialect),
+        "0016-roster-partitions": rosterPartitionsMigration(dialect),
       };
     },
   };
