@@ -98,7 +98,13 @@ async function loadEntity(sql: EngineSql, table: RosterTable, plan: EntityPlan, 
   ]);
   const rows = (into: string) =>
     `INSERT INTO ${into} (district_id, ${columns}, last_sync_id) SELECT ${districtId}, ${columns}, ${syncId} FROM ${keyedStage(sql, table.entity)} ORDER BY ${table.key.map(q).join(", ")}`;
-  // The district's own partition, new: filled with no index, then keyed, indexed and attached.
+  // The district's own partition, new: its keyed stage as it is (see EngineSql.fillKeyedStage),
+  // or else a fresh table filled with no index; keyed, indexed and attached.
+  const staged = sql.stagedDistrictPartition(table.live);
+  if (staged !== null) {
+    await sql.attachDistrictPartition(table.live, staged, districtId);
+    return;
+  }
   const partition = await sql.newDistrictPartition(table.live, districtId);
   if (partition !== null) {
     await sql.exec(rows(partition));

@@ -94,8 +94,16 @@ export interface EngineSql {
   /**
    * (Re)creates `keyed`, a staging table of `columns` (text) whose primary key is `key`, filled
    * with every row of `source` in key order. Throws a unique violation on a repeated key.
+   *
+   * With `live` (the live table the rows are for, and the district), a store whose live table is
+   * partitioned per district and holds no partition for the district yet (PostgreSQL) may build
+   * it as that partition-to-be instead: a table shaped like the live one, keyed, with `keyed` a
+   * view of it. A first load then only attaches it (`stagedDistrictPartition`). It is never
+   * live before the apply attaches it, and is dropped with the staging space otherwise.
    */
-  fillKeyedStage(keyed: string, columns: readonly string[], key: readonly string[], source: string): Promise<void>;
+  fillKeyedStage(keyed: string, columns: readonly string[], key: readonly string[], source: string, live?: { table: string; districtId: number }): Promise<void>;
+  /** The partition-to-be `fillKeyedStage` built for this live table, if it built one. */
+  stagedDistrictPartition(table: string): string | null;
   /** Creates an index on a staging table. */
   createStageIndex(index: StageIndex): Promise<void>;
   dropStageIndex(name: string): Promise<void>;
@@ -107,13 +115,14 @@ export interface EngineSql {
    * (PostgreSQL's big roster tables, migration 0016) and holds no partition for the district yet:
    * a fresh table shaped like it, with no index, to be filled in key order and then attached by
    * `attachDistrictPartition`. Null where rows go into the live table itself (SQLite; a district
-   * whose partition exists, even empty).
+   * whose partition exists, even empty). For when the keyed stage was not built as one.
    */
   newDistrictPartition(table: string, districtId: number): Promise<string | null>;
   /**
-   * Gives a filled `newDistrictPartition` table the live table's key and indexes (each built by one
-   * sort) and attaches it as the district's partition, inside the caller's transaction. Readers do
-   * not wait on it: they see the district's rows appear when the transaction commits.
+   * Gives a filled `newDistrictPartition` or `stagedDistrictPartition` table the live table's key
+   * (unless it has it) and indexes, each built by one sort, and attaches it as the district's
+   * partition, inside the caller's transaction. Readers do not wait on it: they see the district's
+   * rows appear when the transaction commits.
    */
   attachDistrictPartition(table: string, partition: string, districtId: number): Promise<void>;
   /** The highest id a table's id sequence has handed out (never goes back, even after deletes). */

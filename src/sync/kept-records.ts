@@ -165,6 +165,8 @@ export class KeptRecords {
       // Rows rejected after their file was read (ambiguous dates) are in the table too.
       if (!sqlTrue(await sql.value(`SELECT EXISTS (SELECT 1 FROM ${keptTable(sql, entity)})`))) continue;
       const table = rosterTable(entity);
+      // The district has no live rows of the entity (its keyed stage is its first partition): none to keep.
+      if (sql.stagedDistrictPartition(table.live) !== null) continue;
       const columns = allColumns(table).map(q);
       const lColumns = allColumns(table).map((c) => `l.${q(c)}`).join(", ");
       const userKey = [q("user_key")];

@@ -2,7 +2,8 @@ import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { districtPartitionName } from "../db/district-partition-name.ts";
+import { PARTITIONED_TABLES, districtPartitionName } from "../db/district-partition-name.ts";
+import { sqlTrue } from "./engine-sql.ts";
 import type { EngineSql, LiveIndex, SqlParams, SqlRow, StageIndex, StageWriter } from "./engine-sql.ts";
 
 const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -46,6 +47,11 @@ export class PostgresEngineSql implements EngineSql {
   #connected: Promise<void> | undefined;
   #depth = 0;
   #cursors = 0;
+  /** The sync whose staging space is attached. */
+  #syncId: number | null = null;
+  /** Keyed stages built as a district's partition-to-be, by live table (see fillKeyedStage). */
+  readonly #staged = new Map<string, { bare: string; districtId: number }>();
+  #partitioned: Set<string> | undefined;
 
   constructor(connectionString: string) {
     this.#connectionString = connectionString;
@@ -208,14 +214,69 @@ export class PostgresEngineSql implements EngineSql {
   /**
    * Written in key order, then keyed: a primary key built by one sort after loading, rather than a
    * B-tree grown row by row (the way SQLite's clustered tables must be filled). Analyzed once keyed.
+   *
+   * A district's first rows of a table partitioned per district are keyed as its partition-to-be
+   * (`<table>_sync<sync id>`, shaped like the live table, `last_sync_id` the sync's), `keyed`
+   * being a view of it: a first load then attaches it as it is, where it would otherwise write
+   * every row twice more (into the live table, and into its key).
    */
-  async fillKeyedStage(keyed: string, columns: readonly string[], key: readonly string[], source: string): Promise<void> {
+  async fillKeyedStage(keyed: string, columns: readonly string[], key: readonly string[], source: string, live?: { table: string; districtId: number }): Promise<void> {
     const list = columns.map(q).join(", ");
     const keyList = key.map(q).join(", ");
-    await this.exec(`DROP TABLE IF EXISTS ${keyed}`);
+    await this.#dropKeyed(keyed);
+    if (live !== undefined && this.#syncId !== null && (await this.#partitionedPerDistrict(live.table)) && !(await this.#hasPartition(live.table, live.districtId))) {
+      const bare = `${live.table}_sync${this.#syncId}`;
+      const partition = `${this.main}${q(bare)}`;
+      await this.exec(`DROP TABLE IF EXISTS ${partition}`);
+      await this.exec(`CREATE TABLE ${partition} (LIKE ${this.main}${q(live.table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
+      this.#staged.set(live.table, { bare, districtId: live.districtId });
+      await this.exec(
+        `INSERT INTO ${partition} (district_id, ${list}, last_sync_id)
+         SELECT ${Math.trunc(live.districtId)}, ${columns.map((c) => `${q(c)}::text`).join(", ")}, ${this.#syncId} FROM ${source} ORDER BY ${keyList}`,
+      );
+      await this.exec(`ALTER TABLE ${partition} ADD CONSTRAINT ${q(`${bare}_pkey`)} ${await this.#primaryKey(live.table)}`);
+      await this.exec(`CREATE VIEW ${keyed} AS SELECT ${list} FROM ${partition}`);
+      await this.analyze(partition);
+      return;
+    }
+    if (live !== undefined) this.#staged.delete(live.table);
     await this.exec(`CREATE TABLE ${keyed} AS SELECT ${columns.map((c) => `${q(c)}::text AS ${q(c)}`).join(", ")} FROM ${source} ORDER BY ${keyList}`);
     await this.exec(`ALTER TABLE ${keyed} ADD PRIMARY KEY (${keyList})`);
     await this.analyze(keyed);
+  }
+
+  /** The keyed stage, a table or (over a partition-to-be) a view. */
+  async #dropKeyed(keyed: string): Promise<void> {
+    const kind = await this.value<string>("SELECT c.relkind::text FROM pg_class c WHERE c.oid = to_regclass(?)", [keyed]);
+    if (kind === "v") await this.exec(`DROP VIEW ${keyed}`);
+    else if (kind !== undefined) await this.exec(`DROP TABLE ${keyed}`);
+  }
+
+  stagedDistrictPartition(table: string): string | null {
+    const staged = this.#staged.get(table);
+    return staged === undefined ? null : `${this.main}${q(staged.bare)}`;
+  }
+
+  /** Live tables partitioned per district (migration 0016), read once. */
+  async #partitionedPerDistrict(table: string): Promise<boolean> {
+    this.#partitioned ??= new Set(await this.column<string>("SELECT c.relname::text FROM pg_class c WHERE c.relkind = 'p' AND c.relnamespace = to_regnamespace(?)", [this.main.slice(0, -1)]));
+    return this.#partitioned.has(table);
+  }
+
+  async #hasPartition(table: string, districtId: number): Promise<boolean> {
+    return sqlTrue(
+      await this.value(
+        `SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = to_regclass(?) AND pg_get_expr(c.relpartbound, c.oid) = ?)`,
+        [`${this.main}${q(table)}`, `FOR VALUES IN (${Math.trunc(districtId)})`],
+      ),
+    );
+  }
+
+  async #primaryKey(table: string): Promise<string> {
+    const key = await this.value<string>("SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.conrelid = to_regclass(?) AND c.contype = 'p'", [`${this.main}${q(table)}`]);
+    if (key === undefined) throw new Error(`${table} has no primary key`);
+    return key;
   }
 
   async createStageIndex(index: StageIndex): Promise<void> {
@@ -241,37 +302,38 @@ export class PostgresEngineSql implements EngineSql {
   }
 
   async newDistrictPartition(table: string, districtId: number): Promise<string | null> {
-    const partitioned = await this.value<string>("SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass(?)", [`${this.main}${table}`]);
-    if (partitioned !== "p") return null;
-    const name = districtPartitionName(table, districtId);
-    // Inside the roster write lock (see ROSTER_WRITE_LOCK): no other node creates it meanwhile.
-    if ((await this.value("SELECT to_regclass(?)::text", [`${this.main}${q(name)}`])) !== null) return null;
-    await this.exec(`CREATE TABLE ${this.main}${q(name)} (LIKE ${this.main}${q(table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
-    return `${this.main}${q(name)}`;
+    if (!(await this.#partitionedPerDistrict(table)) || (await this.#hasPartition(table, districtId))) return null;
+    // Inside the roster write lock (see ROSTER_WRITE_LOCK): no other node attaches one meanwhile.
+    const name = `${this.main}${q(`${districtPartitionName(table, districtId)}_new`)}`;
+    await this.exec(`DROP TABLE IF EXISTS ${name}`);
+    await this.exec(`CREATE TABLE ${name} (LIKE ${this.main}${q(table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
+    return name;
   }
 
   /**
-   * The key and each index built on the filled table (by a sort each, in parallel where the server
-   * allows), then `ATTACH PARTITION`: it takes SHARE UPDATE EXCLUSIVE on the live table, which no
-   * reader's or writer's lock conflicts with, finds the key and indexes already there, and checks
-   * the rows against the partition's bound in one scan. (`CREATE TABLE … PARTITION OF` would lock
-   * every reader of every district out until the apply commits.) Analyzed, as a bulk change is.
+   * The key (unless the table has it) and each index built on the filled table, by a sort each (in
+   * parallel where the server allows), the table renamed `<table>_d<district id>`, then `ATTACH
+   * PARTITION`: it takes SHARE UPDATE EXCLUSIVE on the live table, which no reader's or writer's
+   * lock conflicts with, finds the key and indexes already there, and checks the rows against the
+   * partition's bound in one scan. (`CREATE TABLE … PARTITION OF` would lock every reader of every
+   * district out until the apply commits.) Analyzed, as a bulk change is.
    */
   async attachDistrictPartition(table: string, partition: string, districtId: number): Promise<void> {
     const live = `${this.main}${q(table)}`;
     const bare = districtPartitionName(table, districtId);
-    if (partition !== `${this.main}${q(bare)}`) throw new Error(`${partition} is not district ${districtId}'s partition of ${table}`);
-    const key = await this.value<string>("SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.conrelid = to_regclass(?) AND c.contype = 'p'", [live]);
-    if (key === undefined) throw new Error(`${table} has no primary key`);
-    await this.exec(`ALTER TABLE ${partition} ADD CONSTRAINT ${q(`${bare}_pkey`)} ${key}`);
+    const keyName = await this.value<string>("SELECT c.conname::text FROM pg_constraint c WHERE c.conrelid = to_regclass(?) AND c.contype = 'p'", [partition]);
+    if (keyName === undefined) await this.exec(`ALTER TABLE ${partition} ADD CONSTRAINT ${q(`${bare}_pkey`)} ${await this.#primaryKey(table)}`);
     for (const index of await this.secondaryIndexes(table)) {
       const shape = /^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (USING .*)$/.exec(index.sql);
       if (shape === null) throw new Error(`unexpected definition of index ${index.name}: ${index.sql}`);
       const suffix = index.name.startsWith(`${table}_`) ? index.name.slice(table.length + 1) : index.name;
       await this.exec(`CREATE ${shape[1] ?? ""}INDEX ${q(`${bare}_${suffix}`)} ON ${partition} ${shape[2]}`);
     }
-    await this.exec(`ALTER TABLE ${live} ATTACH PARTITION ${partition} FOR VALUES IN (${Math.trunc(districtId)})`);
-    await this.analyze(partition);
+    await this.exec(`ALTER TABLE ${partition} RENAME TO ${q(bare)}`);
+    if (keyName !== undefined) await this.exec(`ALTER TABLE ${this.main}${q(bare)} RENAME CONSTRAINT ${q(keyName)} TO ${q(`${bare}_pkey`)}`);
+    await this.exec(`ALTER TABLE ${live} ATTACH PARTITION ${this.main}${q(bare)} FOR VALUES IN (${Math.trunc(districtId)})`);
+    for (const [live, staged] of this.#staged) if (`${this.main}${q(staged.bare)}` === partition) this.#staged.delete(live);
+    await this.analyze(`${this.main}${q(bare)}`);
   }
 
   async highestId(table: string): Promise<number> {
@@ -312,14 +374,19 @@ export class PostgresEngineSql implements EngineSql {
     return `(${json}::jsonb || jsonb_build_object('${field}', ${Math.trunc(value)}))::text`;
   }
 
-  async attachStage(_syncId: number): Promise<void> {
+  async attachStage(syncId: number): Promise<void> {
     await this.#discardStage();
+    this.#syncId = syncId;
+    // Partitions-to-be this sync left when its node died (it runs again under the same id).
+    for (const table of PARTITIONED_TABLES) await this.exec(`DROP TABLE IF EXISTS ${this.main}${q(`${table}_sync${Math.trunc(syncId)}`)}`);
   }
 
   async detachStage(): Promise<void> {
     await this.#discardStage();
+    this.#syncId = null;
   }
 
+  /** The temporary tables, and the partitions-to-be no apply attached (a held, failed or discarded sync's). */
   async #discardStage(): Promise<void> {
     if (this.#client === null) return;
     const client = await this.#ready();
@@ -328,6 +395,8 @@ export class PostgresEngineSql implements EngineSql {
       await client.query("ROLLBACK");
     }
     await client.query("DISCARD TEMP");
+    for (const { bare } of this.#staged.values()) await client.query(`DROP TABLE IF EXISTS ${this.main}${q(bare)}`);
+    this.#staged.clear();
   }
 
   async close(): Promise<void> {

@@ -160,6 +160,10 @@ export class SqliteEngineSql implements EngineSql {
     this.sqlite.exec(`DROP INDEX main.${q(name)}`);
   }
 
+  stagedDistrictPartition(_table: string): string | null {
+    return null;
+  }
+
   async newDistrictPartition(_table: string, _districtId: number): Promise<string | null> {
     return null;
   }

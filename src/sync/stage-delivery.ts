@@ -218,7 +218,7 @@ export async function stageDelivery(files: readonly DeliveryFile[], options: Sta
       delta.add(file.entity);
       await duplicatesOfUnchangedLines(sql, options.districtId, file, issues, options.digests!.revisitLimit);
     }
-    await buildKeys(sql, staged, issues);
+    await buildKeys(sql, options.districtId, staged, issues);
     await kept!.stageKept();
     for (const file of staged) if (file.entity === "enrollments" && delta.has("enrollments")) await orphansOfUnchangedLines(sql, options.districtId, present, delta, file, issues, references!, options.digests!.revisitLimit);
     for (const file of staged) {
@@ -490,38 +490,40 @@ const NATURAL_KEYS: Record<EntityName, readonly string[]> = {
   enrollments: ["class_id", "student_id"],
 };
 
-async function buildKeys(sql: EngineSql, files: StagedFile[], issues: IssueSink): Promise<void> {
+async function buildKeys(sql: EngineSql, districtId: number, files: StagedFile[], issues: IssueSink): Promise<void> {
   for (const entity of ENTITY_NAMES) {
     // Users are unique per (scope, id) before staff rows merge into people (keyed by user_key).
     if (entity === "users") await uniqueIndex(sql, entity, NATURAL_KEYS[entity], files, issues);
-    else await clusterUnique(sql, rosterTable(entity), files, issues);
+    else await clusterUnique(sql, rosterTable(entity), districtId, files, issues);
   }
   await mergeStaff(sql);
-  await clusterByKey(sql, rosterTable("users"));
-  await clusterByKey(sql, rosterTable("staff_ids"));
+  await clusterByKey(sql, rosterTable("users"), districtId);
+  await clusterByKey(sql, rosterTable("staff_ids"), districtId);
 }
 
 /**
  * Where the natural key is the live key, the sort into the keyed table is the uniqueness check:
  * only when it fails are the repeats found, reported and removed (`uniqueIndex`), then sorted again.
  */
-async function clusterUnique(sql: EngineSql, table: RosterTable, files: StagedFile[], issues: IssueSink): Promise<void> {
+async function clusterUnique(sql: EngineSql, table: RosterTable, districtId: number, files: StagedFile[], issues: IssueSink): Promise<void> {
   try {
-    await clusterByKey(sql, table);
+    await clusterByKey(sql, table, districtId);
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
     await uniqueIndex(sql, table.entity as EntityName, NATURAL_KEYS[table.entity as EntityName], files, issues);
-    await clusterByKey(sql, table);
+    await clusterByKey(sql, table, districtId);
   }
 }
 
 /**
  * `keyedStage(entity)`: the staged rows in a table keyed like the live table, in key order. Diff
  * and apply then read staged and live rows in the same order, as merges. Throws a unique
- * violation on a repeated key (the table is then recreated on the next call).
+ * violation on a repeated key (the table is then recreated on the next call). On PostgreSQL, a
+ * district's first rows of a partitioned table are keyed as its partition-to-be (see
+ * EngineSql.fillKeyedStage).
  */
-async function clusterByKey(sql: EngineSql, table: RosterTable): Promise<void> {
-  await sql.fillKeyedStage(keyedStage(sql, table.entity), allColumns(table), table.key, stagedTable(sql, table.entity));
+async function clusterByKey(sql: EngineSql, table: RosterTable, districtId: number): Promise<void> {
+  await sql.fillKeyedStage(keyedStage(sql, table.entity), allColumns(table), table.key, stagedTable(sql, table.entity), { table: table.live, districtId });
 }
 
 /**

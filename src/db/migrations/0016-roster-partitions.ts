@@ -15,7 +15,7 @@ import { districtPartitionName } from "../district-partition-name.ts";
  * Existing rows move to a partition per district, named `<table>_d<district id>` as the sync
  * engine names the ones it creates.
  */
-export const PARTITIONED_ROSTER_TABLES = ["roster_users", "roster_classes", "roster_enrollments"] as const;
+const PARTITIONED_ROSTER_TABLES = ["roster_users", "roster_classes", "roster_enrollments"] as const;
 
 export function rosterPartitionsMigration(d: DialectInfo): Migration {
   return {
