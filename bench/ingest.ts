@@ -550,8 +550,9 @@ type KeyedBaseline = Awaited<ReturnType<typeof sqlite3Result>> & { tables: strin
 /**
  * The PostgreSQL counterpart of the keyed baseline: `COPY … FROM STDIN` (psql's `\copy`) of the
  * same CSVs into UNLOGGED scratch tables, then one transaction that fills `roster_users`,
- * `roster_classes` and `roster_enrollments` of a freshly migrated Rosterdock database in key
- * order, their secondary indexes dropped first and built after. Same cluster, same durability as
+ * `roster_classes` and `roster_enrollments` of a freshly migrated Rosterdock database (the
+ * district's partition of each) in key order, their secondary indexes dropped first and built
+ * after. Same cluster, same durability as
  * the ingests. Like the SQLite one it does less than a night: no validation, no references, no
  * change log, no name keys (left at their default).
  */
@@ -594,6 +595,8 @@ async function copyKeyedBaseline(context: BenchContext, workDir: string, root: s
       ...(await scratch("scratch_enrollments", csv("enrollments.csv"))),
       "BEGIN;",
       ...indexes.map((i) => `DROP INDEX "${i.name}";`),
+      // The tables are partitioned per district (migration 0016): the district's partitions, keyed by the tables' keys.
+      ...tables.map((t) => `CREATE TABLE "${t}_d1" PARTITION OF ${t} FOR VALUES IN (1);`),
       `INSERT INTO roster_users (district_id, user_key, scope, district_user_id, role, first_name, middle_name, last_name, email, username,
          school_id, school_ids, grade, student_number, teacher_number, state_id, birth_date, last_sync_id)
        SELECT 1, CASE WHEN role = 'student' THEN 'student-' || district_user_id WHEN teacher_number <> '' THEN 'staff-' || teacher_number ELSE 'staff-id-' || district_user_id END,
