@@ -379,6 +379,37 @@ export class PostgresEngineSql implements EngineSql {
     this.#syncId = syncId;
     // Partitions-to-be this sync left when its node died (it runs again under the same id).
     for (const table of PARTITIONED_TABLES) await this.exec(`DROP TABLE IF EXISTS ${this.main}${q(`${table}_sync${Math.trunc(syncId)}`)}`);
+    await this.#dropLeftoverStages();
+  }
+
+  /**
+   * Partitions-to-be of syncs that are over (applied, held, failed, discarded, rolled back) and
+   * still there: left by a node that lost its connection or died on a sync's last attempt, when no
+   * run of that sync came to drop them. A waiting or processing sync's are left alone (another
+   * node may be keying them). A table some session still holds is left for the next sweep.
+   */
+  async #dropLeftoverStages(): Promise<void> {
+    const pattern = `^(${PARTITIONED_TABLES.join("|")})_sync([0-9]+)$`;
+    const leftovers = await this.column<string>(
+      `SELECT c.relname::text FROM pg_class c
+       WHERE c.relkind = 'r' AND c.relnamespace = to_regnamespace(?) AND NOT c.relispartition AND c.relname::text ~ ?
+         AND NOT EXISTS (SELECT 1 FROM ${this.main}syncs s WHERE s.id = (regexp_match(c.relname::text, ?))[2]::bigint AND s.status IN ('waiting', 'processing'))
+       ORDER BY 1`,
+      [this.main.slice(0, -1), pattern, pattern],
+    );
+    if (leftovers.length === 0) return;
+    await this.exec("SET lock_timeout = '2s'");
+    try {
+      for (const name of leftovers) {
+        try {
+          await this.exec(`DROP TABLE IF EXISTS ${this.main}${q(name)}`);
+        } catch (error) {
+          if ((error as { code?: string }).code !== "55P03") throw error;
+        }
+      }
+    } finally {
+      await this.exec("RESET lock_timeout");
+    }
   }
 
   async detachStage(): Promise<void> {

@@ -83,5 +83,28 @@ forEachBackend(
       assert.deepEqual(await snapshot(rd, plain), expected);
       assert.deepEqual((await rd.syncs.doctor(repeats)).dangling, []);
     });
+
+    it("drops the partitions-to-be a dead node left for syncs that are over, and keeps those of a sync still waiting", async () => {
+      const rd = await startRosterdock();
+      const failing = await newDistrict(rd);
+      const failed = await rd.syncs.ingest(failing, [await night((rows) => rows)]);
+      assert.equal(failed.status, "failed");
+      // A sync still to run (queued on another node), as a row of its own.
+      const { id: waiting } = await rd.database.db
+        .insertInto("syncs")
+        .values({ district_id: await districtId(rd, failing), delivery_id: null, source: "cli", status: "waiting", created_at: "2026-12-05T00:00:00.000Z", updated_at: "2026-12-05T00:00:00.000Z", counts: "{}", summary: "{}" })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      // What a node that died mid-staging on the failed sync's last attempt, and one keying the waiting sync, leave.
+      for (const name of [`roster_users_sync${failed.syncId}`, `roster_enrollments_sync${failed.syncId}`, `roster_users_sync${waiting}`]) {
+        await sql.raw(`CREATE TABLE public."${name}" (LIKE public.roster_users)`).execute(rd.database.db);
+      }
+      assert.deepEqual((await partitions(rd)).leftOver, [`roster_enrollments_sync${failed.syncId}`, `roster_users_sync${failed.syncId}`, `roster_users_sync${waiting}`]);
+
+      // The next sync of any district sweeps the failed sync's away.
+      const other = await newDistrict(rd);
+      assert.equal((await rd.syncs.ingest(other, [await night()])).status, "applied");
+      assert.deepEqual((await partitions(rd)).leftOver, [`roster_users_sync${waiting}`]);
+    });
   },
 );
