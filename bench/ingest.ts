@@ -15,7 +15,7 @@ import type { DemoExpectations, DemoStyle } from "../src/demo/generate-demo-data
 import type { DistrictSize } from "../src/demo/demo-district.ts";
 import { INGEST_EXIT_CODES } from "../src/errors.ts";
 import { startPostgres } from "../test/support/postgres.ts";
-import { ApiWatch, summarise, type WatchSummary } from "./support/api-watch.ts";
+import { ApiWatch, DEFAULT_API_RATE, summarise, type WatchSummary } from "./support/api-watch.ts";
 
 const USAGE = [
   `  --students N              students in the generated district (default ${BENCHMARK_DEMO_SIZE.students}: with teachers, 1M users and ~8M enrollments)`,
@@ -33,6 +33,8 @@ const USAGE = [
   "  --api-watch / --no-api-watch",
   "                            OneRoster requests against the district during each ingest, from a `rosterdock serve` on the",
   "                            same database (default: on for postgres, off for sqlite)",
+  `  --api-rate N              requests the API watch starts per second, on schedule (default ${DEFAULT_API_RATE}); 0: four`,
+  "                            back-to-back loops instead (a stress that takes about a core)",
 ].join("\n");
 
 /** Targets from issue 3 (SQLite) and issue 15 (PostgreSQL: the ratio is to the keyed COPY baseline; apiMaxMs during the ingests). */
@@ -102,11 +104,14 @@ export const ingestBenchmark: Benchmark = {
         db: { type: "string", default: "sqlite" },
         "api-watch": { type: "boolean" },
         "no-api-watch": { type: "boolean" },
+        "api-rate": { type: "string" },
       },
     });
     const dbName = values.db;
     if (dbName !== "sqlite" && dbName !== "postgres") throw new Error("--db must be sqlite or postgres");
     const watchApi = values["no-api-watch"] ? false : (values["api-watch"] ?? dbName === "postgres");
+    const apiRate = Number(values["api-rate"] ?? DEFAULT_API_RATE);
+    if (!Number.isFinite(apiRate) || apiRate < 0) throw new Error("--api-rate must be a number ≥ 0");
     const targets = TARGETS[dbName];
     const style = values.style as DemoStyle;
     if (!DEMO_STYLES.includes(style)) throw new Error(`--style must be one of ${DEMO_STYLES.join(", ")}`);
@@ -137,7 +142,7 @@ export const ingestBenchmark: Benchmark = {
     const bin = join(root, "bin", "rosterdock");
     const slug = "bench";
     await runCommand(bin, ["district", "create", slug, "--name", "Benchmark district", "--json"], { env });
-    const watch = watchApi ? await ApiWatch.start(context, workDir, { root, slug, env }) : null;
+    const watch = watchApi ? await ApiWatch.start(context, workDir, { root, slug, env, rate: apiRate }) : null;
     if (watch) context.defer("api watch", () => watch.stop());
 
     // 3. The two nights, each `rosterdock ingest` as its own process.
@@ -220,7 +225,7 @@ export const ingestBenchmark: Benchmark = {
     const apiMaxMs = watch ? Math.max(...results.map((r) => r.api?.apply.maxMs ?? 0)) : null;
     return {
       benchmark: "ingest",
-      settings: { students, style, size, rosterdockRoot: root, cacheDir, db: dbName, ...(postgres ? { postgres: POSTGRES_SETTINGS } : {}), apiWatch: watchApi },
+      settings: { students, style, size, rosterdockRoot: root, cacheDir, db: dbName, ...(postgres ? { postgres: POSTGRES_SETTINGS } : {}), apiWatch: watchApi ? { ratePerSecond: apiRate === 0 ? null : apiRate, loops: apiRate === 0 ? 4 : null } : false },
       district: { ...nights[0]!.expected, night1Bytes: nights[0]!.bytes, night2Bytes: nights[1]!.bytes, csvBytes: nights[0]!.csvBytes },
       generateSeconds: nights.map((n) => n.generateSeconds),
       nights: results,
