@@ -51,12 +51,12 @@ const CLASS_MEMBERS: ReadonlyArray<Pick<Nested, "child" | "resource" | "scope">>
   {
     child: "students",
     resource: STUDENTS,
-    scope: (col) => `${col("sourced_id")} IN (SELECT 'student-' || ce.student_id FROM roster_enrollments ce WHERE ce.district_id = @d AND ce.class_id = @parent)`,
+    scope: (col) => `rd_one_of(${col("sourced_id")}, SELECT 'student-' || ce.student_id FROM roster_enrollments ce WHERE ce.district_id = @d AND ce.class_id = @parent)`,
   },
   {
     child: "teachers",
     resource: TEACHERS,
-    scope: (col) => `${col("sourced_id")} IN (SELECT ct.teacher_key FROM roster_classes ct WHERE ct.district_id = @d AND ct.class_id = @parent)`,
+    scope: (col) => `rd_one_of(${col("sourced_id")}, SELECT ct.teacher_key FROM roster_classes ct WHERE ct.district_id = @d AND ct.class_id = @parent)`,
   },
   { child: "enrollments", resource: ENROLLMENTS, scope: (col) => `${col("class_id")} = @parent` },
 ];

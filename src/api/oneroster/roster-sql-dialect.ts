@@ -11,7 +11,11 @@
  * - `rd_json_array(x)`: a one-element JSON array (text);
  * - `rd_json_each(json, alias)`: a FROM item with one row (`alias.value`) per element of a JSON array;
  * - `rd_bytes(x)`: x compared and ordered byte by byte, as SQLite compares text;
- * - `rd_nulls_low(x, ASC|DESC)`: an ORDER BY term with nulls first when ascending, as in SQLite.
+ * - `rd_nulls_low(x, ASC|DESC)`: an ORDER BY term with nulls first when ascending, as in SQLite;
+ * - `rd_one_of(x, SELECT …)`: x is one of the few values the subquery returns (a class's members).
+ *   PostgreSQL runs the subquery once and looks each value up in x's index; as `x IN (SELECT …)`
+ *   it guessed the semi-join keeps half the table and, under ORDER BY … LIMIT, walked the whole
+ *   key index of a district's users for a class's 30 students (230 ms at 1M users, against 2 ms).
  *
  * Stores render a statement once and cache it; the PostgreSQL store also numbers its parameters.
  */
@@ -115,6 +119,7 @@ const SQLITE_FORMS: Forms = {
   json_each: (json, alias) => `json_each(${json}) ${alias}`,
   bytes: (x) => x,
   nulls_low: (x, direction) => `${x} ${direction}`,
+  one_of: (x, ...subquery) => `${x} IN (${subquery.join(", ")})`,
 };
 
 /** SQLite: the reader's connection defines `collation_key` and `fold`; parameters stay named. */
@@ -137,6 +142,7 @@ export function postgresRosterSql(options: { byteOrderedText: boolean }): Roster
     json_each: (json, alias) => `json_array_elements_text(CAST(${json} AS json)) AS ${alias}(value)`,
     nulls_low: (x, direction) => `${x} ${direction} ${direction === "DESC" ? "NULLS LAST" : "NULLS FIRST"}`,
     bytes: options.byteOrderedText ? (x) => x : (x) => `(CAST(${x} AS text) COLLATE "C")`,
+    one_of: (x, ...subquery) => `${x} = ANY(ARRAY(${subquery.join(", ")}))`,
   };
   return { name: "postgres", render: (sql) => renderForms(sql, forms) };
 }
