@@ -15,7 +15,8 @@ import type { DemoExpectations, DemoStyle } from "../src/demo/generate-demo-data
 import type { DistrictSize } from "../src/demo/demo-district.ts";
 import { INGEST_EXIT_CODES } from "../src/errors.ts";
 import { startPostgres } from "../test/support/postgres.ts";
-import { ApiWatch, DEFAULT_API_RATE, summarise, type WatchSummary } from "./support/api-watch.ts";
+import { ApiWatch, DEFAULT_API_RATE, summarise, type WatchSample, type WatchSummary } from "./support/api-watch.ts";
+import { CommitProbe } from "./support/commit-probe.ts";
 
 const USAGE = [
   `  --students N              students in the generated district (default ${BENCHMARK_DEMO_SIZE.students}: with teachers, 1M users and ~8M enrollments)`,
@@ -79,8 +80,8 @@ interface NightResult {
   issueCounts: unknown;
   /** Line digests the sync kept; on a second night, `delta` says unchanged lines were skipped. */
   digests: unknown;
-  /** OneRoster requests made meanwhile (--api-watch): over the whole ingest, and over its apply. */
-  api: { wholeIngest: WatchSummary; apply: WatchSummary } | null;
+  /** OneRoster requests made meanwhile (--api-watch): over the whole ingest, over its apply, and just after its commit. */
+  api: { wholeIngest: WatchSummary; apply: WatchSummary; afterCommit: WatchSummary | null; commitSeenBeforeExitMs: number | null } | null;
 }
 
 /** `npm run bench -- ingest`: `rosterdock ingest` end to end on a generated district, two nights, against `sqlite3 .import`. */
@@ -144,6 +145,8 @@ export const ingestBenchmark: Benchmark = {
     await runCommand(bin, ["district", "create", slug, "--name", "Benchmark district", "--json"], { env });
     const watch = watchApi ? await ApiWatch.start(context, workDir, { root, slug, env, rate: apiRate }) : null;
     if (watch) context.defer("api watch", () => watch.stop());
+    const probe = watch ? await CommitProbe.open(databaseUrl ? { databaseUrl } : { sqlitePath: join(dataDir, "rosterdock.sqlite") }, slug) : null;
+    if (probe) context.defer("commit probe", () => probe.end());
 
     // 3. The two nights, each `rosterdock ingest` as its own process.
     const results: NightResult[] = [];
@@ -153,9 +156,14 @@ export const ingestBenchmark: Benchmark = {
       const command = values["cpu-prof"]
         ? ["node", "--cpu-prof", `--cpu-prof-dir=${join(workDir, `cpu-prof-night${i + 1}`)}`, "--import", join(root, "node_modules/tsx/dist/esm/index.mjs"), join(root, "src/cli/main.ts")]
         : [bin];
+      await probe?.begin();
       watch?.begin();
       const run = await measureChild(command[0]!, [...command.slice(1), "ingest", slug, ...night.ingestPaths, "--json"], env, context);
       const ended = Date.now();
+      probe?.stop();
+      const committedAt = probe?.committedAt ?? null;
+      // The first requests of the new roster too (its caches are cold): the watch goes on a while after the commit.
+      if (watch && committedAt !== null) await new Promise((resolve) => setTimeout(resolve, Math.max(0, committedAt + AFTER_COMMIT_MS - Date.now())));
       const samples = (await watch?.end()) ?? null;
       if (run.exitCode !== 0 && run.stdout.trim() === "") throw new Error(`rosterdock ingest failed (exit ${run.exitCode}):\n${run.stderr.slice(-4000)}`);
       const ingested = JSON.parse(run.stdout) as { id: number; status: string };
@@ -183,8 +191,7 @@ export const ingestBenchmark: Benchmark = {
         counts: shown.counts,
         issueCounts: shown.summary.issueCounts ?? null,
         digests: shown.summary.digests ?? null,
-        // The apply is the end of the ingest: its last applyMs (plus 2 s for the process to report and exit).
-        api: samples && { wholeIngest: summarise(samples), apply: summarise(samples, ended - (timings?.applyMs ?? 0) - 2000, ended) },
+        api: samples && apiWindows(samples, ended, committedAt, timings?.applyMs ?? 0),
       });
       context.progress(`night ${i + 1}: ${round(run.seconds, 1)} s, peak RSS ${round(run.peakRssMiB, 0)} MiB, timings ${JSON.stringify(timings)}`);
     }
@@ -252,6 +259,24 @@ export const ingestBenchmark: Benchmark = {
     };
   },
 };
+
+/** How long after the commit the API watch goes on: the first requests of the new roster version. */
+const AFTER_COMMIT_MS = 3000;
+
+/**
+ * The API watch's requests: over the whole ingest; those started while the apply ran (its last
+ * applyMs before the commit was seen, to within the probe's 20 ms); and those started in the
+ * 3 s after it, the first of the new roster version. Without a commit seen, the apply window is
+ * the ingest's end (its last applyMs, plus 2 s for the process to report and exit).
+ */
+function apiWindows(samples: readonly WatchSample[], ended: number, committedAt: number | null, applyMs: number) {
+  return {
+    wholeIngest: summarise(samples, -Infinity, ended),
+    apply: committedAt === null ? summarise(samples, ended - applyMs - 2000, ended) : summarise(samples, committedAt - applyMs, committedAt),
+    afterCommit: committedAt === null ? null : summarise(samples, committedAt, committedAt + AFTER_COMMIT_MS),
+    commitSeenBeforeExitMs: committedAt === null ? null : ended - committedAt,
+  };
+}
 
 // ---- the next school year ----
 
