@@ -34,9 +34,11 @@ export interface CompiledList {
    * For arms whose order columns are never null: the page from a known position
    * (`@a0…` = the order columns of the row at that position, `@limit`, `@offset` from there) and
    * the step that finds the row `@skip` rows after one (`@a0…`) or from the start (`firstStepSql`).
-   * A list of one arm also has `stepsSql`/`firstStepsSql`: many steps in one statement, the order
-   * columns of every `@step`-th row of the `@span` rows after the anchor (or from the start, the
-   * first row not counted), numbered by a window over the index order.
+   * `stepsSql`/`firstStepsSql`: many steps in one statement, the order columns of every `@step`-th
+   * row of the `@span` rows after the anchor (or from the start, the first row not counted),
+   * numbered by a window over the list's order: for one arm, its index order; for several (built
+   * as subqueries, `compoundAsSubquery`), each arm's first `@span` rows in its index order, merged
+   * by one sort of at most that many rows per arm.
    */
   seek: { pageSql: string; stepSql: string; firstStepSql: string; stepsSql?: string; firstStepsSql?: string; merged: boolean } | undefined;
 }
@@ -165,6 +167,11 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
   const byColumns = order.map((c) => direction(c, q(c))).join(", ");
   const bySteps = order.map((_, i) => `${q(`o${i}`)} ${dir}`).join(", ");
   const seekable = order.every((c) => !resource.nullable.has(c));
+  const stepColumns = order.map((_, i) => q(`o${i}`)).join(", ");
+  // Only where each arm is its own top-N (compoundAsSubquery): a plain UNION ALL would be sorted whole.
+  const numbered = (bound: (s: Select) => string) =>
+    `SELECT ${stepColumns} FROM (SELECT ${stepColumns}, row_number() OVER (ORDER BY ${bySteps}) AS rd_n FROM (${compound((s) => s.stepSelect, bound, "@span")}) rd_arms ORDER BY ${bySteps} LIMIT @span) rd_steps`;
+  const batched = options.compoundAsSubquery === true;
   return {
     fields,
     columns,
@@ -178,6 +185,12 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
           pageSql: `${compound((s) => s.select, (s) => ` AND ${s.tuple} ${desc ? "<=" : ">="} ${anchor}`, pageRows)} ORDER BY ${byColumns} LIMIT @limit OFFSET @offset`,
           stepSql: `${compound((s) => s.stepSelect, (s) => ` AND ${s.tuple} ${desc ? "<" : ">"} ${anchor}`, stepRows)} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
           firstStepSql: `${compound((s) => s.stepSelect, () => "", stepRows)} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
+          ...(batched
+            ? {
+                stepsSql: `${numbered((s) => ` AND ${s.tuple} ${desc ? "<" : ">"} ${anchor}`)} WHERE rd_n % @step = 0 ORDER BY rd_n`,
+                firstStepsSql: `${numbered(() => "")} WHERE rd_n > 1 AND (rd_n - 1) % @step = 0 ORDER BY rd_n`,
+              }
+            : {}),
           merged: true,
         }
       : undefined,
