@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver } from "./kysely.ts";
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, sql } from "./kysely.ts";
 import type { DatabaseConnection, Driver, QueryResult, SqliteDialectConfig } from "kysely";
 import type { Config } from "../config.ts";
 import { POSTGRES_DIALECT, SQLITE_DIALECT, isBusy, type DialectInfo } from "./dialect-info.ts";
@@ -165,11 +165,39 @@ async function openPostgres(url: string): Promise<RosterDatabase> {
   return { db, dialect: POSTGRES_DIALECT, sqlite: undefined, failFastWriter: () => db, durable: async () => undefined, close: () => db.destroy() };
 }
 
+/**
+ * Runs the migrations not yet recorded. A database that has them all (every start but the first
+ * after an upgrade) is left alone after one read of `kysely_migration`: kysely's migrator starts
+ * by listing every table's columns, which on PostgreSQL fails ("relation … does not exist") when
+ * another node's sync drops a staging table or partition-to-be meanwhile. Where the migrator must
+ * run, that one error is retried.
+ */
 async function migrate(db: Kysely<Database>, dialect: DialectInfo): Promise<void> {
-  const migrator = new Migrator({ db, provider: migrationProvider(dialect) });
-  const { error, results } = await migrator.migrateToLatest();
-  const failed = results?.find((r) => r.status === "Error");
-  if (error || failed) {
+  const provider = migrationProvider(dialect);
+  if (await allRecorded(db, Object.keys(await provider.getMigrations()))) return;
+  const migrator = new Migrator({ db, provider });
+  for (let attempt = 1; ; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    const failed = results?.find((r) => r.status === "Error");
+    if (!error && !failed) return;
+    if (failed === undefined && isTableDroppedMeanwhile(error) && attempt < 5) continue;
     throw new Error(`Database migration ${failed?.migrationName ?? ""} failed: ${String(error)}`, { cause: error });
   }
+}
+
+/** Whether `kysely_migration` records exactly these migrations (false when it does not exist yet). */
+async function allRecorded(db: Kysely<Database>, names: readonly string[]): Promise<boolean> {
+  let recorded: string[];
+  try {
+    recorded = (await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(db)).rows.map((r) => r.name);
+  } catch {
+    return false;
+  }
+  const known = new Set(names);
+  return recorded.length === names.length && recorded.every((name) => known.has(name));
+}
+
+/** PostgreSQL's undefined_table, as a table listed a moment before is dropped by another session. */
+function isTableDroppedMeanwhile(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "42P01";
 }

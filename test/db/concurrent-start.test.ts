@@ -9,6 +9,7 @@ import { createRosterdock, type Rosterdock } from "../../src/service.ts";
 import { loadConfig } from "../../src/config.ts";
 import { migrationProvider } from "../../src/db/migrations/index.ts";
 import { POSTGRES_DIALECT } from "../../src/db/dialect-info.ts";
+import { openDatabase } from "../../src/db/open-database.ts";
 import { postgresMissing, startPostgres, type PostgresServer } from "../support/postgres.ts";
 
 const NODES = 4;
@@ -72,5 +73,36 @@ describe("several nodes starting together on one new PostgreSQL database", { ski
     assert.deepEqual(await query("SELECT count(*)::int AS n FROM host_keys"), [{ n: 3 }]);
     const secrets = await Promise.all(nodes.map((rd) => rd.settings.consoleSessionSecret()));
     assert.equal(new Set(secrets).size, 1);
+  });
+
+  it("opens a migrated database while another session creates and drops tables (a sync's staging and partitions-to-be)", async () => {
+    const churn = new pg.Client({ connectionString: databaseUrl });
+    await churn.connect();
+    let stop = false;
+    const churning = (async () => {
+      for (let round = 0; !stop; round++) {
+        const names = Array.from({ length: 20 }, (_, i) => `public."roster_users_sync${900_000 + round * 20 + i}"`);
+        for (const name of names) await churn.query(`CREATE TABLE ${name} (LIKE public.roster_users)`);
+        for (const name of names) await churn.query(`DROP TABLE ${name}`);
+      }
+    })();
+    try {
+      const dir = await mkdtemp(join(tmpdir(), "rosterdock-node-"));
+      dirs.push(dir);
+      // Every CLI command and node opens the database: none may fail on a table gone between two looks.
+      const failures: string[] = [];
+      for (let i = 0; i < 25; i++) {
+        try {
+          await (await openDatabase({ dataDir: dir, databaseUrl })).close();
+        } catch (error) {
+          failures.push(String(error));
+        }
+      }
+      assert.deepEqual(failures, []);
+    } finally {
+      stop = true;
+      await churning;
+      await churn.end();
+    }
   });
 });
