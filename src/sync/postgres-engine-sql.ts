@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { PARTITIONED_TABLES, districtPartitionName } from "../db/district-partition-name.ts";
+import { isBusy } from "../db/dialect-info.ts";
 import { sqlTrue } from "./engine-sql.ts";
 import type { EngineSql, LiveIndex, SqlParams, SqlRow, StageIndex, StageWriter } from "./engine-sql.ts";
 
@@ -404,7 +405,7 @@ export class PostgresEngineSql implements EngineSql {
         try {
           await this.exec(`DROP TABLE IF EXISTS ${this.main}${q(name)}`);
         } catch (error) {
-          if ((error as { code?: string }).code !== "55P03") throw error;
+          if (!isBusy(error)) throw error;
         }
       }
     } finally {

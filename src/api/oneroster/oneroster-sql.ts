@@ -45,6 +45,11 @@ export interface CompiledList {
 
 const q = (name: string) => `"${name}"`;
 
+/** Of the rows numbered (`rd_n`) after an anchor, every `@step`-th: the next anchors, in order. */
+const EVERY_STEP = "WHERE rd_n % @step = 0 ORDER BY rd_n";
+/** From the start of the list: the first row is not a step, so every `@step`-th after it. */
+const EVERY_STEP_FROM_START = "WHERE rd_n > 1 AND (rd_n - 1) % @step = 0 ORDER BY rd_n";
+
 export function selectedFields(resource: Resource, fields: readonly string[] | undefined): string[] {
   const shown = Object.keys(resource.fields).filter((f) => !resource.fields[f]!.hidden);
   if (fields === undefined || fields.length === 0) return shown;
@@ -91,6 +96,8 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
     if (expression === undefined) throw new Error(`${resource.plural}: no column ${c} in an arm`);
     return expression;
   };
+  // Seek steps name the order columns o0, o1…
+  const stepColumns = order.map((_, i) => q(`o${i}`)).join(", ");
 
   if (resource.arms.length === 1) {
     const arm = resource.arms[0]!;
@@ -107,7 +114,6 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
     const tuple = order.length === 1 ? `rd_bytes(${col(order[0]!)})` : `(${order.map((c) => `rd_bytes(${col(c)})`).join(", ")})`;
     const anchor = order.length === 1 ? "@a0" : `(${order.map((_, i) => `@a${i}`).join(", ")})`;
     const stepSelect = order.map((c, i) => `${col(c)} AS ${q(`o${i}`)}`).join(", ");
-    const stepColumns = order.map((_, i) => q(`o${i}`)).join(", ");
     const numbered = (bound: string) =>
       `SELECT ${stepColumns} FROM (SELECT ${stepSelect}, row_number() OVER (ORDER BY ${orderBy}) AS rd_n FROM ${arm.from} WHERE ${where}${bound} ORDER BY ${orderBy} LIMIT @span) rd_steps`;
     return {
@@ -123,8 +129,8 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
             pageSql: `${base} AND ${tuple} ${desc ? "<=" : ">="} ${anchor} ORDER BY ${orderBy} LIMIT @limit OFFSET @offset`,
             stepSql: `SELECT ${stepSelect} FROM ${arm.from} WHERE ${where} AND ${tuple} ${desc ? "<" : ">"} ${anchor} ORDER BY ${orderBy} LIMIT 1 OFFSET @skip`,
             firstStepSql: `SELECT ${stepSelect} FROM ${arm.from} WHERE ${where} ORDER BY ${orderBy} LIMIT 1 OFFSET @skip`,
-            stepsSql: `${numbered(` AND ${tuple} ${desc ? "<" : ">"} ${anchor}`)} WHERE rd_n % @step = 0 ORDER BY rd_n`,
-            firstStepsSql: `${numbered("")} WHERE rd_n > 1 AND (rd_n - 1) % @step = 0 ORDER BY rd_n`,
+            stepsSql: `${numbered(` AND ${tuple} ${desc ? "<" : ">"} ${anchor}`)} ${EVERY_STEP}`,
+            firstStepsSql: `${numbered("")} ${EVERY_STEP_FROM_START}`,
             merged: false,
           }
         : undefined,
@@ -167,7 +173,6 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
   const byColumns = order.map((c) => direction(c, q(c))).join(", ");
   const bySteps = order.map((_, i) => `${q(`o${i}`)} ${dir}`).join(", ");
   const seekable = order.every((c) => !resource.nullable.has(c));
-  const stepColumns = order.map((_, i) => q(`o${i}`)).join(", ");
   // Only where each arm is its own top-N (compoundAsSubquery): a plain UNION ALL would be sorted whole.
   const numbered = (bound: (s: Select) => string) =>
     `SELECT ${stepColumns} FROM (SELECT ${stepColumns}, row_number() OVER (ORDER BY ${bySteps}) AS rd_n FROM (${compound((s) => s.stepSelect, bound, "@span")}) rd_arms ORDER BY ${bySteps} LIMIT @span) rd_steps`;
@@ -187,8 +192,8 @@ export function compileList(query: ListQuery, options: { compoundAsSubquery?: bo
           firstStepSql: `${compound((s) => s.stepSelect, () => "", stepRows)} ORDER BY ${bySteps} LIMIT 1 OFFSET @skip`,
           ...(batched
             ? {
-                stepsSql: `${numbered((s) => ` AND ${s.tuple} ${desc ? "<" : ">"} ${anchor}`)} WHERE rd_n % @step = 0 ORDER BY rd_n`,
-                firstStepsSql: `${numbered(() => "")} WHERE rd_n > 1 AND (rd_n - 1) % @step = 0 ORDER BY rd_n`,
+                stepsSql: `${numbered((s) => ` AND ${s.tuple} ${desc ? "<" : ">"} ${anchor}`)} ${EVERY_STEP}`,
+                firstStepsSql: `${numbered(() => "")} ${EVERY_STEP_FROM_START}`,
               }
             : {}),
           merged: true,
